@@ -1,0 +1,24 @@
+# The README's commands. Each installs what it needs first (scripts/install.sh is idempotent).
+VENV := .venv/bin
+SCENARIO ?= lock-contention
+
+.PHONY: install test lint drill bench
+
+.venv/.installed: pyproject.toml scripts/install.sh
+	./scripts/install.sh
+	touch $@
+
+install: .venv/.installed
+
+lint: install
+	$(VENV)/ruff check irkit tests bench
+	$(VENV)/mypy
+
+test: lint
+	$(VENV)/python -m pytest
+
+drill: install
+	$(VENV)/irkit drill $(SCENARIO)
+
+bench: install
+	$(VENV)/python bench/run.py

@@ -1,0 +1,314 @@
+"""The target system irkit investigates, as one frozen object.
+
+Which namespace, which deployments, where PostgreSQL, Prometheus and Redis answer,
+which metric and label names the services export, the severity thresholds and the
+timeouts. The playbook's Web3 marketplace is the default; any team points irkit at
+its own system with, from strongest to weakest:
+
+1. keyword arguments to :func:`load` (what a notebook parameter or a test passes),
+2. ``IRKIT_<KEY>`` environment variables (``IRKIT_NAMESPACE``, ``IRKIT_PG_DSN``, ...),
+3. ``irkit.toml`` (path from ``IRKIT_CONFIG``, else ``./irkit.toml``),
+4. the defaults below, taken from the playbook.
+
+Secrets never live in the toml or in notebook parameters (papermill writes those
+into the executed notebook in plain text). They come from the environment
+(``IRKIT_PG_PASSWORD``, ``IRKIT_PROM_TOKEN``, ``IRKIT_KUBE_TOKEN``) or from a file
+whose *path* is configured (``pg_password_file``, ``prom_token_file``). They are held
+as :class:`Secret`, whose ``repr`` and ``str`` are masked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg.conninfo
+
+from irkit.errors import ConfigError
+
+__all__ = ["Config", "Secret", "keys", "load", "redact"]
+
+_MASK = "***"
+
+
+class Secret:
+    """A string that does not show itself: ``repr`` and ``str`` are masked."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one call that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret('{_MASK}')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+def _key(section: str, doc: str) -> dict[str, str]:
+    return {"section": section, "doc": doc}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the incident happens and how irkit reaches it.
+
+    Each field is one key: ``[section] name`` in ``irkit.toml`` (the section is in the
+    field's metadata) and ``IRKIT_<NAME>`` in the environment.
+    """
+
+    # [kubernetes]
+    namespace: str = field(default="web3-marketplace-prod", metadata=_key("kubernetes", "namespace of the service"))
+    kube_context: str = field(default="", metadata=_key("kubernetes", "kubeconfig context; empty = current"))
+    kubeconfig: str = field(default="", metadata=_key("kubernetes", "kubeconfig path; empty = KUBECONFIG or ~/.kube/config; 'in-cluster' = service account"))
+    backend_deployment: str = field(default="backend-deployment", metadata=_key("kubernetes", "backend Deployment"))
+    frontend_deployment: str = field(default="frontend-deployment", metadata=_key("kubernetes", "frontend Deployment"))
+    postgres_statefulset: str = field(default="postgres-primary", metadata=_key("kubernetes", "PostgreSQL StatefulSet"))
+    redis_statefulset: str = field(default="redis-master", metadata=_key("kubernetes", "Redis StatefulSet"))
+    backend_container: str = field(default="backend", metadata=_key("kubernetes", "container name in the backend pods"))
+    frontend_container: str = field(default="frontend", metadata=_key("kubernetes", "container name in the frontend pods"))
+
+    # [postgres]
+    pg_dsn: str = field(default="postgresql://irkit@localhost:5432/web3marketplace", metadata=_key("postgres", "libpq DSN without the password"))
+    pg_password_file: str = field(default="", metadata=_key("postgres", "file holding the password (or set IRKIT_PG_PASSWORD)"))
+    pg_database: str = field(default="web3marketplace", metadata=_key("postgres", "database whose sessions are examined"))
+    pg_orders_table: str = field(default="orders", metadata=_key("postgres", "table whose recent rows show orders flowing"))
+    pg_orders_ts_column: str = field(default="created_at", metadata=_key("postgres", "timestamp column of that table"))
+
+    # [prometheus]
+    prom_url: str = field(default="http://prometheus-service:9090", metadata=_key("prometheus", "Prometheus base URL"))
+    prom_token_file: str = field(default="", metadata=_key("prometheus", "file holding a bearer token (or set IRKIT_PROM_TOKEN)"))
+    prom_requests_metric: str = field(default="http_requests_total", metadata=_key("prometheus", "request counter"))
+    prom_status_label: str = field(default="status", metadata=_key("prometheus", "label holding the HTTP status code"))
+    prom_service_label: str = field(default="service", metadata=_key("prometheus", "label naming the service"))
+    prom_latency_metric: str = field(default="http_request_duration_seconds", metadata=_key("prometheus", "latency histogram (without _bucket)"))
+    prom_rate_window: str = field(default="5m", metadata=_key("prometheus", "range of rate() as in the playbook"))
+
+    # [redis]
+    redis_url: str = field(default="redis://redis-master:6379/0", metadata=_key("redis", "Redis URL without the password"))
+
+    # [http]
+    health_endpoints: tuple[str, ...] = field(
+        default=(
+            "https://web3marketplace.com/api/health",
+            "https://api.web3marketplace.com/products?limit=1",
+            "https://api.web3marketplace.com/orders/health-check",
+        ),
+        metadata=_key("http", "URLs of the critical user journeys (playbook 4.1)"),
+    )
+
+    # [thresholds]
+    error_ratio_high: float = field(default=0.10, metadata=_key("thresholds", "5xx ratio above which it is SEV2"))
+    error_ratio_moderate: float = field(default=0.05, metadata=_key("thresholds", "5xx ratio from which it is SEV3"))
+    latency_p95_slow_seconds: float = field(default=5.0, metadata=_key("thresholds", "p95 latency above which it is SEV2"))
+
+    # [timeouts] seconds
+    connect_timeout: float = field(default=5.0, metadata=_key("timeouts", "connecting to any source"))
+    statement_timeout: float = field(default=5.0, metadata=_key("timeouts", "one PostgreSQL statement"))
+    lock_timeout: float = field(default=1.0, metadata=_key("timeouts", "waiting for a PostgreSQL lock"))
+    request_timeout: float = field(default=10.0, metadata=_key("timeouts", "one Prometheus or Kubernetes request"))
+    http_timeout: float = field(default=5.0, metadata=_key("timeouts", "one health-endpoint request"))
+
+    # Secrets: never from the toml, never in repr.
+    pg_password: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PG_PASSWORD"})
+    prom_token: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PROM_TOKEN"})
+
+    @property
+    def deployments(self) -> tuple[str, ...]:
+        """The Deployments the playbook looks at, backend first."""
+        return (self.backend_deployment, self.frontend_deployment)
+
+    @property
+    def pg_location(self) -> str:
+        """host:port of the PostgreSQL DSN, for messages."""
+        info = psycopg.conninfo.conninfo_to_dict(self.pg_dsn)
+        return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
+
+    def pg_conninfo(self) -> str:
+        """The DSN with the password added back, for the one call that connects."""
+        if self.pg_password is None:
+            return self.pg_dsn
+        return psycopg.conninfo.make_conninfo(self.pg_dsn, password=self.pg_password.reveal())
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some keys changed and checked like any other input."""
+        return load(base=self, **changes)
+
+
+def _settable() -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in fields(Config) if "secret" not in f.metadata}
+
+
+def keys() -> list[tuple[str, str, str, Any]]:
+    """(section, name, doc, default) of every configuration key, for docs and the example file."""
+    return [(f.metadata["section"], f.name, f.metadata["doc"], f.default) for f in _settable().values()]
+
+
+def _coerce(name: str, raw: Any, origin: str) -> Any:
+    """Turn a toml, env or argument value into the field's type, or say what is wrong."""
+    f = _settable()[name]
+    default = f.default
+    try:
+        if isinstance(default, bool):
+            if isinstance(raw, str):
+                return raw.strip().lower() in ("1", "true", "yes", "on")
+            return bool(raw)
+        if isinstance(default, float):
+            value = float(raw)
+            if value <= 0:
+                raise ValueError("must be positive")
+            return value
+        if isinstance(default, tuple):
+            if isinstance(raw, str):
+                return tuple(part.strip() for part in raw.split(",") if part.strip())
+            if isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+                return tuple(raw)
+            raise ValueError("expected a list of strings")
+        if not isinstance(raw, str):
+            raise ValueError(f"expected a string, got {type(raw).__name__}")
+        return raw
+    except ValueError as exc:
+        raise ConfigError(
+            f"{origin}: {name}={raw!r} is not valid ({exc}); expected {type(default).__name__} like {default!r}"
+        ) from exc
+
+
+def _read_secret_file(path: str, key: str) -> Secret:
+    try:
+        return Secret(Path(path).expanduser().read_text().strip())
+    except OSError as exc:
+        raise ConfigError(f"{key}={path!r} cannot be read ({exc.strerror}); fix the path or unset it") from exc
+
+
+def _strip_password(dsn: str, origin: str, allow: bool) -> tuple[str, Secret | None]:
+    """Split a password out of a libpq DSN so that the DSN can be shown."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"{origin}: pg_dsn is not a valid libpq DSN ({exc})") from exc
+    password = info.pop("password", None)
+    if password is None:
+        return dsn, None
+    if not allow:
+        raise ConfigError(
+            f"{origin}: pg_dsn contains a password; remove it and set IRKIT_PG_PASSWORD "
+            "or pg_password_file instead, so it never lands in a file or a notebook"
+        )
+    return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items()}), Secret(str(password))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); see irkit.example.toml") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check IRKIT_CONFIG") from exc
+    settable = _settable()
+    flat: dict[str, Any] = {}
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: '{section}' must be a [section]; see irkit.example.toml")
+        for name, value in values.items():
+            if name in ("pg_password", "prom_token", "password", "token"):
+                raise ConfigError(
+                    f"{path}: [{section}] {name} is a secret; set IRKIT_{name.upper()} or the *_file key instead"
+                )
+            if name not in settable or settable[name].metadata["section"] != section:
+                valid = sorted(n for n, f in settable.items() if f.metadata["section"] == section)
+                hint = f"valid keys in [{section}]: {', '.join(valid)}" if valid else "unknown section"
+                raise ConfigError(f"{path}: [{section}] {name} is not a key irkit knows; {hint}")
+            flat[name] = value
+    return flat
+
+
+def load(path: str | os.PathLike[str] | None = None, *, base: Config | None = None,
+         env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """Build the configuration: arguments > ``IRKIT_*`` env > toml > defaults.
+
+    ``path`` names the toml; without it ``IRKIT_CONFIG``, then ``./irkit.toml`` if it
+    exists. ``base`` starts from an existing config instead of the toml and defaults.
+    """
+    env = os.environ if env is None else env
+    settable = _settable()
+    unknown = sorted(set(overrides) - set(settable))
+    if unknown:
+        raise ConfigError(f"unknown configuration key(s) {', '.join(unknown)}; valid: {', '.join(settable)}")
+
+    values: dict[str, Any] = {}
+    if base is not None:
+        values = {name: getattr(base, name) for name in settable}
+    else:
+        toml_path = Path(path) if path is not None else Path(env.get("IRKIT_CONFIG", "irkit.toml"))
+        if path is not None or "IRKIT_CONFIG" in env or toml_path.exists():
+            for name, raw in _read_toml(toml_path).items():
+                values[name] = _coerce(name, raw, str(toml_path))
+        for name in settable:
+            env_name = f"IRKIT_{name.upper()}"
+            if env_name in env:
+                values[name] = _coerce(name, env[env_name], env_name)
+    for name, raw in overrides.items():
+        values[name] = _coerce(name, raw, "argument")
+
+    # The password: the env DSN may carry one (the environment is a fine place for
+    # secrets); the toml and arguments may not, since those end up in files.
+    pg_password: Secret | None = base.pg_password if base is not None else None
+    if "pg_dsn" in values:
+        from_env = "pg_dsn" not in overrides and env.get("IRKIT_PG_DSN") == values["pg_dsn"]
+        values["pg_dsn"], embedded = _strip_password(values["pg_dsn"], "IRKIT_PG_DSN" if from_env else "pg_dsn",
+                                                     allow=from_env)
+        pg_password = embedded or pg_password
+    if env.get("IRKIT_PG_PASSWORD"):
+        pg_password = Secret(env["IRKIT_PG_PASSWORD"])
+    elif values.get("pg_password_file"):
+        pg_password = _read_secret_file(values["pg_password_file"], "pg_password_file")
+
+    prom_token: Secret | None = base.prom_token if base is not None else None
+    if env.get("IRKIT_PROM_TOKEN"):
+        prom_token = Secret(env["IRKIT_PROM_TOKEN"])
+    elif values.get("prom_token_file"):
+        prom_token = _read_secret_file(values["prom_token_file"], "prom_token_file")
+
+    return Config(**values, pg_password=pg_password, prom_token=prom_token)
+
+
+def redact(text: str, config: Config | None = None) -> str:
+    """Mask every secret irkit knows of in ``text``: configured secrets and URL passwords."""
+    if config is not None:
+        for secret in (config.pg_password, config.prom_token):
+            if secret:
+                text = text.replace(secret.reveal(), _MASK)
+    return _redact_urls(text)
+
+
+def _redact_urls(text: str) -> str:
+    import re
+
+    def mask(match: re.Match[str]) -> str:
+        parts = urlsplit(match.group(0))
+        if parts.password is None:
+            return match.group(0)
+        netloc = f"{parts.username}:{_MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    return re.sub(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", mask, text)

@@ -1,0 +1,148 @@
+"""The one exception tree irkit raises.
+
+Every failure a responder can meet is an :class:`IrkitError`, and its message says
+what to check next. Third-party exceptions (``psycopg.Error``, ``ApiException``,
+``requests`` errors) are translated where irkit talks to a source, with
+``raise ... from exc`` so the original stays in the traceback::
+
+    IrkitError
+    ├── ConfigError                  bad or missing configuration; names the key and the fix
+    │   └── ParameterError           a notebook parameter is unknown, mistyped or a secret
+    ├── SourceError                  a data source failed; .source .what .elapsed
+    │   ├── PostgresError
+    │   │   ├── PostgresTimeout      (also a SourceTimeout)
+    │   │   └── PostgresUnavailable  (also a SourceUnavailable)
+    │   ├── PrometheusError
+    │   │   ├── PrometheusTimeout
+    │   │   └── PrometheusUnavailable
+    │   ├── KubernetesError
+    │   │   ├── KubernetesTimeout
+    │   │   └── KubernetesUnavailable
+    │   ├── HttpCheckError
+    │   │   ├── HttpCheckTimeout
+    │   │   └── HttpCheckUnavailable
+    │   ├── SourceTimeout            no answer within the bound, whichever source
+    │   └── SourceUnavailable        refused, unreachable or not configured, whichever source
+    ├── RunError                     `irkit run` could not execute a phase or write evidence
+    └── DrillError                   `irkit drill` could not start its environment or check its result
+
+Catch ``SourceTimeout`` to handle "the system hung" for every source at once, or
+``PostgresError`` for anything PostgreSQL did.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DrillError",
+    "HttpCheckError",
+    "HttpCheckTimeout",
+    "HttpCheckUnavailable",
+    "IrkitError",
+    "KubernetesError",
+    "KubernetesTimeout",
+    "KubernetesUnavailable",
+    "ParameterError",
+    "PostgresError",
+    "PostgresTimeout",
+    "PostgresUnavailable",
+    "PrometheusError",
+    "PrometheusTimeout",
+    "PrometheusUnavailable",
+    "RunError",
+    "SourceError",
+    "SourceTimeout",
+    "SourceUnavailable",
+]
+
+
+class IrkitError(Exception):
+    """The root of every error irkit raises."""
+
+
+class ConfigError(IrkitError):
+    """The configuration is missing, malformed, or puts a secret where it would leak."""
+
+
+class ParameterError(ConfigError):
+    """A notebook parameter is unknown, has the wrong type, or carries a secret."""
+
+
+class RunError(IrkitError):
+    """A phase could not be executed or its evidence could not be written."""
+
+
+class DrillError(IrkitError):
+    """The drill environment could not start, or its result differs from the ground truth."""
+
+
+class SourceError(IrkitError):
+    """A data source (PostgreSQL, Prometheus, Kubernetes, an HTTP endpoint) failed.
+
+    ``source`` names the system and where it is (``"PostgreSQL at 127.0.0.1:5432"``),
+    ``what`` the request that failed, ``elapsed`` the seconds spent before failing,
+    and ``hint`` what to check next.
+    """
+
+    def __init__(self, source: str, what: str, elapsed: float, hint: str) -> None:
+        self.source = source
+        self.what = what
+        self.elapsed = elapsed
+        self.hint = hint
+        super().__init__(f"{source}: {what} failed after {elapsed:.1f} s: {hint}")
+
+
+class SourceTimeout(SourceError):
+    """The source did not answer within its bound; it may be hung or overloaded."""
+
+
+class SourceUnavailable(SourceError):
+    """The source refused the connection, could not be reached, or is not configured."""
+
+
+class PostgresError(SourceError):
+    """PostgreSQL refused or failed a query."""
+
+
+class PostgresTimeout(PostgresError, SourceTimeout):
+    """A query hit statement_timeout or lock_timeout, or the server stopped answering."""
+
+
+class PostgresUnavailable(PostgresError, SourceUnavailable):
+    """PostgreSQL could not be reached or refused the login."""
+
+
+class PrometheusError(SourceError):
+    """Prometheus rejected a query or answered something that is not its API."""
+
+
+class PrometheusTimeout(PrometheusError, SourceTimeout):
+    """Prometheus did not answer within the request timeout."""
+
+
+class PrometheusUnavailable(PrometheusError, SourceUnavailable):
+    """Prometheus could not be reached."""
+
+
+class KubernetesError(SourceError):
+    """The Kubernetes API refused or failed a request."""
+
+
+class KubernetesTimeout(KubernetesError, SourceTimeout):
+    """The Kubernetes API did not answer within the request timeout."""
+
+
+class KubernetesUnavailable(KubernetesError, SourceUnavailable):
+    """The Kubernetes API could not be reached, or no kubeconfig was found."""
+
+
+class HttpCheckError(SourceError):
+    """A health endpoint could not be checked."""
+
+
+class HttpCheckTimeout(HttpCheckError, SourceTimeout):
+    """A health endpoint did not answer within the timeout."""
+
+
+class HttpCheckUnavailable(HttpCheckError, SourceUnavailable):
+    """A health endpoint refused the connection or its host does not resolve."""

@@ -1,0 +1,147 @@
+"""A throwaway PostgreSQL cluster seeded with the marketplace schema.
+
+initdb and pg_ctl refuse to run as root, so as root the cluster belongs to the
+``postgres`` user and its commands run through ``runuser``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+
+import psycopg
+
+from irkit.errors import DrillError
+from irkit.lab import find_binary, free_port
+
+__all__ = ["MARKETPLACE_SCHEMA", "PostgresLab"]
+
+MARKETPLACE_SCHEMA = """
+CREATE TABLE users (
+    id bigserial PRIMARY KEY,
+    email text NOT NULL UNIQUE,
+    wallet_address text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE products (
+    id bigserial PRIMARY KEY,
+    name text NOT NULL,
+    price_eth numeric(18, 8) NOT NULL,
+    stock int NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE orders (
+    id bigserial PRIMARY KEY,
+    user_id bigint NOT NULL REFERENCES users(id),
+    product_id bigint NOT NULL REFERENCES products(id),
+    status text NOT NULL DEFAULT 'pending',
+    amount_eth numeric(18, 8) NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX orders_created_at ON orders (created_at);
+"""
+
+
+_SEED = (
+    """INSERT INTO users (email, wallet_address, created_at)
+       SELECT 'user' || g || '@example.test', '0x' || md5(g::text),
+              now() - interval '30 days' + g * interval '1 minute'
+       FROM generate_series(1, %(users)s) g""",
+    """INSERT INTO products (name, price_eth, stock)
+       SELECT 'NFT #' || g, round((0.01 + (g %% 97) / 100.0)::numeric, 8), 10 + g %% 50
+       FROM generate_series(1, %(products)s) g""",
+    # Orders spread evenly over the last spread_hours: "orders in the last hour" is non-zero.
+    """INSERT INTO orders (user_id, product_id, status, amount_eth, created_at)
+       SELECT 1 + g %% %(users)s, 1 + g %% %(products)s,
+              CASE WHEN g %% 10 = 0 THEN 'pending' ELSE 'paid' END, 0.05,
+              now() - (g::float8 / %(orders)s) * %(spread)s::interval
+       FROM generate_series(1, %(orders)s) g""",
+    "ANALYZE",
+)
+
+
+def _bindir() -> str:
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    initdb = find_binary("initdb", "postgresql", tuple(candidates))
+    return str(Path(initdb).parent)
+
+
+@dataclass
+class PostgresLab:
+    """A running throwaway cluster; ``dsn`` connects as the superuser ``postgres``."""
+
+    database: str = "web3marketplace"
+    users: int = 200
+    products: int = 100
+    orders: int = 2000
+    orders_spread_hours: float = 3.0
+    settings: tuple[str, ...] = ()
+    port: int = 0
+    datadir: str = ""
+
+    def start(self) -> PostgresLab:
+        bindir = _bindir()
+        self._as_root = os.geteuid() == 0
+        self._root = tempfile.mkdtemp(prefix="irkit-pg-")
+        self.datadir = os.path.join(self._root, "data")
+        os.chmod(self._root, 0o755)
+        if self._as_root:
+            shutil.chown(self._root, "postgres", "postgres")
+        self.port = free_port()
+        self._pg_ctl = os.path.join(bindir, "pg_ctl")
+        self._run([os.path.join(bindir, "initdb"), "-D", self.datadir, "-U", "postgres", "-A", "trust",
+                   "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
+        options = " ".join([
+            f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-c unix_socket_directories={self._root}",
+            "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
+            *(f"-c {s}" for s in self.settings),
+        ])
+        self._run([self._pg_ctl, "-D", self.datadir, "-o", options, "-l", os.path.join(self._root, "log"),
+                   "-w", "-t", "30", "start"])
+        with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{self.database}"')
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(MARKETPLACE_SCHEMA)
+            params = {"users": self.users, "products": self.products, "orders": self.orders,
+                      "spread": timedelta(hours=self.orders_spread_hours)}
+            for statement in _SEED:
+                conn.execute(statement, params)
+        return self
+
+    def _run(self, argv: list[str]) -> None:
+        if self._as_root:
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise DrillError(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout.strip()}")
+
+    def admin_dsn(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    @property
+    def dsn(self) -> str:
+        return self.admin_dsn(self.database)
+
+    def stop(self) -> None:
+        if not self.datadir:
+            return
+        try:
+            self._run([self._pg_ctl, "-D", self.datadir, "-m", "immediate", "-w", "-t", "20", "stop"])
+        except (DrillError, subprocess.TimeoutExpired):
+            pass  # already gone; the directory goes anyway
+        shutil.rmtree(self._root, ignore_errors=True)
+        self.datadir = ""
+
+    def __enter__(self) -> PostgresLab:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -1,0 +1,200 @@
+"""A real Prometheus server whose history is backfilled from generated OpenMetrics.
+
+The history is described per service as segments of steady traffic (requests per
+second, 5xx share, p95 latency), turned into counters and histogram buckets,
+written as OpenMetrics and imported with ``promtool tsdb create-blocks-from
+openmetrics``. History runs into the future too (``ahead``), so "now" has data for
+the whole life of a test session or drill without live scraping.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from irkit.errors import DrillError
+from irkit.lab import find_binary, free_port
+
+__all__ = ["BUCKETS", "PrometheusLab", "Segment", "ServiceHistory", "openmetrics"]
+
+BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Steady traffic from ``start`` to ``end`` seconds relative to now (negative = past)."""
+
+    start: float
+    end: float
+    rps: float
+    error_ratio: float
+    p95_seconds: float
+
+
+@dataclass(frozen=True)
+class ServiceHistory:
+    service: str
+    segments: tuple[Segment, ...]
+    noise: float = 0.0  # relative jitter of rps, error ratio and latency per step
+
+    def at(self, offset: float) -> Segment | None:
+        for segment in self.segments:
+            if segment.start <= offset < segment.end:
+                return segment
+        return None
+
+
+@dataclass(frozen=True)
+class _Names:
+    requests: str = "http_requests_total"
+    latency: str = "http_request_duration_seconds"
+    status: str = "status"
+    service: str = "service"
+
+
+def _below(le: float, p95: float) -> float:
+    """Share of requests faster than ``le`` for an exponential latency with the given p95."""
+    return 1.0 - math.exp(-le * math.log(20.0) / p95)
+
+
+def openmetrics(histories: Sequence[ServiceHistory], now: float, *, start: float, end: float,
+                step: float = 15.0, names: _Names | None = None, seed: int = 7) -> str:
+    """OpenMetrics text for the histories, samples every ``step`` s between now+start and now+end."""
+    names = names or _Names()
+    rng = random.Random(seed)
+    family = names.requests.removesuffix("_total")
+    requests_lines: list[str] = []
+    bucket_lines: list[str] = []
+    offsets = [start + i * step for i in range(int((end - start) // step) + 1)]
+    for history in histories:
+        ok = err500 = err503 = 0.0
+        buckets = [0.0] * (len(BUCKETS) + 1)
+        total_latency = 0.0
+        series_ok: list[str] = []
+        series_500: list[str] = []
+        series_503: list[str] = []
+        series_buckets: list[list[str]] = [[] for _ in buckets]
+        series_count: list[str] = []
+        series_sum: list[str] = []
+        for offset in offsets:
+            segment = history.at(offset)
+            ts = now + offset
+            if segment is not None:
+                noise = history.noise
+                n = segment.rps * step * (1.0 + rng.uniform(-noise, noise))
+                ratio = min(1.0, max(0.0, segment.error_ratio * (1.0 + rng.uniform(-noise, noise))))
+                p95 = max(0.001, segment.p95_seconds * (1.0 + rng.uniform(-noise, noise)))
+                ok += n * (1 - ratio)
+                err500 += n * ratio * 0.7
+                err503 += n * ratio * 0.3
+                for i, le in enumerate(BUCKETS):
+                    buckets[i] += n * _below(le, p95)
+                buckets[-1] += n
+                total_latency += n * p95 / math.log(20.0)  # mean of that exponential
+            labels = f'{names.service}="{history.service}"'
+            series_ok.append(f'{names.requests}{{{labels},{names.status}="200"}} {ok:.3f} {ts:.3f}')
+            series_500.append(f'{names.requests}{{{labels},{names.status}="500"}} {err500:.3f} {ts:.3f}')
+            series_503.append(f'{names.requests}{{{labels},{names.status}="503"}} {err503:.3f} {ts:.3f}')
+            for i, le in enumerate((*BUCKETS, math.inf)):
+                le_text = "+Inf" if le == math.inf else repr(le)
+                series_buckets[i].append(f'{names.latency}_bucket{{{labels},le="{le_text}"}} {buckets[i]:.3f} {ts:.3f}')
+            series_count.append(f"{names.latency}_count{{{labels}}} {buckets[-1]:.3f} {ts:.3f}")
+            series_sum.append(f"{names.latency}_sum{{{labels}}} {total_latency:.3f} {ts:.3f}")
+        requests_lines += series_ok + series_500 + series_503
+        for lines in series_buckets:
+            bucket_lines += lines
+        bucket_lines += series_count + series_sum
+    return "\n".join([
+        f"# TYPE {family} counter", *requests_lines,
+        f"# TYPE {names.latency} histogram", *bucket_lines,
+        "# EOF", "",
+    ])
+
+
+@dataclass
+class PrometheusLab:
+    """A Prometheus on a free port holding the backfilled histories."""
+
+    histories: Sequence[ServiceHistory]
+    history_start: float = -3 * 3600.0
+    ahead: float = 2 * 3600.0
+    step: float = 15.0
+    scrape_targets: Iterable[str] = ()
+    now: float = field(default_factory=time.time)
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> PrometheusLab:
+        prometheus = find_binary("prometheus", "prometheus")
+        promtool = find_binary("promtool", "prometheus")
+        self._root = tempfile.mkdtemp(prefix="irkit-prom-")
+        data = os.path.join(self._root, "data")
+        source = os.path.join(self._root, "history.om")
+        with open(source, "w") as fh:
+            fh.write(openmetrics(self.histories, self.now, start=self.history_start, end=self.ahead, step=self.step))
+        result = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", source, data],
+                                capture_output=True, text=True, timeout=120, check=False)
+        if result.returncode != 0:
+            raise DrillError(f"promtool could not backfill the history: {result.stderr.strip()[-500:]}")
+        targets = list(self.scrape_targets)
+        config = os.path.join(self._root, "prometheus.yml")
+        with open(config, "w") as fh:
+            fh.write("global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n")
+            if targets:
+                fh.write("scrape_configs:\n  - job_name: live\n    static_configs:\n      - targets: [")
+                fh.write(", ".join(f"'{t}'" for t in targets) + "]\n")
+        self.port = free_port()
+        self._log = open(os.path.join(self._root, "prometheus.log"), "w")
+        # A retention far longer than the history: retention counts from the newest
+        # block, and the default would delete the backfilled past within a minute.
+        self._proc = subprocess.Popen(
+            [prometheus, f"--config.file={config}", f"--storage.tsdb.path={data}",
+             "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{self.port}",
+             "--web.enable-lifecycle"],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise DrillError(f"prometheus exited at start; see {self._log.name}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise DrillError("prometheus did not become ready within 30 s")
+
+    def stop(self) -> None:
+        proc = getattr(self, "_proc", None)
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+        if getattr(self, "_root", None):
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    def __enter__(self) -> PrometheusLab:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

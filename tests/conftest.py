@@ -1,0 +1,114 @@
+"""Session fixtures: real PostgreSQL, real Prometheus, and the Kubernetes API emulator over HTTP.
+
+Each starts once per session on 127.0.0.1 and free ports and always stops. The
+seeded situation is the one the tests (and later the notebooks) must find: an
+error spike on the backend starting 30 minutes ago, a crashlooping backend
+revision deployed 20 minutes ago, and a marketplace database.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from irkit import config as irconfig
+from irkit.lab.kube import KubeLab, build_cluster
+from irkit.lab.postgres import PostgresLab
+from irkit.lab.prometheus import PrometheusLab, Segment, ServiceHistory
+
+NAMESPACE = "web3-marketplace-prod"
+SPIKE_START = -1800.0  # the backend's error spike began 30 minutes ago
+
+HISTORIES = (
+    ServiceHistory("backend", (Segment(-4 * 3600, SPIKE_START, 40, 0.01, 0.25),
+                               Segment(SPIKE_START, 3 * 3600, 40, 0.12, 0.6))),
+    ServiceHistory("frontend", (Segment(-4 * 3600, 3 * 3600, 25, 0.002, 0.12),)),
+    ServiceHistory("search", (Segment(-4 * 3600, 3 * 3600, 5, 0.0, 7.0),)),
+)
+
+CLUSTER = {
+    "workloads": [
+        {"name": "backend-deployment", "container": "backend", "replicas": 3,
+         "revisions": [{"image": "marketplace/backend:1.41.0", "age": "3d"},
+                       {"image": "marketplace/backend:1.42.0", "age": "20m", "change_cause": "release 1.42.0"}],
+         "pods": [{"count": 3, "state": "crashloop", "restarts": 7,
+                   "logs": "2026-11-28T03:00:00Z INFO backend starting\n",
+                   "previous_logs": "INFO backend starting\npanic: assignment to entry in nil map\n"
+                                    "goroutine 1 [running]:\nmain.loadConfig()\n"}]},
+        {"name": "frontend-deployment", "container": "frontend", "replicas": 2,
+         "pods": [{"count": 1, "state": "running"}, {"count": 1, "state": "oomkilled", "restarts": 2}]},
+        {"name": "postgres-primary", "kind": "StatefulSet", "container": "postgres", "replicas": 1},
+        {"name": "redis-master", "kind": "StatefulSet", "container": "redis", "replicas": 1},
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def pg_lab() -> Iterator[PostgresLab]:
+    # A long deadlock_timeout lets a test catch a lock cycle before PostgreSQL breaks it.
+    with PostgresLab(settings=("deadlock_timeout=60s", "max_connections=50")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="session")
+def prom_lab() -> Iterator[PrometheusLab]:
+    with PrometheusLab(HISTORIES) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="session")
+def kube_lab() -> Iterator[KubeLab]:
+    with KubeLab() as lab:
+        lab.load(build_cluster(CLUSTER, NAMESPACE))
+        yield lab
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(kube_lab: KubeLab, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return kube_lab.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config", NAMESPACE)
+
+
+@pytest.fixture(scope="session")
+def cfg(pg_lab: PostgresLab, prom_lab: PrometheusLab, kubeconfig: Path) -> irconfig.Config:
+    """The config pointing at the three test services, built as a user would, from arguments."""
+    return irconfig.load(env={}, pg_dsn=pg_lab.dsn, prom_url=prom_lab.url, kubeconfig=str(kubeconfig))
+
+
+@pytest.fixture()
+def black_hole() -> Iterator[str]:
+    """host:port of a socket that accepts connections and never answers: a hung server."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    thread.join(2)
+    for conn in held:
+        conn.close()
+    sock.close()
+
+
+@pytest.fixture()
+def closed_port() -> str:
+    """host:port where nothing listens: a service that is down."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"127.0.0.1:{port}"

@@ -1,0 +1,85 @@
+"""Pure logic: the lock-graph builder and severity rules, tested on plain data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from irkit.pg import build_lock_graph
+from irkit.severity import LEVELS, Signals, Thresholds, classify
+
+
+def _edges(*pairs: tuple[int, int]) -> pd.DataFrame:
+    return pd.DataFrame([{"blocked_pid": w, "blocking_pid": b} for w, b in pairs])
+
+
+def test_transitive_counts_follow_the_whole_tree():
+    graph = build_lock_graph(_edges((2, 1), (3, 2), (4, 2), (5, 1), (7, 6)), pd.DataFrame({"pid": []}))
+    assert list(zip(graph.roots.pid, graph.roots.blocked_count, graph.roots.direct_count)) == [(1, 4, 2), (6, 1, 1)]
+    assert graph.cycles == ()
+
+
+def test_a_waiter_blocked_by_two_sessions_is_counted_once():
+    graph = build_lock_graph(_edges((3, 1), (3, 2), (4, 3)), pd.DataFrame({"pid": []}))
+    assert dict(zip(graph.roots.pid, graph.roots.blocked_count)) == {1: 2, 2: 2}
+
+
+def test_cycles_are_found_even_with_a_tail_waiting_on_them():
+    graph = build_lock_graph(_edges((1, 2), (2, 3), (3, 1), (4, 1), (9, 8)), pd.DataFrame({"pid": []}))
+    assert graph.cycles == ((1, 2, 3),)
+    assert list(graph.roots.pid) == [8]
+
+
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)  # a Friday, 3 a.m.
+
+
+@pytest.mark.parametrize(("ratio", "level"), [
+    (0.0, 4), (0.0499, 4), (0.05, 3), (0.07, 3), (0.10, 3), (0.1001, 2), (0.5, 2),
+])
+def test_error_ratio_boundaries_follow_the_playbook_wording(ratio: float, level: int):
+    assert classify(Signals(error_ratio=ratio), detected_at=NOW).level == level
+
+
+@pytest.mark.parametrize(("p95", "level"), [(4.9, 4), (5.0, 4), (5.01, 2)])
+def test_latency_above_five_seconds_is_sev2(p95: float, level: int):
+    assert classify(Signals(latency_p95_seconds=p95), detected_at=NOW).level == level
+
+
+def test_highest_rule_wins_and_every_fired_rule_is_a_reason():
+    result = classify(Signals(outage=True, error_ratio=0.12, latency_p95_seconds=6.0, performance_degraded=True),
+                      detected_at=NOW)
+    assert result.level == 1 and result.name == "SEV-1"
+    assert len(result.reasons) == 4
+    assert result.reasons[0].startswith("complete service outage")
+    assert result.respond_by == NOW + timedelta(minutes=5)
+    assert result.escalation == LEVELS[1].escalation
+
+
+@pytest.mark.parametrize("signal", ["database_corruption", "security_breach", "payment_failure"])
+def test_each_sev1_example_is_sev1(signal: str):
+    assert classify(Signals(**{signal: True}), detected_at=NOW).level == 1
+
+
+@pytest.mark.parametrize("signal", ["authentication_failures", "blockchain_connectivity_lost"])
+def test_each_sev2_example_is_sev2(signal: str):
+    assert classify(Signals(**{signal: True}), detected_at=NOW).level == 2
+
+
+def test_sev3_from_degradation_alerts_and_features():
+    assert classify(Signals(alerts_firing=("HighCPU",)), detected_at=NOW).level == 3
+    assert classify(Signals(feature_failures=("wishlist",)), detected_at=NOW).level == 3
+    result = classify(Signals(performance_degraded=True), detected_at=NOW)
+    assert result.respond_by == NOW + timedelta(hours=1)
+
+
+def test_nothing_fired_is_sev4_next_business_day_and_not_real():
+    result = classify(Signals(error_ratio=0.01, latency_p95_seconds=0.3), detected_at=NOW)
+    assert result.level == 4 and not result.real
+    assert result.respond_by == datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # Friday -> Monday
+
+
+def test_thresholds_come_from_the_caller():
+    strict = Thresholds(error_ratio_high=0.02, error_ratio_moderate=0.01)
+    assert classify(Signals(error_ratio=0.03), strict, detected_at=NOW).level == 2
