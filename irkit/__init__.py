@@ -8,7 +8,8 @@ cell.
 
 from __future__ import annotations
 
-from irkit import config, errors, k8s, pg, prom, severity
+from irkit import (assess, charts, cli, config, errors, evidence, findings, http, incident, investigate, k8s,
+                   mitigate, pg, postmortem, prom, runner, severity, validate)
 from irkit.config import Config, Secret
 from irkit.config import load as load_config
 from irkit.errors import IrkitError
@@ -20,14 +21,26 @@ __all__ = [
     "IrkitError",
     "Secret",
     "Signals",
+    "assess",
+    "charts",
     "classify",
+    "cli",
     "config",
     "errors",
+    "evidence",
+    "findings",
+    "http",
+    "incident",
+    "investigate",
     "k8s",
     "load_config",
+    "mitigate",
     "pg",
+    "postmortem",
     "prom",
+    "runner",
     "severity",
+    "validate",
 ]
 
 __version__ = "0.1.0"

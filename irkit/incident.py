@@ -1,0 +1,171 @@
+"""The incident a notebook works on: configuration, connections, and what each phase recorded.
+
+A phase notebook opens one :class:`Incident` and passes it to the phase's step
+functions. Each step's result is written to ``<run_dir>/phase-N.json`` the moment it
+is known (a later failure loses nothing), and a source that is down or hung turns
+into an :class:`Unavailable` result shown in the notebook and recorded as a problem,
+so one dead dependency never stops the rest of the playbook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from irkit import config as irconfig
+from irkit.errors import IrkitError
+
+__all__ = ["Incident", "Unavailable", "jsonable", "open_incident"]
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True)
+class Unavailable:
+    """A step whose source failed: what was asked and the error that says what to check."""
+
+    what: str
+    error: str
+    kind: str
+
+    def _repr_html_(self) -> str:
+        return (f"<div style='border-left:4px solid #c0392b;padding:4px 8px'><b>{escape(self.what)}: "
+                f"unavailable</b> ({escape(self.kind)})<br>{escape(self.error)}</div>")
+
+    def __repr__(self) -> str:
+        return f"{self.what}: unavailable ({self.kind}): {self.error}"
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data from DataFrames, dataclasses, datetimes and the like."""
+    if isinstance(value, pd.DataFrame):
+        return [jsonable(row) for row in value.reset_index().to_dict("records")] if isinstance(
+            value.index, pd.DatetimeIndex) else [jsonable(row) for row in value.to_dict("records")]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return None if pd.isna(value) else value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if value is pd.NaT or value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        return jsonable(value.item())
+    if isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+class Incident:
+    """One phase's view of an incident: config, lazy connections, records, problems."""
+
+    def __init__(self, incident_id: str, phase: int, run_dir: Path, config: irconfig.Config) -> None:
+        self.id = incident_id
+        self.phase = phase
+        self.run_dir = run_dir
+        self.config = config
+        self.started_at = datetime.now(UTC)
+        self.records: dict[str, Any] = {}
+        self.problems: list[dict[str, Any]] = []
+        self._clients: dict[str, Any] = {}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._flush()
+
+    # ---------------------------------------------------------------- connections
+    def _client(self, name: str, factory: Callable[[irconfig.Config], Any]) -> Any:
+        if name not in self._clients:
+            self._clients[name] = factory(self.config)
+        return self._clients[name]
+
+    @property
+    def pg(self) -> Any:
+        from irkit import pg
+        return self._client("pg", pg.connect)
+
+    @property
+    def prom(self) -> Any:
+        from irkit import prom
+        return self._client("prom", prom.connect)
+
+    @property
+    def kube(self) -> Any:
+        from irkit import k8s
+        return self._client("kube", k8s.connect)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            try:
+                client.close()
+            except Exception:  # closing must never mask what the phase found
+                pass
+        self._clients.clear()
+
+    # ---------------------------------------------------------------- steps
+    def attempt(self, what: str, fn: Callable[[], T]) -> T | Unavailable:
+        """Run one step; an irkit error becomes an :class:`Unavailable` and a recorded problem."""
+        try:
+            return fn()
+        except IrkitError as exc:
+            message = irconfig.redact(str(exc), self.config)
+            self.problems.append({"step": what, "kind": type(exc).__name__, "error": message,
+                                  "at": datetime.now(UTC).isoformat()})
+            self._flush()
+            return Unavailable(what, message, type(exc).__name__)
+
+    def record(self, key: str, value: Any) -> Any:
+        """Keep ``value`` under ``key`` in this phase's record (on disk at once) and return it."""
+        self.records[key] = jsonable(value)
+        self._flush()
+        return value
+
+    def earlier(self, phase: int, key: str, default: Any = None) -> Any:
+        """What an earlier phase of this run recorded under ``key``."""
+        path = self.run_dir / f"phase-{phase}.json"
+        if not path.exists():
+            return default
+        return json.loads(path.read_text()).get("records", {}).get(key, default)
+
+    def finish(self) -> dict[str, Any]:
+        """Mark the phase finished; returns its record."""
+        self.close()
+        return self._flush(finished=True)
+
+    def _flush(self, finished: bool = False) -> dict[str, Any]:
+        path = self.run_dir / f"phase-{self.phase}.json"
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        data = {"incident": self.id, "phase": self.phase, "started_at": self.started_at.isoformat(),
+                "finished_at": datetime.now(UTC).isoformat() if finished else previous.get("finished_at"),
+                "records": self.records, "problems": self.problems}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        tmp.replace(path)
+        return data
+
+    def __repr__(self) -> str:
+        return f"<Incident {self.id} phase {self.phase} in {self.run_dir}>"
+
+
+def open_incident(incident_id: str, phase: int, run_dir: str = "", config_path: str = "",
+                  **overrides: Any) -> Incident:
+    """Open the incident for one phase notebook.
+
+    ``run_dir`` is where ``irkit run`` keeps this run's evidence; empty (interactive
+    use in JupyterLab) means ``outputs/<incident>/interactive``.
+    """
+    cfg = irconfig.load(config_path or None, **{k: v for k, v in overrides.items() if v not in (None, "")})
+    directory = Path(run_dir) if run_dir else Path("outputs") / incident_id / "interactive"
+    return Incident(incident_id, phase, directory, cfg)

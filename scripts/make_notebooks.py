@@ -1,0 +1,103 @@
+"""Write notebooks/*.ipynb from the cell lists below (run after changing them; commit the result).
+
+The notebooks are thin: markdown that follows the playbook, a ``parameters`` cell for
+papermill, and code cells that each call one irkit function and show its result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+COMMON = '''incident_id = "INC-LOCAL"   # the incident's id, used for outputs/<incident>/
+run_dir = ""                 # set by `irkit run`; empty: outputs/<incident>/interactive
+config_path = ""             # irkit.toml to use; empty: IRKIT_CONFIG or ./irkit.toml
+window_minutes = 120         # how far back the charts and queries look'''
+
+NOTEBOOKS = {
+    "01-detect-and-assess": ("assess", 1, "Phase 1: Detection and initial assessment", "", [
+        ("## 1.2 Initial assessment\nIs it real? Error ratio and latency per service right now.",
+         "assess.error_ratio_now(inc)"),
+        (None, "assess.latency_now(inc)"),
+        ("Error ratio over the window, with the SEV-3/SEV-2 bands, deploys and the detected onset.",
+         "assess.error_ratio_history(inc, window_minutes)"),
+        ("Which workloads are down or degraded?", "assess.pod_health(inc)"),
+        ("Health endpoints (the critical user journeys).", "assess.endpoint_health(inc)"),
+        ("## Severity\nThe playbook's classification: the highest rule wins, every rule that fired is listed.",
+         "assess.assessment(inc)"),
+        ("## Related incidents\nEarlier runs in `outputs/` touching the same services.",
+         "assess.related_incidents(inc)"),
+        ("## Quick assessment checklist", "assess.checklist(inc)"),
+    ]),
+    "02-investigate": ("investigate", 2, "Phase 2: Investigation and diagnosis",
+                       'log_tail = 50               # lines per container for kubectl logs\n'
+                       'older_than_seconds = 60     # long-running query bound', [
+        ("## 2.1 System health check\n`./scripts/monitoring/health-check.sh`", "investigate.endpoints(inc)"),
+        ("`kubectl get pods | grep -v Running`", "investigate.unhealthy_pods(inc)"),
+        (None, "investigate.pod_chart(inc)"),
+        ("`kubectl get events --sort-by=.lastTimestamp` (warnings, newest first)", "investigate.events(inc)"),
+        ("`kubectl top pods`", "investigate.top(inc)"),
+        ("Rollout history: what was deployed, and when.", "investigate.rollout_history(inc)"),
+        ("## 2.2 Log analysis\n`kubectl logs deployment/... --tail=N`", "investigate.logs(inc, log_tail)"),
+        ("Previous containers of restarted pods: the crash itself.", "investigate.previous_logs(inc, log_tail)"),
+        ("## 2.3 Metrics\nError ratio per service over the incident window.",
+         "investigate.error_ratio(inc, window_minutes)"),
+        ("p95 and p99 latency against the 5 s line.", "investigate.latency(inc, window_minutes)"),
+        ("## 2.4 Database investigation\nSessions by state.", "investigate.activity(inc)"),
+        ("Locks: who blocks whom.", "investigate.lock_graph(inc)"),
+        ("Long-running queries and idle-in-transaction sessions.",
+         "investigate.long_running(inc, older_than_seconds)"),
+        ("Connection saturation.", "investigate.saturation(inc)"),
+        ("## Findings\nRanked: causes before symptoms.", "investigate.findings(inc)"),
+    ]),
+    "03-mitigate": ("mitigate", 3, "Phase 3: Mitigation plan", "", [
+        ("## What phase 2 found", "mitigate.findings(inc)"),
+        ("## 3.1 Immediate mitigation\nThe playbook's mitigations for these findings. **Nothing here is executed**: "
+         "review, then run the command, or wait for irkit's plan-then-apply actions.",
+         "mitigate.mitigation_plan(inc)"),
+    ]),
+    "04-recover-and-validate": ("validate", 4, "Phase 4: Recovery and validation", "", [
+        ("## Pre-incident baseline", "validate.baseline(inc)"),
+        ("## 4.1-4.3 Checks\nHealth endpoints, error ratio and latency against threshold, pods ready, orders "
+         "flowing, no lock waits.", "validate.checks(inc)"),
+        ("## Verdict", "validate.verdict(inc)"),
+    ]),
+    "05-post-incident": ("postmortem", 5, "Phase 5: Post-incident", "", [
+        ("## Timeline", "postmortem.timeline(inc)"),
+        ("## Response against the deadline", "postmortem.response(inc)"),
+        ("## Root cause analysis (5 whys)", "postmortem.five_whys(inc)"),
+        ("## Post-mortem draft\nWritten to `postmortem.md` beside the notebooks.",
+         "postmortem.write_postmortem(inc, window_minutes)"),
+        ("## Resolution notification", "print(postmortem.resolution_message(inc))"),
+    ]),
+}
+
+
+def build(name: str) -> nbformat.NotebookNode:
+    module, phase, title, extra, steps = NOTEBOOKS[name]
+    cells = [new_markdown_cell(f"# {title}\n\nPlaybook: `incident-response-playbook.md`. Run it cell by cell in "
+                               "JupyterLab, or headless with `irkit run`.")]
+    params = new_code_cell(COMMON + ("\n" + extra if extra else ""))
+    params.metadata["tags"] = ["parameters"]
+    cells.append(params)
+    cells.append(new_code_cell(f"from irkit import {module}\nfrom irkit.incident import open_incident\n\n"
+                               f"inc = open_incident(incident_id, {phase}, run_dir=run_dir, config_path=config_path)\n"
+                               "inc"))
+    for markdown, code in steps:
+        if markdown:
+            cells.append(new_markdown_cell(markdown))
+        cells.append(new_code_cell(code))
+    cells.append(new_markdown_cell("Close the phase: its record is complete."))
+    cells.append(new_code_cell("inc.finish()[\"problems\"]"))
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    return nb
+
+
+if __name__ == "__main__":
+    out = Path(__file__).parent.parent / "irkit" / "notebooks"
+    out.mkdir(exist_ok=True)
+    for name in NOTEBOOKS:
+        nbformat.write(build(name), out / f"{name}.ipynb")
