@@ -8,8 +8,26 @@ cell.
 
 from __future__ import annotations
 
-from irkit import (assess, charts, cli, config, errors, evidence, findings, http, incident, investigate, k8s,
-                   mitigate, pg, postmortem, prom, runner, severity, validate)
+from irkit import (
+                   assess,
+                   charts,
+                   cli,
+                   config,
+                   errors,
+                   evidence,
+                   findings,
+                   http,
+                   incident,
+                   investigate,
+                   k8s,
+                   mitigate,
+                   pg,
+                   postmortem,
+                   prom,
+                   runner,
+                   severity,
+                   validate,
+)
 from irkit.config import Config, Secret
 from irkit.config import load as load_config
 from irkit.errors import IrkitError

@@ -38,3 +38,30 @@ def test_readonly_role_sql_is_the_one_the_tests_exercise():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in README
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_notebook_parameter_is_in_the_readme():
+    from irkit import runner
+    for phase in runner.PHASES:
+        for name in runner.declared_parameters(phase):
+            assert f"| `{name}` |" in README, name
+
+
+def test_every_cli_command_and_option_is_in_the_readme():
+    from irkit.cli import _parser
+    parser = _parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, command in sub.choices.items():
+        assert f"irkit {name}" in README
+        for action in command._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    assert option in README, option
+
+
+def test_committed_notebooks_have_no_outputs():
+    import json
+    for path in (ROOT / "notebooks").glob("*.ipynb"):
+        cells = json.loads(path.read_text())["cells"]
+        assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code"), path
+        assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), path
