@@ -2,7 +2,7 @@
 VENV := .venv/bin
 SCENARIO ?= lock-contention
 
-.PHONY: install test lint drill bench
+.PHONY: install test lint drill
 
 .venv/.installed: pyproject.toml scripts/install.sh
 	./scripts/install.sh
@@ -11,7 +11,7 @@ SCENARIO ?= lock-contention
 install: .venv/.installed
 
 lint: install
-	$(VENV)/ruff check irkit tests bench
+	$(VENV)/ruff check irkit tests scripts
 	$(VENV)/mypy
 
 test: lint
@@ -20,5 +20,3 @@ test: lint
 drill: install
 	$(VENV)/irkit drill $(SCENARIO)
 
-bench: install
-	$(VENV)/python bench/run.py
