@@ -1,8 +1,7 @@
 # The README's commands. Each installs what it needs first (scripts/install.sh is idempotent).
 VENV := .venv/bin
-SCENARIO ?= lock-contention
 
-.PHONY: install test lint drill
+.PHONY: install test lint
 
 .venv/.installed: pyproject.toml scripts/install.sh
 	./scripts/install.sh
@@ -17,6 +16,4 @@ lint: install
 test: lint
 	$(VENV)/python -m pytest
 
-drill: install
-	$(VENV)/irkit drill $(SCENARIO)
 
