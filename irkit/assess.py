@@ -7,7 +7,9 @@ incident, and returns something the notebook shows.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,26 +32,24 @@ __all__ = [
 ]
 
 
+def _per_service_and_overall(inc: Incident, query: Callable[..., pd.DataFrame], column: str) -> pd.DataFrame:
+    """``query`` now, per service and overall (service ``all``), its value named ``column``."""
+    per = query(by_service=True).rename(columns={inc.config.prom_service_label: "service"})
+    frame = pd.concat([per, query().assign(service="all")])
+    return frame.reset_index(drop=True)[["service", "value"]].rename(columns={"value": column})
+
+
 def error_ratio_now(inc: Incident) -> pd.DataFrame | Unavailable:
     """5xx share per service right now, and overall (service ``all``)."""
-    def run() -> pd.DataFrame:
-        per = prom.error_ratio(inc.prom, by_service=True)
-        overall = prom.error_ratio(inc.prom)
-        label = inc.config.prom_service_label
-        frame = pd.concat([per.rename(columns={label: "service"}), overall.assign(service="all")])
-        return frame.reset_index(drop=True)[["service", "value"]].rename(columns={"value": "error_ratio"})
-    return inc.record("error_ratio_now", inc.attempt("error ratio now", run))
+    return inc.record("error_ratio_now", inc.attempt("error ratio now", lambda: _per_service_and_overall(
+        inc, partial(prom.error_ratio, inc.prom), "error_ratio")))
 
 
 def latency_now(inc: Incident, q: float = 0.95) -> pd.DataFrame | Unavailable:
     """The ``q`` latency quantile per service right now, and overall."""
-    def run() -> pd.DataFrame:
-        per = prom.latency_quantile(inc.prom, q, by_service=True)
-        overall = prom.latency_quantile(inc.prom, q)
-        label = inc.config.prom_service_label
-        frame = pd.concat([per.rename(columns={label: "service"}), overall.assign(service="all")])
-        return frame.reset_index(drop=True)[["service", "value"]].rename(columns={"value": "seconds"})
-    return inc.record(f"latency_p{int(q * 100)}_now", inc.attempt(f"p{int(q * 100)} latency now", run))
+    name = f"p{int(q * 100)}"
+    return inc.record(f"latency_{name}_now", inc.attempt(f"{name} latency now", lambda: _per_service_and_overall(
+        inc, partial(prom.latency_quantile, inc.prom, q), "seconds")))
 
 
 def incident_start(frame: pd.DataFrame, threshold: float) -> datetime | None:
@@ -58,7 +58,7 @@ def incident_start(frame: pd.DataFrame, threshold: float) -> datetime | None:
         return None
     series = frame["value"].groupby(level=0).max().sort_index()
     above = series >= threshold
-    if not above.iloc[-1] and not above.any():
+    if not above.any():
         return None
     below_idx = series.index[~above]
     later = series.index[above & (series.index > below_idx[-1])] if len(below_idx) else series.index[above]

@@ -79,8 +79,9 @@ def error_ratio(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unav
                                                                 by_service=True))
     if isinstance(frame, Unavailable):
         return frame
-    now = prom.error_ratio(inc.prom, by_service=True) if not frame.empty else frame
-    inc.record("error_ratio_now", now.rename(columns={cfg.prom_service_label: "service"}))
+    now = inc.attempt("error ratio now", lambda: prom.error_ratio(inc.prom, by_service=True))
+    if isinstance(now, pd.DataFrame):
+        inc.record("error_ratio_now", now.rename(columns={cfg.prom_service_label: "service"}))
     history = inc.attempt("rollout history", lambda: k8s.rollout_history(inc.kube, cfg.backend_deployment))
     start = inc.earlier(1, "incident_start")
     return charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
