@@ -8,30 +8,27 @@ cell.
 
 from __future__ import annotations
 
-from irkit import (
-                   assess,
-                   charts,
-                   cli,
-                   config,
-                   errors,
-                   evidence,
-                   findings,
-                   http,
-                   incident,
-                   investigate,
-                   k8s,
-                   mitigate,
-                   pg,
-                   postmortem,
-                   prom,
-                   runner,
-                   severity,
-                   validate,
-)
+import importlib
+from typing import Any
+
 from irkit.config import Config, Secret
 from irkit.config import load as load_config
 from irkit.errors import IrkitError
 from irkit.severity import Assessment, Signals, classify
+
+_MODULES = frozenset({
+    "assess", "charts", "cli", "config", "drill", "errors", "evidence", "findings", "http", "incident",
+    "investigate", "k8s", "mitigate", "pg", "postmortem", "prom", "runner", "severity", "validate",
+})
+
+
+def __getattr__(name: str) -> Any:
+    # Submodules load on first use: a notebook kernel that needs ``assess`` does not pay
+    # for papermill, nbconvert and the drill lab (seconds per kernel otherwise).
+    if name in _MODULES:
+        return importlib.import_module(f"irkit.{name}")
+    raise AttributeError(f"module 'irkit' has no attribute {name!r}")
+
 
 __all__ = [
     "Assessment",
@@ -44,6 +41,7 @@ __all__ = [
     "classify",
     "cli",
     "config",
+    "drill",
     "errors",
     "evidence",
     "findings",

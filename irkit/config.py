@@ -20,6 +20,7 @@ as :class:`Secret`, whose ``repr`` and ``str`` are masked.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -32,7 +33,7 @@ import psycopg.conninfo
 
 from irkit.errors import ConfigError
 
-__all__ = ["Config", "Secret", "keys", "load", "redact"]
+__all__ = ["Config", "Secret", "keys", "load", "redact", "to_toml"]
 
 _MASK = "***"
 
@@ -161,6 +162,22 @@ def _settable() -> dict[str, dataclasses.Field[Any]]:
 def keys() -> list[tuple[str, str, str, Any]]:
     """(section, name, doc, default) of every configuration key, for docs and the example file."""
     return [(f.metadata["section"], f.name, f.metadata["doc"], f.default) for f in _settable().values()]
+
+
+def to_toml(values: Mapping[str, Any]) -> str:
+    """``irkit.toml`` text setting ``values`` (key -> value), each key under its section."""
+    settable = _settable()
+    unknown = sorted(set(values) - set(settable))
+    if unknown:
+        raise ConfigError(f"unknown configuration key(s) {', '.join(unknown)}; valid: {', '.join(settable)}")
+    sections: dict[str, list[str]] = {}
+    for name, value in values.items():
+        if isinstance(value, str | list | tuple | bool | int | float):
+            text = json.dumps(list(value) if isinstance(value, tuple) else value)  # a TOML literal for these types
+        else:
+            raise ConfigError(f"configuration key {name}: cannot write a {type(value).__name__} to TOML")
+        sections.setdefault(settable[name].metadata["section"], []).append(f"{name} = {text}")
+    return "".join(f"[{section}]\n" + "\n".join(lines) + "\n\n" for section, lines in sections.items())
 
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:

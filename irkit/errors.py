@@ -25,6 +25,7 @@ what to check next. Third-party exceptions (``psycopg.Error``, ``ApiException``,
     │   └── SourceUnavailable        refused, unreachable or not configured, whichever source
     ├── RunError                     `irkit run` could not execute a phase or write evidence
     └── DrillError                   `irkit drill` could not start its environment or check its result
+        └── ScenarioError            a drill scenario is unknown or its file is malformed; names the key
 
 Catch ``SourceTimeout`` to handle "the system hung" for every source at once, or
 ``PostgresError`` for anything PostgreSQL did.
@@ -50,6 +51,7 @@ __all__ = [
     "PrometheusTimeout",
     "PrometheusUnavailable",
     "RunError",
+    "ScenarioError",
     "SourceError",
     "SourceTimeout",
     "SourceUnavailable",
@@ -146,3 +148,7 @@ class HttpCheckTimeout(HttpCheckError, SourceTimeout):
 
 class HttpCheckUnavailable(HttpCheckError, SourceUnavailable):
     """A health endpoint refused the connection or its host does not resolve."""
+
+
+class ScenarioError(DrillError):
+    """A drill scenario is unknown, or its file is malformed; the message names the file and the key."""

@@ -163,8 +163,8 @@ def _findings(inc: Incident) -> list[Finding]:
         out.append(Finding("deadlock", "pids " + ",".join(map(str, cycle)), "sessions wait on each other",
                            {"pids": list(cycle)}))
     for row in rec.get("long_running") or []:
-        if row.get("state") == "active" and (row.get("wait_event_type") or "") != "Lock" \
-                and (row.get("age_seconds") or 0) >= 60:
+        # long_running already applied the notebook's older_than_seconds bound.
+        if row.get("state") == "active" and (row.get("wait_event_type") or "") != "Lock":
             out.append(Finding("long-running-query", f"pid {row['pid']}",
                                f"active for {row['age_seconds']:.0f} s: {(row.get('query') or '')[:120]}",
                                {"pid": row["pid"], "age_seconds": row["age_seconds"], "impact": row["age_seconds"]}))

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import papermill
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import CaselessStrEnum
 
 from irkit import evidence
 from irkit.config import redact
@@ -35,6 +37,12 @@ DEPENDS: dict[int, tuple[int, ...]] = {1: (), 2: (), 3: (2,), 4: (), 5: ()}
 RESERVED = {"incident_id", "run_dir", "config_path"}
 _SECRET = re.compile(r"pass(word|wd)?|token|secret|webhook|api_?key|credential|dsn", re.IGNORECASE)
 _SECRET_ENV = {"password": "IRKIT_PG_PASSWORD", "dsn": "IRKIT_PG_DSN", "token": "IRKIT_PROM_TOKEN"}
+
+
+class _IpcKernelManager(AsyncKernelManager):
+    """Kernels talk over Unix sockets: nothing listens on TCP (it matters in a shared pod or Job)."""
+
+    transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
 
 def parse_phases(text: str) -> list[int]:
@@ -155,7 +163,7 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
                 parameters={"incident_id": incident, "run_dir": str(run_dir), "config_path": config_path,
                             **per_phase[phase]},
                 kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
-                log_output=False,
+                log_output=False, kernel_manager_class=_IpcKernelManager,
             )
             record["status"] = "ok"
         except Exception as exc:  # papermill has saved the partial notebook; keep going

@@ -65,3 +65,10 @@ def test_committed_notebooks_have_no_outputs():
         cells = json.loads(path.read_text())["cells"]
         assert not any(c.get("outputs") for c in cells if c["cell_type"] == "code"), path
         assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells), path
+
+
+def test_the_first_command_runs_the_lock_contention_drill():
+    commands = README.split("## The two commands", 1)[1].split("```")[1].strip().splitlines()
+    assert commands[0].startswith("make drill") and commands[1].startswith("make test")
+    makefile = (ROOT / "Makefile").read_text()
+    assert "irkit drill lock-contention" in makefile.split("\ndrill:", 1)[1].split("\n\n")[0]

@@ -17,14 +17,14 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
 from irkit.errors import DrillError
 from irkit.lab import find_binary, free_port
 
-__all__ = ["BUCKETS", "PrometheusLab", "Segment", "ServiceHistory", "openmetrics"]
+__all__ = ["BUCKETS", "Counters", "PrometheusLab", "Segment", "ServiceHistory", "exposition", "openmetrics"]
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -66,58 +66,83 @@ def _below(le: float, p95: float) -> float:
     return 1.0 - math.exp(-le * math.log(20.0) / p95)
 
 
+class Counters:
+    """The cumulative counters of one service: requests by status and the latency histogram."""
+
+    def __init__(self) -> None:
+        self.ok = self.err500 = self.err503 = 0.0
+        self.buckets = [0.0] * (len(BUCKETS) + 1)  # the last one is +Inf, the count
+        self.latency_sum = 0.0
+
+    def add(self, requests: float, error_ratio: float, p95_seconds: float) -> None:
+        """``requests`` more requests, ``error_ratio`` of them 5xx, latency exponential with that p95."""
+        ratio = min(1.0, max(0.0, error_ratio))
+        p95 = max(0.001, p95_seconds)
+        self.ok += requests * (1 - ratio)
+        self.err500 += requests * ratio * 0.7
+        self.err503 += requests * ratio * 0.3
+        for i, le in enumerate(BUCKETS):
+            self.buckets[i] += requests * _below(le, p95)
+        self.buckets[-1] += requests
+        self.latency_sum += requests * p95 / math.log(20.0)  # mean of that exponential
+
+    def samples(self, service: str, names: _Names | None = None) -> dict[str, list[tuple[str, float]]]:
+        """Per metric family, ``(series, value)`` in exposition order."""
+        names = names or _Names()
+        labels = f'{names.service}="{service}"'
+        requests = [(f'{names.requests}{{{labels},{names.status}="{code}"}}', value)
+                    for code, value in (("200", self.ok), ("500", self.err500), ("503", self.err503))]
+        histogram = [(f'{names.latency}_bucket{{{labels},le="{"+Inf" if le == math.inf else repr(le)}"}}', value)
+                     for le, value in zip((*BUCKETS, math.inf), self.buckets, strict=True)]
+        histogram += [(f"{names.latency}_count{{{labels}}}", self.buckets[-1]),
+                      (f"{names.latency}_sum{{{labels}}}", self.latency_sum)]
+        return {names.requests.removesuffix("_total"): requests, names.latency: histogram}
+
+
+def _type_line(family: str, names: _Names) -> str:
+    return f"# TYPE {family} {'counter' if family == names.requests.removesuffix('_total') else 'histogram'}"
+
+
 def openmetrics(histories: Sequence[ServiceHistory], now: float, *, start: float, end: float,
                 step: float = 15.0, names: _Names | None = None, seed: int = 7) -> str:
     """OpenMetrics text for the histories, samples every ``step`` s between now+start and now+end."""
     names = names or _Names()
     rng = random.Random(seed)
-    family = names.requests.removesuffix("_total")
-    requests_lines: list[str] = []
-    bucket_lines: list[str] = []
+    families: dict[str, dict[str, list[str]]] = {}  # family -> series -> lines (a series stays together)
     offsets = [start + i * step for i in range(int((end - start) // step) + 1)]
     for history in histories:
-        ok = err500 = err503 = 0.0
-        buckets = [0.0] * (len(BUCKETS) + 1)
-        total_latency = 0.0
-        series_ok: list[str] = []
-        series_500: list[str] = []
-        series_503: list[str] = []
-        series_buckets: list[list[str]] = [[] for _ in buckets]
-        series_count: list[str] = []
-        series_sum: list[str] = []
+        counters = Counters()
         for offset in offsets:
             segment = history.at(offset)
-            ts = now + offset
             if segment is not None:
                 noise = history.noise
-                n = segment.rps * step * (1.0 + rng.uniform(-noise, noise))
-                ratio = min(1.0, max(0.0, segment.error_ratio * (1.0 + rng.uniform(-noise, noise))))
-                p95 = max(0.001, segment.p95_seconds * (1.0 + rng.uniform(-noise, noise)))
-                ok += n * (1 - ratio)
-                err500 += n * ratio * 0.7
-                err503 += n * ratio * 0.3
-                for i, le in enumerate(BUCKETS):
-                    buckets[i] += n * _below(le, p95)
-                buckets[-1] += n
-                total_latency += n * p95 / math.log(20.0)  # mean of that exponential
-            labels = f'{names.service}="{history.service}"'
-            series_ok.append(f'{names.requests}{{{labels},{names.status}="200"}} {ok:.3f} {ts:.3f}')
-            series_500.append(f'{names.requests}{{{labels},{names.status}="500"}} {err500:.3f} {ts:.3f}')
-            series_503.append(f'{names.requests}{{{labels},{names.status}="503"}} {err503:.3f} {ts:.3f}')
-            for i, le in enumerate((*BUCKETS, math.inf)):
-                le_text = "+Inf" if le == math.inf else repr(le)
-                series_buckets[i].append(f'{names.latency}_bucket{{{labels},le="{le_text}"}} {buckets[i]:.3f} {ts:.3f}')
-            series_count.append(f"{names.latency}_count{{{labels}}} {buckets[-1]:.3f} {ts:.3f}")
-            series_sum.append(f"{names.latency}_sum{{{labels}}} {total_latency:.3f} {ts:.3f}")
-        requests_lines += series_ok + series_500 + series_503
-        for lines in series_buckets:
-            bucket_lines += lines
-        bucket_lines += series_count + series_sum
-    return "\n".join([
-        f"# TYPE {family} counter", *requests_lines,
-        f"# TYPE {names.latency} histogram", *bucket_lines,
-        "# EOF", "",
-    ])
+                counters.add(segment.rps * step * (1.0 + rng.uniform(-noise, noise)),
+                             segment.error_ratio * (1.0 + rng.uniform(-noise, noise)),
+                             segment.p95_seconds * (1.0 + rng.uniform(-noise, noise)))
+            for family, samples in counters.samples(history.service, names).items():
+                series = families.setdefault(family, {})
+                for name, value in samples:
+                    series.setdefault(name, []).append(f"{name} {value:.3f} {now + offset:.3f}")
+    lines: list[str] = []
+    for family, series in families.items():
+        lines.append(_type_line(family, names))
+        for series_lines in series.values():
+            lines += series_lines
+    return "\n".join([*lines, "# EOF", ""])
+
+
+def exposition(counters: Mapping[str, Counters], names: _Names | None = None) -> str:
+    """Prometheus text format (0.0.4) of live counters per service, for a ``/metrics`` endpoint."""
+    names = names or _Names()
+    families: dict[str, list[str]] = {}
+    for service, counter in counters.items():
+        for family, samples in counter.samples(service, names).items():
+            families.setdefault(family, []).extend(f"{name} {value:.3f}" for name, value in samples)
+    lines: list[str] = []
+    for family, family_lines in families.items():
+        lines.append(_type_line(family, names))
+        lines += family_lines
+    return "\n".join([*lines, ""])
 
 
 @dataclass
@@ -129,6 +154,7 @@ class PrometheusLab:
     ahead: float = 2 * 3600.0
     step: float = 15.0
     scrape_targets: Iterable[str] = ()
+    scrape_interval: str = "5s"
     now: float = field(default_factory=time.time)
     port: int = 0
 
@@ -151,7 +177,7 @@ class PrometheusLab:
         targets = list(self.scrape_targets)
         config = os.path.join(self._root, "prometheus.yml")
         with open(config, "w") as fh:
-            fh.write("global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n")
+            fh.write(f"global:\n  scrape_interval: {self.scrape_interval}\n  evaluation_interval: 5s\n")
             if targets:
                 fh.write("scrape_configs:\n  - job_name: live\n    static_configs:\n      - targets: [")
                 fh.write(", ".join(f"'{t}'" for t in targets) + "]\n")

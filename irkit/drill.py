@@ -1,0 +1,421 @@
+"""``irkit drill``: a self-contained incident to practise on, with its ground truth.
+
+A scenario (a TOML file, see ``irkit/scenarios/``) describes one situation: the
+traffic history Prometheus holds, the cluster the Kubernetes API shows, the
+database sessions that hold or wait for locks, whether the marketplace API is up,
+and the ground truth: the severity, the root cause the findings must name first,
+the mitigation the plan must recommend first, and whether it is a real incident.
+
+:class:`DrillEnvironment` starts the drill's system on 127.0.0.1 and free ports
+(PostgreSQL, Redis when the scenario wants it, the marketplace HTTP service,
+Prometheus backfilled up to now and then scraping the service live, the
+Kubernetes API emulator), writes a kubeconfig and an ``irkit.toml`` pointing at
+them, and stops all of it on exit, Ctrl-C included. :func:`run_drill` runs the
+five phases in it with ``irkit run``; :func:`check` compares ``summary.json`` with
+the ground truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import tempfile
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from irkit import config as irconfig
+from irkit import evidence, runner
+from irkit.errors import ConfigError, ScenarioError
+from irkit.lab.kube import KubeLab, build_cluster
+from irkit.lab.marketplace import Marketplace
+from irkit.lab.postgres import PostgresLab
+from irkit.lab.prometheus import PrometheusLab, Segment, ServiceHistory
+from irkit.lab.redis import RedisLab
+
+__all__ = [
+    "SCENARIO_DIR", "DrillEnvironment", "DrillResult", "Scenario", "Session", "Truth", "check", "load_scenario",
+    "run_drill",
+    "scenarios",
+]
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+_SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
+_OFFSET = re.compile(r"^(-?\d+(?:\.\d+)?)([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+# --------------------------------------------------------------------------- scenario files
+
+@dataclass(frozen=True)
+class Truth:
+    """What the runbook must conclude. ``{name}`` in a subject or target is that session's pid."""
+
+    real: bool
+    severity: str
+    root: Mapping[str, str] | None = None  # {kind, subject}: the first finding
+    mitigation: Mapping[str, str] | None = None  # {action, target}: the first planned step; None = nothing planned
+
+
+@dataclass(frozen=True)
+class Session:
+    """A database session the drill holds open. Statements run in order; only the last may block."""
+
+    name: str
+    statements: tuple[str, ...]
+    application: str = "backend"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    title: str
+    description: str
+    truth: Truth
+    traffic: tuple[ServiceHistory, ...]
+    cluster: Mapping[str, Any]
+    sessions: tuple[Session, ...] = ()
+    backend_up: bool = True
+    redis: bool = False
+    namespace: str = "web3-marketplace-prod"
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def live(self) -> dict[str, Segment]:
+        """Each service's traffic from now on: its last segment."""
+        return {h.service: h.segments[-1] for h in self.traffic}
+
+    @property
+    def history_start(self) -> float:
+        return min(h.segments[0].start for h in self.traffic)
+
+
+def scenarios() -> dict[str, Path]:
+    """The built-in scenarios by name."""
+    return {path.stem: path for path in sorted(SCENARIO_DIR.glob("*.toml"))}
+
+
+def _offset(text: Any, where: str) -> float:
+    match = _OFFSET.match(str(text).strip())
+    if match is None:
+        raise ScenarioError(f"{where}: {text!r} is not an offset like -3h, -25m or -90s")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+def _require(data: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in data:
+        raise ScenarioError(f"{where}: missing {key}")
+    value = data[key]
+    if not isinstance(value, kind):
+        names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise ScenarioError(f"{where}: {key} must be {names}, not {value!r}")
+    return value
+
+
+def _traffic(entries: Any, where: str) -> tuple[ServiceHistory, ...]:
+    if not isinstance(entries, list) or not entries:
+        raise ScenarioError(f"{where}: at least one [[traffic]] table is needed")
+    histories = []
+    for i, entry in enumerate(entries):
+        at = f"{where} [[traffic]] #{i + 1}"
+        service = _require(entry, "service", at, str)
+        raw = _require(entry, "segments", at, list)
+        if not raw:
+            raise ScenarioError(f"{at}: segments is empty")
+        starts = [_offset(_require(seg, "start", f"{at} segment {j + 1}", str), f"{at} segment {j + 1}")
+                  for j, seg in enumerate(raw)]
+        if starts != sorted(starts) or starts[-1] > 0:
+            raise ScenarioError(f"{at}: segment starts must increase and lie in the past (like -3h, then -25m)")
+        segments = []
+        for j, seg in enumerate(raw):
+            seg_at = f"{at} segment {j + 1}"
+            ratio = float(_require(seg, "error_ratio", seg_at, (int, float)))
+            if not 0 <= ratio <= 1:
+                raise ScenarioError(f"{seg_at}: error_ratio {ratio} must be between 0 and 1 (0.12 is 12 %)")
+            end = starts[j + 1] if j + 1 < len(starts) else 1.0  # the last reaches now; live traffic goes on
+            segments.append(Segment(starts[j], end, float(_require(seg, "rps", seg_at, (int, float))), ratio,
+                                    float(_require(seg, "p95_seconds", seg_at, (int, float)))))
+        histories.append(ServiceHistory(service, tuple(segments), noise=float(entry.get("noise", 0.0))))
+    return tuple(histories)
+
+
+def _truth(data: Any, where: str) -> Truth:
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{where}: a [truth] table is needed (real, severity, root, mitigation)")
+    at = f"{where} [truth]"
+    severity = _require(data, "severity", at, str)
+    if severity not in _SEVERITIES:
+        raise ScenarioError(f"{at}: severity {severity!r} must be one of {', '.join(_SEVERITIES)}")
+    root = data.get("root")
+    if root is not None and not (isinstance(root, dict) and {"kind", "subject"} <= set(root)):
+        raise ScenarioError(f"{at}: root must be {{ kind = ..., subject = ... }}")
+    mitigation = data.get("mitigation")
+    if mitigation is not None and not (isinstance(mitigation, dict) and {"action", "target"} <= set(mitigation)):
+        raise ScenarioError(f"{at}: mitigation must be {{ action = ..., target = ... }}")
+    return Truth(bool(_require(data, "real", at, bool)), severity, root, mitigation)
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A built-in scenario by name, or a scenario file by path."""
+    builtin = scenarios()
+    path = builtin.get(str(name_or_path)) or Path(name_or_path)
+    if not path.is_file():
+        raise ScenarioError(f"no scenario {str(name_or_path)!r}: use one of {', '.join(builtin)} "
+                            "(irkit drill --list) or the path of a scenario file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{path}: not valid TOML ({exc})") from exc
+    where = str(path)
+    sessions = []
+    for i, entry in enumerate(data.get("sessions", [])):
+        at = f"{where} [[sessions]] #{i + 1}"
+        statements = _require(entry, "statements", at, list)
+        if not statements or not all(isinstance(s, str) for s in statements):
+            raise ScenarioError(f"{at}: statements must be a non-empty list of SQL strings")
+        sessions.append(Session(_require(entry, "name", at, str), tuple(statements),
+                                str(entry.get("application", "backend"))))
+    names = [s.name for s in sessions]
+    if len(set(names)) != len(names):
+        raise ScenarioError(f"{where}: session names must be unique: {names}")
+    marketplace = data.get("marketplace", {})
+    scenario = Scenario(
+        name=path.stem, title=_require(data, "title", where, str), description=str(data.get("description", "")),
+        truth=_truth(data.get("truth"), where), traffic=_traffic(data.get("traffic"), where),
+        cluster=_require(data, "cluster", where, dict), sessions=tuple(sessions),
+        backend_up=bool(marketplace.get("backend_up", True)), redis=bool(marketplace.get("redis", False)),
+        namespace=str(data.get("namespace", "web3-marketplace-prod")),
+        parameters=dict(data.get("parameters", {})), config=dict(data.get("config", {})), path=path,
+    )
+    for text in _truth_texts(scenario.truth):
+        for ref in re.findall(r"{(\w+)}", text):
+            if ref not in names:
+                raise ScenarioError(f"{where} [truth]: {{{ref}}} names no session; sessions: {', '.join(names)}")
+    try:
+        irconfig.to_toml(scenario.config)
+        runner.check_parameters(scenario.parameters, list(runner.PHASES))
+    except ConfigError as exc:
+        raise ScenarioError(f"{where}: {exc}") from exc
+    return scenario
+
+
+def _truth_texts(truth: Truth) -> list[str]:
+    return [*(truth.root or {}).values(), *(truth.mitigation or {}).values()]
+
+
+# --------------------------------------------------------------------------- the environment
+
+class _HeldSession:
+    """One scenario session on a thread of its own, left idle in its transaction or blocked."""
+
+    def __init__(self, dsn: str, session: Session) -> None:
+        self.session = session
+        self.pid = 0
+        self.error: BaseException | None = None
+        self.done = threading.Event()  # every statement returned
+        self._ready = threading.Event()  # pid known
+        self._conn = psycopg.connect(dsn, autocommit=True, application_name=session.application, connect_timeout=5)
+        self.pid = self._conn.info.backend_pid
+        self._thread = threading.Thread(target=self._run, name=f"drill-session-{session.name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for statement in self.session.statements:
+                self._conn.execute(statement.encode())  # bytes: no client-side parameter parsing
+        except psycopg.Error as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def close(self) -> None:
+        self._thread.join(2)
+        with contextlib.suppress(psycopg.Error):
+            self._conn.close()
+
+
+class DrillEnvironment:
+    """The scenario's system, running; a context manager that always stops it all."""
+
+    def __init__(self, scenario: Scenario, workdir: str | Path | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.scenario = scenario
+        self.say = progress or (lambda _: None)
+        self.workdir = Path(workdir) if workdir else None
+        self.pids: dict[str, int] = {}
+        self.timings: dict[str, float] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> DrillEnvironment:
+        t0 = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        self.timings["services_up_seconds"] = round(time.monotonic() - t0, 2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        sc = self.scenario
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"irkit-drill-{sc.name}-"))
+            self._stack.callback(shutil.rmtree, self.workdir, ignore_errors=True)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.postgres = self._stack.enter_context(PostgresLab())
+        self.say(f"postgresql  {self.postgres.dsn}")
+        self._hold_sessions()
+        self.redis = self._stack.enter_context(RedisLab()) if sc.redis else None
+        if self.redis is not None:
+            self.say(f"redis       {self.redis.url}")
+        self.marketplace = self._stack.enter_context(Marketplace(
+            self.postgres.dsn, sc.live, backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else ""))
+        self.say(f"marketplace {self.marketplace.url}")
+        self.prometheus = self._stack.enter_context(PrometheusLab(
+            sc.traffic, history_start=sc.history_start, ahead=0.0,
+            scrape_targets=[f"127.0.0.1:{self.marketplace.port}"], scrape_interval="1s"))
+        self.say(f"prometheus  {self.prometheus.url}")
+        kube = self.kube = self._stack.enter_context(KubeLab())
+        kube.load(build_cluster(sc.cluster, sc.namespace))
+        self.kubeconfig = kube.write_kubeconfig(self.workdir / "kubeconfig", sc.namespace)
+        self.say(f"kubernetes  {kube.url} (kubeconfig {self.kubeconfig})")
+        self.config_path = self.workdir / "irkit.toml"
+        values = {"namespace": sc.namespace, "kubeconfig": str(self.kubeconfig), "pg_dsn": self.postgres.dsn,
+                  "prom_url": self.prometheus.url, "health_endpoints": list(self.marketplace.health_endpoints),
+                  **({"redis_url": self.redis.url} if self.redis else {}), **sc.config}
+        self.config_path.write_text(f"# irkit drill {sc.name}: the drill environment\n" + irconfig.to_toml(values))
+        try:
+            irconfig.load(self.config_path, env={})
+        except ConfigError as exc:
+            raise ScenarioError(f"{sc.path}: [config] {exc}") from exc
+
+    def _hold_sessions(self) -> None:
+        held: list[_HeldSession] = []
+
+        def release() -> None:
+            # Terminating the sessions releases their locks; then the threads return.
+            with contextlib.suppress(psycopg.Error), psycopg.connect(self.postgres.dsn, autocommit=True,
+                                                                     connect_timeout=5) as conn:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid",
+                             ([h.pid for h in held],))
+            for h in held:
+                h.close()
+
+        self._stack.callback(release)
+        with psycopg.connect(self.postgres.dsn, autocommit=True, connect_timeout=5) as admin:
+            for session in self.scenario.sessions:
+                h = _HeldSession(self.postgres.dsn, session)
+                held.append(h)
+                self.pids[session.name] = h.pid
+                _settle(admin, h)
+                self.say(f"session     {session.name}: pid {h.pid}")
+
+
+def _settle(admin: psycopg.Connection[Any], held: _HeldSession, timeout: float = 10.0) -> None:
+    """Wait until the session ran every statement, or is stuck in its last one."""
+    deadline = time.monotonic() + timeout
+    last = held.session.statements[-1].strip()
+    while time.monotonic() < deadline:
+        if held.done.wait(0.02):
+            if held.error is not None:
+                raise ScenarioError(f"session {held.session.name}: {held.error}".strip())
+            return
+        row = admin.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s", (held.pid,)).fetchone()
+        if row and row[0] == "active" and row[1].strip() == last:
+            return
+    raise ScenarioError(f"session {held.session.name} did not settle within {timeout:.0f} s: "
+                        "only its last statement may block")
+
+
+# --------------------------------------------------------------------------- ground truth
+
+def _expect(text: str, pids: Mapping[str, int]) -> str:
+    return re.sub(r"{(\w+)}", lambda m: str(pids.get(m.group(1), m.group(0))), text)
+
+
+def check(summary: Mapping[str, Any], truth: Truth, pids: Mapping[str, int]) -> list[str]:
+    """Every difference between ``summary.json`` and the ground truth; empty when the runbook got it right."""
+    problems = [f"phase {p['phase']} {p['name']} {p['status']}: {p.get('error')}"
+                for p in summary.get("phases", []) if p.get("status") != "ok"]
+    severity = (summary.get("severity") or {}).get("name")
+    if severity != truth.severity:
+        problems.append(f"severity: expected {truth.severity}, got {severity}")
+    if summary.get("real") is not truth.real:
+        problems.append(f"real incident: expected {truth.real}, got {summary.get('real')}")
+    findings = summary.get("findings") or []
+    if truth.root is not None:
+        want = (truth.root["kind"], _expect(truth.root["subject"], pids))
+        got = (findings[0]["kind"], findings[0]["subject"]) if findings else None
+        if got != want:
+            problems.append(f"first finding: expected {want[0]} {want[1]}, got "
+                            + (f"{got[0]} {got[1]}" if got else "no findings"))
+    mitigations = summary.get("mitigations") or []
+    if truth.mitigation is None:
+        if mitigations:
+            problems.append(f"mitigation: expected none, got {mitigations[0]['action']} {mitigations[0]['target']}")
+    else:
+        want = (truth.mitigation["action"], _expect(truth.mitigation["target"], pids))
+        got = (mitigations[0]["action"], mitigations[0]["target"]) if mitigations else None
+        if got != want:
+            problems.append(f"first mitigation: expected {want[0]} {want[1]}, got "
+                            + (f"{got[0]} {got[1]}" if got else "nothing planned"))
+    return problems
+
+
+@dataclass(frozen=True)
+class DrillResult:
+    scenario: Scenario
+    run_dir: Path
+    summary: dict[str, Any]
+    differences: list[str]
+    timings: dict[str, float]
+
+    @property
+    def ok(self) -> bool:
+        return not self.differences
+
+
+def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: str = "",
+              keep_running: Callable[[DrillEnvironment], None] | None = None,
+              progress: Callable[[str], None] | None = None) -> DrillResult:
+    """Start the scenario's system, run the five phases in it, compare with the ground truth, stop it all.
+
+    The comparison is written into the run as ``drill.json`` (and the manifest
+    re-sealed). ``keep_running`` is called with the environment still up, after the run.
+    """
+    say = progress or (lambda _: None)
+    t0 = time.monotonic()
+    with DrillEnvironment(scenario, progress=say) as env:
+        say(f"drill services up in {env.timings['services_up_seconds']:.1f} s; running the five phases")
+        t1 = time.monotonic()
+        result = runner.run(incident or f"DRILL-{scenario.name}", config_path=str(env.config_path),
+                            params=dict(scenario.parameters), outputs=outputs, progress=say)
+        env.timings["run_seconds"] = round(time.monotonic() - t1, 2)
+        differences = check(result.summary, scenario.truth, env.pids)
+        truth = {"real": scenario.truth.real, "severity": scenario.truth.severity,
+                 "root": {k: _expect(v, env.pids) for k, v in (scenario.truth.root or {}).items()} or None,
+                 "mitigation": {k: _expect(v, env.pids) for k, v in (scenario.truth.mitigation or {}).items()}
+                 or None}
+        (result.run_dir / "drill.json").write_text(json.dumps(
+            {"scenario": scenario.name, "title": scenario.title, "truth": truth, "sessions": env.pids,
+             "differences": differences, "timings": env.timings}, indent=2))
+        evidence.write_manifest(result.run_dir)
+        if keep_running is not None:
+            keep_running(env)
+        timings = dict(env.timings)
+    timings["total_seconds"] = round(time.monotonic() - t0, 2)
+    return DrillResult(scenario, result.run_dir, result.summary, differences, timings)
+

@@ -1,0 +1,170 @@
+"""`irkit drill`: every built-in scenario runs end to end and the runbook finds its ground truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from irkit import drill
+from irkit.errors import ScenarioError
+
+IRKIT = str(Path(sys.executable).parent / "irkit")
+_PORT = re.compile(r"^(postgresql|redis|marketplace|prometheus|kubernetes)\s+\S*?127\.0\.0\.1:(\d+)", re.MULTILINE)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _ports(stderr: str) -> dict[str, int]:
+    return {name: int(port) for name, port in _PORT.findall(stderr)}
+
+
+@pytest.mark.parametrize("name", sorted(drill.scenarios()))
+def test_drill_finds_the_ground_truth(name: str, tmp_path: Path):
+    result = subprocess.run([IRKIT, "drill", name, "--check", "--outputs", str(tmp_path)], capture_output=True,
+                            text=True, timeout=180, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    record = json.loads((run_dir / "drill.json").read_text())
+    assert record["differences"] == []
+    summary = json.loads((run_dir / "summary.json").read_text())
+    truth = drill.load_scenario(name).truth
+    assert summary["severity"]["name"] == truth.severity
+    if truth.root:
+        assert summary["findings"][0]["kind"] == truth.root["kind"]
+    assert bool(summary["mitigations"]) is (truth.mitigation is not None)
+    assert subprocess.run([IRKIT, "verify", str(run_dir)], capture_output=True).returncode == 0
+    ports = _ports(result.stderr)
+    assert {"postgresql", "marketplace", "prometheus", "kubernetes"} <= set(ports), result.stderr
+    assert not [n for n, port in ports.items() if _listening(port)], "a drill service is still running"
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_stops_everything_the_drill_started(tmp_path: Path):
+    proc = subprocess.Popen([IRKIT, "drill", "slow-queries", "--outputs", str(tmp_path)], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    seen = ""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    while "phase 2 02-investigate: running" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    started = _descendants(proc.pid)
+    assert started, "the drill had started nothing"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    _, rest = proc.communicate(timeout=60)
+    seen += rest
+    assert proc.returncode == 130, seen[-2000:]
+    assert "everything started was stopped" in seen
+    time.sleep(0.5)
+    assert not [pid for pid in started if _alive(pid)], "processes left behind"
+    assert not [n for n, port in _ports(seen).items() if _listening(port)]
+
+
+def test_list_shows_every_scenario_with_its_truth():
+    out = subprocess.run([IRKIT, "drill", "--list"], capture_output=True, text=True, check=True).stdout
+    for name in drill.scenarios():
+        assert name in out
+    assert re.search(r"false-alarm\s+not an incident", out)
+    assert re.search(r"lock-contention\s+SEV-2", out)
+
+
+def _truth(severity: str = "SEV-2") -> drill.Truth:
+    return drill.Truth(real=True, severity=severity, root={"kind": "lock-root", "subject": "pid {holder}"},
+                       mitigation={"action": "terminate-backend", "target": "pid {holder}"})
+
+
+def _summary(**changes: object) -> dict[str, object]:
+    summary: dict[str, object] = {
+        "phases": [{"phase": 1, "name": "01-detect-and-assess", "status": "ok"}],
+        "severity": {"name": "SEV-2"}, "real": True,
+        "findings": [{"kind": "lock-root", "subject": "pid 42", "detail": ""}],
+        "mitigations": [{"action": "terminate-backend", "target": "pid 42"}],
+    }
+    summary.update(changes)
+    return summary
+
+
+def test_check_accepts_the_truth_with_session_pids_resolved():
+    assert drill.check(_summary(), _truth(), {"holder": 42}) == []
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"severity": {"name": "SEV-3"}}, "severity: expected SEV-2, got SEV-3"),
+    ({"findings": [{"kind": "error-spike", "subject": "backend"}]}, "first finding: expected lock-root pid 42"),
+    ({"findings": [{"kind": "lock-root", "subject": "pid 43"}]}, "got lock-root pid 43"),
+    ({"findings": []}, "got no findings"),
+    ({"mitigations": []}, "first mitigation: expected terminate-backend pid 42, got nothing planned"),
+    ({"real": False}, "real incident: expected True"),
+    ({"phases": [{"phase": 2, "name": "02-investigate", "status": "failed", "error": "boom"}]}, "phase 2"),
+])
+def test_check_names_every_difference(changes: dict[str, object], expected: str):
+    problems = drill.check(_summary(**changes), _truth(), {"holder": 42})
+    assert any(expected in p for p in problems), problems
+
+
+def test_check_of_a_false_alarm_refuses_any_plan():
+    truth = drill.Truth(real=False, severity="SEV-4")
+    assert drill.check(_summary(severity={"name": "SEV-4"}, real=False, mitigations=[]), truth, {}) == []
+    problems = drill.check(_summary(severity={"name": "SEV-4"}, real=False), truth, {})
+    assert problems == ["mitigation: expected none, got terminate-backend pid 42"]
+
+
+SCENARIO = Path(drill.SCENARIO_DIR / "lock-contention.toml").read_text()
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (("severity = \"SEV-2\"", "severity = \"SEV-9\""), r"\[truth\]: severity 'SEV-9' must be one of SEV-1"),
+    (("pid {holder}\" }\n", "pid {holdr}\" }\n"), r"\{holdr\} names no session; sessions: holder"),
+    (("start = \"-25m\"", "start = \"25 minutes\""), r"'25 minutes' is not an offset like -3h"),
+    (("error_ratio = 0.12", "error_ratio = 12"), r"error_ratio 12.0 must be between 0 and 1"),
+    (("[marketplace]", "[config]\nnamespce = \"x\"\n\n[marketplace]"), r"namespce"),
+    (("[marketplace]", "[parameters]\nwindow = 5\n\n[marketplace]"), r"unknown parameter 'window'"),
+    (("title = ", "titel = "), r"missing title"),
+])
+def test_a_malformed_scenario_names_the_key_to_fix(edit: tuple[str, str], message: str, tmp_path: Path):
+    assert edit[0] in SCENARIO
+    path = tmp_path / "mine.toml"
+    path.write_text(SCENARIO.replace(edit[0], edit[1], 1))
+    with pytest.raises(ScenarioError, match=message) as info:
+        drill.load_scenario(path)
+    assert str(path) in str(info.value)
+
+
+def test_an_unknown_scenario_lists_the_built_in_ones():
+    with pytest.raises(ScenarioError, match="use one of .*lock-contention"):
+        drill.load_scenario("lock-contentoin")
