@@ -1,7 +1,7 @@
 # The README's commands. Each installs what it needs first (scripts/install.sh is idempotent).
 VENV := .venv/bin
 
-.PHONY: install drill test lint
+.PHONY: install drill test lint bench
 
 .venv/.installed: pyproject.toml scripts/install.sh
 	./scripts/install.sh
@@ -15,10 +15,12 @@ drill: install
 	$(VENV)/irkit drill lock-contention --check
 
 lint: install
-	$(VENV)/ruff check irkit tests scripts
+	$(VENV)/ruff check irkit tests scripts bench
 	$(VENV)/mypy
 
 test: lint
 	$(VENV)/python -m pytest
 
-
+# The budgets of the issues, measured and printed (not asserted): drill, run time, evidence size.
+bench: install
+	$(VENV)/python bench/budgets.py

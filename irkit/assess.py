@@ -77,10 +77,11 @@ def error_ratio_history(inc: Incident, window_minutes: int = 120) -> charts.Char
     start = incident_start(frame, cfg.error_ratio_moderate)
     inc.record("incident_start", start)
     inc.record("window", {"start": window.start, "end": window.end})
-    history = inc.attempt("rollout history", lambda: k8s.rollout_history(inc.kube, cfg.backend_deployment))
+    history = inc.attempt("rollout history", lambda: k8s.rollout_histories(inc.kube, cfg.deployments))
     deploys = history if isinstance(history, pd.DataFrame) else None
     return charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
-                                    deploys=deploys, incident_start=start, label=cfg.prom_service_label)
+                                    deploys=deploys, incident_start=start,
+                                    label=cfg.prom_service_label).with_data(inc.save_data("error-ratio", frame))
 
 
 def pod_health(inc: Incident) -> pd.DataFrame | Unavailable:

@@ -42,6 +42,12 @@ class Chart:
     def __init__(self, figure: go.Figure, name: str) -> None:
         self.figure = figure
         self.name = name
+        self.data: list[str] = []  # paths (relative to the notebook) of the full data behind it
+
+    def with_data(self, *paths: str) -> Chart:
+        """Name the files holding the full, not downsampled, data (shown under the chart)."""
+        self.data.extend(paths)
+        return self
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         spec = json.loads(plotly.io.to_json(self.figure, validate=False))
@@ -51,7 +57,11 @@ class Chart:
                 f"if(window.Plotly){{Plotly.newPlot('{div}',s.data,s.layout,{{responsive:true}});}}"
                 f"else{{document.getElementById('{div}').innerText='chart {self.name}: open report.html "
                 f"or this notebook in JupyterLab to see it';}}}})();</script>")
-        return {"application/vnd.plotly.v1+json": spec, "text/html": html}
+        if self.data:
+            links = ", ".join(f'<a href="{path}">{path}</a>' for path in self.data)
+            html += f'<p class="irkit-chart-data">full data: {links}</p>'
+        plain = f"<chart {self.name}>" + (f" full data: {', '.join(self.data)}" if self.data else "")
+        return {"application/vnd.plotly.v1+json": spec, "text/html": html, "text/plain": plain}
 
 
 def downsample(frame: pd.DataFrame, max_points: int = MAX_POINTS, by: str | None = None) -> pd.DataFrame:
@@ -85,7 +95,9 @@ def _markers(fig: go.Figure, deploys: pd.DataFrame | None, incident_start: Any) 
         for row in deploys.to_dict("records"):
             fig.add_vline(x=pd.Timestamp(row["created"]).to_pydatetime(), line_dash="dot", line_color="#7f8c8d")
             fig.add_annotation(x=pd.Timestamp(row["created"]).to_pydatetime(), y=1, yref="paper",
-                               text=f"deploy r{row.get('revision', '')}", showarrow=False, yanchor="bottom")
+                               text=f"deploy {str(row.get('deployment') or '').removesuffix('-deployment')} "
+                                    f"r{row.get('revision', '')}".replace("  ", " "),
+                               showarrow=False, yanchor="bottom", textangle=-90, xanchor="right")
     if incident_start is not None and not pd.isna(incident_start):
         fig.add_vline(x=pd.Timestamp(incident_start).to_pydatetime(), line_color="#c0392b", line_width=2)
         fig.add_annotation(x=pd.Timestamp(incident_start).to_pydatetime(), y=0.95, yref="paper",

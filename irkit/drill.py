@@ -22,7 +22,6 @@ import json
 import re
 import shutil
 import tempfile
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -30,11 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from irkit import config as irconfig
 from irkit import evidence, runner
-from irkit.errors import ConfigError, ScenarioError
+from irkit.errors import ConfigError, DrillError, ScenarioError
 from irkit.lab.kube import KubeLab, build_cluster
 from irkit.lab.marketplace import Marketplace
 from irkit.lab.postgres import PostgresLab
@@ -215,35 +212,6 @@ def _truth_texts(truth: Truth) -> list[str]:
 
 # --------------------------------------------------------------------------- the environment
 
-class _HeldSession:
-    """One scenario session on a thread of its own, left idle in its transaction or blocked."""
-
-    def __init__(self, dsn: str, session: Session) -> None:
-        self.session = session
-        self.pid = 0
-        self.error: BaseException | None = None
-        self.done = threading.Event()  # every statement returned
-        self._ready = threading.Event()  # pid known
-        self._conn = psycopg.connect(dsn, autocommit=True, application_name=session.application, connect_timeout=5)
-        self.pid = self._conn.info.backend_pid
-        self._thread = threading.Thread(target=self._run, name=f"drill-session-{session.name}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            for statement in self.session.statements:
-                self._conn.execute(statement.encode())  # bytes: no client-side parameter parsing
-        except psycopg.Error as exc:
-            self.error = exc
-        finally:
-            self.done.set()
-
-    def close(self) -> None:
-        self._thread.join(2)
-        with contextlib.suppress(psycopg.Error):
-            self._conn.close()
-
-
 class DrillEnvironment:
     """The scenario's system, running; a context manager that always stops it all."""
 
@@ -303,41 +271,13 @@ class DrillEnvironment:
             raise ScenarioError(f"{sc.path}: [config] {exc}") from exc
 
     def _hold_sessions(self) -> None:
-        held: list[_HeldSession] = []
-
-        def release() -> None:
-            # Terminating the sessions releases their locks; then the threads return.
-            with contextlib.suppress(psycopg.Error), psycopg.connect(self.postgres.dsn, autocommit=True,
-                                                                     connect_timeout=5) as conn:
-                conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid",
-                             ([h.pid for h in held],))
-            for h in held:
-                h.close()
-
-        self._stack.callback(release)
-        with psycopg.connect(self.postgres.dsn, autocommit=True, connect_timeout=5) as admin:
-            for session in self.scenario.sessions:
-                h = _HeldSession(self.postgres.dsn, session)
-                held.append(h)
-                self.pids[session.name] = h.pid
-                _settle(admin, h)
-                self.say(f"session     {session.name}: pid {h.pid}")
-
-
-def _settle(admin: psycopg.Connection[Any], held: _HeldSession, timeout: float = 10.0) -> None:
-    """Wait until the session ran every statement, or is stuck in its last one."""
-    deadline = time.monotonic() + timeout
-    last = held.session.statements[-1].strip()
-    while time.monotonic() < deadline:
-        if held.done.wait(0.02):
-            if held.error is not None:
-                raise ScenarioError(f"session {held.session.name}: {held.error}".strip())
-            return
-        row = admin.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s", (held.pid,)).fetchone()
-        if row and row[0] == "active" and row[1].strip() == last:
-            return
-    raise ScenarioError(f"session {held.session.name} did not settle within {timeout:.0f} s: "
-                        "only its last statement may block")
+        for session in self.scenario.sessions:
+            try:
+                held = self.postgres.hold(session.statements, application=session.application)
+            except DrillError as exc:
+                raise ScenarioError(f"{self.scenario.path} [[sessions]] {session.name}: {exc}") from exc
+            self.pids[session.name] = held.pid
+            self.say(f"session     {session.name}: pid {held.pid}")
 
 
 # --------------------------------------------------------------------------- ground truth

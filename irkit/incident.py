@@ -132,6 +132,18 @@ class Incident:
         self._flush()
         return value
 
+    def save_data(self, name: str, frame: Any) -> str:
+        """Write ``frame`` in full to ``data/phase<N>-<name>.csv`` in the run; returns that relative path.
+
+        Charts show downsampled series so a notebook's size does not grow with the
+        incident's length; this file keeps every point beside them.
+        """
+        relative = f"data/phase{self.phase}-{name}.csv"
+        path = self.run_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path)
+        return relative
+
     def earlier(self, phase: int, key: str, default: Any = None) -> Any:
         """What an earlier phase of this run recorded under ``key``."""
         path = self.run_dir / f"phase-{phase}.json"

@@ -14,7 +14,8 @@ from irkit.findings import Finding, rank
 from irkit.incident import Incident, Unavailable
 
 __all__ = [
-    "activity", "endpoints", "error_ratio", "events", "findings", "latency", "lock_graph", "logs",
+    "LogView", "activity", "endpoints", "error_ratio", "events", "findings", "fold_logs", "latency", "lock_graph",
+    "logs",
     "long_running", "pod_chart", "previous_logs", "rollout_history", "saturation", "top", "unhealthy_pods",
 ]
 
@@ -48,15 +49,52 @@ def top(inc: Incident) -> Any:
     return result
 
 
-def logs(inc: Incident, tail: int = 50) -> pd.DataFrame | Unavailable:
-    """``kubectl logs deployment/... --tail=N`` for the backend and frontend."""
+def fold_logs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Identical log text from several pods once, with the pods that printed it (pure).
+
+    Columns: ``deployment, container, pods, text``: three replicas crashing the same
+    way show one panic, not three truncated copies.
+    """
+    columns = ["deployment", "container", "pods", "text"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = frame.groupby(["deployment", "container", "text"], sort=False)["pod"].agg(list).reset_index()
+    return grouped.rename(columns={"pod": "pods"})[columns]
+
+
+class LogView:
+    """Folded logs shown whole: a header per group, the text in a ``<pre>`` block."""
+
+    def __init__(self, frame: pd.DataFrame, title: str) -> None:
+        self.frame = frame
+        self.title = title
+
+    def _blocks(self) -> list[tuple[str, str]]:
+        return [(f"{row['deployment']} / {row['container']}: {len(row['pods'])} pod(s) {', '.join(row['pods'])}",
+                 str(row["text"])) for row in self.frame.to_dict("records")]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from html import escape
+        blocks = self._blocks()
+        if not blocks:
+            return {"text/plain": f"{self.title}: none"}
+        return {"text/plain": "\n\n".join(f"== {head}\n{text}" for head, text in blocks),
+                "text/html": "".join(f"<p><b>{escape(head)}</b></p><pre>{escape(text)}</pre>" for head, text in blocks)}
+
+
+def logs(inc: Incident, tail: int = 50) -> LogView | Unavailable:
+    """``kubectl logs deployment/... --tail=N`` for the backend and frontend, identical pods folded."""
     def run() -> pd.DataFrame:
-        return pd.concat([k8s.logs(inc.kube, d, tail=tail).assign(deployment=d) for d in inc.config.deployments])
-    return inc.record("logs", inc.attempt("logs", run))
+        return pd.concat([k8s.logs(inc.kube, d, tail=tail).assign(deployment=d) for d in inc.config.deployments],
+                         ignore_index=True)
+    frame = inc.attempt("logs", run)
+    if isinstance(frame, Unavailable):
+        return inc.record("logs", frame)
+    return LogView(inc.record("logs", fold_logs(frame)), "logs")
 
 
-def previous_logs(inc: Incident, tail: int = 50) -> pd.DataFrame | Unavailable:
-    """``kubectl logs --previous`` of the pods that restarted: the crash itself."""
+def previous_logs(inc: Incident, tail: int = 50) -> LogView | Unavailable:
+    """``kubectl logs --previous`` of the pods that restarted: the crash itself, identical pods folded."""
     def run() -> pd.DataFrame:
         restarted = k8s.pods(inc.kube)
         restarted = restarted[restarted["restarts"] > 0]
@@ -64,8 +102,11 @@ def previous_logs(inc: Incident, tail: int = 50) -> pd.DataFrame | Unavailable:
         for deployment in inc.config.deployments:
             frame = k8s.logs(inc.kube, deployment, tail=tail, previous=True)
             frames.append(frame[frame["pod"].isin(restarted["pod"])].assign(deployment=deployment))
-        return pd.concat(frames)
-    return inc.record("previous_logs", inc.attempt("previous logs", run))
+        return pd.concat(frames, ignore_index=True)
+    frame = inc.attempt("previous logs", run)
+    if isinstance(frame, Unavailable):
+        return inc.record("previous_logs", frame)
+    return LogView(inc.record("previous_logs", fold_logs(frame)), "previous logs of restarted pods")
 
 
 def _window(inc: Incident, window_minutes: int) -> prom.Window:
@@ -82,11 +123,15 @@ def error_ratio(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unav
     now = inc.attempt("error ratio now", lambda: prom.error_ratio(inc.prom, by_service=True))
     if isinstance(now, pd.DataFrame):
         inc.record("error_ratio_now", now.rename(columns={cfg.prom_service_label: "service"}))
-    history = inc.attempt("rollout history", lambda: k8s.rollout_history(inc.kube, cfg.backend_deployment))
     start = inc.earlier(1, "incident_start")
     return charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
-                                    deploys=history if isinstance(history, pd.DataFrame) else None,
-                                    incident_start=start, label=cfg.prom_service_label)
+                                    deploys=_deploys(inc), incident_start=start,
+                                    label=cfg.prom_service_label).with_data(inc.save_data("error-ratio", frame))
+
+
+def _deploys(inc: Incident) -> pd.DataFrame | None:
+    history = inc.attempt("rollout history", lambda: k8s.rollout_histories(inc.kube, inc.config.deployments))
+    return history if isinstance(history, pd.DataFrame) else None
 
 
 def latency(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavailable:
@@ -100,8 +145,10 @@ def latency(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavaila
         frames[f"p{int(q * 100)}"] = frame
     now = inc.attempt("p95 now", lambda: prom.latency_quantile(inc.prom, 0.95, by_service=True))
     inc.record("latency_p95_now", now)
+    saved = [inc.save_data(f"latency-{name}", frame) for name, frame in frames.items()]
     return charts.latency_chart(frames, slow_seconds=inc.config.latency_p95_slow_seconds,
-                                incident_start=inc.earlier(1, "incident_start"))
+                                incident_start=inc.earlier(1, "incident_start"),
+                                deploys=_deploys(inc)).with_data(*saved)
 
 
 def activity(inc: Incident) -> pd.DataFrame | Unavailable:
@@ -238,14 +285,11 @@ def _container_of(deployment: str, cfg: Any) -> str:
 
 def rollout_history(inc: Incident) -> pd.DataFrame | Unavailable:
     """Revision history of the deployments (the deploy markers and rollback candidates)."""
-    frames = []
-    for deployment in inc.config.deployments:
-        frame = inc.attempt(f"rollout history {deployment}", partial(k8s.rollout_history, inc.kube, deployment))
-        if isinstance(frame, Unavailable):
-            return frame
-        inc.record(f"rollout_history:{deployment}", frame)
-        frames.append(frame.assign(deployment=deployment))
-    return pd.concat(frames)
+    frame = inc.attempt("rollout history", lambda: k8s.rollout_histories(inc.kube, inc.config.deployments))
+    if isinstance(frame, pd.DataFrame):
+        for deployment in inc.config.deployments:
+            inc.record(f"rollout_history:{deployment}", frame[frame["deployment"] == deployment])
+    return frame
 
 
 def findings(inc: Incident) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -36,6 +36,7 @@ __all__ = [
     "events",
     "logs",
     "pods",
+    "rollout_histories",
     "rollout_history",
     "top_nodes",
     "top_pods",
@@ -337,3 +338,9 @@ def rollout_history(kube: Kube, deployment: str) -> pd.DataFrame:
     frame = frame.sort_values("revision").reset_index(drop=True)
     frame["current"] = frame["revision"] == frame["revision"].max() if not frame.empty else []
     return frame
+
+
+def rollout_histories(kube: Kube, deployments: Iterable[str]) -> pd.DataFrame:
+    """:func:`rollout_history` of several deployments, with a ``deployment`` column: every deploy marker."""
+    frames = [rollout_history(kube, name).assign(deployment=name) for name in deployments]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["deployment"])

@@ -122,8 +122,10 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     frame = inc.attempt("error ratio for the post-mortem", lambda: prom.error_ratio(
         inc.prom, prom.Window.last(timedelta(minutes=window_minutes)), by_service=True))
     if isinstance(frame, pd.DataFrame):
+        deploys = pd.DataFrame([row for d in cfg.deployments for row in inc.earlier(2, f"rollout_history:{d}", [])])
         chart = charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
                                          incident_start=inc.earlier(1, "incident_start"),
+                                         deploys=deploys if "created" in deploys else None,
                                          label=cfg.prom_service_label)
         if charts.save_image(chart, inc.run_dir / "postmortem-error-ratio.png"):
             images.append("postmortem-error-ratio.png")

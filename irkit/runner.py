@@ -175,7 +175,7 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     summary = _summary(incident, run_id, run_dir, started, [status[p] for p in phases])
     try:
         evidence.write_report(run_dir, summary, [run_dir / f"{PHASES[p]}.ipynb" for p in phases])
-        summary["artifacts"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.iterdir() if p.is_file()) + [
+        summary["artifacts"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) + [
             "summary.json", "manifest.json"]
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
         evidence.write_manifest(run_dir)

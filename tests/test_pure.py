@@ -83,3 +83,44 @@ def test_nothing_fired_is_sev4_next_business_day_and_not_real():
 def test_thresholds_come_from_the_caller():
     strict = Thresholds(error_ratio_high=0.02, error_ratio_moderate=0.01)
     assert classify(Signals(error_ratio=0.03), strict, detected_at=NOW).level == 2
+
+
+def test_identical_logs_of_several_pods_are_shown_once_with_their_pods():
+    from irkit.investigate import LogView, fold_logs
+    panic = "INFO starting\npanic: assignment to entry in nil map\n"
+    frame = pd.DataFrame([
+        {"pod": "api-1", "container": "api", "previous": True, "text": panic, "deployment": "api"},
+        {"pod": "api-2", "container": "api", "previous": True, "text": panic, "deployment": "api"},
+        {"pod": "api-3", "container": "api", "previous": True, "text": "OOM\n", "deployment": "api"},
+    ])
+    folded = fold_logs(frame)
+    assert folded["pods"].tolist() == [["api-1", "api-2"], ["api-3"]]
+    shown = LogView(folded, "previous logs")._repr_mimebundle_()
+    assert shown["text/plain"].count("panic: assignment") == 1  # whole, once
+    assert "2 pod(s) api-1, api-2" in shown["text/plain"]
+    assert "<pre>INFO starting\npanic: assignment" in shown["text/html"]
+    assert fold_logs(frame.iloc[:0]).empty
+
+
+def test_error_ratio_chart_marks_every_deployment_and_links_its_full_data():
+    from irkit import charts
+    now = pd.Timestamp.now(tz="UTC")
+    frame = pd.DataFrame({"value": [0.01, 0.12], "service": ["backend", "backend"]},
+                         index=[now - pd.Timedelta(minutes=10), now])
+    deploys = pd.DataFrame([
+        {"deployment": "backend-deployment", "revision": 2, "created": now - pd.Timedelta(minutes=8)},
+        {"deployment": "frontend-deployment", "revision": 5, "created": now - pd.Timedelta(minutes=3)},
+    ])
+    chart = charts.error_ratio_chart(frame, deploys=deploys).with_data("data/phase1-error-ratio.csv")
+    texts = [a.text for a in chart.figure.layout.annotations]
+    assert "deploy backend r2" in texts and "deploy frontend r5" in texts
+    assert '<a href="data/phase1-error-ratio.csv">' in chart._repr_mimebundle_()["text/html"]
+
+
+def test_downsampling_bounds_the_points_and_keeps_the_spike():
+    from irkit import charts
+    index = pd.date_range("2026-11-28", periods=20_000, freq="s", tz="UTC")
+    values = [0.01] * 20_000
+    values[12_345] = 0.9
+    small = charts.downsample(pd.DataFrame({"value": values}, index=index), max_points=600)
+    assert len(small) <= 600 and small["value"].max() == 0.9

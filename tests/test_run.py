@@ -3,18 +3,33 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from irkit import cli, evidence, runner
 from irkit.config import Config
 from irkit.errors import ParameterError
+from irkit.lab.postgres import HeldSession, PostgresLab
 
 
 @pytest.fixture(scope="module")
-def run_result(cfg: Config, tmp_path_factory: pytest.TempPathFactory) -> runner.RunResult:
+def lock_holder(pg_lab: PostgresLab) -> Iterator[HeldSession]:
+    """An idle transaction holding order 5, and an update of order 5 waiting behind it."""
+    holder = pg_lab.hold(["BEGIN", "UPDATE orders SET status = 'processing' WHERE id = 5"])
+    pg_lab.hold(["UPDATE orders SET status = 'paid' WHERE id = 5"])
+    yield holder
+    pg_lab.release()
+
+
+@pytest.fixture(scope="module")
+def run_result(cfg: Config, lock_holder: HeldSession, tmp_path_factory: pytest.TempPathFactory) -> runner.RunResult:
     root = tmp_path_factory.mktemp("run")
     toml = root / "irkit.toml"
     toml.write_text(f'[kubernetes]\nkubeconfig = "{cfg.kubeconfig}"\n[postgres]\npg_dsn = "{cfg.pg_dsn}"\n'
@@ -30,14 +45,27 @@ def test_every_phase_ran_and_left_its_notebook(run_result: runner.RunResult):
         assert (run_result.run_dir / f"{name}.ipynb").exists()
 
 
-def test_summary_names_what_the_seeded_situation_put_there(run_result: runner.RunResult):
+def test_summary_names_what_the_seeded_situation_put_there(run_result: runner.RunResult, lock_holder: HeldSession):
     summary = json.loads((run_result.run_dir / "summary.json").read_text())
     kinds = [(f["kind"], f["subject"]) for f in summary["findings"]]
-    assert kinds[0] == ("bad-revision", "backend-deployment")  # the cause comes first
-    assert ("error-spike", "backend") in kinds
+    # Causes first: the lock root, then the crashlooping revision; the error spike is a symptom.
+    assert kinds[:2] == [("lock-root", f"pid {lock_holder.pid}"), ("bad-revision", "backend-deployment")]
+    assert ("error-spike", "backend") in kinds[2:]
     assert summary["severity"]["name"] == "SEV-1"  # no backend pod is ready: an outage
-    assert any(m["action"] == "rollout-undo" for m in summary["mitigations"])
+    actions = [(m["action"], m["target"]) for m in summary["mitigations"]]
+    assert actions[:2] == [("terminate-backend", f"pid {lock_holder.pid}"),
+                           ("rollout-undo", "deployment/backend-deployment")]
     assert summary["recovery"]["recovered"] is False
+    assert "no lock waits: 1 waiting session(s)" in summary["recovery"]["failed"]
+
+
+def test_full_chart_data_is_kept_beside_the_downsampled_charts(run_result: runner.RunResult):
+    summary = json.loads((run_result.run_dir / "summary.json").read_text())
+    for name in ("data/phase1-error-ratio.csv", "data/phase2-error-ratio.csv", "data/phase2-latency-p95.csv"):
+        assert name in summary["artifacts"]
+        frame = pd.read_csv(run_result.run_dir / name, index_col=0)
+        assert len(frame) > 100 and set(frame.columns) >= {"value"}
+    assert "data/phase1-error-ratio.csv" in (run_result.run_dir / "01-detect-and-assess.ipynb").read_text()
 
 
 def test_manifest_verifies_and_detects_tampering(run_result: runner.RunResult):
@@ -71,3 +99,21 @@ def test_bad_parameters_are_refused_before_anything_runs(params: dict[str, str],
     with pytest.raises(ParameterError, match=message):
         runner.run("INC-BAD", params=params, outputs=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_every_chart_draws_in_headless_chromium_with_no_network(run_result: runner.RunResult, tmp_path: Path):
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is missing: scripts/install.sh installs it (apt-get install chromium)"
+    isolate = ["unshare", "-n"] if os.geteuid() == 0 else ["unshare", "-rn"]  # no network at all
+    dom = subprocess.run(
+        [*isolate, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+         f"--user-data-dir={tmp_path}", "--virtual-time-budget=15000", "--dump-dom",
+         (run_result.run_dir / "report.html").as_uri()],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    starts = list(re.finditer(r'<div [^>]*\bdata-chart="([^"]+)"', dom))
+    drawn: dict[str, list[bool]] = {}
+    for match, following in zip(starts, [*starts[1:], None]):
+        chunk = dom[match.end():following.start() if following else len(dom)]
+        drawn.setdefault(match.group(1), []).append('class="trace ' in chunk and 'class="main-svg"' in chunk)
+    expected = {"error-ratio": [True, True], "latency": [True], "pod-status": [True], "lock-graph": [True]}
+    assert drawn == expected

@@ -6,22 +6,26 @@ initdb and pg_ctl refuse to run as root, so as root the cluster belongs to the
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+import threading
+import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import psycopg
 
 from irkit.errors import DrillError
 from irkit.lab import find_binary, free_port
 
-__all__ = ["MARKETPLACE_SCHEMA", "PostgresLab"]
+__all__ = ["MARKETPLACE_SCHEMA", "HeldSession", "PostgresLab"]
 
 MARKETPLACE_SCHEMA = """
 CREATE TABLE users (
@@ -67,6 +71,47 @@ _SEED = (
 )
 
 
+class HeldSession:
+    """A session kept open on a thread of its own: idle in its transaction, or blocked in its last statement."""
+
+    def __init__(self, dsn: str, statements: tuple[str, ...], application: str) -> None:
+        self.statements = statements
+        self.error: BaseException | None = None
+        self.done = threading.Event()  # every statement returned
+        self._conn = psycopg.connect(dsn, autocommit=True, application_name=application, connect_timeout=5)
+        self.pid = self._conn.info.backend_pid
+        self._thread = threading.Thread(target=self._run, name=f"held-session-{self.pid}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for statement in self.statements:
+                self._conn.execute(statement.encode())  # bytes: no client-side parameter parsing
+        except psycopg.Error as exc:
+            self.error = exc
+        finally:
+            self.done.set()
+
+    def settle(self, admin: psycopg.Connection[Any], timeout: float = 10.0) -> None:
+        """Wait until every statement ran, or the session is stuck in its last one."""
+        deadline = time.monotonic() + timeout
+        last = self.statements[-1].strip()
+        while time.monotonic() < deadline:
+            if self.done.wait(0.02):
+                if self.error is not None:
+                    raise DrillError(str(self.error).strip())
+                return
+            row = admin.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s", (self.pid,)).fetchone()
+            if row and row[0] == "active" and row[1].strip() == last:
+                return
+        raise DrillError(f"the session did not settle within {timeout:.0f} s: only its last statement may block")
+
+    def close(self) -> None:
+        self._thread.join(2)
+        with contextlib.suppress(psycopg.Error):
+            self._conn.close()
+
+
 def _bindir() -> str:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
     initdb = find_binary("initdb", "postgresql", tuple(candidates))
@@ -85,6 +130,7 @@ class PostgresLab:
     settings: tuple[str, ...] = ()
     port: int = 0
     datadir: str = ""
+    _held: list[HeldSession] = field(default_factory=list, repr=False)
 
     def start(self) -> PostgresLab:
         bindir = _bindir()
@@ -115,6 +161,24 @@ class PostgresLab:
                 conn.execute(statement, params)
         return self
 
+    def hold(self, statements: tuple[str, ...] | list[str], application: str = "backend") -> HeldSession:
+        """Open a session that runs ``statements`` in order and stays (idle in transaction, or blocked)."""
+        held = HeldSession(self.dsn, tuple(statements), application)
+        self._held.append(held)
+        with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as admin:
+            held.settle(admin)
+        return held
+
+    def release(self) -> None:
+        """End every held session: their locks go, blocked statements return."""
+        held, self._held = self._held, []
+        if held:
+            with contextlib.suppress(psycopg.Error), psycopg.connect(self.dsn, autocommit=True,
+                                                                     connect_timeout=5) as conn:
+                conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) pid", ([h.pid for h in held],))
+        for session in held:
+            session.close()
+
     def _run(self, argv: list[str]) -> None:
         if self._as_root:
             argv = ["runuser", "-u", "postgres", "--", *argv]
@@ -132,6 +196,7 @@ class PostgresLab:
     def stop(self) -> None:
         if not self.datadir:
             return
+        self.release()
         try:
             self._run([self._pg_ctl, "-D", self.datadir, "-m", "immediate", "-w", "-t", "20", "stop"])
         except (DrillError, subprocess.TimeoutExpired):
