@@ -33,7 +33,7 @@ NOTEBOOKS = {
     ]),
     "02-investigate": ("investigate", 2, "Phase 2: Investigation and diagnosis",
                        'log_tail = 50               # lines per container for kubectl logs\n'
-                       'older_than_seconds = 60     # long-running query bound', [
+                       'older_than_seconds = 60     # active queries older than this are long-running findings', [
         ("## 2.1 System health check\n`./scripts/monitoring/health-check.sh`", "investigate.endpoints(inc)"),
         ("`kubectl get pods | grep -v Running`", "investigate.unhealthy_pods(inc)"),
         (None, "investigate.pod_chart(inc)"),
@@ -91,6 +91,8 @@ def build(name: str) -> nbformat.NotebookNode:
         cells.append(new_code_cell(code))
     cells.append(new_markdown_cell("Close the phase: its record is complete."))
     cells.append(new_code_cell("inc.finish()[\"problems\"]"))
+    for number, cell in enumerate(cells):
+        cell.id = f"{phase}-{number:02d}"  # stable ids: regenerating changes only what changed
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb

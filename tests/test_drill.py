@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -168,3 +169,41 @@ def test_a_malformed_scenario_names_the_key_to_fix(edit: tuple[str, str], messag
 def test_an_unknown_scenario_lists_the_built_in_ones():
     with pytest.raises(ScenarioError, match="use one of .*lock-contention"):
         drill.load_scenario("lock-contentoin")
+
+
+def test_a_missing_binary_names_the_package_and_stops_what_had_started(tmp_path: Path):
+    bin_dir = tmp_path / "bin"  # everything the drill needs except Prometheus
+    bin_dir.mkdir()
+    for name in ("runuser", "redis-server"):
+        (bin_dir / name).symlink_to(shutil.which(name) or f"/usr/bin/{name}")
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}"}
+    result = subprocess.run([IRKIT, "drill", "lock-contention", "--outputs", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "prometheus is not installed; install it with: apt-get install prometheus" in result.stderr
+    ports = _ports(result.stderr)
+    assert "postgresql" in ports and not _listening(ports["postgresql"])
+
+
+def test_keep_running_leaves_the_environment_up_until_ctrl_c(tmp_path: Path):
+    proc = subprocess.Popen([IRKIT, "drill", "false-alarm", "--keep-running", "--outputs", str(tmp_path)],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "Ctrl-C stops it" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        seen += proc.stderr.readline()
+    config = re.search(r"IRKIT_CONFIG=(\S+)", seen)
+    assert config, seen[-2000:]
+    ports = _ports(seen)
+    assert all(_listening(port) for port in ports.values()), "the environment should still be up"
+    # The printed command works against it: the config names every service.
+    run = subprocess.run([IRKIT, "run", "--incident", "BY-HAND", "--phases", "1", "--config", config.group(1),
+                          "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    proc.send_signal(signal.SIGINT)
+    out, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "every drill service is stopped" in rest
+    assert not [n for n, port in ports.items() if _listening(port)]
+    assert not Path(config.group(1)).exists()  # the drill's kubeconfig and irkit.toml went with it

@@ -181,7 +181,7 @@ class PostgresLab:
 
     def _run(self, argv: list[str]) -> None:
         if self._as_root:
-            argv = ["runuser", "-u", "postgres", "--", *argv]
+            argv = [find_binary("runuser", "util-linux"), "-u", "postgres", "--", *argv]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
         if result.returncode != 0:
             raise DrillError(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout.strip()}")
