@@ -68,9 +68,11 @@ def _drill(args: argparse.Namespace) -> int:
 
 
 def _wait_for_ctrl_c(env: Any) -> None:
+    bin_dir = Path(sys.executable).parent
+    notebooks = runner.NOTEBOOK_DIR
     _say(f"\nthe drill environment is up. In another shell:\n"
-         f"  IRKIT_CONFIG={env.config_path} KUBECONFIG={env.kubeconfig} .venv/bin/jupyter lab notebooks/\n"
-         f"  IRKIT_CONFIG={env.config_path} .venv/bin/irkit run --incident DRILL-{env.scenario.name}\n"
+         f"  IRKIT_CONFIG={env.config_path} KUBECONFIG={env.kubeconfig} {bin_dir / 'jupyter'} lab {notebooks}\n"
+         f"  IRKIT_CONFIG={env.config_path} {bin_dir / 'irkit'} run --incident DRILL-{env.scenario.name}\n"
          "Ctrl-C stops it.")
     try:
         threading.Event().wait()
@@ -107,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     except IrkitError as exc:
         print(f"irkit: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        _say("irkit: interrupted; everything started was stopped")
+    except KeyboardInterrupt as exc:
+        _say(f"irkit: {exc or 'interrupted'}; everything started was stopped")
         return 130
     except FileNotFoundError as exc:
         print(f"irkit: {exc.filename}: no such file; is this a run directory?", file=sys.stderr)

@@ -203,6 +203,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         runner.check_parameters(scenario.parameters, list(runner.PHASES))
     except ConfigError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
+    try:
+        build_cluster(scenario.cluster, scenario.namespace)  # pure: catches a bad [cluster] before anything starts
+    except (DrillError, KeyError, TypeError, ValueError) as exc:
+        detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ScenarioError(f"{where} [cluster]: {detail}; see the README's scenario format") from exc
     return scenario
 
 

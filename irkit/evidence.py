@@ -68,7 +68,10 @@ def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path]) 
     for path in notebooks:
         if not path.exists():
             continue
-        body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+        try:
+            body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+        except Exception as exc:  # a notebook cut short by an interruption; the rest of the report stands
+            body = f"<p>this notebook could not be rendered: {html.escape(str(exc)[:300])}</p>"
         sections.append(f"<section class='phase'><h2>{html.escape(path.stem)}</h2>{body}</section>")
     rows = "".join(
         f"<tr><td>{p['phase']}</td><td>{html.escape(p['name'])}</td>"

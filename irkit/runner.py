@@ -129,7 +129,12 @@ def _error_text(exc: BaseException) -> str:
 def run(incident: str, phases: list[int] | None = None, *, config_path: str = "",
         params: Mapping[str, Any] | None = None, outputs: str | Path = "outputs",
         progress: Callable[[str], None] | None = None, cell_timeout: int = 300) -> RunResult:
-    """Execute the phases into ``outputs/<incident>/<run id>/``; never raises for a failing phase."""
+    """Execute the phases into ``outputs/<incident>/<run id>/``; never raises for a failing phase.
+
+    On Ctrl-C (or SIGTERM through the CLI) the running phase is marked interrupted, the
+    rest skipped, the evidence collected so far written and sealed, then
+    KeyboardInterrupt goes on up.
+    """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", incident):
         raise ParameterError(f"--incident {incident!r}: use letters, digits, '.', '_' or '-', like INC-123")
     phases = phases or list(PHASES)
@@ -145,8 +150,13 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
         run_dir = run_dir.with_name(run_id)
     run_dir.mkdir(parents=True)
     status: dict[int, dict[str, Any]] = {}
+    interrupted = False
     for phase in phases:
         name = PHASES[phase]
+        if interrupted:
+            status[phase] = {"phase": phase, "name": name, "notebook": f"{name}.ipynb", "duration_seconds": 0.0,
+                             "status": "skipped", "error": "the run was interrupted"}
+            continue
         blocked = [d for d in DEPENDS[phase] if status.get(d, {}).get("status") not in (None, "ok")]
         record: dict[str, Any] = {"phase": phase, "name": name, "notebook": f"{name}.ipynb",
                                   "duration_seconds": 0.0, "error": None}
@@ -168,6 +178,9 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
             record["status"] = "ok"
         except Exception as exc:  # papermill has saved the partial notebook; keep going
             record.update(status="failed", error=redact(_error_text(exc)))
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was collected, then stop
+            record.update(status="interrupted", error="interrupted (Ctrl-C or SIGTERM)")
+            interrupted = True
         record["duration_seconds"] = round(time.monotonic() - t0, 2)
         say(f"phase {phase} {name}: {record['status']} ({record['duration_seconds']:.1f} s)"
             + (f": {record['error']}" if record["error"] else ""))
@@ -182,6 +195,8 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     except OSError as exc:
         raise RunError(f"could not write the evidence in {run_dir}: {exc}") from exc
     say(f"evidence: {run_dir}")
+    if interrupted:
+        raise KeyboardInterrupt(f"interrupted; the evidence collected so far is in {run_dir}")
     return RunResult(run_dir, summary)
 
 

@@ -91,6 +91,13 @@ def test_ctrl_c_stops_everything_the_drill_started(tmp_path: Path):
     seen += rest
     assert proc.returncode == 130, seen[-2000:]
     assert "everything started was stopped" in seen
+    # What was collected before the interruption is kept and sealed.
+    summary = json.loads(next(tmp_path.glob("DRILL-slow-queries/*/summary.json")).read_text())
+    statuses = [p["status"] for p in summary["phases"]]
+    assert statuses[0] == "ok" and "interrupted" in statuses, statuses
+    assert summary["severity"]["name"] == "SEV-2"  # phase 1's assessment survived
+    run_dir = next(tmp_path.glob("DRILL-slow-queries/*"))
+    assert subprocess.run([IRKIT, "verify", str(run_dir)], capture_output=True).returncode == 0
     time.sleep(0.5)
     assert not [pid for pid in started if _alive(pid)], "processes left behind"
     assert not [n for n, port in _ports(seen).items() if _listening(port)]
@@ -156,6 +163,8 @@ SCENARIO = Path(drill.SCENARIO_DIR / "lock-contention.toml").read_text()
     (("[marketplace]", "[config]\nnamespce = \"x\"\n\n[marketplace]"), r"namespce"),
     (("[marketplace]", "[parameters]\nwindow = 5\n\n[marketplace]"), r"unknown parameter 'window'"),
     (("title = ", "titel = "), r"missing title"),
+    (('state = "running", logs', 'state = "sleeping", logs'), r"\[cluster\]: unknown pod state 'sleeping'"),
+    (('name = "frontend-deployment"', 'nmae = "frontend-deployment"'), r"\[cluster\]: missing key 'name'"),
 ])
 def test_a_malformed_scenario_names_the_key_to_fix(edit: tuple[str, str], message: str, tmp_path: Path):
     assert edit[0] in SCENARIO
@@ -207,3 +216,12 @@ def test_keep_running_leaves_the_environment_up_until_ctrl_c(tmp_path: Path):
     assert "every drill service is stopped" in rest
     assert not [n for n, port in ports.items() if _listening(port)]
     assert not Path(config.group(1)).exists()  # the drill's kubeconfig and irkit.toml went with it
+
+
+def test_a_scenario_file_of_ones_own_is_loaded_by_path(tmp_path: Path):
+    path = tmp_path / "checkout-locks.toml"
+    path.write_text(SCENARIO.replace('title = "Order updates', 'title = "Checkout updates'))
+    scenario = drill.load_scenario(str(path))
+    assert scenario.name == "checkout-locks" and scenario.title.startswith("Checkout updates")
+    assert [s.name for s in scenario.sessions] == ["holder", "waiter-1", "waiter-2", "waiter-3"]
+    assert scenario.live["backend"].error_ratio == 0.12  # the last segment goes on live
