@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from irkit import charts, http, k8s, prom
-from irkit.incident import Incident, Unavailable
+from irkit.incident import Incident, Note, Unavailable, shown
 from irkit.severity import Assessment, Signals, Thresholds, classify
 
 __all__ = [
@@ -138,7 +138,7 @@ def _affected(inc: Incident) -> list[str]:
     return sorted(set(services)) + sorted(set(workloads))
 
 
-def related_incidents(inc: Incident, outputs: str | Path = "outputs", days: int = 30) -> pd.DataFrame:
+def related_incidents(inc: Incident, outputs: str | Path = "outputs", days: int = 30) -> pd.DataFrame | Note:
     """Earlier runs in ``outputs/`` whose affected services overlap this one's."""
     affected = set(_affected(inc))
     rows: list[dict[str, Any]] = []
@@ -160,7 +160,8 @@ def related_incidents(inc: Incident, outputs: str | Path = "outputs", days: int 
                          "path": str(summary.parent)})
     frame = pd.DataFrame(rows, columns=["incident", "run", "severity", "overlap", "path"])
     inc.record("related_incidents", frame)
-    return frame
+    return shown(frame, f"no earlier run in {outputs}/ in the last {days} days touched "
+                        f"{', '.join(sorted(affected)) or 'these services'}")
 
 
 def checklist(inc: Incident) -> pd.DataFrame:

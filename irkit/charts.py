@@ -52,7 +52,7 @@ class Chart:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         spec = json.loads(plotly.io.to_json(self.figure, validate=False))
         div = f"irkit-chart-{uuid.uuid4().hex[:12]}"
-        html = (f'<div id="{div}" class="irkit-chart" data-chart="{self.name}" style="height:420px"></div>'
+        html = (f'<div id="{div}" class="irkit-chart" data-chart="{self.name}" style="height:{int(self.figure.layout.height or 420)}px"></div>'
                 f"<script>(function(){{var s={json.dumps(spec)};"
                 f"if(window.Plotly){{Plotly.newPlot('{div}',s.data,s.layout,{{responsive:true}});}}"
                 f"else{{document.getElementById('{div}').innerText='chart {self.name}: open report.html "
@@ -90,9 +90,24 @@ def _series(fig: go.Figure, frame: pd.DataFrame, label: str | None, scale: float
         fig.add_trace(go.Scatter(x=group.index, y=group["value"] * scale, mode="lines", name=str(name)))
 
 
-def _markers(fig: go.Figure, deploys: pd.DataFrame | None, incident_start: Any) -> None:
+def _span(frames: list[pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last time of the plotted data, or None when there is none."""
+    indexes = [f.index for f in frames if not f.empty]
+    if not indexes:
+        return None
+    return min(i.min() for i in indexes), max(i.max() for i in indexes)
+
+
+def _markers(fig: go.Figure, deploys: pd.DataFrame | None, incident_start: Any,
+             span: tuple[pd.Timestamp, pd.Timestamp] | None) -> None:
+    """Deploys inside the plotted span (older ones would stretch the axis over days), and the onset."""
+    if span is not None:
+        fig.update_xaxes(range=[span[0].to_pydatetime(), span[1].to_pydatetime()])
     if deploys is not None and not deploys.empty:
         for row in deploys.to_dict("records"):
+            at = pd.Timestamp(row["created"])
+            if span is not None and not span[0] <= (at.tz_convert(span[0].tz) if at.tzinfo else at) <= span[1]:
+                continue
             fig.add_vline(x=pd.Timestamp(row["created"]).to_pydatetime(), line_dash="dot", line_color="#7f8c8d")
             fig.add_annotation(x=pd.Timestamp(row["created"]).to_pydatetime(), y=1, yref="paper",
                                text=f"deploy {str(row.get('deployment') or '').removesuffix('-deployment')} "
@@ -115,7 +130,7 @@ def error_ratio_chart(frame: pd.DataFrame, *, moderate: float = 0.05, high: floa
                   annotation_text="SEV-3 5-10%", annotation_position="top left")
     fig.add_hrect(y0=high * 100, y1=top, fillcolor="#c0392b", opacity=0.12, line_width=0,
                   annotation_text="SEV-2 >10%", annotation_position="top left")
-    _markers(fig, deploys, incident_start)
+    _markers(fig, deploys, incident_start, _span([frame]))
     fig.update_layout(title="Error ratio (5xx share of requests)", yaxis_title="% of requests",
                       yaxis_range=[0, top], template="plotly_white", height=420)
     return Chart(fig, "error-ratio")
@@ -132,7 +147,7 @@ def latency_chart(frames: Mapping[str, pd.DataFrame], *, slow_seconds: float = 5
         fig.add_trace(go.Scatter(x=frame.index, y=frame["value"], mode="lines", name=name))
     fig.add_hline(y=slow_seconds, line_color="#c0392b", line_dash="dash",
                   annotation_text=f"SEV-2 > {slow_seconds:g} s")
-    _markers(fig, deploys, incident_start)
+    _markers(fig, deploys, incident_start, _span(list(frames.values())))
     fig.update_layout(title="Latency quantiles", yaxis_title="seconds", template="plotly_white", height=420)
     return Chart(fig, "latency")
 
@@ -185,9 +200,11 @@ def lock_graph_chart(graph: Any) -> Chart:
         hovertext=[f"pid {p} [{s}] waits {w:.1f}s<br>{str(attr(p, 'query') or '')[:80]}"
                    for p, s, w in zip(pids, states, waits, strict=True)],
         hoverinfo="text", name="sessions"))
+    # Room around the nodes so labels are not cut at the plot's edges.
     fig.update_layout(title="Lock graph: arrows point from waiter to blocker", template="plotly_white",
-                      height=max(300, 80 * max(rows.values()) + 120), showlegend=False,
-                      xaxis={"visible": False}, yaxis={"visible": False})
+                      height=max(260, 70 * max(rows.values()) + 140), showlegend=False,
+                      xaxis={"visible": False, "range": [-0.4, max(depth.values()) + 0.4]},
+                      yaxis={"visible": False, "range": [-max(rows.values()) - 0.6, -0.3]})
     return Chart(fig, "lock-graph")
 
 
@@ -201,6 +218,10 @@ def pod_status_chart(pods: pd.DataFrame) -> Chart:
         for name in sorted(status.unique()):
             part = pods[status == name]
             fig.add_trace(go.Bar(x=part["pod"], y=part["restarts"], name=str(name)))
+        if not pods["restarts"].any():
+            fig.add_annotation(text=f"no pod has restarted ({len(pods)} pods)", showarrow=False, x=0.5, y=0.5,
+                               xref="paper", yref="paper")
+            fig.update_yaxes(range=[0, 1])
     fig.update_layout(title="Pod restarts and status", yaxis_title="restarts", template="plotly_white",
                       height=420, barmode="stack")
     return Chart(fig, "pod-status")

@@ -23,7 +23,7 @@ import pandas as pd
 from irkit import config as irconfig
 from irkit.errors import IrkitError
 
-__all__ = ["Incident", "Unavailable", "jsonable", "open_incident"]
+__all__ = ["Incident", "Note", "Unavailable", "jsonable", "open_incident", "shown"]
 
 T = TypeVar("T")
 
@@ -42,6 +42,24 @@ class Unavailable:
 
     def __repr__(self) -> str:
         return f"{self.what}: unavailable ({self.kind}): {self.error}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Note:
+    """A sentence in place of an empty table: "no pod is unhealthy" reads better than bare headers."""
+
+    text: str
+
+    def _repr_html_(self) -> str:
+        return f"<p style='border-left:4px solid #27ae60;padding:4px 8px'>{escape(self.text)}</p>"
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def shown(value: Any, empty: str) -> Any:
+    """``value``, or a :class:`Note` saying ``empty`` when it is an empty table."""
+    return Note(empty) if isinstance(value, pd.DataFrame) and value.empty else value
 
 
 def jsonable(value: Any) -> Any:

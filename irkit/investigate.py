@@ -11,7 +11,7 @@ import pandas as pd
 
 from irkit import charts, http, k8s, pg, prom
 from irkit.findings import Finding, rank
-from irkit.incident import Incident, Unavailable
+from irkit.incident import Incident, Note, Unavailable, shown
 
 __all__ = [
     "LogView", "activity", "endpoints", "error_ratio", "events", "findings", "fold_logs", "latency", "lock_graph",
@@ -25,9 +25,10 @@ def endpoints(inc: Incident) -> pd.DataFrame:
     return inc.record("endpoints", http.check_all(inc.config))
 
 
-def unhealthy_pods(inc: Incident) -> pd.DataFrame | Unavailable:
+def unhealthy_pods(inc: Incident) -> pd.DataFrame | Note | Unavailable:
     """``kubectl get pods | grep -v Running``."""
-    return inc.record("unhealthy_pods", inc.attempt("unhealthy pods", lambda: k8s.unhealthy_pods(inc.kube)))
+    return shown(inc.record("unhealthy_pods", inc.attempt("unhealthy pods", lambda: k8s.unhealthy_pods(inc.kube))),
+                 "no unhealthy pod: every pod is Running and ready")
 
 
 def pod_chart(inc: Incident) -> charts.Chart | Unavailable:
@@ -35,10 +36,11 @@ def pod_chart(inc: Incident) -> charts.Chart | Unavailable:
     return frame if isinstance(frame, Unavailable) else charts.pod_status_chart(frame)
 
 
-def events(inc: Incident) -> pd.DataFrame | Unavailable:
+def events(inc: Incident) -> pd.DataFrame | Note | Unavailable:
     """Warning events, newest first."""
-    return inc.record("warning_events",
-                      inc.attempt("events", lambda: k8s.events(inc.kube, warnings_only=True, limit=50)))
+    return shown(inc.record("warning_events",
+                            inc.attempt("events", lambda: k8s.events(inc.kube, warnings_only=True, limit=50))),
+                 "no Warning event in the namespace")
 
 
 def top(inc: Incident) -> Any:
@@ -180,10 +182,11 @@ class _LockView:
         return bundle
 
 
-def long_running(inc: Incident, older_than_seconds: float = 60) -> pd.DataFrame | Unavailable:
+def long_running(inc: Incident, older_than_seconds: float = 60) -> pd.DataFrame | Note | Unavailable:
     """Active queries and idle-in-transaction sessions older than the bound."""
-    return inc.record("long_running", inc.attempt(
-        "long-running queries", lambda: pg.long_running(inc.pg, timedelta(seconds=older_than_seconds))))
+    return shown(inc.record("long_running", inc.attempt(
+        "long-running queries", lambda: pg.long_running(inc.pg, timedelta(seconds=older_than_seconds)))),
+        f"no active query or open transaction older than {older_than_seconds:g} s")
 
 
 def saturation(inc: Incident) -> Any:

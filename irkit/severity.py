@@ -99,6 +99,14 @@ class Assessment:
     def response_time(self) -> str:
         return LEVELS[self.level].response_time
 
+    def _repr_html_(self) -> str:
+        from html import escape
+        reasons = "".join(f"<li>{escape(r)}</li>" for r in self.reasons)
+        verdict = self.name if self.real else f"{self.name}: not an incident"
+        return (f"<p><b style='font-size:1.3em'>{escape(verdict)}</b> &mdash; respond within "
+                f"{escape(self.response_time)} (by {self.respond_by.astimezone(UTC):%Y-%m-%d %H:%M} UTC); escalate: "
+                f"{escape(self.escalation)}</p><ul>{reasons}</ul>")
+
     def as_dict(self) -> dict[str, object]:
         return {"level": self.level, "name": self.name, "real": self.real, "reasons": list(self.reasons),
                 "detected_at": self.detected_at.isoformat(), "respond_by": self.respond_by.isoformat(),

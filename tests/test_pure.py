@@ -110,10 +110,14 @@ def test_error_ratio_chart_marks_every_deployment_and_links_its_full_data():
     deploys = pd.DataFrame([
         {"deployment": "backend-deployment", "revision": 2, "created": now - pd.Timedelta(minutes=8)},
         {"deployment": "frontend-deployment", "revision": 5, "created": now - pd.Timedelta(minutes=3)},
+        {"deployment": "backend-deployment", "revision": 1, "created": now - pd.Timedelta(days=9)},
     ])
     chart = charts.error_ratio_chart(frame, deploys=deploys).with_data("data/phase1-error-ratio.csv")
     texts = [a.text for a in chart.figure.layout.annotations]
     assert "deploy backend r2" in texts and "deploy frontend r5" in texts
+    # A deploy from days ago would stretch the axis and squeeze the incident into a sliver.
+    assert "deploy backend r1" not in texts
+    assert pd.Timestamp(chart.figure.layout.xaxis.range[0]) == frame.index[0]
     assert '<a href="data/phase1-error-ratio.csv">' in chart._repr_mimebundle_()["text/html"]
 
 
