@@ -160,7 +160,8 @@ def lock_graph_chart(graph: Any) -> Chart:
     if not pids:
         fig.add_annotation(text="no session is waiting on a lock", showarrow=False, x=0.5, y=0.5,
                            xref="paper", yref="paper")
-        fig.update_layout(title="Lock graph", template="plotly_white", height=300)
+        fig.update_layout(title="Lock graph", template="plotly_white", height=260,
+                          xaxis={"visible": False}, yaxis={"visible": False})
         return Chart(fig, "lock-graph")
     # Depth = distance from a root (blockers at the left); cycles get depth 0 too.
     blockers: dict[int, set[int]] = {int(w): set() for w in pids}

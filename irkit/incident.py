@@ -196,6 +196,8 @@ def open_incident(incident_id: str, phase: int, run_dir: str = "", config_path: 
     ``run_dir`` is where ``irkit run`` keeps this run's evidence; empty (interactive
     use in JupyterLab) means ``outputs/<incident>/interactive``.
     """
+    # Notebook tables show whole cells: a truncated command or query is no use at 3 a.m.
+    pd.set_option("display.max_colwidth", None)
     cfg = irconfig.load(config_path or None, **{k: v for k, v in overrides.items() if v not in (None, "")})
     directory = Path(run_dir) if run_dir else Path("outputs") / incident_id / "interactive"
     return Incident(incident_id, phase, directory, cfg)

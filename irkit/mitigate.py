@@ -6,12 +6,14 @@ step; this phase states which action, on what, why, and the exact command.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from irkit.findings import Finding, plan
 from irkit.incident import Incident
 
-__all__ = ["findings", "mitigation_plan"]
+__all__ = ["PlanView", "findings", "mitigation_plan"]
 
 
 def findings(inc: Incident) -> pd.DataFrame:
@@ -19,7 +21,27 @@ def findings(inc: Incident) -> pd.DataFrame:
     return pd.DataFrame(inc.earlier(2, "findings", []), columns=["kind", "subject", "detail", "evidence"])
 
 
-def mitigation_plan(inc: Incident) -> pd.DataFrame:
+class PlanView:
+    """The plan as numbered steps, each with its reason and the whole command ready to copy."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from html import escape
+        steps = self.frame.to_dict("records")
+        if not steps:
+            text = "nothing to do: no finding calls for a mitigation"
+            return {"text/plain": text, "text/html": f"<p>{escape(text)}</p>"}
+        plain = "\n\n".join(f"{i}. {s['action']} {s['target']}: {s['why']}\n   {s['command']}"
+                             for i, s in enumerate(steps, 1))
+        html = "<ol>" + "".join(
+            f"<li><b>{escape(s['action'])}</b> {escape(s['target'])}: {escape(s['why'])} "
+            f"<i>(from {escape(s['finding'])})</i><pre>{escape(s['command'])}</pre></li>" for s in steps) + "</ol>"
+        return {"text/plain": plain, "text/html": html}
+
+
+def mitigation_plan(inc: Incident) -> PlanView:
     """Playbook 3.1 mitigations for the findings, most urgent first. A false alarm plans nothing."""
     cfg = inc.config
     real = inc.earlier(1, "real", True)
@@ -28,4 +50,5 @@ def mitigation_plan(inc: Incident) -> pd.DataFrame:
         [Finding(f["kind"], f["subject"], f["detail"], f.get("evidence", {})) for f in recorded],
         cfg.namespace, postgres=cfg.postgres_statefulset, database=cfg.pg_database)
     inc.record("mitigations", [{**step.__dict__, "status": "planned"} for step in steps])
-    return pd.DataFrame([step.__dict__ for step in steps], columns=["action", "target", "why", "command", "finding"])
+    return PlanView(pd.DataFrame([step.__dict__ for step in steps],
+                                 columns=["action", "target", "why", "command", "finding"]))

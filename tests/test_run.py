@@ -117,3 +117,11 @@ def test_every_chart_draws_in_headless_chromium_with_no_network(run_result: runn
         drawn.setdefault(match.group(1), []).append('class="trace ' in chunk and 'class="main-svg"' in chunk)
     expected = {"error-ratio": [True, True], "latency": [True], "pod-status": [True], "lock-graph": [True]}
     assert drawn == expected
+
+
+def test_the_plan_shows_each_command_whole_ready_to_copy(run_result: runner.RunResult, lock_holder: HeldSession):
+    notebook = json.loads((run_result.run_dir / "03-mitigate.ipynb").read_text())
+    shown = "".join("".join(o.get("data", {}).get("text/html", "")) for c in notebook["cells"]
+                    for o in c.get("outputs", []))
+    assert "<pre>kubectl rollout undo deployment/backend-deployment -n web3-marketplace-prod</pre>" in shown
+    assert f"pg_terminate_backend({lock_holder.pid});" in shown
