@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Finding", "Mitigation", "plan", "rank"]
+__all__ = ["Finding", "Mitigation", "is_cause", "plan", "rank"]
 
 # Causes first: a lock root or a bad revision explains the error spike it produces.
 _KIND_ORDER = {
@@ -34,6 +34,16 @@ class Finding:
     @property
     def order(self) -> int:
         return _KIND_ORDER.get(self.kind, 80)
+
+    @property
+    def is_cause(self) -> bool:
+        """A cause (lock root, bad revision, ...) rather than a symptom (error spike, endpoint down)."""
+        return is_cause(self.kind)
+
+
+def is_cause(kind: str) -> bool:
+    """Whether findings of ``kind`` explain others (ranked before ``endpoint-down``) rather than show them."""
+    return _KIND_ORDER.get(kind, 80) < _KIND_ORDER["endpoint-down"]
 
 
 def rank(findings: Iterable[Finding]) -> list[Finding]:

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from irkit import charts, prom
+from irkit.findings import is_cause
 from irkit.incident import Incident
 
 __all__ = ["five_whys", "resolution_message", "response", "timeline", "write_postmortem"]
@@ -95,20 +96,31 @@ def five_whys(inc: Incident) -> pd.DataFrame:
 
 
 def resolution_message(inc: Incident) -> str:
-    """The playbook's resolution notification, filled in."""
+    """The playbook's resolution notification, filled in; a marked draft until phase 4 says recovered."""
     cfg = inc.config
     affected = ", ".join(inc.earlier(1, "affected", []) or [cfg.backend_deployment])
     found = inc.earlier(2, "findings", [])
+    cause = next((f for f in found if is_cause(f["kind"])), found[0] if found else None)
     steps = inc.earlier(3, "mitigations", [])
-    recovered = (inc.earlier(4, "verdict") or {}).get("recovered")
+    verdict = inc.earlier(4, "verdict") or {}
     duration = (inc.records.get("response") or {}).get("duration so far", "[duration]")
+    brief = f"{cause['kind']} on {cause['subject']}" if cause else "Incident"
+    applied = [s["command"] for s in steps if s.get("status") == "applied"]
+    planned = [s["command"] for s in steps if s.get("status") != "applied"]
+    resolution = "; ".join(applied) or (f"planned, not yet applied: {'; '.join(planned)}" if planned
+                                        else "[what was done to fix it]")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if verdict.get("recovered"):
+        head, subject, state = "", f"[RESOLVED] {brief}", f"has been resolved as of {now}"
+    else:
+        failing = "; ".join((verdict.get("failed") or ["phase 4 has not run"])[:3])
+        head = f"DRAFT, do not send: recovery is not validated ({failing}).\n\n"
+        subject, state = f"[NOT RESOLVED] {brief}", f"is not resolved as of {now}"
     return (
-        f"Subject: [RESOLVED] {found[0]['kind'] + ' on ' + found[0]['subject'] if found else 'Incident'}\n\n"
-        f"The incident affecting {affected} has been "
-        f"{'resolved' if recovered else 'mitigated (recovery not yet validated)'} as of "
-        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.\n\n"
-        f"Root Cause: {found[0]['detail'] if found else '[brief explanation]'}\n"
-        f"Resolution: {'; '.join(s['command'] for s in steps) or '[what was done to fix it]'}\n"
+        f"{head}Subject: {subject}\n\n"
+        f"The incident affecting {affected} {state}.\n\n"
+        f"Root Cause: {cause['detail'] if cause else '[brief explanation]'}\n"
+        f"Resolution: {resolution}\n"
         f"Duration: {duration}\n\n"
         "We apologize for any inconvenience caused. A detailed post-mortem will be published within 48 hours.\n"
     )
@@ -131,6 +143,8 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
             images.append("postmortem-error-ratio.png")
     timeline_rows = inc.records.get("timeline") or []
     found = inc.earlier(2, "findings", [])
+    causes = [f for f in found if is_cause(f["kind"])]
+    symptoms = [f for f in found if not is_cause(f["kind"])]
     steps = inc.earlier(3, "mitigations", [])
     verdict = inc.earlier(4, "verdict") or {}
     lines = [
@@ -143,8 +157,10 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
         "", "## Timeline",
         *[f"- {row['time']}: {row['event']}" for row in timeline_rows],
         "", "## Root Cause",
-        *([f"{i + 1}. **{f['kind']}** {f['subject']}: {f['detail']}" for i, f in enumerate(found[:5])]
-          or ["[Detailed root cause analysis]"]),
+        *([f"{i + 1}. **{f['kind']}** {f['subject']}: {f['detail']}" for i, f in enumerate(causes[:5])]
+          or ["[Detailed root cause analysis: the investigation found symptoms but no cause]"]),
+        "", "### Symptoms observed",
+        *([f"- **{f['kind']}** {f['subject']}: {f['detail']}" for f in symptoms] or ["- none recorded"]),
         "", "## Resolution",
         *([f"- {s['action']} {s['target']} ({s['status']}): `{s['command']}`" for s in steps]
           or ["- no mitigation was planned"]),

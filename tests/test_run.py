@@ -125,3 +125,15 @@ def test_the_plan_shows_each_command_whole_ready_to_copy(run_result: runner.RunR
                     for o in c.get("outputs", []))
     assert "<pre>kubectl rollout undo deployment/backend-deployment -n web3-marketplace-prod</pre>" in shown
     assert f"pg_terminate_backend({lock_holder.pid});" in shown
+
+
+def test_postmortem_separates_causes_from_symptoms_and_never_claims_resolved_early(run_result: runner.RunResult):
+    text = (run_result.run_dir / "postmortem.md").read_text()
+    root_cause = text.split("## Root Cause", 1)[1].split("### Symptoms observed", 1)[0]
+    symptoms = text.split("### Symptoms observed", 1)[1].split("## Resolution", 1)[0]
+    assert "**lock-root**" in root_cause and "**bad-revision**" in root_cause
+    assert "error-spike" not in root_cause and "**error-spike** backend" in symptoms
+    message = text.split("## Resolution message", 1)[1]
+    assert "DRAFT, do not send: recovery is not validated" in message  # phase 4 said not recovered
+    assert "Subject: [NOT RESOLVED] lock-root on pid" in message and "[RESOLVED]" not in message
+    assert "Resolution: planned, not yet applied: kubectl exec" in message
