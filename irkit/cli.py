@@ -69,10 +69,13 @@ def _drill(args: argparse.Namespace) -> int:
 
 def _wait_for_ctrl_c(env: Any) -> None:
     bin_dir = Path(sys.executable).parent
-    notebooks = runner.NOTEBOOK_DIR
-    _say(f"\nthe drill environment is up. In another shell:\n"
-         f"  IRKIT_CONFIG={env.config_path} KUBECONFIG={env.kubeconfig} {bin_dir / 'jupyter'} lab {notebooks}\n"
-         f"  IRKIT_CONFIG={env.config_path} {bin_dir / 'irkit'} run --incident DRILL-{env.scenario.name}\n"
+    config = f"IRKIT_CONFIG={env.config_path}"
+    _say(f"\nthe drill environment is up:\n"
+         f"  database   psql {env.postgres.dsn}\n"
+         f"  notebooks  {config} KUBECONFIG={env.kubeconfig} {bin_dir / 'jupyter'} lab {runner.NOTEBOOK_DIR}\n"
+         f"  validate   {config} {bin_dir / 'irkit'} run --incident DRILL-{env.scenario.name} --phases 4\n"
+         "Apply the plan (e.g. its pg_terminate_backend in psql), then validate: the error ratio falls under "
+         "the threshold within the rate window (1 min in drills).\n"
          "Ctrl-C stops it.")
     try:
         threading.Event().wait()
@@ -88,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
+        # Also when started in the background, where the shell leaves SIGINT ignored.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.command == "run":
             result = runner.run(args.incident, runner.parse_phases(args.phases), config_path=args.config,

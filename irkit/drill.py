@@ -64,7 +64,7 @@ class Truth:
 
 @dataclass(frozen=True)
 class Session:
-    """A database session the drill holds open. Statements run in order; only the last may block."""
+    """A database session the drill holds open. Statements run in order; any may wait on a lock."""
 
     name: str
     statements: tuple[str, ...]
@@ -82,6 +82,7 @@ class Scenario:
     sessions: tuple[Session, ...] = ()
     backend_up: bool = True
     redis: bool = False
+    recovers_when_sessions_end: bool = False
     namespace: str = "web3-marketplace-prod"
     parameters: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -191,6 +192,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         truth=_truth(data.get("truth"), where), traffic=_traffic(data.get("traffic"), where),
         cluster=_require(data, "cluster", where, dict), sessions=tuple(sessions),
         backend_up=bool(marketplace.get("backend_up", True)), redis=bool(marketplace.get("redis", False)),
+        recovers_when_sessions_end=bool(marketplace.get("recovers_when_sessions_end", False)),
         namespace=str(data.get("namespace", "web3-marketplace-prod")),
         parameters=dict(data.get("parameters", {})), config=dict(data.get("config", {})), path=path,
     )
@@ -254,8 +256,15 @@ class DrillEnvironment:
         self.redis = self._stack.enter_context(RedisLab()) if sc.redis else None
         if self.redis is not None:
             self.say(f"redis       {self.redis.url}")
+        held = self.postgres.held
+
+        def cause_gone() -> bool:  # the responder ended the scenario's sessions: traffic returns to normal
+            return all(h.finished for h in held)
+
         self.marketplace = self._stack.enter_context(Marketplace(
-            self.postgres.dsn, sc.live, backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else ""))
+            self.postgres.dsn, sc.live, baseline={h.service: h.segments[0] for h in sc.traffic},
+            recovered=cause_gone if sc.recovers_when_sessions_end and held else None,
+            backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else ""))
         self.say(f"marketplace {self.marketplace.url}")
         self.prometheus = self._stack.enter_context(PrometheusLab(
             sc.traffic, history_start=sc.history_start, ahead=0.0,
@@ -266,7 +275,9 @@ class DrillEnvironment:
         self.kubeconfig = kube.write_kubeconfig(self.workdir / "kubeconfig", sc.namespace)
         self.say(f"kubernetes  {kube.url} (kubeconfig {self.kubeconfig})")
         self.config_path = self.workdir / "irkit.toml"
+        # A drill compresses time: rates over 1 minute, so a fix shows in phase 4 within a minute.
         values = {"namespace": sc.namespace, "kubeconfig": str(self.kubeconfig), "pg_dsn": self.postgres.dsn,
+                  "prom_rate_window": "1m",
                   "prom_url": self.prometheus.url, "health_endpoints": list(self.marketplace.health_endpoints),
                   **({"redis_url": self.redis.url} if self.redis else {}), **sc.config}
         self.config_path.write_text(f"# irkit drill {sc.name}: the drill environment\n" + irconfig.to_toml(values))

@@ -151,40 +151,19 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     run_dir.mkdir(parents=True)
     status: dict[int, dict[str, Any]] = {}
     interrupted = False
+    try:
+        for phase in phases:
+            status[phase] = _run_phase(phase, status, incident, run_dir, config_path, per_phase[phase],
+                                       cell_timeout, say)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM, wherever it lands: keep what was collected, then stop
+        interrupted = True
     for phase in phases:
-        name = PHASES[phase]
-        if interrupted:
-            status[phase] = {"phase": phase, "name": name, "notebook": f"{name}.ipynb", "duration_seconds": 0.0,
-                             "status": "skipped", "error": "the run was interrupted"}
-            continue
-        blocked = [d for d in DEPENDS[phase] if status.get(d, {}).get("status") not in (None, "ok")]
-        record: dict[str, Any] = {"phase": phase, "name": name, "notebook": f"{name}.ipynb",
-                                  "duration_seconds": 0.0, "error": None}
-        if blocked:
-            record.update(status="skipped", error=f"depends on phase {blocked[0]}, which did not succeed")
-            say(f"phase {phase} {name}: skipped ({record['error']})")
-            status[phase] = record
-            continue
-        say(f"phase {phase} {name}: running")
-        t0 = time.monotonic()
-        try:
-            papermill.execute_notebook(
-                str(NOTEBOOK_DIR / f"{name}.ipynb"), str(run_dir / f"{name}.ipynb"),
-                parameters={"incident_id": incident, "run_dir": str(run_dir), "config_path": config_path,
-                            **per_phase[phase]},
-                kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
-                log_output=False, kernel_manager_class=_IpcKernelManager,
-            )
-            record["status"] = "ok"
-        except Exception as exc:  # papermill has saved the partial notebook; keep going
-            record.update(status="failed", error=redact(_error_text(exc)))
-        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: keep what was collected, then stop
-            record.update(status="interrupted", error="interrupted (Ctrl-C or SIGTERM)")
-            interrupted = True
-        record["duration_seconds"] = round(time.monotonic() - t0, 2)
-        say(f"phase {phase} {name}: {record['status']} ({record['duration_seconds']:.1f} s)"
-            + (f": {record['error']}" if record["error"] else ""))
-        status[phase] = record
+        if phase not in status:
+            first = all(p in status for p in phases if p < phase)  # the phase that was running
+            status[phase] = {"phase": phase, "name": PHASES[phase], "notebook": f"{PHASES[phase]}.ipynb",
+                             "duration_seconds": 0.0, "status": "interrupted" if first else "skipped",
+                             "error": "interrupted (Ctrl-C or SIGTERM)" if first else "the run was interrupted"}
+            say(f"phase {phase} {PHASES[phase]}: {status[phase]['status']}")
     summary = _summary(incident, run_id, run_dir, started, [status[p] for p in phases])
     try:
         evidence.write_report(run_dir, summary, [run_dir / f"{PHASES[p]}.ipynb" for p in phases])
@@ -198,6 +177,36 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     if interrupted:
         raise KeyboardInterrupt(f"interrupted; the evidence collected so far is in {run_dir}")
     return RunResult(run_dir, summary)
+
+
+def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: str, run_dir: Path,
+               config_path: str, params: Mapping[str, Any], cell_timeout: int,
+               say: Callable[[str], None]) -> dict[str, Any]:
+    """Execute one phase notebook; a failure is recorded, never raised."""
+    name = PHASES[phase]
+    blocked = [d for d in DEPENDS[phase] if status.get(d, {}).get("status") not in (None, "ok")]
+    record: dict[str, Any] = {"phase": phase, "name": name, "notebook": f"{name}.ipynb",
+                              "duration_seconds": 0.0, "error": None}
+    if blocked:
+        record.update(status="skipped", error=f"depends on phase {blocked[0]}, which did not succeed")
+        say(f"phase {phase} {name}: skipped ({record['error']})")
+        return record
+    say(f"phase {phase} {name}: running")
+    t0 = time.monotonic()
+    try:
+        papermill.execute_notebook(
+            str(NOTEBOOK_DIR / f"{name}.ipynb"), str(run_dir / f"{name}.ipynb"),
+            parameters={"incident_id": incident, "run_dir": str(run_dir), "config_path": config_path, **params},
+            kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
+            log_output=False, kernel_manager_class=_IpcKernelManager,
+        )
+        record["status"] = "ok"
+    except Exception as exc:  # papermill has saved the partial notebook; keep going
+        record.update(status="failed", error=redact(_error_text(exc)))
+    record["duration_seconds"] = round(time.monotonic() - t0, 2)
+    say(f"phase {phase} {name}: {record['status']} ({record['duration_seconds']:.1f} s)"
+        + (f": {record['error']}" if record["error"] else ""))
+    return record
 
 
 def _records(run_dir: Path, phase: int) -> dict[str, Any]:

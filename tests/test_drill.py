@@ -11,8 +11,11 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from irkit import drill
@@ -98,8 +101,11 @@ def test_ctrl_c_stops_everything_the_drill_started(tmp_path: Path):
     assert summary["severity"]["name"] == "SEV-2"  # phase 1's assessment survived
     run_dir = next(tmp_path.glob("DRILL-slow-queries/*"))
     assert subprocess.run([IRKIT, "verify", str(run_dir)], capture_output=True).returncode == 0
-    time.sleep(0.5)
-    assert not [pid for pid in started if _alive(pid)], "processes left behind"
+    deadline = time.monotonic() + 5  # a process may take a moment to exit after its parent
+    while [pid for pid in started if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:200] for pid in started if _alive(pid)]
+    assert not left, f"processes left behind: {left}"
     assert not [n for n, port in _ports(seen).items() if _listening(port)]
 
 
@@ -225,3 +231,41 @@ def test_a_scenario_file_of_ones_own_is_loaded_by_path(tmp_path: Path):
     assert scenario.name == "checkout-locks" and scenario.title.startswith("Checkout updates")
     assert [s.name for s in scenario.sessions] == ["holder", "waiter-1", "waiter-2", "waiter-3"]
     assert scenario.live["backend"].error_ratio == 0.12  # the last segment goes on live
+
+
+def _error_share(url: str, seconds: float = 1.0) -> float:
+    def counts() -> tuple[float, float]:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:
+            lines = dict(line.rsplit(" ", 1) for line in resp.read().decode().splitlines()
+                         if line.startswith('http_requests_total{service="backend"'))
+        total = sum(float(v) for v in lines.values())
+        return total, total - float(lines['http_requests_total{service="backend",status="200"}'])
+
+    total0, errors0 = counts()
+    time.sleep(seconds)
+    total1, errors1 = counts()
+    return (errors1 - errors0) / (total1 - total0)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_applying_the_plan_in_the_drill_brings_the_service_back():
+    scenario = drill.load_scenario("lock-contention")
+    with drill.DrillEnvironment(scenario) as env:
+        orders = f"{env.marketplace.url}/orders/health-check"
+        assert _status(orders) == 503
+        assert _error_share(env.marketplace.url) == pytest.approx(0.12, abs=0.01)
+        with psycopg.connect(env.postgres.dsn, autocommit=True) as conn:  # the planned command, by hand
+            conn.execute("SELECT pg_terminate_backend(%s)", (env.pids["holder"],))
+        deadline = time.monotonic() + 10
+        while not all(h.finished for h in env.postgres.held) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert all(h.finished for h in env.postgres.held), "the queue behind the lock did not drain"
+        assert _status(orders) == 200
+        assert _error_share(env.marketplace.url) == pytest.approx(0.01, abs=0.005)  # back to the baseline

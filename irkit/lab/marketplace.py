@@ -10,8 +10,9 @@ It stands in for the Web3 marketplace's API as the playbook's health checks see 
   blocked, and counts the orders of the last hour.
 - ``POST /admin/circuit-breaker/enable``: the playbook's degraded mode switch.
 - ``GET /metrics``: live request counters and latency histogram per service in the
-  Prometheus text format, growing at the scenario's current traffic; Prometheus
-  scrapes them after the backfilled history ends.
+  Prometheus text format, growing at the scenario's current traffic (or at the
+  ``baseline`` once ``recovered()`` is true: the responder removed the cause);
+  Prometheus scrapes them after the backfilled history ends.
 
 A thread inserts an order every ``order_every`` seconds, so orders keep arriving.
 Every database and Redis call has a timeout of its own.
@@ -22,7 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -46,6 +47,8 @@ class Marketplace:
 
     dsn: str
     traffic: Mapping[str, Segment] = field(default_factory=dict)
+    baseline: Mapping[str, Segment] = field(default_factory=dict)  # traffic once ``recovered()`` says so
+    recovered: Callable[[], bool] | None = None
     backend_up: bool = True
     redis_url: str = ""
     order_every: float = 2.0
@@ -121,7 +124,8 @@ class Marketplace:
         with self._lock:
             now = time.time()
             elapsed, self._last = now - self._last, now
-            for service, segment in self.traffic.items():
+            traffic = self.baseline if self.recovered is not None and self.recovered() else self.traffic
+            for service, segment in traffic.items():
                 self._counters[service].add(segment.rps * elapsed, segment.error_ratio, segment.p95_seconds)
             return exposition(self._counters)
 

@@ -72,7 +72,7 @@ _SEED = (
 
 
 class HeldSession:
-    """A session kept open on a thread of its own: idle in its transaction, or blocked in its last statement."""
+    """A session kept open on a thread of its own: idle in its transaction, waiting on a lock, or running."""
 
     def __init__(self, dsn: str, statements: tuple[str, ...], application: str) -> None:
         self.statements = statements
@@ -93,7 +93,7 @@ class HeldSession:
             self.done.set()
 
     def settle(self, admin: psycopg.Connection[Any], timeout: float = 10.0) -> None:
-        """Wait until every statement ran, or the session is stuck in its last one."""
+        """Wait until every statement ran, or the session waits on a lock, or runs its last statement."""
         deadline = time.monotonic() + timeout
         last = self.statements[-1].strip()
         while time.monotonic() < deadline:
@@ -101,10 +101,17 @@ class HeldSession:
                 if self.error is not None:
                     raise DrillError(str(self.error).strip())
                 return
-            row = admin.execute("SELECT state, query FROM pg_stat_activity WHERE pid = %s", (self.pid,)).fetchone()
-            if row and row[0] == "active" and row[1].strip() == last:
+            row = admin.execute("SELECT state, wait_event_type, query FROM pg_stat_activity WHERE pid = %s",
+                                (self.pid,)).fetchone()
+            if row and row[0] == "active" and (row[1] == "Lock" or row[2].strip() == last):
                 return
-        raise DrillError(f"the session did not settle within {timeout:.0f} s: only its last statement may block")
+        raise DrillError(f"the session did not settle within {timeout:.0f} s: a statement may wait on a lock, "
+                         "but only the last one may run long")
+
+    @property
+    def finished(self) -> bool:
+        """Every statement returned, or the session was ended (terminated, cancelled)."""
+        return self.done.is_set()
 
     def close(self) -> None:
         self._thread.join(2)
@@ -160,6 +167,10 @@ class PostgresLab:
             for statement in _SEED:
                 conn.execute(statement, params)
         return self
+
+    @property
+    def held(self) -> list[HeldSession]:
+        return list(self._held)
 
     def hold(self, statements: tuple[str, ...] | list[str], application: str = "backend") -> HeldSession:
         """Open a session that runs ``statements`` in order and stays (idle in transaction, or blocked)."""
