@@ -530,6 +530,15 @@ class Saturation:
         usable = max(1, self.max_connections - self.reserved)
         return self.sessions / usable
 
+    def __str__(self) -> str:
+        return (f"{self.sessions} of {self.max_connections - self.reserved} usable connections in use "
+                f"({self.ratio:.0%}; {self.in_database} in this database); max_connections {self.max_connections}, "
+                f"{self.reserved} reserved for superusers")
+
+    def _repr_html_(self) -> str:
+        colour = "#c0392b" if self.ratio >= 0.9 else "#27ae60"
+        return f"<p style='border-left:4px solid {colour};padding:4px 8px'>{self}</p>"
+
 
 def saturation(conn: PgSession) -> Saturation:
     """How close the server is to refusing connections."""

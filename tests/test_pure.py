@@ -151,3 +151,13 @@ def test_resolution_message_says_resolved_only_once_recovery_is_validated(tmp_pa
     phase(4, {"verdict": {"recovered": False, "failed": ["error ratio backend: 12%"]}})
     message = resolution_message(Incident("INC-9", 5, tmp_path, Config()))
     assert message.startswith("DRAFT, do not send: recovery is not validated (error ratio backend: 12%)")
+
+
+def test_scenario_log_lines_are_stamped_relative_to_the_drill_start():
+    from irkit.lab.kube import build_cluster
+    now = datetime(2026, 11, 28, 3, 0, 0, tzinfo=UTC)
+    cluster = build_cluster({"workloads": [{"name": "api-deployment", "container": "api", "pods": [
+        {"count": 1, "state": "crashloop", "logs": "{ago:5s} INFO up\n", "previous_logs": "{ago:2m} panic\n"}]}]},
+        "ns", now=now)
+    texts = sorted(cluster.logs.values())
+    assert texts == ["2026-11-28T02:58:00Z panic\n", "2026-11-28T02:59:55Z INFO up\n"]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
@@ -302,6 +303,11 @@ def _duration(text: str | float | int) -> timedelta:
     return timedelta(seconds=float(text[:-1]) * units[text[-1]])
 
 
+def _render_log(text: str, now: datetime) -> str:
+    """Log text with ``{ago:2m}`` placeholders turned into timestamps relative to ``now``."""
+    return re.sub(r"\{ago:([0-9.]+[smhd])\}", lambda m: _ts(now - _duration(m.group(1))), text)
+
+
 def _container_status(name: str, image: str, state: str, restarts: int, now: datetime,
                       started: datetime) -> dict[str, Any]:
     status: dict[str, Any] = {"name": name, "image": image, "imageID": "", "restartCount": restarts,
@@ -459,11 +465,11 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
                            "conditions": [{"type": "Ready", "status": "True" if status["ready"] else "False"}],
                            "containerStatuses": [status]},
             }))
-            cluster.logs[(namespace, pod_name, container, False)] = pod_group.get(
-                "logs", f"{_ts(now)} INFO {container} serving requests\n")
+            cluster.logs[(namespace, pod_name, container, False)] = _render_log(pod_group.get(
+                "logs", f"{_ts(now)} INFO {container} serving requests\n"), now)
             if state in ("crashloop", "oomkilled") or pod_group.get("previous_logs"):
-                cluster.logs[(namespace, pod_name, container, True)] = pod_group.get(
-                    "previous_logs", f"{_ts(now)} INFO {container} starting\n")
+                cluster.logs[(namespace, pod_name, container, True)] = _render_log(pod_group.get(
+                    "previous_logs", f"{_ts(now)} INFO {container} starting\n"), now)
             for event in _pod_events(namespace, pod_name, container, state, restarts, now, revisions[-1]["image"]):
                 cluster.objects.append(event)
             if metrics_api and phase == "Running":
