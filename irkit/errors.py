@@ -86,12 +86,22 @@ class SourceError(IrkitError):
     and ``hint`` what to check next.
     """
 
-    def __init__(self, source: str, what: str, elapsed: float, hint: str) -> None:
+    def __init__(self, source: str, what: str, elapsed: float, hint: str, *, down: bool | None = None) -> None:
         self.source = source
         self.what = what
         self.elapsed = elapsed
         self.hint = hint
+        # Whether the source as a whole is not answering, rather than this one request failing
+        # (a statement_timeout is not "down"): callers stop asking a source that is down.
+        self.down = isinstance(self, SourceTimeout | SourceUnavailable) if down is None else down
         super().__init__(f"{source}: {what} failed after {elapsed:.1f} s: {hint}")
+
+    def not_retried(self) -> SourceError:
+        """The same error for a later request not sent, because this source is down."""
+        again = type(self)(self.source, self.what, 0.0, self.hint, down=True)
+        again.args = (f"{self.source}: not asked again, it did not answer earlier: {self.what} failed after "
+                      f"{self.elapsed:.1f} s: {self.hint}",)
+        return again
 
 
 class SourceTimeout(SourceError):

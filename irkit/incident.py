@@ -21,11 +21,12 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from irkit import config as irconfig
-from irkit.errors import IrkitError
+from irkit.errors import IrkitError, KubernetesError, PostgresError, PrometheusError, SourceError
 
 __all__ = ["Incident", "Note", "Unavailable", "jsonable", "open_incident", "shown"]
 
 T = TypeVar("T")
+_CLIENT_ERRORS = {"pg": PostgresError, "prom": PrometheusError, "kube": KubernetesError}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,11 +101,16 @@ class Incident:
         self.records: dict[str, Any] = {}
         self.problems: list[dict[str, Any]] = []
         self._clients: dict[str, Any] = {}
+        self._down: dict[str, SourceError] = {}
         run_dir.mkdir(parents=True, exist_ok=True)
         self._flush()
 
     # ---------------------------------------------------------------- connections
     def _client(self, name: str, factory: Callable[[irconfig.Config], Any]) -> Any:
+        # A source that did not answer is not asked again in this phase: during an outage a
+        # dozen steps each waiting out the timeout of the same hung server is minutes lost.
+        if name in self._down:
+            raise self._down[name].not_retried()
         if name not in self._clients:
             self._clients[name] = factory(self.config)
         return self._clients[name]
@@ -138,6 +144,10 @@ class Incident:
         try:
             return fn()
         except IrkitError as exc:
+            if isinstance(exc, SourceError) and exc.down:
+                for name, kind in _CLIENT_ERRORS.items():
+                    if isinstance(exc, kind):
+                        self._down.setdefault(name, exc)
             message = irconfig.redact(str(exc), self.config)
             self.problems.append({"step": what, "kind": type(exc).__name__, "error": message,
                                   "at": datetime.now(UTC).isoformat()})

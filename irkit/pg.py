@@ -154,12 +154,14 @@ class PgSession:
                 self.source, what, elapsed,
                 f"waited more than lock_timeout={cfg.lock_timeout:g} s for a lock ({message}); "
                 "run lock_graph() to see who holds it",
+                down=False,
             )
         if isinstance(exc, psycopg.errors.QueryCanceled):
             return PostgresTimeout(
                 self.source, what, elapsed,
                 f"ran longer than statement_timeout={cfg.statement_timeout:g} s ({message}); the database may be "
                 "saturated: look at activity_by_state() and long_running(), or raise IRKIT_STATEMENT_TIMEOUT",
+                down=False,
             )
         if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
             return PostgresError(

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -261,3 +262,19 @@ def test_readonly_role_from_the_readme_sees_other_sessions_queries(session: Sess
         assert "status = 'visible'" in " ".join(frame["query"])
         with pytest.raises(PostgresError):
             conn.query("BEGIN READ WRITE; DELETE FROM orders WHERE id = 3; COMMIT", what="bypass attempt")
+
+
+def test_a_slow_query_does_not_stop_the_phase_asking_postgres_but_a_dead_server_does(
+        cfg: Config, closed_port: str, tmp_path: Path):
+    from irkit.incident import Incident, Unavailable
+    inc = Incident("INC-1", 2, tmp_path, cfg.replace(statement_timeout=1.0))
+    slow = inc.attempt("slow", lambda: inc.pg.query("SELECT pg_sleep(3)", what="slow"))
+    assert isinstance(slow, Unavailable) and "statement_timeout" in slow.error
+    assert inc.attempt("next", lambda: inc.pg.query("SELECT 1 AS one", what="one"))["one"].tolist() == [1]  # asked again
+    inc.close()
+    dead = Incident("INC-1", 2, tmp_path / "dead", cfg.replace(pg_dsn=f"postgresql://irkit@{closed_port}/db"))
+    first = dead.attempt("first", lambda: dead.pg.query("SELECT 1", what="one"))
+    second = dead.attempt("second", lambda: dead.pg.query("SELECT 1", what="one"))
+    assert isinstance(first, Unavailable) and "not asked again" not in first.error
+    assert isinstance(second, Unavailable) and "not asked again, it did not answer earlier" in second.error
+    assert second.kind == "PostgresUnavailable"

@@ -137,3 +137,29 @@ def test_postmortem_separates_causes_from_symptoms_and_never_claims_resolved_ear
     assert "DRAFT, do not send: recovery is not validated" in message  # phase 4 said not recovered
     assert "Subject: [NOT RESOLVED] lock-root on pid" in message and "[RESOLVED]" not in message
     assert "Resolution: planned, not yet applied: kubectl exec" in message
+
+
+def test_a_run_with_every_source_hung_still_completes_and_names_each(black_hole: str, tmp_path: Path):
+    """An outage is when the systems irkit asks hang: every phase must still finish and say what failed."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "hung",
+        "clusters": [{"name": "hung", "cluster": {"server": f"http://{black_hole}"}}],
+        "users": [{"name": "hung", "user": {"token": "t"}}],
+        "contexts": [{"name": "hung", "context": {"cluster": "hung", "user": "hung", "namespace": "prod"}}]}))
+    toml = tmp_path / "irkit.toml"
+    toml.write_text(f'[kubernetes]\nkubeconfig = "{kubeconfig}"\n'
+                    f'[postgres]\npg_dsn = "postgresql://irkit@{black_hole}/web3marketplace"\n'
+                    f'[prometheus]\nprom_url = "http://{black_hole}"\n'
+                    f'[http]\nhealth_endpoints = ["http://{black_hole}/api/health"]\n'
+                    "[timeouts]\nconnect_timeout = 1.0\nrequest_timeout = 1.0\nhttp_timeout = 1.0\n")
+    result = runner.run("INC-HUNG", config_path=str(toml), outputs=tmp_path / "outputs")
+    assert [p["status"] for p in result.summary["phases"]] == ["ok"] * 5, result.summary["phases"]
+    unavailable = {f["subject"] for f in result.summary["findings"] if f["kind"] == "source-unavailable"}
+    assert {"error ratio", "unhealthy pods", "database activity"} <= unavailable, unavailable
+    # Each hung source is waited for once per phase, then not asked again.
+    problems = json.loads((result.run_dir / "phase-2.json").read_text())["problems"]
+    assert sum("not asked again" not in p["error"] for p in problems if p["kind"].startswith("Prometheus")) == 1
+    assert any("not asked again, it did not answer earlier" in p["error"] for p in problems)
+    assert result.summary["recovery"]["recovered"] is False  # nothing measured is not "recovered"
+    assert evidence.verify(result.run_dir) == {"changed": [], "added": [], "removed": []}
