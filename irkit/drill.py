@@ -39,7 +39,7 @@ from irkit.lab.prometheus import PrometheusLab, Segment, ServiceHistory
 from irkit.lab.redis import RedisLab
 
 __all__ = [
-    "SCENARIO_DIR", "DrillEnvironment", "DrillResult", "Scenario", "Session", "Truth", "check", "load_scenario",
+    "KEYS", "SCENARIO_DIR", "DrillEnvironment", "DrillResult", "Scenario", "Session", "Truth", "check", "load_scenario",
     "run_drill",
     "scenarios",
 ]
@@ -110,6 +110,26 @@ def _offset(text: Any, where: str) -> float:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
+# Every key a scenario file may hold, per table: a misspelt key is an error, not a silent default.
+KEYS: dict[str, frozenset[str]] = {
+    "": frozenset({"title", "description", "namespace", "truth", "parameters", "config", "marketplace", "sessions",
+                   "traffic", "cluster"}),
+    "truth": frozenset({"real", "severity", "root", "mitigation"}),
+    "marketplace": frozenset({"backend_up", "redis", "recovers_when_sessions_end"}),
+    "sessions": frozenset({"name", "application", "statements"}),
+    "traffic": frozenset({"service", "noise", "segments"}),
+    "segment": frozenset({"start", "rps", "error_ratio", "p95_seconds"}),
+}
+
+
+def _known(data: Any, table: str, where: str) -> None:
+    if not isinstance(data, dict):
+        raise ScenarioError(f"{where}: must be a table, not {data!r}")
+    unknown = sorted(set(data) - KEYS[table])
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(KEYS[table]))}")
+
+
 def _require(data: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
     if key not in data:
         raise ScenarioError(f"{where}: missing {key}")
@@ -126,10 +146,13 @@ def _traffic(entries: Any, where: str) -> tuple[ServiceHistory, ...]:
     histories = []
     for i, entry in enumerate(entries):
         at = f"{where} [[traffic]] #{i + 1}"
+        _known(entry, "traffic", at)
         service = _require(entry, "service", at, str)
         raw = _require(entry, "segments", at, list)
         if not raw:
             raise ScenarioError(f"{at}: segments is empty")
+        for j, seg in enumerate(raw):
+            _known(seg, "segment", f"{at} segment {j + 1}")
         starts = [_offset(_require(seg, "start", f"{at} segment {j + 1}", str), f"{at} segment {j + 1}")
                   for j, seg in enumerate(raw)]
         if starts != sorted(starts) or starts[-1] > 0:
@@ -151,6 +174,7 @@ def _truth(data: Any, where: str) -> Truth:
     if not isinstance(data, dict):
         raise ScenarioError(f"{where}: a [truth] table is needed (real, severity, root, mitigation)")
     at = f"{where} [truth]"
+    _known(data, "truth", at)
     severity = _require(data, "severity", at, str)
     if severity not in _SEVERITIES:
         raise ScenarioError(f"{at}: severity {severity!r} must be one of {', '.join(_SEVERITIES)}")
@@ -175,9 +199,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc})") from exc
     where = str(path)
+    _known(data, "", where)
     sessions = []
     for i, entry in enumerate(data.get("sessions", [])):
         at = f"{where} [[sessions]] #{i + 1}"
+        _known(entry, "sessions", at)
         statements = _require(entry, "statements", at, list)
         if not statements or not all(isinstance(s, str) for s in statements):
             raise ScenarioError(f"{at}: statements must be a non-empty list of SQL strings")
@@ -187,6 +213,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     if len(set(names)) != len(names):
         raise ScenarioError(f"{where}: session names must be unique: {names}")
     marketplace = data.get("marketplace", {})
+    _known(marketplace, "marketplace", f"{where} [marketplace]")
     scenario = Scenario(
         name=path.stem, title=_require(data, "title", where, str), description=str(data.get("description", "")),
         truth=_truth(data.get("truth"), where), traffic=_traffic(data.get("traffic"), where),

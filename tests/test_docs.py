@@ -72,3 +72,11 @@ def test_the_first_command_runs_the_lock_contention_drill():
     assert commands[0].startswith("make drill") and commands[1].startswith("make test")
     makefile = (ROOT / "Makefile").read_text()
     assert "irkit drill lock-contention" in makefile.split("\ndrill:", 1)[1].split("\n\n")[0]
+
+
+def test_every_scenario_key_is_in_the_readme_format_table():
+    from irkit.drill import KEYS
+    table = README.split("### Writing a scenario", 1)[1].split("\n\n#", 1)[0]
+    for keys in KEYS.values():
+        for key in keys:
+            assert f"`{key}`" in table or f"[{key}]" in table or f"[[{key}]]" in table, key

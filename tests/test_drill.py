@@ -168,7 +168,9 @@ SCENARIO = Path(drill.SCENARIO_DIR / "lock-contention.toml").read_text()
     (("error_ratio = 0.12", "error_ratio = 12"), r"error_ratio 12.0 must be between 0 and 1"),
     (("[marketplace]", "[config]\nnamespce = \"x\"\n\n[marketplace]"), r"namespce"),
     (("[marketplace]", "[parameters]\nwindow = 5\n\n[marketplace]"), r"unknown parameter 'window'"),
-    (("title = ", "titel = "), r"missing title"),
+    (("title = ", "titel = "), r"unknown key\(s\) titel"),
+    (("backend_up = true", "backend_upp = true"), r"\[marketplace\]: unknown key\(s\) backend_upp; valid: backend_up"),
+    (("p95_seconds = 2.5", "p95 = 2.5"), r"segment 2: unknown key\(s\) p95"),
     (('state = "running", logs', 'state = "sleeping", logs'), r"\[cluster\]: unknown pod state 'sleeping'"),
     (('name = "frontend-deployment"', 'nmae = "frontend-deployment"'), r"\[cluster\]: missing key 'name'"),
 ])
