@@ -39,9 +39,8 @@ from irkit.lab.prometheus import PrometheusLab, Segment, ServiceHistory
 from irkit.lab.redis import RedisLab
 
 __all__ = [
-    "KEYS", "SCENARIO_DIR", "DrillEnvironment", "DrillResult", "Scenario", "Session", "Truth", "check", "load_scenario",
-    "run_drill",
-    "scenarios",
+    "KEYS", "SCENARIO_DIR", "DrillEnvironment", "DrillResult", "Scenario", "Session", "Truth", "check",
+    "load_scenario", "run_drill", "scenarios",
 ]
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -73,6 +72,8 @@ class Session:
 
 @dataclass(frozen=True)
 class Scenario:
+    """One scenario file, checked: see :data:`KEYS` and the README's scenario format."""
+
     name: str
     title: str
     description: str

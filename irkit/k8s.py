@@ -9,6 +9,7 @@ permission or name to check.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -72,10 +73,21 @@ class Kube:
         configuration.retries = 0  # one bounded attempt: retries multiply the wait during an outage
         self.source = f"Kubernetes API at {configuration.host}"
         self.api_client = kclient.ApiClient(configuration)
-        self.core = kclient.CoreV1Api(self.api_client)
-        self.apps = kclient.AppsV1Api(self.api_client)
-        self.custom = kclient.CustomObjectsApi(self.api_client)
         self.timeout = (config.connect_timeout, config.request_timeout)
+
+    # The client imports an API group's models on first use (over a second for all of them):
+    # a phase that only reads Deployments does not pay for the core group.
+    @functools.cached_property
+    def core(self) -> Any:
+        return kclient.CoreV1Api(self.api_client)
+
+    @functools.cached_property
+    def apps(self) -> Any:
+        return kclient.AppsV1Api(self.api_client)
+
+    @functools.cached_property
+    def custom(self) -> Any:
+        return kclient.CustomObjectsApi(self.api_client)
 
     def __repr__(self) -> str:
         return f"<Kube {self.source} namespace={self.namespace}>"
