@@ -128,6 +128,7 @@ class Config:
     lock_timeout: float = field(default=1.0, metadata=_key("timeouts", "waiting for a PostgreSQL lock"))
     request_timeout: float = field(default=10.0, metadata=_key("timeouts", "one Prometheus or Kubernetes request"))
     http_timeout: float = field(default=5.0, metadata=_key("timeouts", "one health-endpoint request"))
+    retry_after: float = field(default=60.0, metadata=_key("timeouts", "a source that did not answer is not asked again for this long"))
 
     # Secrets: never from the toml, never in repr.
     pg_password: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PG_PASSWORD"})

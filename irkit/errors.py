@@ -99,7 +99,7 @@ class SourceError(IrkitError):
     def not_retried(self) -> SourceError:
         """The same error for a later request not sent, because this source is down."""
         again = type(self)(self.source, self.what, 0.0, self.hint, down=True)
-        again.args = (f"{self.source}: not asked again, it did not answer earlier: {self.what} failed after "
+        again.args = (f"{self.source}: not asked again yet, it did not answer earlier: {self.what} failed after "
                       f"{self.elapsed:.1f} s: {self.hint}",)
         return again
 

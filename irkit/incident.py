@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from html import escape
@@ -101,16 +102,20 @@ class Incident:
         self.records: dict[str, Any] = {}
         self.problems: list[dict[str, Any]] = []
         self._clients: dict[str, Any] = {}
-        self._down: dict[str, SourceError] = {}
+        self._down: dict[str, tuple[SourceError, float]] = {}
         run_dir.mkdir(parents=True, exist_ok=True)
         self._flush()
 
     # ---------------------------------------------------------------- connections
     def _client(self, name: str, factory: Callable[[irconfig.Config], Any]) -> Any:
-        # A source that did not answer is not asked again in this phase: during an outage a
-        # dozen steps each waiting out the timeout of the same hung server is minutes lost.
+        # A source that did not answer is not asked again for a while: during an outage a dozen
+        # steps each waiting out the timeout of the same hung server is minutes lost. The pause
+        # is short, so re-running a cell in JupyterLab after fixing a port-forward asks again.
         if name in self._down:
-            raise self._down[name].not_retried()
+            error, since = self._down[name]
+            if time.monotonic() - since < self.config.retry_after:
+                raise error.not_retried()
+            del self._down[name]
         if name not in self._clients:
             self._clients[name] = factory(self.config)
         return self._clients[name]
@@ -147,7 +152,7 @@ class Incident:
             if isinstance(exc, SourceError) and exc.down:
                 for name, kind in _CLIENT_ERRORS.items():
                     if isinstance(exc, kind):
-                        self._down.setdefault(name, exc)
+                        self._down.setdefault(name, (exc, time.monotonic()))
             message = irconfig.redact(str(exc), self.config)
             self.problems.append({"step": what, "kind": type(exc).__name__, "error": message,
                                   "at": datetime.now(UTC).isoformat()})

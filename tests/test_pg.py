@@ -276,5 +276,15 @@ def test_a_slow_query_does_not_stop_the_phase_asking_postgres_but_a_dead_server_
     first = dead.attempt("first", lambda: dead.pg.query("SELECT 1", what="one"))
     second = dead.attempt("second", lambda: dead.pg.query("SELECT 1", what="one"))
     assert isinstance(first, Unavailable) and "not asked again" not in first.error
-    assert isinstance(second, Unavailable) and "not asked again, it did not answer earlier" in second.error
+    assert isinstance(second, Unavailable) and "not asked again yet, it did not answer earlier" in second.error
     assert second.kind == "PostgresUnavailable"
+
+
+def test_a_source_left_alone_is_asked_again_after_retry_after(cfg: Config, closed_port: str, tmp_path: Path):
+    from irkit.incident import Incident, Unavailable
+    dead = Incident("INC-1", 2, tmp_path, cfg.replace(pg_dsn=f"postgresql://irkit@{closed_port}/db",
+                                                      retry_after=0.3))
+    assert isinstance(dead.attempt("first", lambda: dead.pg.query("SELECT 1", what="one")), Unavailable)
+    time.sleep(0.4)  # e.g. the responder fixed the port-forward and re-runs the cell
+    again = dead.attempt("again", lambda: dead.pg.query("SELECT 1", what="one"))
+    assert isinstance(again, Unavailable) and "not asked again" not in again.error  # it was asked

@@ -160,6 +160,6 @@ def test_a_run_with_every_source_hung_still_completes_and_names_each(black_hole:
     # Each hung source is waited for once per phase, then not asked again.
     problems = json.loads((result.run_dir / "phase-2.json").read_text())["problems"]
     assert sum("not asked again" not in p["error"] for p in problems if p["kind"].startswith("Prometheus")) == 1
-    assert any("not asked again, it did not answer earlier" in p["error"] for p in problems)
+    assert any("not asked again yet, it did not answer earlier" in p["error"] for p in problems)
     assert result.summary["recovery"]["recovered"] is False  # nothing measured is not "recovered"
     assert evidence.verify(result.run_dir) == {"changed": [], "added": [], "removed": []}
