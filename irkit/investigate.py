@@ -305,11 +305,12 @@ def rollout_history(inc: Incident) -> pd.DataFrame | Unavailable:
     return frame
 
 
-def findings(inc: Incident) -> pd.DataFrame:
+def findings(inc: Incident) -> pd.DataFrame | Note:
     """The ranked findings: causes first. Recorded for the plan and the post-mortem."""
     ranked = _findings(inc)
     inc.record("findings", [{"kind": f.kind, "subject": f.subject, "detail": f.detail, "evidence": f.evidence}
                             for f in ranked])
-    return pd.DataFrame([{"rank": i + 1, "kind": f.kind, "subject": f.subject, "detail": f.detail}
-                         for i, f in enumerate(ranked)], columns=["rank", "kind", "subject", "detail"])
+    return shown(pd.DataFrame([{"rank": i + 1, "kind": f.kind, "subject": f.subject, "detail": f.detail}
+                               for i, f in enumerate(ranked)], columns=["rank", "kind", "subject", "detail"]),
+                 "no finding: every source answered and nothing is over its threshold")
 

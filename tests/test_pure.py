@@ -161,3 +161,11 @@ def test_scenario_log_lines_are_stamped_relative_to_the_drill_start():
         "ns", now=now)
     texts = sorted(cluster.logs.values())
     assert texts == ["2026-11-28T02:58:00Z panic\n", "2026-11-28T02:59:55Z INFO up\n"]
+
+
+def test_no_finding_says_so_in_a_sentence(tmp_path):
+    from irkit import investigate
+    from irkit.config import Config
+    from irkit.incident import Incident, Note
+    shown = investigate.findings(Incident("INC-9", 2, tmp_path, Config()))
+    assert isinstance(shown, Note) and shown.text.startswith("no finding")
