@@ -36,10 +36,15 @@ def session(pg_lab: PostgresLab) -> Iterator[Session]:
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                       "WHERE application_name = 'app-under-test'")
     for conn in opened:
-        try:
-            conn.close()
-        except Exception:
-            pass
+        # A waiter thread may still be inside execute() on this connection: closing it from here
+        # meanwhile crashes libpq (a segfault was seen in CI). psycopg's own lock says when it is free.
+        if conn.lock.acquire(timeout=10):
+            try:
+                conn.close()
+            except Exception:
+                pass
+            finally:
+                conn.lock.release()
 
 
 @pytest.fixture()

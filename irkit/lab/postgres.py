@@ -114,9 +114,15 @@ class HeldSession:
         return self.done.is_set()
 
     def close(self) -> None:
-        self._thread.join(2)
-        with contextlib.suppress(psycopg.Error):
-            self._conn.close()
+        self._thread.join(5)
+        # Never close a connection another thread is executing on (libpq is not safe for that);
+        # psycopg's connection lock is free once the statement returned.
+        if self._conn.lock.acquire(timeout=5):
+            try:
+                with contextlib.suppress(psycopg.Error):
+                    self._conn.close()
+            finally:
+                self._conn.lock.release()
 
 
 def _bindir() -> str:
