@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import shutil
 import socket
+import subprocess
 
 from irkit.errors import DrillError
 
-__all__ = ["find_binary", "free_port"]
+__all__ = ["find_binary", "free_port", "stop_process"]
 
 
 def free_port() -> int:
@@ -34,3 +35,15 @@ def find_binary(name: str, package: str, extra_dirs: tuple[str, ...] = ()) -> st
     if found is None:
         raise DrillError(f"{name} is not installed; install it with: apt-get install {package}")
     return found
+
+
+def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str] | None, timeout: float = 10.0) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within ``timeout``; nothing if it is gone already."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 
 from irkit.errors import DrillError
-from irkit.lab import find_binary, free_port
+from irkit.lab import find_binary, free_port, stop_process
 
 __all__ = ["BUCKETS", "Counters", "PrometheusLab", "Segment", "ServiceHistory", "exposition", "openmetrics"]
 
@@ -205,14 +205,7 @@ class PrometheusLab:
         raise DrillError("prometheus did not become ready within 30 s")
 
     def stop(self) -> None:
-        proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(getattr(self, "_proc", None))
         if getattr(self, "_log", None) is not None:
             self._log.close()
         if getattr(self, "_root", None):

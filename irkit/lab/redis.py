@@ -13,7 +13,7 @@ from types import TracebackType
 import redis
 
 from irkit.errors import DrillError
-from irkit.lab import find_binary, free_port
+from irkit.lab import find_binary, free_port, stop_process
 
 __all__ = ["RedisLab"]
 
@@ -51,14 +51,7 @@ class RedisLab:
         raise DrillError("redis-server did not answer PING within 10 s")
 
     def stop(self) -> None:
-        proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(getattr(self, "_proc", None), timeout=5)
         if getattr(self, "_root", None):
             shutil.rmtree(self._root, ignore_errors=True)
 
