@@ -18,6 +18,7 @@ the ground truth.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import shutil
@@ -47,6 +48,7 @@ SCENARIO_DIR = Path(__file__).parent / "scenarios"
 _SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
 _OFFSET = re.compile(r"^(-?\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_SESSION_REF = re.compile(r"{(\w+)}")  # {holder} in a truth subject or target: that session's pid
 
 
 # --------------------------------------------------------------------------- scenario files
@@ -59,6 +61,14 @@ class Truth:
     severity: str
     root: Mapping[str, str] | None = None  # {kind, subject}: the first finding
     mitigation: Mapping[str, str] | None = None  # {action, target}: the first planned step; None = nothing planned
+
+    def resolved(self, pids: Mapping[str, int]) -> Truth:
+        """The truth with each ``{session}`` replaced by that session's pid."""
+        def fill(table: Mapping[str, str] | None) -> dict[str, str] | None:
+            if table is None:
+                return None
+            return {k: _SESSION_REF.sub(lambda m: str(pids.get(m.group(1), m.group(0))), v) for k, v in table.items()}
+        return Truth(self.real, self.severity, fill(self.root), fill(self.mitigation))
 
 
 @dataclass(frozen=True)
@@ -225,7 +235,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         parameters=dict(data.get("parameters", {})), config=dict(data.get("config", {})), path=path,
     )
     for text in _truth_texts(scenario.truth):
-        for ref in re.findall(r"{(\w+)}", text):
+        for ref in _SESSION_REF.findall(text):
             if ref not in names:
                 raise ScenarioError(f"{where} [truth]: {{{ref}}} names no session; sessions: {', '.join(names)}")
     try:
@@ -326,12 +336,21 @@ class DrillEnvironment:
 
 # --------------------------------------------------------------------------- ground truth
 
-def _expect(text: str, pids: Mapping[str, int]) -> str:
-    return re.sub(r"{(\w+)}", lambda m: str(pids.get(m.group(1), m.group(0))), text)
+def _first(items: list[Mapping[str, Any]], keys: tuple[str, str], want: Mapping[str, str] | None, label: str,
+           nothing: str) -> list[str]:
+    """The difference, if any, between the first of ``items`` and ``want`` (None: there must be no item)."""
+    got = (items[0][keys[0]], items[0][keys[1]]) if items else None
+    if want is None:
+        return [f"{label}: expected none, got {got[0]} {got[1]}"] if got else []
+    expected = (want[keys[0]], want[keys[1]])
+    if got == expected:
+        return []
+    return [f"first {label}: expected {expected[0]} {expected[1]}, got " + (f"{got[0]} {got[1]}" if got else nothing)]
 
 
 def check(summary: Mapping[str, Any], truth: Truth, pids: Mapping[str, int]) -> list[str]:
     """Every difference between ``summary.json`` and the ground truth; empty when the runbook got it right."""
+    truth = truth.resolved(pids)
     problems = [f"phase {p['phase']} {p['name']} {p['status']}: {p.get('error')}"
                 for p in summary.get("phases", []) if p.get("status") != "ok"]
     severity = (summary.get("severity") or {}).get("name")
@@ -339,23 +358,10 @@ def check(summary: Mapping[str, Any], truth: Truth, pids: Mapping[str, int]) -> 
         problems.append(f"severity: expected {truth.severity}, got {severity}")
     if summary.get("real") is not truth.real:
         problems.append(f"real incident: expected {truth.real}, got {summary.get('real')}")
-    findings = summary.get("findings") or []
-    if truth.root is not None:
-        want = (truth.root["kind"], _expect(truth.root["subject"], pids))
-        got = (findings[0]["kind"], findings[0]["subject"]) if findings else None
-        if got != want:
-            problems.append(f"first finding: expected {want[0]} {want[1]}, got "
-                            + (f"{got[0]} {got[1]}" if got else "no findings"))
-    mitigations = summary.get("mitigations") or []
-    if truth.mitigation is None:
-        if mitigations:
-            problems.append(f"mitigation: expected none, got {mitigations[0]['action']} {mitigations[0]['target']}")
-    else:
-        want = (truth.mitigation["action"], _expect(truth.mitigation["target"], pids))
-        got = (mitigations[0]["action"], mitigations[0]["target"]) if mitigations else None
-        if got != want:
-            problems.append(f"first mitigation: expected {want[0]} {want[1]}, got "
-                            + (f"{got[0]} {got[1]}" if got else "nothing planned"))
+    if truth.root is not None:  # a false alarm may still list symptoms under their thresholds
+        problems += _first(summary.get("findings") or [], ("kind", "subject"), truth.root, "finding", "no findings")
+    problems += _first(summary.get("mitigations") or [], ("action", "target"), truth.mitigation, "mitigation",
+                       "nothing planned")
     return problems
 
 
@@ -389,10 +395,7 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
                             params=dict(scenario.parameters), outputs=outputs, progress=say)
         env.timings["run_seconds"] = round(time.monotonic() - t1, 2)
         differences = check(result.summary, scenario.truth, env.pids)
-        truth = {"real": scenario.truth.real, "severity": scenario.truth.severity,
-                 "root": {k: _expect(v, env.pids) for k, v in (scenario.truth.root or {}).items()} or None,
-                 "mitigation": {k: _expect(v, env.pids) for k, v in (scenario.truth.mitigation or {}).items()}
-                 or None}
+        truth = dataclasses.asdict(scenario.truth.resolved(env.pids))
         (result.run_dir / "drill.json").write_text(json.dumps(
             {"scenario": scenario.name, "title": scenario.title, "truth": truth, "sessions": env.pids,
              "differences": differences, "timings": env.timings}, indent=2))
