@@ -102,9 +102,9 @@ def endpoint_health(inc: Incident) -> pd.DataFrame:
 
 def _signals(inc: Incident) -> Signals:
     rec = inc.records
-    ratios = {r["service"]: r["error_ratio"] for r in rec.get("error_ratio_now") or [] if isinstance(r, dict)}
-    p95s = {r["service"]: r["seconds"] for r in rec.get("latency_p95_now") or [] if isinstance(r, dict)}
-    endpoints = rec.get("endpoints") or []
+    ratios = {r["service"]: r["error_ratio"] for r in inc.rows("error_ratio_now")}
+    p95s = {r["service"]: r["seconds"] for r in inc.rows("latency_p95_now")}
+    endpoints = inc.rows("endpoints")
     all_endpoints_down = bool(endpoints) and not any(e.get("ok") for e in endpoints)
     down = rec.get("workloads_down") or []
     key = (inc.config.backend_deployment, inc.config.frontend_deployment)
@@ -130,10 +130,10 @@ def assessment(inc: Incident) -> Assessment:
 
 def _affected(inc: Incident) -> list[str]:
     cfg = inc.config
-    services = [r["service"] for r in inc.records.get("error_ratio_now") or []
-                if isinstance(r, dict) and r["service"] != "all" and (r["error_ratio"] or 0) >= cfg.error_ratio_moderate]
-    services += [r["service"] for r in inc.records.get("latency_p95_now") or []
-                 if isinstance(r, dict) and r["service"] != "all" and (r["seconds"] or 0) > cfg.latency_p95_slow_seconds]
+    services = [r["service"] for r in inc.rows("error_ratio_now")
+                if r["service"] != "all" and (r["error_ratio"] or 0) >= cfg.error_ratio_moderate]
+    services += [r["service"] for r in inc.rows("latency_p95_now")
+                 if r["service"] != "all" and (r["seconds"] or 0) > cfg.latency_p95_slow_seconds]
     workloads = (inc.records.get("workloads_down") or []) + (inc.records.get("workloads_degraded") or [])
     return sorted(set(services)) + sorted(set(workloads))
 
@@ -168,7 +168,7 @@ def checklist(inc: Incident) -> pd.DataFrame:
     """The playbook's quick-assessment checklist (1.2), each box answered from the data above."""
     cfg = inc.config
     severity = inc.records.get("severity") or {}
-    ratios = [r for r in inc.records.get("error_ratio_now") or [] if isinstance(r, dict)]
+    ratios = inc.rows("error_ratio_now")
     worst = max((r["error_ratio"] or 0 for r in ratios), default=None)
     unhealthy_now = bool(inc.records.get("workloads_down") or inc.records.get("workloads_degraded"))
     ongoing = (worst is not None and worst >= cfg.error_ratio_moderate) or unhealthy_now

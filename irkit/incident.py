@@ -165,6 +165,12 @@ class Incident:
         self._flush()
         return value
 
+    def rows(self, key: str) -> list[Any]:
+        """The rows this phase recorded under ``key``; none when absent or its source was unavailable
+        (an :class:`Unavailable` is recorded as a dict, whose keys must not pass for rows)."""
+        value = self.records.get(key)
+        return value if isinstance(value, list) else []
+
     def save_data(self, name: str, frame: Any) -> str:
         """Write ``frame`` in full to ``data/phase<N>-<name>.csv`` in the run; returns that relative path.
 

@@ -203,26 +203,20 @@ def _age_minutes(created: Any) -> float:
     return float((pd.Timestamp.now(tz="UTC") - moment).total_seconds() / 60)
 
 
-def _rows(records: dict[str, Any], key: str) -> list[Any]:
-    """The recorded rows under ``key``; none when its source was unavailable (recorded as a dict)."""
-    value = records.get(key)
-    return value if isinstance(value, list) else []
-
-
 def _findings(inc: Incident) -> list[Finding]:
     cfg = inc.config
     rec = inc.records
     out: list[Finding] = []
-    for root in _rows(rec, "lock_roots"):
+    for root in inc.rows("lock_roots"):
         out.append(Finding("lock-root", f"pid {root['pid']}",
                            f"{root.get('state')} session blocks {root['blocked_count']} session(s): "
                            f"{(root.get('query') or '')[:120]}",
                            {"pid": root["pid"], "blocked_count": root["blocked_count"], "state": root.get("state"),
                             "impact": root["blocked_count"]}))
-    for cycle in _rows(rec, "lock_cycles"):
+    for cycle in inc.rows("lock_cycles"):
         out.append(Finding("deadlock", "pids " + ",".join(map(str, cycle)), "sessions wait on each other",
                            {"pids": list(cycle)}))
-    for row in _rows(rec, "long_running"):
+    for row in inc.rows("long_running"):
         # long_running already applied the notebook's older_than_seconds bound.
         if row.get("state") == "active" and (row.get("wait_event_type") or "") != "Lock":
             out.append(Finding("long-running-query", f"pid {row['pid']}",
@@ -234,7 +228,7 @@ def _findings(inc: Incident) -> list[Finding]:
         if ratio >= 0.9:
             out.append(Finding("db-saturation", "postgres", f"{sat['sessions']} of {sat['max_connections']} "
                                                             "connections in use", {"impact": ratio}))
-    pods = _rows(rec, "unhealthy_pods")
+    pods = inc.rows("unhealthy_pods")
     crashing_by_app: dict[str, list[dict[str, Any]]] = {}
     for pod in pods:
         reason = pod.get("waiting_reason") or ""
@@ -252,7 +246,7 @@ def _findings(inc: Incident) -> list[Finding]:
             out.append(Finding("pods-not-ready", pod["pod"], f"{pod.get('phase')} {reason}".strip(), {}))
     for group in crashing_by_app.values():
         deployment = _deployment_of(group[0], cfg)
-        history = _rows(rec, f"rollout_history:{deployment}")
+        history = inc.rows(f"rollout_history:{deployment}")
         current = [h for h in history if h.get("current")]
         previous = [h for h in history if not h.get("current")]
         if current and previous and _age_minutes(current[-1]["created"]) < 24 * 60:
@@ -266,17 +260,17 @@ def _findings(inc: Incident) -> list[Finding]:
         else:
             for pod in group:
                 out.append(Finding("crashloop", pod["pod"], f"CrashLoopBackOff, {pod['restarts']} restarts", {}))
-    for row in _rows(rec, "error_ratio_now"):
+    for row in inc.rows("error_ratio_now"):
         ratio = row.get("value", row.get("error_ratio"))
         service = row.get("service", "all")
         if ratio is not None and ratio >= cfg.error_ratio_moderate:
             out.append(Finding("error-spike", service, f"{ratio:.1%} of requests fail", {"impact": ratio}))
-    for row in _rows(rec, "latency_p95_now"):
+    for row in inc.rows("latency_p95_now"):
         value = row.get("value")
         if value is not None and value > cfg.latency_p95_slow_seconds:
             out.append(Finding("slow-latency", row.get(cfg.prom_service_label, "all"), f"p95 {value:.1f} s",
                                {"impact": value}))
-    for ep in _rows(rec, "endpoints"):
+    for ep in inc.rows("endpoints"):
         if not ep.get("ok"):
             out.append(Finding("endpoint-down", ep["url"], ep.get("error") or f"HTTP {ep.get('status')}", {}))
     for problem in inc.problems:
