@@ -132,8 +132,11 @@ def error_ratio(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unav
 
 
 def _deploys(inc: Incident) -> pd.DataFrame | None:
-    history = inc.attempt("rollout history", lambda: k8s.rollout_histories(inc.kube, inc.config.deployments))
-    return history if isinstance(history, pd.DataFrame) else None
+    """Deploy markers: the rollout history this phase recorded, asked for only if no cell did yet."""
+    if "rollout_history" not in inc.records:
+        rollout_history(inc)
+    rows = inc.rows("rollout_history")
+    return pd.DataFrame(rows) if rows else None
 
 
 def _quantile(inc: Incident, q: float, window: prom.Window) -> pd.DataFrame:
@@ -246,7 +249,7 @@ def _findings(inc: Incident) -> list[Finding]:
             out.append(Finding("pods-not-ready", pod["pod"], f"{pod.get('phase')} {reason}".strip(), {}))
     for group in crashing_by_app.values():
         deployment = _deployment_of(group[0], cfg)
-        history = inc.rows(f"rollout_history:{deployment}")
+        history = [h for h in inc.rows("rollout_history") if h["deployment"] == deployment]
         current = [h for h in history if h.get("current")]
         previous = [h for h in history if not h.get("current")]
         if current and previous and _age_minutes(current[-1]["created"]) < 24 * 60:
@@ -292,11 +295,8 @@ def _container_of(deployment: str, cfg: Any) -> str:
 
 def rollout_history(inc: Incident) -> pd.DataFrame | Unavailable:
     """Revision history of the deployments (the deploy markers and rollback candidates)."""
-    frame = inc.attempt("rollout history", lambda: k8s.rollout_histories(inc.kube, inc.config.deployments))
-    if isinstance(frame, pd.DataFrame):
-        for deployment in inc.config.deployments:
-            inc.record(f"rollout_history:{deployment}", frame[frame["deployment"] == deployment])
-    return frame
+    return inc.record("rollout_history", inc.attempt(
+        "rollout history", lambda: k8s.rollout_histories(inc.kube, inc.config.deployments)))
 
 
 def findings(inc: Incident) -> pd.DataFrame | Note:

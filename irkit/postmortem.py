@@ -134,10 +134,11 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     frame = inc.attempt("error ratio for the post-mortem", lambda: prom.error_ratio(
         inc.prom, prom.Window.last(timedelta(minutes=window_minutes)), by_service=True))
     if isinstance(frame, pd.DataFrame):
-        deploys = pd.DataFrame([row for d in cfg.deployments for row in inc.earlier(2, f"rollout_history:{d}", [])])
+        history = inc.earlier(2, "rollout_history", [])  # an unavailable source is recorded as a dict
         chart = charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
                                          incident_start=inc.earlier(1, "incident_start"),
-                                         deploys=deploys if "created" in deploys else None,
+                                         deploys=pd.DataFrame(history) if isinstance(history, list) and history
+                                         else None,
                                          label=cfg.prom_service_label)
         if charts.save_image(chart, inc.run_dir / "postmortem-error-ratio.png"):
             images.append("postmortem-error-ratio.png")

@@ -163,3 +163,9 @@ def test_a_run_with_every_source_hung_still_completes_and_names_each(black_hole:
     assert any("not asked again yet, it did not answer earlier" in p["error"] for p in problems)
     assert result.summary["recovery"]["recovered"] is False  # nothing measured is not "recovered"
     assert evidence.verify(result.run_dir) == {"changed": [], "added": [], "removed": []}
+
+
+def test_charts_mark_the_deploy_that_broke_things(run_result: runner.RunResult):
+    # The backend's revision 2 went out 20 minutes ago, inside the 90-minute window of every phase's charts.
+    for notebook in ("01-detect-and-assess.ipynb", "02-investigate.ipynb"):
+        assert "deploy backend r2" in (run_result.run_dir / notebook).read_text(), notebook
