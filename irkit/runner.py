@@ -160,9 +160,8 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     for phase in phases:
         if phase not in status:
             first = all(p in status for p in phases if p < phase)  # the phase that was running
-            status[phase] = {"phase": phase, "name": PHASES[phase], "notebook": f"{PHASES[phase]}.ipynb",
-                             "duration_seconds": 0.0, "status": "interrupted" if first else "skipped",
-                             "error": "interrupted (Ctrl-C or SIGTERM)" if first else "the run was interrupted"}
+            status[phase] = _record(phase, "interrupted" if first else "skipped",
+                                    "interrupted (Ctrl-C or SIGTERM)" if first else "the run was interrupted")
             say(f"phase {phase} {PHASES[phase]}: {status[phase]['status']}")
     summary = _summary(incident, run_id, run_dir, started, [status[p] for p in phases])
     try:
@@ -179,18 +178,24 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     return RunResult(run_dir, summary)
 
 
+def _record(phase: int, status: str, error: str | None = None) -> dict[str, Any]:
+    """One phase's line in summary.json."""
+    name = PHASES[phase]
+    return {"phase": phase, "name": name, "notebook": f"{name}.ipynb", "duration_seconds": 0.0,
+            "status": status, "error": error}
+
+
 def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: str, run_dir: Path,
                config_path: str, params: Mapping[str, Any], cell_timeout: int,
                say: Callable[[str], None]) -> dict[str, Any]:
     """Execute one phase notebook; a failure is recorded, never raised."""
     name = PHASES[phase]
     blocked = [d for d in DEPENDS[phase] if status.get(d, {}).get("status") not in (None, "ok")]
-    record: dict[str, Any] = {"phase": phase, "name": name, "notebook": f"{name}.ipynb",
-                              "duration_seconds": 0.0, "error": None}
     if blocked:
-        record.update(status="skipped", error=f"depends on phase {blocked[0]}, which did not succeed")
+        record = _record(phase, "skipped", f"depends on phase {blocked[0]}, which did not succeed")
         say(f"phase {phase} {name}: skipped ({record['error']})")
         return record
+    record = _record(phase, "running")
     say(f"phase {phase} {name}: running")
     t0 = time.monotonic()
     try:
