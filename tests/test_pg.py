@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from irkit import pg
+from irkit import config, pg
 from irkit.config import Config
 from irkit.errors import PostgresError, PostgresTimeout, PostgresUnavailable, SourceTimeout
 from irkit.lab.postgres import PostgresLab
@@ -262,7 +262,7 @@ def test_readonly_role_from_the_readme_sees_other_sessions_queries(session: Sess
     holder = session()
     _hold(holder, "UPDATE orders SET status = 'visible' WHERE id = 3")
     dsn = f"postgresql://irkit_ro@127.0.0.1:{pg_lab.port}/web3marketplace"
-    with pg.connect(cfg.replace(pg_dsn=dsn)) as conn:
+    with pg.connect(config.load(base=cfg, env={"IRKIT_PG_PASSWORD": "pw"}, pg_dsn=dsn)) as conn:
         frame = pg.long_running(conn, timedelta(0))
         assert "status = 'visible'" in " ".join(frame["query"])
         with pytest.raises(PostgresError):

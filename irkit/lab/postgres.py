@@ -2,6 +2,19 @@
 
 initdb and pg_ctl refuse to run as root, so as root the cluster belongs to the
 ``postgres`` user and its commands run through ``runuser``.
+
+Nobody else on the machine gets in: every connection, TCP or Unix socket, needs a
+password (scram-sha-256). The passwords are generated per cluster and handed over in a
+libpq passfile in a private (0700) directory, named by ``passfile=`` in each DSN, so a
+DSN can be printed, written into ``irkit.toml`` or pasted into ``psql`` without carrying
+a secret. Three roles:
+
+- ``postgres``, the superuser: the lab's own administration (``dsn``);
+- ``marketplace``, an ordinary role that owns the marketplace tables: the application
+  and the scenario's sessions (``app_dsn``), so a scenario's SQL cannot run
+  ``COPY ... TO PROGRAM`` or anything else only a superuser may;
+- ``irkit``, the README's read-only role plus SELECT on the orders table (``reader_dsn``):
+  what a drill's investigation connects as.
 """
 
 from __future__ import annotations
@@ -9,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +33,7 @@ from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 
@@ -75,6 +90,7 @@ class HeldSession:
     """A session kept open on a thread of its own: idle in its transaction, waiting on a lock, or running."""
 
     def __init__(self, dsn: str, statements: tuple[str, ...], application: str) -> None:
+        # dsn: the role the session runs as (the lab's app_dsn: an ordinary role, never the superuser)
         self.statements = statements
         self.error: BaseException | None = None
         self.done = threading.Event()  # every statement returned
@@ -133,7 +149,7 @@ def _bindir() -> str:
 
 @dataclass
 class PostgresLab:
-    """A running throwaway cluster; ``dsn`` connects as the superuser ``postgres``."""
+    """A running throwaway cluster: ``dsn`` (superuser), ``app_dsn`` (table owner), ``reader_dsn`` (irkit)."""
 
     database: str = "web3marketplace"
     users: int = 200
@@ -149,29 +165,52 @@ class PostgresLab:
         bindir = _bindir()
         self._as_root = os.geteuid() == 0
         self._root = tempfile.mkdtemp(prefix="irkit-pg-")
+        self._private = tempfile.mkdtemp(prefix="irkit-pgpass-")  # 0700, ours: the passfile lives here
         self.datadir = os.path.join(self._root, "data")
         os.chmod(self._root, 0o755)
         if self._as_root:
             shutil.chown(self._root, "postgres", "postgres")
         self.port = free_port()
+        self._passwords = {role: secrets.token_urlsafe(24) for role in ("postgres", "marketplace", "irkit")}
+        self.passfile = os.path.join(self._private, "pgpass")
+        with open(os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+            # Any host and port: the same cluster reached through a port-forward or a test's proxy.
+            fh.writelines(f"*:*:*:{role}:{pw}\n" for role, pw in self._passwords.items())
+        pwfile = os.path.join(self._root, "pwfile")  # initdb reads the superuser's password here, once
+        with open(os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
+            fh.write(self._passwords["postgres"] + "\n")
+        if self._as_root:
+            shutil.chown(pwfile, "postgres", "postgres")
         self._pg_ctl = os.path.join(bindir, "pg_ctl")
-        self._run([os.path.join(bindir, "initdb"), "-D", self.datadir, "-U", "postgres", "-A", "trust",
-                   "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
+        try:
+            self._run([os.path.join(bindir, "initdb"), "-D", self.datadir, "-U", "postgres",
+                       "-A", "scram-sha-256", f"--pwfile={pwfile}",
+                       "--no-sync", "-E", "UTF8", "--locale=C.UTF-8"])
+        finally:
+            os.unlink(pwfile)
         options = " ".join([
             f"-p {self.port}", "-c listen_addresses=127.0.0.1", f"-c unix_socket_directories={self._root}",
+            "-c unix_socket_permissions=0700",
             "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
             *(f"-c {s}" for s in self.settings),
         ])
         self._run([self._pg_ctl, "-D", self.datadir, "-o", options, "-l", os.path.join(self._root, "log"),
                    "-w", "-t", "30", "start"])
         with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{self.database}"')
-        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            for role in ("marketplace", "irkit"):
+                # The password travels as a literal inside DDL (no parameters there); it is generated,
+                # URL-safe base64, and never logged.
+                conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{self._passwords[role]}' NOSUPERUSER")
+            conn.execute(f'CREATE DATABASE "{self.database}" OWNER marketplace')
+            conn.execute("GRANT pg_read_all_stats TO irkit")
+            conn.execute("ALTER ROLE irkit SET default_transaction_read_only = on")
+        with psycopg.connect(self.app_dsn, autocommit=True) as conn:
             conn.execute(MARKETPLACE_SCHEMA)
             params = {"users": self.users, "products": self.products, "orders": self.orders,
                       "spread": timedelta(hours=self.orders_spread_hours)}
             for statement in _SEED:
                 conn.execute(statement, params)
+            conn.execute("GRANT SELECT ON orders TO irkit")
         return self
 
     @property
@@ -180,7 +219,7 @@ class PostgresLab:
 
     def hold(self, statements: tuple[str, ...] | list[str], application: str = "backend") -> HeldSession:
         """Open a session that runs ``statements`` in order and stays (idle in transaction, or blocked)."""
-        held = HeldSession(self.dsn, tuple(statements), application)
+        held = HeldSession(self.app_dsn, tuple(statements), application)
         self._held.append(held)
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as admin:
             held.settle(admin)
@@ -203,12 +242,27 @@ class PostgresLab:
         if result.returncode != 0:
             raise DrillError(f"{' '.join(argv)} failed: {result.stderr.strip() or result.stdout.strip()}")
 
+    def _dsn(self, role: str, database: str) -> str:
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{database}?passfile={quote(self.passfile, safe='/')}"
+
     def admin_dsn(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        """The superuser on ``database``."""
+        return self._dsn("postgres", database)
 
     @property
     def dsn(self) -> str:
+        """The superuser on the marketplace database: the lab's administration and the tests."""
         return self.admin_dsn(self.database)
+
+    @property
+    def app_dsn(self) -> str:
+        """The ``marketplace`` role, owner of the tables: the application and scenario sessions."""
+        return self._dsn("marketplace", self.database)
+
+    @property
+    def reader_dsn(self) -> str:
+        """The read-only ``irkit`` role: what a drill's investigation connects as."""
+        return self._dsn("irkit", self.database)
 
     def stop(self) -> None:
         if not self.datadir:
@@ -219,6 +273,7 @@ class PostgresLab:
         except (DrillError, subprocess.TimeoutExpired):
             pass  # already gone; the directory goes anyway
         shutil.rmtree(self._root, ignore_errors=True)
+        shutil.rmtree(self._private, ignore_errors=True)
         self.datadir = ""
 
     def __enter__(self) -> PostgresLab:
