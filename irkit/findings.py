@@ -8,11 +8,12 @@ why, and the command a responder would run). Nothing here changes anything.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Finding", "Mitigation", "is_cause", "plan", "rank"]
+__all__ = ["Finding", "Mitigation", "is_cause", "plan", "rank", "shell"]
 
 # Causes first: a lock root or a bad revision explains the error spike it produces.
 _KIND_ORDER = {
@@ -62,12 +63,36 @@ class Mitigation:
     finding: str
 
 
+def shell(*argv: object) -> str:
+    """A command line a person pastes: every word quoted for a POSIX shell, so no value from a cluster,
+    a config or a query can run as a command of its own."""
+    return shlex.join(str(arg) for arg in argv)
+
+
+def _pid(value: Any) -> int | None:
+    """A PostgreSQL backend pid from a finding's evidence; None when it is not a plain integer."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    text = str(value).removeprefix("pid ").strip()
+    return int(text) if text.isdigit() else None
+
+
 def plan(findings: Iterable[Finding], namespace: str, *, postgres: str = "postgres-primary",
-         database: str = "web3marketplace") -> list[Mitigation]:
-    """The playbook's 3.1 mitigations for the findings, most urgent first, one per target."""
+         database: str = "web3marketplace", admin_user: str = "postgres",
+         backend: str = "backend-deployment") -> list[Mitigation]:
+    """The playbook's 3.1 mitigations for the findings, most urgent first, one per target.
+
+    Every command is built as a list of words and quoted (:func:`shell`); SQL passed to ``psql -c``
+    takes only integer pids, never text.
+    """
     steps: list[Mitigation] = []
     seen: set[tuple[str, str]] = set()
-    psql = f"kubectl exec -n {namespace} statefulset/{postgres} -- psql -U postgres -d {database} -c"
+
+    def psql(statement: str) -> str:
+        return shell("kubectl", "exec", "-n", namespace, f"statefulset/{postgres}", "--", "psql", "-U", admin_user,
+                     "-d", database, "-c", statement)
 
     def add(action: str, target: str, why: str, command: str, finding: Finding) -> None:
         if (action, target) not in seen:
@@ -76,40 +101,42 @@ def plan(findings: Iterable[Finding], namespace: str, *, postgres: str = "postgr
 
     for f in rank(findings):
         if f.kind == "lock-root":
-            pid = f.evidence.get("pid", f.subject)
-            add("terminate-backend", f"pid {pid}",
-                f"it holds the lock {f.evidence.get('blocked_count', '?')} sessions wait behind "
-                f"({f.evidence.get('state', '')})", f"{psql} \"SELECT pg_terminate_backend({pid});\"", f)
+            pid = _pid(f.evidence.get("pid", f.subject))
+            if pid is not None:
+                add("terminate-backend", f"pid {pid}",
+                    f"it holds the lock {f.evidence.get('blocked_count', '?')} sessions wait behind "
+                    f"({f.evidence.get('state', '')})", psql(f"SELECT pg_terminate_backend({pid});"), f)
         elif f.kind == "deadlock":
-            pid = f.evidence.get("pids", [f.subject])[0]
-            add("terminate-backend", f"pid {pid}", "breaks the lock cycle",
-                f"{psql} \"SELECT pg_terminate_backend({pid});\"", f)
+            pid = _pid((f.evidence.get("pids") or [f.subject])[0])
+            if pid is not None:
+                add("terminate-backend", f"pid {pid}", "breaks the lock cycle",
+                    psql(f"SELECT pg_terminate_backend({pid});"), f)
         elif f.kind == "long-running-query":
-            pid = f.evidence.get("pid", f.subject)
-            add("cancel-query", f"pid {pid}",
-                f"query running {f.evidence.get('age_seconds', 0):.0f} s saturates the database",
-                f"{psql} \"SELECT pg_cancel_backend({pid});\"", f)
+            pid = _pid(f.evidence.get("pid", f.subject))
+            if pid is not None:
+                add("cancel-query", f"pid {pid}",
+                    f"query running {f.evidence.get('age_seconds', 0):.0f} s saturates the database",
+                    psql(f"SELECT pg_cancel_backend({pid});"), f)
         elif f.kind == "bad-revision":
             dep = f.evidence.get("deployment", f.subject)
             add("rollout-undo", f"deployment/{dep}",
                 f"revision {f.evidence.get('revision')} ({f.evidence.get('image')}) deployed "
                 f"{f.evidence.get('age_minutes', 0):.0f} min ago crashloops; "
                 f"previous revision {f.evidence.get('previous_revision')} was healthy",
-                f"kubectl rollout undo deployment/{dep} -n {namespace}", f)
+                shell("kubectl", "rollout", "undo", f"deployment/{dep}", "-n", namespace), f)
         elif f.kind == "oom-killed":
             dep = f.evidence.get("deployment", f.subject)
             container = f.evidence.get("container", "")
             limit = f.evidence.get("memory_limit", "")
             add("raise-memory-limit", f"deployment/{dep}",
                 f"containers are OOMKilled at their memory limit {limit}".strip(),
-                f"kubectl patch deployment {dep} -n {namespace} -p "
-                f"'{{\"spec\":{{\"template\":{{\"spec\":{{\"containers\":[{{\"name\":\"{container}\","
-                f"\"resources\":{{\"limits\":{{\"memory\":\"2Gi\"}}}}}}]}}}}}}}}'", f)
+                shell("kubectl", "set", "resources", f"deployment/{dep}", "-n", namespace, "-c", container,
+                      "--limits=memory=2Gi"), f)
         elif f.kind in ("crashloop", "image-pull", "pods-not-ready"):
             pod = f.subject
             add("delete-pod", f"pod/{pod}", f"{f.kind}: restart it if it is not a bad revision",
-                f"kubectl delete pod {pod} -n {namespace}", f)
+                shell("kubectl", "delete", "pod", pod, "-n", namespace), f)
         elif f.kind == "db-saturation":
-            add("rollout-restart", "deployment/backend-deployment", "restart database connections",
-                f"kubectl rollout restart deployment/backend-deployment -n {namespace}", f)
+            add("rollout-restart", f"deployment/{backend}", "restart database connections",
+                shell("kubectl", "rollout", "restart", f"deployment/{backend}", "-n", namespace), f)
     return steps

@@ -48,7 +48,8 @@ def mitigation_plan(inc: Incident) -> PlanView:
     recorded = inc.earlier(2, "findings", [])
     steps = [] if real is False else plan(
         [Finding(f["kind"], f["subject"], f["detail"], f.get("evidence", {})) for f in recorded],
-        cfg.namespace, postgres=cfg.postgres_statefulset, database=cfg.pg_database)
+        cfg.namespace, postgres=cfg.postgres_statefulset, database=cfg.pg_database, admin_user=cfg.pg_admin_user,
+        backend=cfg.backend_deployment)
     inc.record("mitigations", [{**step.__dict__, "status": "planned"} for step in steps])
     return PlanView(pd.DataFrame([step.__dict__ for step in steps],
                                  columns=["action", "target", "why", "command", "finding"]))
