@@ -18,7 +18,7 @@ from irkit.severity import Assessment, Signals, classify
 
 _MODULES = frozenset({
     "assess", "charts", "cli", "config", "drill", "errors", "evidence", "findings", "http", "incident",
-    "investigate", "k8s", "mitigate", "pg", "postmortem", "prom", "runner", "severity", "validate",
+    "investigate", "k8s", "limits", "mitigate", "pg", "postmortem", "prom", "runner", "severity", "validate",
 })
 
 
@@ -49,6 +49,7 @@ __all__ = [
     "incident",
     "investigate",
     "k8s",
+    "limits",
     "load_config",
     "mitigate",
     "pg",

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -65,8 +67,9 @@ class Secret:
         return bool(self._value)
 
 
-def _key(section: str, doc: str) -> dict[str, str]:
-    return {"section": section, "doc": doc}
+def _key(section: str, doc: str, check: str = "text", bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    """A field's metadata: its toml section, its doc line, and how its value is checked (see :data:`CHECKS`)."""
+    return {"section": section, "doc": doc, "check": check, "bounds": bounds}
 
 
 @dataclass(frozen=True)
@@ -78,34 +81,35 @@ class Config:
     """
 
     # [kubernetes]
-    namespace: str = field(default="web3-marketplace-prod", metadata=_key("kubernetes", "namespace of the service"))
+    namespace: str = field(default="web3-marketplace-prod", metadata=_key("kubernetes", "namespace of the service", "label"))
     kube_context: str = field(default="", metadata=_key("kubernetes", "kubeconfig context; empty = current"))
-    kubeconfig: str = field(default="", metadata=_key("kubernetes", "kubeconfig path; empty = KUBECONFIG or ~/.kube/config; 'in-cluster' = service account"))
-    backend_deployment: str = field(default="backend-deployment", metadata=_key("kubernetes", "backend Deployment"))
-    frontend_deployment: str = field(default="frontend-deployment", metadata=_key("kubernetes", "frontend Deployment"))
-    postgres_statefulset: str = field(default="postgres-primary", metadata=_key("kubernetes", "PostgreSQL StatefulSet"))
-    redis_statefulset: str = field(default="redis-master", metadata=_key("kubernetes", "Redis StatefulSet"))
-    backend_container: str = field(default="backend", metadata=_key("kubernetes", "container name in the backend pods"))
-    frontend_container: str = field(default="frontend", metadata=_key("kubernetes", "container name in the frontend pods"))
+    kubeconfig: str = field(default="", metadata=_key("kubernetes", "kubeconfig path; empty = KUBECONFIG or ~/.kube/config; 'in-cluster' = service account", "path"))
+    backend_deployment: str = field(default="backend-deployment", metadata=_key("kubernetes", "backend Deployment", "subdomain"))
+    frontend_deployment: str = field(default="frontend-deployment", metadata=_key("kubernetes", "frontend Deployment", "subdomain"))
+    postgres_statefulset: str = field(default="postgres-primary", metadata=_key("kubernetes", "PostgreSQL StatefulSet", "subdomain"))
+    redis_statefulset: str = field(default="redis-master", metadata=_key("kubernetes", "Redis StatefulSet", "subdomain"))
+    backend_container: str = field(default="backend", metadata=_key("kubernetes", "container name in the backend pods", "label"))
+    frontend_container: str = field(default="frontend", metadata=_key("kubernetes", "container name in the frontend pods", "label"))
 
     # [postgres]
     pg_dsn: str = field(default="postgresql://irkit@localhost:5432/web3marketplace", metadata=_key("postgres", "libpq DSN without the password"))
-    pg_password_file: str = field(default="", metadata=_key("postgres", "file holding the password (or set IRKIT_PG_PASSWORD)"))
-    pg_database: str = field(default="web3marketplace", metadata=_key("postgres", "database whose sessions are examined"))
-    pg_orders_table: str = field(default="orders", metadata=_key("postgres", "table whose recent rows show orders flowing"))
-    pg_orders_ts_column: str = field(default="created_at", metadata=_key("postgres", "timestamp column of that table"))
+    pg_password_file: str = field(default="", metadata=_key("postgres", "file holding the password (or set IRKIT_PG_PASSWORD)", "path"))
+    pg_database: str = field(default="web3marketplace", metadata=_key("postgres", "database whose sessions are examined", "identifier"))
+    pg_admin_user: str = field(default="postgres", metadata=_key("postgres", "role the plan's psql commands run as (kubectl exec into postgres_statefulset)", "identifier"))
+    pg_orders_table: str = field(default="orders", metadata=_key("postgres", "table whose recent rows show orders flowing", "identifier"))
+    pg_orders_ts_column: str = field(default="created_at", metadata=_key("postgres", "timestamp column of that table", "identifier"))
 
     # [prometheus]
-    prom_url: str = field(default="http://prometheus-service:9090", metadata=_key("prometheus", "Prometheus base URL"))
-    prom_token_file: str = field(default="", metadata=_key("prometheus", "file holding a bearer token (or set IRKIT_PROM_TOKEN)"))
-    prom_requests_metric: str = field(default="http_requests_total", metadata=_key("prometheus", "request counter"))
-    prom_status_label: str = field(default="status", metadata=_key("prometheus", "label holding the HTTP status code"))
-    prom_service_label: str = field(default="service", metadata=_key("prometheus", "label naming the service"))
-    prom_latency_metric: str = field(default="http_request_duration_seconds", metadata=_key("prometheus", "latency histogram (without _bucket)"))
-    prom_rate_window: str = field(default="5m", metadata=_key("prometheus", "range of rate() as in the playbook"))
+    prom_url: str = field(default="http://prometheus-service:9090", metadata=_key("prometheus", "Prometheus base URL", "http_url"))
+    prom_token_file: str = field(default="", metadata=_key("prometheus", "file holding a bearer token (or set IRKIT_PROM_TOKEN)", "path"))
+    prom_requests_metric: str = field(default="http_requests_total", metadata=_key("prometheus", "request counter", "promname"))
+    prom_status_label: str = field(default="status", metadata=_key("prometheus", "label holding the HTTP status code", "promname"))
+    prom_service_label: str = field(default="service", metadata=_key("prometheus", "label naming the service", "promname"))
+    prom_latency_metric: str = field(default="http_request_duration_seconds", metadata=_key("prometheus", "latency histogram (without _bucket)", "promname"))
+    prom_rate_window: str = field(default="5m", metadata=_key("prometheus", "range of rate() as in the playbook", "duration"))
 
     # [redis]
-    redis_url: str = field(default="redis://redis-master:6379/0", metadata=_key("redis", "Redis URL without the password"))
+    redis_url: str = field(default="redis://redis-master:6379/0", metadata=_key("redis", "Redis URL without the password", "redis_url"))
 
     # [http]
     health_endpoints: tuple[str, ...] = field(
@@ -114,21 +118,21 @@ class Config:
             "https://api.web3marketplace.com/products?limit=1",
             "https://api.web3marketplace.com/orders/health-check",
         ),
-        metadata=_key("http", "URLs of the critical user journeys (playbook 4.1)"),
+        metadata=_key("http", "URLs of the critical user journeys (playbook 4.1)", "http_url"),
     )
 
     # [thresholds]
-    error_ratio_high: float = field(default=0.10, metadata=_key("thresholds", "5xx ratio above which it is SEV2"))
-    error_ratio_moderate: float = field(default=0.05, metadata=_key("thresholds", "5xx ratio from which it is SEV3"))
-    latency_p95_slow_seconds: float = field(default=5.0, metadata=_key("thresholds", "p95 latency above which it is SEV2"))
+    error_ratio_high: float = field(default=0.10, metadata=_key("thresholds", "5xx ratio above which it is SEV2", "number", (0.0, 1.0)))
+    error_ratio_moderate: float = field(default=0.05, metadata=_key("thresholds", "5xx ratio from which it is SEV3", "number", (0.0, 1.0)))
+    latency_p95_slow_seconds: float = field(default=5.0, metadata=_key("thresholds", "p95 latency above which it is SEV2", "number", (0.0, 3600.0)))
 
     # [timeouts] seconds
-    connect_timeout: float = field(default=5.0, metadata=_key("timeouts", "connecting to any source"))
-    statement_timeout: float = field(default=5.0, metadata=_key("timeouts", "one PostgreSQL statement"))
-    lock_timeout: float = field(default=1.0, metadata=_key("timeouts", "waiting for a PostgreSQL lock"))
-    request_timeout: float = field(default=10.0, metadata=_key("timeouts", "one Prometheus or Kubernetes request"))
-    http_timeout: float = field(default=5.0, metadata=_key("timeouts", "one health-endpoint request"))
-    retry_after: float = field(default=60.0, metadata=_key("timeouts", "a source that did not answer is not asked again for this long"))
+    connect_timeout: float = field(default=5.0, metadata=_key("timeouts", "connecting to any source", "number", (0.0, 600.0)))
+    statement_timeout: float = field(default=5.0, metadata=_key("timeouts", "one PostgreSQL statement", "number", (0.0, 600.0)))
+    lock_timeout: float = field(default=1.0, metadata=_key("timeouts", "waiting for a PostgreSQL lock", "number", (0.0, 600.0)))
+    request_timeout: float = field(default=10.0, metadata=_key("timeouts", "one Prometheus or Kubernetes request", "number", (0.0, 600.0)))
+    http_timeout: float = field(default=5.0, metadata=_key("timeouts", "one health-endpoint request", "number", (0.0, 600.0)))
+    retry_after: float = field(default=60.0, metadata=_key("timeouts", "a source that did not answer is not asked again for this long", "number", (0.0, 3600.0)))
 
     # Secrets: never from the toml, never in repr.
     pg_password: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PG_PASSWORD"})
@@ -191,23 +195,96 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
                 return raw.strip().lower() in ("1", "true", "yes", "on")
             return bool(raw)
         if isinstance(default, float):
+            if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+                raise ValueError(f"expected a number, got {type(raw).__name__}")
             value = float(raw)
-            if value <= 0:
-                raise ValueError("must be positive")
+            low, high = f.metadata["bounds"]
+            if not math.isfinite(value) or not low < value <= high:
+                raise ValueError(f"it must be a number above {low:g} and at most {high:g}")
             return value
         if isinstance(default, tuple):
             if isinstance(raw, str):
-                return tuple(part.strip() for part in raw.split(",") if part.strip())
-            if isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
-                return tuple(raw)
-            raise ValueError("expected a list of strings")
+                items = [part.strip() for part in raw.split(",") if part.strip()]
+            elif isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+                items = list(raw)
+            else:
+                raise ValueError("expected a list of strings")
+            if len(items) > MAX_LIST:
+                raise ValueError(f"at most {MAX_LIST} entries")
+            return tuple(_checked(name, item, f.metadata["check"]) for item in items)
         if not isinstance(raw, str):
             raise ValueError(f"expected a string, got {type(raw).__name__}")
-        return raw
-    except ValueError as exc:
+        return _checked(name, raw, f.metadata["check"])
+    except (ValueError, OverflowError) as exc:
         raise ConfigError(
-            f"{origin}: {name}={raw!r} is not valid ({exc}); expected {type(default).__name__} like {default!r}"
+            f"{origin}: {name}={_shown(raw)} is not valid: {exc}; for example {_shown(default)}"
         ) from exc
+
+
+def _shown(raw: Any) -> str:
+    """A bad value as it goes into a one-line message: its repr, cut short."""
+    text = repr(raw)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+# Kubernetes names (apimachinery's validation): a namespace or container name is an RFC 1123
+# label, an object name a DNS subdomain. Checked when the config loads, since every name ends up
+# in an API path and in a command a responder pastes: "prod; touch /tmp/x #" or ".." never do.
+_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_PROM_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+_DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
+_IDENTIFIER = re.compile(r"[^\x00-\x1f\x7f]{1,63}")
+MAX_TEXT = 4096  # any configured string
+MAX_LIST = 50  # health endpoints
+MAX_FILE = 1 << 20  # irkit.toml
+
+
+def _url(value: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not (parts.hostname or parts.scheme == "unix"):
+        raise ValueError(f"it must be a {' or '.join(s + '://' for s in schemes)} URL with a host")
+    parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in 0-65535
+    return value
+
+
+# How each kind of key is checked; the field's metadata names its kind. The message says what is allowed.
+CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
+    "label": (lambda v: len(v) <= 63 and _LABEL.fullmatch(v) is not None,
+              "a Kubernetes name (RFC 1123 label): lowercase letters, digits and '-', at most 63"),
+    "subdomain": (lambda v: len(v) <= 253 and _SUBDOMAIN.fullmatch(v) is not None,
+                  "a Kubernetes object name (DNS subdomain): lowercase letters, digits, '-' and '.', at most 253"),
+    "promname": (lambda v: _PROM_NAME.fullmatch(v) is not None, "a Prometheus metric or label name"),
+    "duration": (lambda v: _DURATION.fullmatch(v) is not None, "a PromQL duration like 5m"),
+    "identifier": (lambda v: _IDENTIFIER.fullmatch(v) is not None,
+                   "a PostgreSQL name: 1 to 63 characters, no control characters"),
+    "http_url": (lambda v: bool(_url(v, ("http", "https"))), "an http:// or https:// URL"),
+    "redis_url": (lambda v: bool(_url(v, ("redis", "rediss", "unix"))), "a redis:// URL"),
+    "path": (lambda v: "\x00" not in v, "a file path"),
+    "text": (lambda v: not any(ord(c) < 32 for c in v), "text without control characters"),
+}
+
+
+def _checked(name: str, value: str, check: str) -> str:
+    if len(value) > MAX_TEXT:
+        raise ValueError(f"longer than {MAX_TEXT} characters")
+    ok, allowed = CHECKS[check]
+    if value and not ok(value):  # empty means "not set" for optional keys; required ones are checked below
+        raise ValueError(f"it must be {allowed}")
+    return value
+
+
+def _consistent(values: Mapping[str, Any]) -> None:
+    """Checks across keys, and keys that may not be empty."""
+    for name, f in _settable().items():
+        if f.metadata["check"] in ("label", "subdomain", "promname", "duration", "identifier") and not values.get(
+                name, f.default):
+            raise ConfigError(f"{name} is empty; set it in irkit.toml or IRKIT_{name.upper()}")
+    moderate = values.get("error_ratio_moderate", Config.error_ratio_moderate)
+    high = values.get("error_ratio_high", Config.error_ratio_high)
+    if moderate > high:
+        raise ConfigError(f"error_ratio_moderate={moderate:g} is above error_ratio_high={high:g}; the SEV-3 "
+                          "threshold must not exceed the SEV-2 one (the playbook: 0.05 and 0.1)")
 
 
 def _read_secret_file(path: str, key: str) -> Secret:
@@ -237,11 +314,16 @@ def _strip_password(dsn: str, origin: str, allow: bool) -> tuple[str, Secret | N
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            data = tomllib.load(fh)
+            raw = fh.read(MAX_FILE + 1)
+        if len(raw) > MAX_FILE:
+            raise ConfigError(f"{path}: larger than {MAX_FILE // 1024} KiB, which no irkit.toml is; check IRKIT_CONFIG")
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text file (not UTF-8); check IRKIT_CONFIG or --config") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}); see irkit.example.toml") from exc
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror}); check IRKIT_CONFIG") from exc
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}); check IRKIT_CONFIG or --config") from exc
     settable = _settable()
     flat: dict[str, Any] = {}
     for section, values in data.items():
@@ -307,6 +389,7 @@ def load(path: str | os.PathLike[str] | None = None, *, base: Config | None = No
     elif values.get("prom_token_file"):
         prom_token = _read_secret_file(values["prom_token_file"], "prom_token_file")
 
+    _consistent(values)
     return Config(**values, pg_password=pg_password, prom_token=prom_token)
 
 
@@ -320,8 +403,6 @@ def redact(text: str, config: Config | None = None) -> str:
 
 
 def _redact_urls(text: str) -> str:
-    import re
-
     def mask(match: re.Match[str]) -> str:
         parts = urlsplit(match.group(0))
         if parts.password is None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from irkit import config as irconfig
-from irkit import evidence, runner
+from irkit import evidence, limits, runner
 from irkit.errors import ConfigError, DrillError, ScenarioError
 from irkit.lab.kube import KubeLab, build_cluster
 from irkit.lab.marketplace import Marketplace
@@ -49,6 +49,10 @@ _SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
 _OFFSET = re.compile(r"^(-?\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SESSION_REF = re.compile(r"{(\w+)}")  # {holder} in a truth subject or target: that session's pid
+# Bounds on what a scenario file may ask for (counts are input like any other).
+MAX_SESSIONS, MAX_STATEMENTS, MAX_STATEMENT_TEXT = 50, 50, 20_000
+MAX_TRAFFIC, MAX_SEGMENTS, MAX_HISTORY_SECONDS = 50, 100, 7 * 86400
+MAX_WORKLOADS, MAX_PODS, MAX_EVENTS, MAX_REVISIONS = 200, 10_000, 50_000, 100
 
 
 # --------------------------------------------------------------------------- scenario files
@@ -152,22 +156,25 @@ def _require(data: Mapping[str, Any], key: str, where: str, kind: type | tuple[t
 
 
 def _traffic(entries: Any, where: str) -> tuple[ServiceHistory, ...]:
-    if not isinstance(entries, list) or not entries:
-        raise ScenarioError(f"{where}: at least one [[traffic]] table is needed")
+    if not isinstance(entries, list) or not entries or len(entries) > MAX_TRAFFIC:
+        raise ScenarioError(f"{where}: one to {MAX_TRAFFIC} [[traffic]] tables are needed")
     histories = []
     for i, entry in enumerate(entries):
         at = f"{where} [[traffic]] #{i + 1}"
         _known(entry, "traffic", at)
         service = _require(entry, "service", at, str)
         raw = _require(entry, "segments", at, list)
-        if not raw:
-            raise ScenarioError(f"{at}: segments is empty")
+        if not raw or len(raw) > MAX_SEGMENTS:
+            raise ScenarioError(f"{at}: segments must hold 1 to {MAX_SEGMENTS} segments")
         for j, seg in enumerate(raw):
             _known(seg, "segment", f"{at} segment {j + 1}")
         starts = [_offset(_require(seg, "start", f"{at} segment {j + 1}", str), f"{at} segment {j + 1}")
                   for j, seg in enumerate(raw)]
         if starts != sorted(starts) or starts[-1] > 0:
             raise ScenarioError(f"{at}: segment starts must increase and lie in the past (like -3h, then -25m)")
+        if starts[0] < -MAX_HISTORY_SECONDS:
+            raise ScenarioError(f"{at}: history starts at most 7 days back (-7d); Prometheus is backfilled "
+                                "with every sample")
         segments = []
         for j, seg in enumerate(raw):
             seg_at = f"{at} segment {j + 1}"
@@ -175,9 +182,15 @@ def _traffic(entries: Any, where: str) -> tuple[ServiceHistory, ...]:
             if not 0 <= ratio <= 1:
                 raise ScenarioError(f"{seg_at}: error_ratio {ratio} must be between 0 and 1 (0.12 is 12 %)")
             end = starts[j + 1] if j + 1 < len(starts) else 1.0  # the last reaches now; live traffic goes on
-            segments.append(Segment(starts[j], end, float(_require(seg, "rps", seg_at, (int, float))), ratio,
-                                    float(_require(seg, "p95_seconds", seg_at, (int, float)))))
-        histories.append(ServiceHistory(service, tuple(segments), noise=float(entry.get("noise", 0.0))))
+            rps = float(_require(seg, "rps", seg_at, (int, float)))
+            p95 = float(_require(seg, "p95_seconds", seg_at, (int, float)))
+            if not 0 <= rps <= 100_000 or not 0 < p95 <= 3600:
+                raise ScenarioError(f"{seg_at}: rps must be 0 to 100000 and p95_seconds above 0 and at most 3600")
+            segments.append(Segment(starts[j], end, rps, ratio, p95))
+        noise = entry.get("noise", 0.0)
+        if not isinstance(noise, int | float) or isinstance(noise, bool) or not 0 <= noise <= 1:
+            raise ScenarioError(f"{at}: noise must be a number from 0 to 1 (0.05 is 5 % jitter)")
+        histories.append(ServiceHistory(service, tuple(segments), noise=float(noise)))
     return tuple(histories)
 
 
@@ -206,18 +219,32 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         raise ScenarioError(f"no scenario {str(name_or_path)!r}: use one of {', '.join(builtin)} "
                             "(irkit drill --list) or the path of a scenario file")
     try:
-        data = tomllib.loads(path.read_text())
+        with path.open("rb") as fh:
+            raw = fh.read(limits.MAX_FILE_BYTES + 1)
+        if len(raw) > limits.MAX_FILE_BYTES:
+            raise ScenarioError(f"{path}: larger than {limits.MAX_FILE_BYTES >> 10} KiB; a scenario file is a few KiB")
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path}: not a text file (not UTF-8); name a scenario .toml file") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML ({exc})") from exc
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot be read ({exc.strerror}); check the path") from exc
     where = str(path)
     _known(data, "", where)
     sessions = []
-    for i, entry in enumerate(data.get("sessions", [])):
+    entries = data.get("sessions", [])
+    if not isinstance(entries, list) or len(entries) > MAX_SESSIONS:
+        raise ScenarioError(f"{where}: [[sessions]] must be a list of at most {MAX_SESSIONS} tables")
+    for i, entry in enumerate(entries):
         at = f"{where} [[sessions]] #{i + 1}"
         _known(entry, "sessions", at)
         statements = _require(entry, "statements", at, list)
         if not statements or not all(isinstance(s, str) for s in statements):
             raise ScenarioError(f"{at}: statements must be a non-empty list of SQL strings")
+        if len(statements) > MAX_STATEMENTS or any(len(s) > MAX_STATEMENT_TEXT for s in statements):
+            raise ScenarioError(f"{at}: at most {MAX_STATEMENTS} statements of at most {MAX_STATEMENT_TEXT} "
+                                "characters each")
         sessions.append(Session(_require(entry, "name", at, str), tuple(statements),
                                 str(entry.get("application", "backend"))))
     names = [s.name for s in sessions]
@@ -225,13 +252,21 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         raise ScenarioError(f"{where}: session names must be unique: {names}")
     marketplace = data.get("marketplace", {})
     _known(marketplace, "marketplace", f"{where} [marketplace]")
+    namespace = data.get("namespace", "web3-marketplace-prod")
+    label_ok, allowed = irconfig.CHECKS["label"]
+    if not isinstance(namespace, str) or not label_ok(namespace):
+        raise ScenarioError(f"{where}: namespace must be {allowed}")
+    for table in ("parameters", "config"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ScenarioError(f"{where}: [{table}] must be a table")
+    _check_cluster_size(_require(data, "cluster", where, dict), where)
     scenario = Scenario(
         name=path.stem, title=_require(data, "title", where, str), description=str(data.get("description", "")),
         truth=_truth(data.get("truth"), where), traffic=_traffic(data.get("traffic"), where),
         cluster=_require(data, "cluster", where, dict), sessions=tuple(sessions),
         backend_up=bool(marketplace.get("backend_up", True)), redis=bool(marketplace.get("redis", False)),
         recovers_when_sessions_end=bool(marketplace.get("recovers_when_sessions_end", False)),
-        namespace=str(data.get("namespace", "web3-marketplace-prod")),
+        namespace=namespace,
         parameters=dict(data.get("parameters", {})), config=dict(data.get("config", {})), path=path,
     )
     for text in _truth_texts(scenario.truth):
@@ -240,6 +275,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
                 raise ScenarioError(f"{where} [truth]: {{{ref}}} names no session; sessions: {', '.join(names)}")
     try:
         irconfig.to_toml(scenario.config)
+        irconfig.load(base=irconfig.Config(), env={}, **scenario.config)  # each value checked like irkit.toml's
         runner.check_parameters(scenario.parameters, list(runner.PHASES))
     except ConfigError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
@@ -249,6 +285,36 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ScenarioError(f"{where} [cluster]: {detail}; see the README's scenario format") from exc
     return scenario
+
+
+def _check_cluster_size(cluster: Mapping[str, Any], where: str) -> None:
+    """Bound what a [cluster] table makes the emulator hold: counts come from the file, and a drill must
+    not allocate without limit (issue: a scenario count is input like any other)."""
+    at = f"{where} [cluster]"
+    workloads = cluster.get("workloads", [])
+    events = cluster.get("events", [])
+    if not isinstance(workloads, list) or len(workloads) > MAX_WORKLOADS:
+        raise ScenarioError(f"{at}: workloads must be a list of at most {MAX_WORKLOADS}")
+    if not isinstance(events, list) or len(events) > MAX_EVENTS:
+        raise ScenarioError(f"{at}: events must be a list of at most {MAX_EVENTS}")
+    pods = 0
+    for i, workload in enumerate(workloads):
+        if not isinstance(workload, dict):
+            raise ScenarioError(f"{at}: workload #{i + 1} must be a table")
+        for key in ("replicas",):
+            value = workload.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_PODS:
+                raise ScenarioError(f"{at}: workload #{i + 1} {key} must be a whole number from 0 to {MAX_PODS}")
+        revisions = workload.get("revisions", [])
+        if not isinstance(revisions, list) or len(revisions) > MAX_REVISIONS:
+            raise ScenarioError(f"{at}: workload #{i + 1} revisions: at most {MAX_REVISIONS}")
+        for spec in workload.get("pods", []) if isinstance(workload.get("pods", []), list) else []:
+            count = spec.get("count", 1) if isinstance(spec, dict) else 1
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                raise ScenarioError(f"{at}: workload #{i + 1} pods count must be a whole number")
+            pods += count
+    if pods > MAX_PODS:
+        raise ScenarioError(f"{at}: {pods} pods in all; at most {MAX_PODS}")
 
 
 def _truth_texts(truth: Truth) -> list[str]:
@@ -300,7 +366,7 @@ class DrillEnvironment:
             return all(h.finished for h in held)
 
         self.marketplace = self._stack.enter_context(Marketplace(
-            self.postgres.dsn, sc.live, baseline={h.service: h.segments[0] for h in sc.traffic},
+            self.postgres.app_dsn, sc.live, baseline={h.service: h.segments[0] for h in sc.traffic},
             recovered=cause_gone if sc.recovers_when_sessions_end and held else None,
             backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else ""))
         self.say(f"marketplace {self.marketplace.url}")
@@ -314,7 +380,7 @@ class DrillEnvironment:
         self.say(f"kubernetes  {kube.url} (kubeconfig {self.kubeconfig})")
         self.config_path = self.workdir / "irkit.toml"
         # A drill compresses time: rates over 1 minute, so a fix shows in phase 4 within a minute.
-        values = {"namespace": sc.namespace, "kubeconfig": str(self.kubeconfig), "pg_dsn": self.postgres.dsn,
+        values = {"namespace": sc.namespace, "kubeconfig": str(self.kubeconfig), "pg_dsn": self.postgres.reader_dsn,
                   "prom_rate_window": "1m",
                   "prom_url": self.prometheus.url, "health_endpoints": list(self.marketplace.health_endpoints),
                   **({"redis_url": self.redis.url} if self.redis else {}), **sc.config}
