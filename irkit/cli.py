@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from irkit import evidence, runner
+from irkit import evidence
 from irkit.errors import IrkitError, ParameterError
 
 __all__ = ["main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its complaint on one line (exit 2) instead of a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="irkit", description="Incident-response runbooks as notebooks.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="irkit", description="Incident-response runbooks as notebooks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser("run", help="execute the phase notebooks with papermill and keep the evidence")
     run.add_argument("--incident", required=True, help="incident id, e.g. INC-123")
     run.add_argument("--phases", default="1-5", help="which phases, e.g. 1-5 or 2,4 (default 1-5)")
@@ -27,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--outputs", default="outputs", help="where runs are kept (default outputs/)")
     verify = sub.add_parser("verify", help="check a run directory against its manifest.json")
     verify.add_argument("run_dir")
+    seal = sub.add_parser("seal", help="seal a run whose process died: summary, report and manifest of what is there")
+    seal.add_argument("run_dir")
     drill = sub.add_parser("drill", help="run the five phases on a self-contained drill environment")
     drill.add_argument("scenario", nargs="?", help="a built-in scenario name (see --list) or a scenario file")
     drill.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
@@ -68,12 +79,15 @@ def _drill(args: argparse.Namespace) -> int:
 
 
 def _wait_for_ctrl_c(env: Any) -> None:
+    from irkit.findings import shell  # every word quoted: a printed line is pasted into a shell
+
     bin_dir = Path(sys.executable).parent
-    config = f"IRKIT_CONFIG={env.config_path}"
+    config = f"IRKIT_CONFIG={shlex.quote(str(env.config_path))}"
     _say(f"\nthe drill environment is up:\n"
-         f"  database   psql {env.postgres.dsn}\n"
-         f"  notebooks  {config} KUBECONFIG={env.kubeconfig} {bin_dir / 'jupyter'} lab {runner.NOTEBOOK_DIR}\n"
-         f"  validate   {config} {bin_dir / 'irkit'} run --incident DRILL-{env.scenario.name} --phases 4\n"
+         f"  database   {shell('psql', env.postgres.dsn)}\n"
+         f"  notebooks  {config} KUBECONFIG={shlex.quote(str(env.kubeconfig))} "
+         f"{shell(bin_dir / 'jupyter', 'lab', Path(__file__).parent / 'notebooks')}\n"
+         f"  validate   {config} {shell(bin_dir / 'irkit', 'run', '--incident', f'DRILL-{env.scenario.name}', '--phases', '4')}\n"
          "Apply the plan (e.g. its pg_terminate_backend in psql), then validate: the error ratio falls under "
          "the threshold within the rate window (1 min in drills).\n"
          "Ctrl-C stops it.")
@@ -87,6 +101,10 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: context managers stop what was started
 
 
+# Exit codes (the README's table).
+OK, FAILED, BAD_INPUT, INCONCLUSIVE, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 70, 130
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
@@ -95,32 +113,71 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         if args.command == "run":
+            from irkit import runner  # papermill and jupyter load only for the commands that run notebooks
+
             result = runner.run(args.incident, runner.parse_phases(args.phases), config_path=args.config,
                                 params=dict(args.parameter), outputs=args.outputs,
                                 progress=_say)
             print(result.run_dir)
-            return 0 if result.ok else 1
+            return _run_exit(result)
         if args.command == "verify":
-            problems = evidence.verify(Path(args.run_dir))
-            for kind, names in problems.items():
-                for name in names:
-                    print(f"{kind}: {name}")
-            if any(problems.values()):
-                return 1
-            print(f"ok: every file in {args.run_dir} matches manifest.json")
-            return 0
+            return _verify(Path(args.run_dir))
+        if args.command == "seal":
+            from irkit import runner
+
+            result = runner.seal(args.run_dir)
+            _say("sealed: " + ", ".join(f"phase {p['phase']} {p['status']}" for p in result.summary["phases"]))
+            print(result.run_dir)
+            return OK
         if args.command == "drill":
             return _drill(args)
     except IrkitError as exc:
-        print(f"irkit: {exc}", file=sys.stderr)
-        return 2
+        _say(f"irkit: {_one_line(str(exc))}")
+        return BAD_INPUT
     except KeyboardInterrupt as exc:
         _say(f"irkit: {exc or 'interrupted'}; everything started was stopped")
-        return 130
-    except FileNotFoundError as exc:
-        print(f"irkit: {exc.filename}: no such file; is this a run directory?", file=sys.stderr)
-        return 2
-    return 2
+        return INTERRUPTED
+    except OSError as exc:  # a path given on the command line that is not what it should be
+        _say(f"irkit: {exc.filename or ''}: {exc.strerror or exc}; check the path".replace(": :", ":"))
+        return BAD_INPUT
+    except Exception as exc:  # a bug: one line here, the traceback only on request
+        if os.environ.get("IRKIT_DEBUG"):
+            raise
+        _say(f"irkit: internal error ({type(exc).__name__}: {_one_line(str(exc))[:300]}); "
+             "this is a bug in irkit: rerun with IRKIT_DEBUG=1 for the traceback and report it")
+        return INTERNAL
+    return BAD_INPUT
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _run_exit(result: Any) -> int:
+    """0 when every phase passed and the verdicts rest on data; 3 when a verdict is unknown."""
+    if not result.ok:
+        return FAILED
+    if result.inconclusive:
+        _say(f"irkit: inconclusive: {'; '.join(result.inconclusive)}")
+        return INCONCLUSIVE
+    return OK
+
+
+def _verify(run_dir: Path) -> int:
+    problems = evidence.verify(run_dir)
+    for kind, names in problems.items():
+        for name in names:
+            print(f"{kind} run: {name}" if kind == "unfinished" else f"{kind}: {name}")
+    if any(problems.values()):
+        return FAILED
+    signed = evidence.signed(run_dir)
+    if signed and evidence.KEY_ENV not in os.environ and evidence.KEY_FILE_ENV not in os.environ:
+        print(f"ok: every file in {run_dir} matches manifest.json; its signature was not checked "
+              f"(set {evidence.KEY_ENV} or {evidence.KEY_FILE_ENV})")
+    else:
+        print(f"ok: every file in {run_dir} matches manifest.json" + (", and its signature is valid" if signed else
+                                                                      " (unsigned)"))
+    return OK
 
 
 if __name__ == "__main__":

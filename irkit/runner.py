@@ -10,24 +10,29 @@ still run.
 from __future__ import annotations
 
 import ast
-import json
+import contextlib
+import os
 import re
+import shutil
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import papermill
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import CaselessStrEnum
+from traitlets import CaselessStrEnum, default
 
-from irkit import evidence
+from irkit import config as irconfig
+from irkit import evidence, limits
 from irkit.config import redact
 from irkit.errors import ParameterError, RunError
 
-__all__ = ["PHASES", "RunResult", "check_parameters", "declared_parameters", "parse_phases", "run"]
+__all__ = ["PHASES", "RunResult", "check_parameters", "declared_parameters", "parse_phases", "run", "seal"]
 
 NOTEBOOK_DIR = Path(__file__).parent / "notebooks"
 PHASES: dict[int, str] = {1: "01-detect-and-assess", 2: "02-investigate", 3: "03-mitigate",
@@ -40,24 +45,45 @@ _SECRET_ENV = {"password": "IRKIT_PG_PASSWORD", "dsn": "IRKIT_PG_DSN", "token": 
 
 
 class _IpcKernelManager(AsyncKernelManager):
-    """Kernels talk over Unix sockets: nothing listens on TCP (it matters in a shared pod or Job)."""
+    """Kernels talk over Unix sockets: nothing listens on TCP (it matters in a shared pod or Job).
+
+    The connection file (it holds the kernel's signing key) and the sockets go into ``kernel_dir``,
+    never the working directory, which may be unwritable or shared.
+    """
 
     transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+    kernel_dir: ClassVar[str] = ""
+
+    @default("connection_file")
+    def _private_connection_file(self) -> str:
+        return os.path.join(self.kernel_dir or tempfile.gettempdir(), f"kernel-{uuid.uuid4()}.json")
+
+
+_PHASE_PART = re.compile(r"\s*(\d{1,2})\s*(?:-\s*(\d{1,2})\s*)?")
 
 
 def parse_phases(text: str) -> list[int]:
-    """``"1-5"``, ``"2"``, ``"1,3-4"`` into phase numbers."""
+    """``"1-5"``, ``"2"``, ``"1,3-4"`` into phase numbers; anything else is refused before a range is built."""
     phases: set[int] = set()
-    try:
-        for part in text.split(","):
-            lo, _, hi = part.strip().partition("-")
-            phases.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError as exc:
-        raise ParameterError(f"--phases {text!r} is not like 1-5 or 1,3") from exc
-    unknown = sorted(phases - set(PHASES))
-    if unknown or not phases:
-        raise ParameterError(f"--phases {text!r}: phases are 1 to 5")
+    parts = text.split(",") if len(text) <= 64 else []
+    for part in parts:
+        match = _PHASE_PART.fullmatch(part)
+        if match is None:
+            parts = []
+            break
+        lo, hi = int(match.group(1)), int(match.group(2) or match.group(1))
+        if not (lo in PHASES and hi in PHASES and lo <= hi):
+            raise ParameterError(f"--phases {_echo(text)}: phases are 1 to 5, like 1-5 or 2,4")
+        phases.update(range(lo, hi + 1))
+    if not parts or not phases:
+        raise ParameterError(f"--phases {_echo(text)} is not like 1-5 or 1,3; phases are 1 to 5")
     return sorted(phases)
+
+
+def _echo(text: str) -> str:
+    """An input as it goes into a one-line error: its repr, cut short."""
+    shown = repr(text)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
 def declared_parameters(phase: int) -> dict[str, dict[str, Any]]:
@@ -65,37 +91,52 @@ def declared_parameters(phase: int) -> dict[str, dict[str, Any]]:
 
 
 def _convert(name: str, raw: Any, type_name: str) -> Any:
-    if not isinstance(raw, str):
-        return raw
-    try:
-        if type_name == "int":
-            return int(raw)
-        if type_name == "float":
-            return float(raw)
-        if type_name == "bool":
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1", "yes")
-    except ValueError as exc:
-        raise ParameterError(f"parameter {name}={raw!r} must be {type_name}") from exc
-    return raw
+    """A -p value (text) as the type the notebook declares. The value is never echoed: it may be a
+    secret typed into the wrong parameter."""
+    value = raw
+    if isinstance(raw, str):
+        try:
+            if type_name == "int":
+                value = int(raw)
+            elif type_name == "float":
+                value = float(raw)
+            elif type_name == "bool":
+                if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(name)
+                value = raw.lower() in ("true", "1", "yes")
+        except ValueError as exc:
+            raise ParameterError(f"parameter {name} must be {type_name} (a {len(raw)}-character value was "
+                                 "given); fix the -p value") from exc
+    if name in limits.PARAMETERS:
+        limits.bounded(name, value)
+    return value
 
 
 def check_parameters(params: Mapping[str, Any], phases: list[int]) -> dict[int, dict[str, Any]]:
-    """Each phase's parameters, checked against what its notebook declares, before anything runs."""
+    """Each phase's parameters, checked against what its notebook declares, before anything runs.
+
+    Errors name the parameter and never its value (see :func:`_convert`).
+    """
+    if len(params) > limits.MAX_PARAMETERS:
+        raise ParameterError(f"{len(params)} parameters given; at most {limits.MAX_PARAMETERS}")
     declared = {phase: declared_parameters(phase) for phase in phases}
     valid = sorted({name for d in declared.values() for name in d} - RESERVED)
     for name, value in params.items():
-        if _SECRET.search(name) or (isinstance(value, str) and redact(value) != value):
+        text = value if isinstance(value, str) else ""
+        if len(name) > limits.MAX_PARAMETER_TEXT or len(text) > limits.MAX_PARAMETER_TEXT:
+            raise ParameterError(f"a parameter name or value is longer than {limits.MAX_PARAMETER_TEXT} "
+                                 "characters; notebook parameters are short settings")
+        if redact(name) != name or (text and redact(text) != text) or _SECRET.search(name):
+            shown = "a parameter" if redact(name) != name else f"parameter {name!r}"
             key = next((k for k in _SECRET_ENV if k in name.lower()), "password")
             raise ParameterError(
-                f"parameter {name!r} looks like a secret: papermill writes parameters into the executed notebook "
+                f"{shown} looks like a secret: papermill writes parameters into the executed notebook "
                 f"in plain text. Set it in the environment instead (e.g. {_SECRET_ENV[key]}) or in a file named "
                 "by pg_password_file / prom_token_file")
         if name in RESERVED:
             raise ParameterError(f"parameter {name!r} is set by irkit run itself; use --incident / --config")
         if name not in valid:
-            raise ParameterError(f"unknown parameter {name!r}; the selected notebooks take: {', '.join(valid)}")
+            raise ParameterError(f"unknown parameter {_echo(name)}; the selected notebooks take: {', '.join(valid)}")
     return {phase: {name: _convert(name, params[name], _type_of(d[name])) for name in params if name in d}
             for phase, d in declared.items()}
 
@@ -119,6 +160,11 @@ class RunResult:
     def ok(self) -> bool:
         return all(p["status"] == "ok" for p in self.summary["phases"])
 
+    @property
+    def inconclusive(self) -> list[str]:
+        """The verdicts this run could not support with data (exit code 3), each with why."""
+        return list(self.summary.get("inconclusive") or [])
+
 
 def _error_text(exc: BaseException) -> str:
     name = getattr(exc, "ename", type(exc).__name__)
@@ -131,51 +177,128 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
         progress: Callable[[str], None] | None = None, cell_timeout: int = 300) -> RunResult:
     """Execute the phases into ``outputs/<incident>/<run id>/``; never raises for a failing phase.
 
+    Everything that comes from outside (the incident id, the phases, the parameters, the
+    configuration, the outputs directory) is checked before the first phase starts: bad
+    input raises a ConfigError naming the fix and leaves nothing behind.
+
     On Ctrl-C (or SIGTERM through the CLI) the running phase is marked interrupted, the
-    rest skipped, the evidence collected so far written and sealed, then
-    KeyboardInterrupt goes on up.
+    phases that never started skipped, the evidence collected so far written and sealed,
+    then KeyboardInterrupt goes on up.
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", incident):
-        raise ParameterError(f"--incident {incident!r}: use letters, digits, '.', '_' or '-', like INC-123")
+        raise ParameterError(f"--incident {_echo(incident)}: use letters, digits, '.', '_' or '-', like INC-123")
     phases = phases or list(PHASES)
     per_phase = check_parameters(params or {}, phases)
-    if config_path and not Path(config_path).exists():
-        raise ParameterError(f"--config {config_path}: no such file")
+    if config_path and not Path(config_path).is_file():
+        raise ParameterError(f"--config {_echo(config_path)}: no such file")
+    irconfig.load(config_path or None)  # a bad key stops the run here, once, not in every phase
     say = progress or (lambda _: None)
     started = datetime.now(UTC)
-    run_id = started.strftime("%Y%m%dT%H%M%SZ")
-    run_dir = (Path(outputs) / incident / run_id).resolve()
-    if run_dir.exists():
-        run_id += f"-{time.monotonic_ns() % 10000}"
-        run_dir = run_dir.with_name(run_id)
-    run_dir.mkdir(parents=True)
+    run_dir = _new_run_dir(Path(outputs), incident, started)
+    begun: list[int] = []
+    meta = {"schema_version": evidence.SCHEMA_VERSION, "incident": incident, "run_id": run_dir.name,
+            "phases": phases, "started_at": started.isoformat(), "config_path": config_path, "started": begun}
+    evidence.write_json(run_dir / evidence.RUN, meta)
     status: dict[int, dict[str, Any]] = {}
     interrupted = False
-    try:
-        for phase in phases:
-            status[phase] = _run_phase(phase, status, incident, run_dir, config_path, per_phase[phase],
-                                       cell_timeout, say)
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM, wherever it lands: keep what was collected, then stop
-        interrupted = True
+    with _kernel_dir() as kernel_manager:
+        try:
+            for phase in phases:
+                begun.append(phase)  # a run killed now still shows this phase was under way
+                evidence.write_json(run_dir / evidence.RUN, meta)
+                status[phase] = _run_phase(phase, status, incident, run_dir, config_path, per_phase[phase],
+                                           cell_timeout, say, kernel_manager)
+                if status[phase]["status"] == "interrupted":
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM, wherever it lands: keep what was collected, then stop
+            interrupted = True
+    running = next((p for p in phases if p not in status), None) if interrupted else None
     for phase in phases:
         if phase not in status:
-            first = all(p in status for p in phases if p < phase)  # the phase that was running
-            status[phase] = _record(phase, "interrupted" if first else "skipped",
-                                    "interrupted (Ctrl-C or SIGTERM)" if first else "the run was interrupted")
+            # Only the phase that was running when the signal came is interrupted; the rest never started.
+            status[phase] = (_record(phase, "interrupted", "interrupted (Ctrl-C or SIGTERM)") if phase == running
+                             else _record(phase, "skipped", "the run was interrupted before this phase"))
             say(f"phase {phase} {PHASES[phase]}: {status[phase]['status']}")
-    summary = _summary(incident, run_id, run_dir, started, [status[p] for p in phases])
-    try:
-        evidence.write_report(run_dir, summary, [run_dir / f"{PHASES[p]}.ipynb" for p in phases])
-        summary["artifacts"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) + [
-            "summary.json", "manifest.json"]
-        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-        evidence.write_manifest(run_dir)
-    except OSError as exc:
-        raise RunError(f"could not write the evidence in {run_dir}: {exc}") from exc
+    summary = _seal(run_dir, incident, started, [status[p] for p in phases])
     say(f"evidence: {run_dir}")
     if interrupted:
         raise KeyboardInterrupt(f"interrupted; the evidence collected so far is in {run_dir}")
     return RunResult(run_dir, summary)
+
+
+def _new_run_dir(outputs: Path, incident: str, started: datetime) -> Path:
+    """``outputs/<incident>/<UTC timestamp>``, created; an unusable ``--outputs`` is a ParameterError."""
+    if outputs.exists() and not outputs.is_dir():
+        raise ParameterError(f"--outputs {_echo(str(outputs))} is a file; name a directory (default outputs/)")
+    run_id = started.strftime("%Y%m%dT%H%M%SZ")
+    run_dir = (outputs / incident / run_id).resolve()
+    if run_dir.exists():
+        run_id += f"-{time.monotonic_ns() % 10000}"
+        run_dir = run_dir.with_name(run_id)
+    try:
+        run_dir.mkdir(parents=True)
+    except OSError as exc:
+        raise ParameterError(f"--outputs {_echo(str(outputs))}: cannot create {run_dir.name} there "
+                             f"({exc.strerror}); name a writable directory") from exc
+    return run_dir
+
+
+def _seal(run_dir: Path, incident: str, started: datetime, phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write the summary, the report and the manifest of a run: the last step of every run, also an
+    interrupted one, and of ``irkit seal`` on a run whose process died."""
+    summary = _summary(incident, run_dir.name, run_dir, started, phases)
+    try:
+        evidence.write_report(run_dir, summary, [run_dir / f"{PHASES[p['phase']]}.ipynb" for p in phases])
+        summary["artifacts"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) + [
+            "summary.json", "manifest.json"]
+        evidence.write_json(run_dir / "summary.json", summary)
+        evidence.write_manifest(run_dir)
+    except OSError as exc:
+        raise RunError(f"could not write the evidence in {run_dir}: {exc}") from exc
+    return summary
+
+
+def seal(run_dir: str | Path) -> RunResult:
+    """Seal a run whose process died (``kill -9``, a lost node): summary, report and manifest of what is
+    there, each phase marked as it was found (``ok``, ``partial`` or ``skipped``)."""
+    run_dir = Path(run_dir)
+    state = evidence.run_state(run_dir)
+    if state.sealed:
+        raise ParameterError(f"{run_dir} is sealed already (it has {evidence.MANIFEST}); check it with irkit verify")
+    notes = {"partial": "the run stopped during this phase (its process died); sealed afterwards by irkit seal",
+             "skipped": "the run stopped before this phase; sealed afterwards by irkit seal"}
+    phases = []
+    for phase in state.phases:
+        found = state.found[phase]
+        record = _record(phase, "ok" if found == "complete" else found, notes.get(found))
+        phases.append(record)
+    return RunResult(run_dir, _seal(run_dir, state.incident, state.started_at, phases))
+
+
+@contextlib.contextmanager
+def _kernel_dir() -> Iterator[type[AsyncKernelManager]]:
+    """A kernel manager class whose connection files and IPC sockets live in a private (0700) directory
+    of this run, removed afterwards; directories left by a run that was killed are removed first."""
+    base = Path(tempfile.gettempdir())
+    for stale in base.glob("irkit-kernels-*"):
+        owner = stale.name.split("-")[2]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"irkit-kernels-{os.getpid()}-")  # mkdtemp makes it 0700
+    try:
+        yield type("_RunKernelManager", (_IpcKernelManager,), {"kernel_dir": path})
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _record(phase: int, status: str, error: str | None = None) -> dict[str, Any]:
@@ -187,7 +310,7 @@ def _record(phase: int, status: str, error: str | None = None) -> dict[str, Any]
 
 def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: str, run_dir: Path,
                config_path: str, params: Mapping[str, Any], cell_timeout: int,
-               say: Callable[[str], None]) -> dict[str, Any]:
+               say: Callable[[str], None], kernel_manager: type[AsyncKernelManager]) -> dict[str, Any]:
     """Execute one phase notebook; a failure is recorded, never raised."""
     name = PHASES[phase]
     blocked = [d for d in DEPENDS[phase] if status.get(d, {}).get("status") not in (None, "ok")]
@@ -203,11 +326,13 @@ def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: st
             str(NOTEBOOK_DIR / f"{name}.ipynb"), str(run_dir / f"{name}.ipynb"),
             parameters={"incident_id": incident, "run_dir": str(run_dir), "config_path": config_path, **params},
             kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
-            log_output=False, kernel_manager_class=_IpcKernelManager,
+            log_output=False, kernel_manager_class=kernel_manager,
         )
         record["status"] = "ok"
     except Exception as exc:  # papermill has saved the partial notebook; keep going
-        record.update(status="failed", error=redact(_error_text(exc)))
+        # Ctrl-C reaches the kernel too (the whole process group): its cell dies of KeyboardInterrupt.
+        interrupted = getattr(exc, "ename", "") == "KeyboardInterrupt"
+        record.update(status="interrupted" if interrupted else "failed", error=redact(_error_text(exc)))
     record["duration_seconds"] = round(time.monotonic() - t0, 2)
     say(f"phase {phase} {name}: {record['status']} ({record['duration_seconds']:.1f} s)"
         + (f": {record['error']}" if record["error"] else ""))
@@ -215,14 +340,16 @@ def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: st
 
 
 def _records(run_dir: Path, phase: int) -> dict[str, Any]:
-    path = run_dir / f"phase-{phase}.json"
-    return json.loads(path.read_text()).get("records", {}) if path.exists() else {}
+    data = evidence.read_json(run_dir / f"phase-{phase}.json")
+    records = data.get("records") if isinstance(data, dict) else None
+    return records if isinstance(records, dict) else {}
 
 
 def _summary(incident: str, run_id: str, run_dir: Path, started: datetime,
              phases: list[dict[str, Any]]) -> dict[str, Any]:
     p1, p2, p3, p4 = (_records(run_dir, n) for n in (1, 2, 3, 4))
     return {
+        "schema_version": evidence.SCHEMA_VERSION,
         "incident": incident, "run_id": run_id, "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(), "phases": phases,
         "ok": all(p["status"] == "ok" for p in phases),
@@ -231,4 +358,17 @@ def _summary(incident: str, run_id: str, run_dir: Path, started: datetime,
         "findings": [{k: f[k] for k in ("kind", "subject", "detail")} for f in p2.get("findings", [])],
         "mitigations": p3.get("mitigations", []),
         "recovery": p4.get("verdict"),
+        "inconclusive": _inconclusive(p1, p4),
     }
+
+
+def _inconclusive(p1: Mapping[str, Any], p4: Mapping[str, Any]) -> list[str]:
+    """The verdicts a phase recorded as unknown, with what was not measured."""
+    out = []
+    severity = p1.get("severity")
+    if isinstance(severity, dict) and severity.get("known") is False:
+        out.append("severity unknown: not measured: " + "; ".join(severity.get("unmeasured") or []))
+    verdict = p4.get("verdict")
+    if isinstance(verdict, dict) and "recovered" in verdict and verdict["recovered"] is None:
+        out.append("recovery unknown: not measured: " + "; ".join(verdict.get("unmeasured") or []))
+    return out

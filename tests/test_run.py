@@ -69,7 +69,8 @@ def test_full_chart_data_is_kept_beside_the_downsampled_charts(run_result: runne
 
 
 def test_manifest_verifies_and_detects_tampering(run_result: runner.RunResult):
-    assert evidence.verify(run_result.run_dir) == {"changed": [], "added": [], "removed": []}
+    assert evidence.verify(run_result.run_dir) == {"changed": [], "added": [], "removed": [], "unexpected": [],
+                                                   "signature": []}
     postmortem = run_result.run_dir / "postmortem.md"
     assert postmortem.read_text().startswith("# Incident Post-Mortem: INC-TEST")
     original = postmortem.read_text()
@@ -162,7 +163,7 @@ def test_a_run_with_every_source_hung_still_completes_and_names_each(black_hole:
     assert sum("not asked again" not in p["error"] for p in problems if p["kind"].startswith("Prometheus")) == 1
     assert any("not asked again yet, it did not answer earlier" in p["error"] for p in problems)
     assert result.summary["recovery"]["recovered"] is False  # nothing measured is not "recovered"
-    assert evidence.verify(result.run_dir) == {"changed": [], "added": [], "removed": []}
+    assert not any(evidence.verify(result.run_dir).values())
 
 
 def test_charts_mark_the_deploy_that_broke_things(run_result: runner.RunResult):
