@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from irkit import charts, http, k8s, prom
+from irkit import charts, http, k8s, limits, prom
 from irkit.incident import Incident, Note, Unavailable, shown
 from irkit.severity import Assessment, Signals, Thresholds, classify
 
@@ -32,24 +32,33 @@ __all__ = [
 ]
 
 
-def _per_service_and_overall(inc: Incident, query: Callable[..., pd.DataFrame], column: str) -> pd.DataFrame:
-    """``query`` now, per service and overall (service ``all``), its value named ``column``."""
+def _per_service_and_overall(inc: Incident, query: Callable[..., pd.DataFrame], column: str, what: str,
+                             metric_key: str) -> pd.DataFrame:
+    """``query`` now, per service and overall (service ``all``), its value named ``column``.
+
+    No value at all (the metric matches no series, or no traffic: 0/0) is a PrometheusNoData
+    that says which key to check: an empty table must never read as "no errors".
+    """
     per = query(by_service=True).rename(columns={inc.config.prom_service_label: "service"})
     frame = pd.concat([per, query().assign(service="all")])
-    return frame.reset_index(drop=True)[["service", "value"]].rename(columns={"value": column})
+    frame = frame.reset_index(drop=True)
+    if "service" not in frame.columns:
+        frame["service"] = "all"
+    prom.require_data(inc.prom, frame, what, metric_key)
+    return frame[["service", "value"]].rename(columns={"value": column})
 
 
 def error_ratio_now(inc: Incident) -> pd.DataFrame | Unavailable:
     """5xx share per service right now, and overall (service ``all``)."""
     return inc.record("error_ratio_now", inc.attempt("error ratio now", lambda: _per_service_and_overall(
-        inc, partial(prom.error_ratio, inc.prom), "error_ratio")))
+        inc, partial(prom.error_ratio, inc.prom), "error_ratio", "error ratio now", "prom_requests_metric")))
 
 
 def latency_now(inc: Incident, q: float = 0.95) -> pd.DataFrame | Unavailable:
     """The ``q`` latency quantile per service right now, and overall."""
     name = f"p{int(q * 100)}"
     return inc.record(f"latency_{name}_now", inc.attempt(f"{name} latency now", lambda: _per_service_and_overall(
-        inc, partial(prom.latency_quantile, inc.prom, q), "seconds")))
+        inc, partial(prom.latency_quantile, inc.prom, q), "seconds", f"{name} latency now", "prom_latency_metric")))
 
 
 def incident_start(frame: pd.DataFrame, threshold: float) -> datetime | None:
@@ -70,8 +79,9 @@ def incident_start(frame: pd.DataFrame, threshold: float) -> datetime | None:
 def error_ratio_history(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavailable:
     """The error ratio per service over the window, with thresholds, deploys and the onset."""
     cfg = inc.config
-    window = prom.Window.last(timedelta(minutes=window_minutes))
-    frame = inc.attempt("error ratio history", lambda: prom.error_ratio(inc.prom, window, by_service=True))
+    window = prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes)))
+    frame = inc.attempt("error ratio history", lambda: prom.require_data(
+        inc.prom, prom.error_ratio(inc.prom, window, by_service=True), "error ratio history", "prom_requests_metric"))
     if isinstance(frame, Unavailable):
         return frame
     start = incident_start(frame, cfg.error_ratio_moderate)
@@ -100,6 +110,23 @@ def endpoint_health(inc: Incident) -> pd.DataFrame:
     return inc.record("endpoints", http.check_all(inc.config))
 
 
+def _unmeasured(inc: Incident) -> tuple[str, ...]:
+    """The deciding signals this phase could not measure, each with why (the recorded error)."""
+    missing = []
+    for key, what in (("error_ratio_now", "error ratio"), ("latency_p95_now", "p95 latency"),
+                      ("workloads", "workload readiness")):
+        value = inc.records.get(key)
+        if not inc.rows(key):
+            why = value.get("error") if isinstance(value, dict) else "not measured (the step did not run)"
+            missing.append(f"{what}: {why}")
+    if not inc.config.health_endpoints:
+        missing.append("health endpoints: none configured; set health_endpoints to the critical user journeys "
+                       "(playbook 4.1)")
+    elif not inc.rows("endpoints"):
+        missing.append("health endpoints: not checked (the step did not run)")
+    return tuple(missing)
+
+
 def _signals(inc: Incident) -> Signals:
     rec = inc.records
     ratios = {r["service"]: r["error_ratio"] for r in inc.rows("error_ratio_now")}
@@ -114,7 +141,7 @@ def _signals(inc: Incident) -> Signals:
     worst_p95 = max((v for v in p95s.values() if v is not None), default=None)
     degraded = bool(rec.get("workloads_degraded"))
     return Signals(outage=outage, error_ratio=worst_ratio, latency_p95_seconds=worst_p95,
-                   performance_degraded=degraded)
+                   performance_degraded=degraded, unmeasured=_unmeasured(inc))
 
 
 def assessment(inc: Incident) -> Assessment:
@@ -169,21 +196,27 @@ def checklist(inc: Incident) -> pd.DataFrame:
     cfg = inc.config
     severity = inc.records.get("severity") or {}
     ratios = inc.rows("error_ratio_now")
-    worst = max((r["error_ratio"] or 0 for r in ratios), default=None)
+    worst = max((r["error_ratio"] for r in ratios if r["error_ratio"] is not None), default=None)
     unhealthy_now = bool(inc.records.get("workloads_down") or inc.records.get("workloads_degraded"))
     ongoing = (worst is not None and worst >= cfg.error_ratio_moderate) or unhealthy_now
     related = inc.records.get("related_incidents") or []
     affected = _affected(inc)
+    real = severity.get("real")
+    if worst is None and not unhealthy_now:
+        ongoing = None  # nothing that would show it was measured
     inc.record("affected", affected)
-    inc.record("real", bool(severity.get("real")))
+    inc.record("real", real)
     inc.record("ongoing", ongoing)
+    unmeasured = "; ".join(severity.get("unmeasured", []))
     rows = [
         ("Confirm incident is real (not false positive)",
-         "yes" if severity.get("real") else "no: every measured signal is under its threshold",
-         "; ".join(severity.get("reasons", []))),
+         "unknown: the deciding signals were not measured" if real is None else "yes" if real else
+         "no: every deciding signal was measured and is under its threshold",
+         "; ".join(severity.get("reasons", [])) + (f"; not measured: {unmeasured}" if unmeasured else "")),
         ("Determine initial severity level", severity.get("name", "unknown"),
          f"respond by {severity.get('respond_by', '?')}; escalate: {severity.get('escalation', '?')}"),
-        ("Check if incident is ongoing or resolved", "ongoing" if ongoing else "resolved or not happening",
+        ("Check if incident is ongoing or resolved",
+         "unknown" if ongoing is None else "ongoing" if ongoing else "resolved or not happening",
          f"worst error ratio now {worst:.1%}" if worst is not None else "error ratio unavailable"),
         ("Identify affected systems/users", ", ".join(affected) or "none found", ""),
         ("Check for related incidents", f"{len(related)} related run(s)" if related else "none in outputs/", ""),

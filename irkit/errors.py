@@ -14,7 +14,8 @@ what to check next. Third-party exceptions (``psycopg.Error``, ``ApiException``,
     │   │   └── PostgresUnavailable  (also a SourceUnavailable)
     │   ├── PrometheusError
     │   │   ├── PrometheusTimeout
-    │   │   └── PrometheusUnavailable
+    │   │   ├── PrometheusUnavailable
+    │   │   └── PrometheusNoData     a configured metric matches no series: a finding, not silence
     │   ├── KubernetesError
     │   │   ├── KubernetesTimeout
     │   │   └── KubernetesUnavailable
@@ -48,6 +49,7 @@ __all__ = [
     "PostgresTimeout",
     "PostgresUnavailable",
     "PrometheusError",
+    "PrometheusNoData",
     "PrometheusTimeout",
     "PrometheusUnavailable",
     "RunError",
@@ -134,6 +136,14 @@ class PrometheusTimeout(PrometheusError, SourceTimeout):
 
 class PrometheusUnavailable(PrometheusError, SourceUnavailable):
     """Prometheus could not be reached."""
+
+
+class PrometheusNoData(PrometheusError):
+    """A query answered, but a configured metric matches no series (a misspelt metric or label name, or a
+    service that stopped reporting): what it was meant to measure was not measured."""
+
+    def __init__(self, source: str, what: str, elapsed: float, hint: str) -> None:
+        super().__init__(source, what, elapsed, hint, down=False)
 
 
 class KubernetesError(SourceError):

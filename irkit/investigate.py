@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from irkit import charts, http, k8s, pg, prom
+from irkit import charts, http, k8s, limits, pg, prom
 from irkit.findings import Finding, rank
 from irkit.incident import Incident, Note, Unavailable, shown
 
@@ -86,6 +86,7 @@ class LogView:
 
 def logs(inc: Incident, tail: int = 50) -> LogView | Unavailable:
     """``kubectl logs deployment/... --tail=N`` for the backend and frontend, identical pods folded."""
+    limits.bounded("log_tail", tail)
     def run() -> pd.DataFrame:
         return pd.concat([k8s.logs(inc.kube, d, tail=tail).assign(deployment=d) for d in inc.config.deployments],
                          ignore_index=True)
@@ -97,6 +98,7 @@ def logs(inc: Incident, tail: int = 50) -> LogView | Unavailable:
 
 def previous_logs(inc: Incident, tail: int = 50) -> LogView | Unavailable:
     """``kubectl logs --previous`` of the pods that restarted: the crash itself, identical pods folded."""
+    limits.bounded("log_tail", tail)
     def run() -> pd.DataFrame:
         restarted = k8s.pods(inc.kube)
         restarted = restarted[restarted["restarts"] > 0]
@@ -112,14 +114,14 @@ def previous_logs(inc: Incident, tail: int = 50) -> LogView | Unavailable:
 
 
 def _window(inc: Incident, window_minutes: int) -> prom.Window:
-    return prom.Window.last(timedelta(minutes=window_minutes))
+    return prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes)))
 
 
 def error_ratio(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavailable:
     """Error ratio per service over the incident window."""
     cfg = inc.config
-    frame = inc.attempt("error ratio", lambda: prom.error_ratio(inc.prom, _window(inc, window_minutes),
-                                                                by_service=True))
+    frame = inc.attempt("error ratio", lambda: prom.require_data(inc.prom, prom.error_ratio(
+        inc.prom, _window(inc, window_minutes), by_service=True), "error ratio", "prom_requests_metric"))
     if isinstance(frame, Unavailable):
         return frame
     now = inc.attempt("error ratio now", lambda: prom.error_ratio(inc.prom, by_service=True))
@@ -140,7 +142,9 @@ def _deploys(inc: Incident) -> pd.DataFrame | None:
 
 
 def _quantile(inc: Incident, q: float, window: prom.Window) -> pd.DataFrame:
-    return prom.latency_quantile(inc.prom, q, window)  # inc.prom inside the attempt: it may raise
+    # inc.prom inside the attempt: it may raise
+    return prom.require_data(inc.prom, prom.latency_quantile(inc.prom, q, window), f"p{int(q * 100)} latency",
+                             "prom_latency_metric", by_service=False)
 
 
 def latency(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavailable:
@@ -191,6 +195,7 @@ class _LockView:
 
 def long_running(inc: Incident, older_than_seconds: float = 60) -> pd.DataFrame | Note | Unavailable:
     """Active queries and idle-in-transaction sessions older than the bound."""
+    limits.bounded("older_than_seconds", older_than_seconds)
     return shown(inc.record("long_running", inc.attempt(
         "long-running queries", lambda: pg.long_running(inc.pg, timedelta(seconds=older_than_seconds)))),
         f"no active query or open transaction older than {older_than_seconds:g} s")

@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from irkit import charts, prom
+from irkit import charts, limits, prom
 from irkit.findings import is_cause
 from irkit.incident import Incident
 
@@ -132,7 +132,8 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     severity = inc.earlier(1, "severity") or {}
     images: list[str] = []
     frame = inc.attempt("error ratio for the post-mortem", lambda: prom.error_ratio(
-        inc.prom, prom.Window.last(timedelta(minutes=window_minutes)), by_service=True))
+        inc.prom, prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes))),
+        by_service=True))
     if isinstance(frame, pd.DataFrame):
         history = inc.earlier(2, "rollout_history", [])  # an unavailable source is recorded as a dict
         chart = charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,

@@ -13,6 +13,12 @@ Rules, highest level wins, and every rule that fired is a reason:
 
 The thresholds come from the config (``error_ratio_high``, ``error_ratio_moderate``,
 ``latency_p95_slow_seconds``).
+
+Never fail open: "SEV-4, not an incident" needs every deciding signal measured. When no
+rule fired and a signal could not be measured (its source down, its metric matching no
+series, no health endpoint configured), the assessment is *unknown* and names what was
+not measured and why. When a rule fired, its level stands as a floor, and what was not
+measured is listed beside it (a SEV-2 may be a SEV-1 nobody could see).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 
-__all__ = ["LEVELS", "Assessment", "Level", "Signals", "Thresholds", "classify"]
+__all__ = ["LEVELS", "UNKNOWN", "Assessment", "Level", "Signals", "Thresholds", "classify"]
 
 
 @dataclass(frozen=True)
@@ -76,39 +82,63 @@ class Signals:
     feature_failures: tuple[str, ...] = ()
     alerts_firing: tuple[str, ...] = ()
     notes: tuple[str, ...] = field(default=())
+    # Deciding signals that could not be measured, each "what: why" ("error ratio: ... has no series").
+    unmeasured: tuple[str, ...] = ()
+
+
+# An unknown severity is answered like a SEV-2 until it is measured: someone looks within 15 minutes.
+UNKNOWN = Level(0, "unknown", "Severity could not be measured", (), "15 minutes (until measured)",
+                timedelta(minutes=15), "On-call engineer: restore the missing signals, then reassess")
 
 
 @dataclass(frozen=True)
 class Assessment:
-    level: int
+    """The classification. ``level`` is None when it is unknown (see the module's docstring)."""
+
+    level: int | None
     reasons: tuple[str, ...]
     detected_at: datetime
     respond_by: datetime
     escalation: str
+    unmeasured: tuple[str, ...] = ()
+
+    @property
+    def _level(self) -> Level:
+        return UNKNOWN if self.level is None else LEVELS[self.level]
 
     @property
     def name(self) -> str:
-        return LEVELS[self.level].name
+        return self._level.name
 
     @property
-    def real(self) -> bool:
-        """Whether this is an incident at all: some rule above SEV4 fired."""
-        return self.level < 4
+    def known(self) -> bool:
+        return self.level is not None
+
+    @property
+    def real(self) -> bool | None:
+        """Whether this is an incident at all: some rule above SEV4 fired. None: unknown."""
+        return None if self.level is None else self.level < 4
 
     @property
     def response_time(self) -> str:
-        return LEVELS[self.level].response_time
+        return self._level.response_time
 
     def _repr_html_(self) -> str:
         from html import escape
         reasons = "".join(f"<li>{escape(r)}</li>" for r in self.reasons)
-        verdict = self.name if self.real else f"{self.name}: not an incident"
+        missing = "".join(f"<li>{escape(u)}</li>" for u in self.unmeasured)
+        verdict = {None: "severity UNKNOWN: the deciding signals were not measured",
+                   False: f"{self.name}: not an incident"}.get(self.real, self.name)
+        if self.real and self.unmeasured:
+            verdict += " (at least: some signals were not measured)"
         return (f"<p><b style='font-size:1.3em'>{escape(verdict)}</b> &mdash; respond within "
                 f"{escape(self.response_time)} (by {self.respond_by.astimezone(UTC):%Y-%m-%d %H:%M} UTC); escalate: "
-                f"{escape(self.escalation)}</p><ul>{reasons}</ul>")
+                f"{escape(self.escalation)}</p><ul>{reasons}</ul>"
+                + (f"<p>Not measured:</p><ul>{missing}</ul>" if missing else ""))
 
     def as_dict(self) -> dict[str, object]:
-        return {"level": self.level, "name": self.name, "real": self.real, "reasons": list(self.reasons),
+        return {"level": self.level, "name": self.name, "real": self.real, "known": self.known,
+                "reasons": list(self.reasons), "unmeasured": list(self.unmeasured),
                 "detected_at": self.detected_at.isoformat(), "respond_by": self.respond_by.isoformat(),
                 "response_time": self.response_time, "escalation": self.escalation}
 
@@ -155,11 +185,16 @@ def classify(signals: Signals, thresholds: Thresholds | None = None,
     for alert in signals.alerts_firing:
         fired.append((3, f"monitoring alert firing: {alert}"))
 
-    level = min((lvl for lvl, _ in fired), default=4)
+    level: int | None = min((lvl for lvl, _ in fired), default=4)
     reasons = tuple(reason for _, reason in sorted(fired, key=lambda item: item[0]))
-    if not reasons:
-        reasons = ("no rule for SEV-1 to SEV-3 fired: every measured signal is under its threshold",)
-    within = LEVELS[level].respond_within
+    if not reasons and signals.unmeasured:
+        level = None  # nothing fired, but not everything was looked at: never "not an incident"
+        reasons = ("no rule fired on what was measured, but the signals below were not measured",)
+    elif not reasons:
+        reasons = ("no rule for SEV-1 to SEV-3 fired: every deciding signal was measured and is under its "
+                   "threshold",)
+    spec = UNKNOWN if level is None else LEVELS[level]
+    within = spec.respond_within
     respond_by = detected_at + within if within is not None else _next_business_day(detected_at)
     return Assessment(level=level, reasons=reasons, detected_at=detected_at, respond_by=respond_by,
-                      escalation=LEVELS[level].escalation)
+                      escalation=spec.escalation, unmeasured=signals.unmeasured)

@@ -17,14 +17,23 @@ __all__ = ["Verdict", "baseline", "checks", "verdict"]
 
 @dataclass(frozen=True)
 class Verdict:
-    recovered: bool
+    """Recovered (True), not recovered (False), or unknown (None): a check that could not be measured
+    never counts as passed."""
+
+    recovered: bool | None
     failed: tuple[str, ...] = field(default=())
+    unmeasured: tuple[str, ...] = field(default=())
 
     def _repr_html_(self) -> str:
+        unknown = "".join(f"<li>{escape(f)}</li>" for f in self.unmeasured)
         if self.recovered:
             return "<h3 style='color:#27ae60'>RECOVERED: every check passed</h3>"
+        if self.recovered is None:
+            return ("<h3 style='color:#d35400'>UNKNOWN: no check failed, but these could not be measured</h3>"
+                    f"<ul>{unknown}</ul>")
         items = "".join(f"<li>{escape(f)}</li>" for f in self.failed)
-        return f"<h3 style='color:#c0392b'>NOT RECOVERED</h3><ul>{items}</ul>"
+        return (f"<h3 style='color:#c0392b'>NOT RECOVERED</h3><ul>{items}</ul>"
+                + (f"<p>Not measured:</p><ul>{unknown}</ul>" if unknown else ""))
 
 
 def baseline(inc: Incident, hours_before: float = 2.0) -> pd.DataFrame | Unavailable:
@@ -36,46 +45,57 @@ def baseline(inc: Incident, hours_before: float = 2.0) -> pd.DataFrame | Unavail
     return inc.record("baseline", frame)
 
 
-def _check(rows: list[dict[str, Any]], name: str, ok: bool, detail: str) -> None:
-    rows.append({"check": name, "ok": bool(ok), "detail": detail})
+def _check(rows: list[dict[str, Any]], name: str, ok: bool | None, detail: str) -> None:
+    """One row of the checks table; ``ok`` None: not measured."""
+    rows.append({"check": name, "ok": None if ok is None else bool(ok), "detail": detail})
+
+
+def _frame_checks(rows: list[dict[str, Any]], inc: Incident, name: str, frame: pd.DataFrame | Unavailable,
+                  passes: Any, detail: Any) -> None:
+    """A row per service of a Prometheus answer; an unavailable or empty answer is one unmeasured row."""
+    cfg = inc.config
+    if isinstance(frame, Unavailable):
+        _check(rows, name, None, frame.error)
+        return
+    measured = [row for row in frame.to_dict("records") if pd.notna(row["value"])]
+    if not measured:
+        _check(rows, name, None, "no series answered (see the phase's problems)")
+    for row in measured:
+        _check(rows, f"{name} {row.get(cfg.prom_service_label, 'all')}", passes(row["value"]), detail(row["value"]))
 
 
 def checks(inc: Incident) -> pd.DataFrame:
     """Health endpoints, error ratio and latency against thresholds, pods ready, orders flowing."""
     cfg = inc.config
     rows: list[dict[str, Any]] = []
+    if not cfg.health_endpoints:
+        _check(rows, "health endpoints", None, "none configured; set health_endpoints (playbook 4.1)")
     for ep in http.check_all(cfg).to_dict("records"):
         _check(rows, f"endpoint {ep['url']}", ep["ok"], f"HTTP {ep['status']} in {ep['seconds']:.2f} s"
                if ep["status"] else ep["error"])
-    ratio = inc.attempt("error ratio now", lambda: prom.error_ratio(inc.prom, by_service=True))
-    if isinstance(ratio, Unavailable):
-        _check(rows, "error ratio", False, ratio.error)
-    else:
-        for row in ratio.to_dict("records"):
-            _check(rows, f"error ratio {row.get(cfg.prom_service_label, 'all')}",
-                   row["value"] < cfg.error_ratio_moderate, f"{row['value']:.1%} (threshold {cfg.error_ratio_moderate:.0%})")
-    p95 = inc.attempt("p95 now", lambda: prom.latency_quantile(inc.prom, 0.95, by_service=True))
-    if isinstance(p95, Unavailable):
-        _check(rows, "p95 latency", False, p95.error)
-    else:
-        for row in p95.to_dict("records"):
-            _check(rows, f"p95 latency {row.get(cfg.prom_service_label, 'all')}",
-                   row["value"] <= cfg.latency_p95_slow_seconds, f"{row['value']:.2f} s")
+    ratio = inc.attempt("error ratio now", lambda: prom.require_data(
+        inc.prom, prom.error_ratio(inc.prom, by_service=True), "error ratio now", "prom_requests_metric"))
+    _frame_checks(rows, inc, "error ratio", ratio, lambda v: v < cfg.error_ratio_moderate,
+                  lambda v: f"{v:.1%} (threshold {cfg.error_ratio_moderate:.0%})")
+    p95 = inc.attempt("p95 now", lambda: prom.require_data(
+        inc.prom, prom.latency_quantile(inc.prom, 0.95, by_service=True), "p95 now", "prom_latency_metric"))
+    _frame_checks(rows, inc, "p95 latency", p95, lambda v: v <= cfg.latency_p95_slow_seconds,
+                  lambda v: f"{v:.2f} s")
     workloads = inc.attempt("workloads", lambda: k8s.deployments(inc.kube))
     if isinstance(workloads, Unavailable):
-        _check(rows, "pods ready", False, workloads.error)
+        _check(rows, "pods ready", None, workloads.error)
     else:
         for row in workloads.to_dict("records"):
             _check(rows, f"{row['kind']} {row['name']} ready", row["ready"] >= row["desired"],
                    f"{row['ready']}/{row['desired']} ready")
     recent = inc.attempt("recent orders", lambda: pg.recent_rows(inc.pg, window=timedelta(hours=1)))
     if isinstance(recent, Unavailable):
-        _check(rows, "orders flowing", False, recent.error)
+        _check(rows, "orders flowing", None, recent.error)
     else:
         _check(rows, "orders flowing", recent.count > 0, f"{recent.count} orders in the last hour")
     locks = inc.attempt("lock graph", lambda: pg.lock_graph(inc.pg))
     if isinstance(locks, Unavailable):
-        _check(rows, "no lock waits", False, locks.error)
+        _check(rows, "no lock waits", None, locks.error)
     else:
         _check(rows, "no lock waits", locks.empty, f"{len(locks.edges)} waiting session(s)")
     frame = pd.DataFrame(rows, columns=["check", "ok", "detail"])
@@ -84,9 +104,13 @@ def checks(inc: Incident) -> pd.DataFrame:
 
 
 def verdict(inc: Incident) -> Verdict:
-    """Recovered only if every check passed."""
+    """Not recovered if any check failed; recovered only if every check was measured and passed;
+    otherwise unknown."""
     rows = inc.records.get("checks") or []
-    failed = tuple(f"{r['check']}: {r['detail']}" for r in rows if not r["ok"])
-    result = Verdict(recovered=bool(rows) and not failed, failed=failed)
-    inc.record("verdict", {"recovered": result.recovered, "failed": list(result.failed)})
+    failed = tuple(f"{r['check']}: {r['detail']}" for r in rows if r["ok"] is False)
+    unmeasured = tuple(f"{r['check']}: {r['detail']}" for r in rows if r["ok"] is None)
+    recovered = False if failed else (None if unmeasured or not rows else True)
+    result = Verdict(recovered=recovered, failed=failed, unmeasured=unmeasured)
+    inc.record("verdict", {"recovered": result.recovered, "failed": list(result.failed),
+                           "unmeasured": list(result.unmeasured)})
     return result

@@ -169,3 +169,52 @@ def test_no_finding_says_so_in_a_sentence(tmp_path):
     from irkit.incident import Incident, Note
     shown = investigate.findings(Incident("INC-9", 2, tmp_path, Config()))
     assert isinstance(shown, Note) and shown.text.startswith("no finding")
+
+
+# --- never fail open ----------------------------------------------------------------------------
+
+def test_nothing_fired_but_a_signal_unmeasured_is_unknown_not_sev4():
+    result = classify(Signals(error_ratio=None, latency_p95_seconds=0.3,
+                              unmeasured=("error ratio: `http_requests_total` has no series",)), detected_at=NOW)
+    assert result.level is None and result.name == "unknown" and result.real is None and not result.known
+    assert result.unmeasured == ("error ratio: `http_requests_total` has no series",)
+    assert result.respond_by == NOW + timedelta(minutes=15)  # looked at like a SEV-2 until measured
+    assert "not an incident" not in result._repr_html_()
+
+
+def test_a_fired_rule_stands_beside_what_was_not_measured():
+    result = classify(Signals(error_ratio=0.12, unmeasured=("workload readiness: Kubernetes down",)), detected_at=NOW)
+    assert result.name == "SEV-2" and result.real is True
+    assert result.as_dict()["unmeasured"] == ["workload readiness: Kubernetes down"]
+    assert "some signals were not measured" in result._repr_html_()
+
+
+# --- copy-ready commands are quoted -----------------------------------------------------------------
+
+def test_every_planned_command_is_quoted_for_the_shell():
+    import shlex
+
+    from irkit.findings import Finding, plan
+    hostile = "x; touch /tmp/pwned #"
+    steps = plan([Finding("crashloop", hostile, "d"), Finding("bad-revision", "api", "d", {"deployment": hostile}),
+                  Finding("lock-root", "pid 42", "d", {"pid": 42})],
+                 "prod", postgres="pg-0", database="db name; rm", admin_user="dba")
+    commands = {s.action: s.command for s in steps}
+    assert shlex.split(commands["delete-pod"]) == ["kubectl", "delete", "pod", hostile, "-n", "prod"]
+    assert shlex.split(commands["rollout-undo"]) == ["kubectl", "rollout", "undo", f"deployment/{hostile}", "-n", "prod"]
+    assert shlex.split(commands["terminate-backend"]) == [
+        "kubectl", "exec", "-n", "prod", "statefulset/pg-0", "--", "psql", "-U", "dba", "-d", "db name; rm",
+        "-c", "SELECT pg_terminate_backend(42);"]
+
+
+def test_a_pid_that_is_not_a_number_plans_no_sql():
+    from irkit.findings import Finding, plan
+    steps = plan([Finding("lock-root", "pid 1); DROP TABLE orders; --", "d", {"pid": "1); DROP TABLE orders; --"}),
+                  Finding("long-running-query", "pid x", "d", {"pid": True})], "prod")
+    assert steps == []
+
+
+def test_the_plan_restarts_the_configured_backend():
+    from irkit.findings import Finding, plan
+    steps = plan([Finding("db-saturation", "postgres", "d")], "shop", backend="api-server")
+    assert steps[0].target == "deployment/api-server" and "deployment/api-server" in steps[0].command
