@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 import requests
+import urllib3
 
 from irkit.config import Config, redact
 
-__all__ = ["HealthCheck", "check", "check_all"]
+__all__ = ["FAILURES", "HealthCheck", "check", "check_all", "failure", "urllib3_failure"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,53 @@ class HealthCheck:
     error: str = ""
 
 
+# How a failed request reads to a responder, by what went wrong; prom.py words its errors from the same table.
+FAILURES: dict[str, str] = {
+    "timeout": "no answer within {timeout:g} s",
+    "refused": "connection refused",
+    "unresolved": "the host name does not resolve",
+    "tls": "the TLS handshake failed",
+    "dropped": "the connection was dropped before the answer was complete",
+    "redirects": "more than 3 redirects",
+    "other": "the request failed",
+}
+
+
+def failure(exc: requests.RequestException) -> str:
+    """Which row of :data:`FAILURES` a ``requests`` error is (retries are off, so urllib3's reason is kept)."""
+    if isinstance(exc, requests.Timeout):
+        return "timeout"
+    if isinstance(exc, requests.TooManyRedirects):
+        return "redirects"
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "tls"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
+        return "dropped"
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    if isinstance(reason, urllib3.exceptions.HTTPError):
+        return urllib3_failure(reason)
+    if isinstance(exc, requests.ConnectionError):
+        return "dropped"  # ProtocolError: aborted, a bad status line, the peer closed mid-answer
+    return "other"
+
+
+def urllib3_failure(exc: BaseException) -> str:
+    """Which row of :data:`FAILURES` a urllib3 error is (the Kubernetes client raises these directly)."""
+    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
+        exc = exc.reason
+    if isinstance(exc, urllib3.exceptions.NameResolutionError):
+        return "unresolved"
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):  # before TimeoutError: it subclasses it
+        return "refused"
+    if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, urllib3.exceptions.SSLError):
+        return "tls"
+    if isinstance(exc, urllib3.exceptions.ProtocolError | urllib3.exceptions.DecodeError):
+        return "dropped"
+    return "other"
+
+
 def check(url: str, timeout: float = 5.0) -> HealthCheck:
     """GET ``url``; ``ok`` is a 2xx answer within ``timeout``, like ``curl -f``."""
     started = time.monotonic()
@@ -34,11 +82,9 @@ def check(url: str, timeout: float = 5.0) -> HealthCheck:
             session.max_redirects = 3
             resp = session.get(url, timeout=timeout)
         return HealthCheck(redact(url), 200 <= resp.status_code < 300, resp.status_code, time.monotonic() - started)
-    except requests.Timeout:
-        return HealthCheck(redact(url), False, None, time.monotonic() - started, f"no answer within {timeout:g} s")
     except requests.RequestException as exc:
-        reason = type(exc).__name__
-        return HealthCheck(redact(url), False, None, time.monotonic() - started, f"{reason}: unreachable")
+        return HealthCheck(redact(url), False, None, time.monotonic() - started,
+                           FAILURES[failure(exc)].format(timeout=timeout))
 
 
 def check_all(config: Config) -> pd.DataFrame:

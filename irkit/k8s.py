@@ -26,6 +26,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.utils import parse_quantity
 
+from irkit import http
 from irkit.config import Config
 from irkit.errors import KubernetesError, KubernetesTimeout, KubernetesUnavailable
 
@@ -106,28 +107,38 @@ class Kube:
             return fn(*args, _request_timeout=self.timeout, **kwargs)
         except ApiException as exc:
             raise KubernetesError(self.source, what, time.monotonic() - started, _api_hint(exc, what)) from exc
-        except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
-            raise KubernetesTimeout(self.source, what, time.monotonic() - started,
-                                    f"no answer within {self.config.request_timeout:g} s; the API server may be "
-                                    "overloaded: retry, or raise IRKIT_REQUEST_TIMEOUT") from exc
         except ValueError as exc:  # pydantic's ValidationError and JSON errors: not a Kubernetes answer
             raise KubernetesError(self.source, what, time.monotonic() - started,
                                   f"the answer is not a valid Kubernetes object ({str(exc).splitlines()[0]}); "
                                   "check that the kubeconfig points at the API server") from exc
-        except urllib3.exceptions.HTTPError as exc:
-            if "timed out" in str(exc).lower():
-                raise KubernetesTimeout(self.source, what, time.monotonic() - started,
-                                        f"no answer within {self.config.request_timeout:g} s") from exc
-            raise KubernetesUnavailable(self.source, what, time.monotonic() - started,
-                                        "cannot reach the API server; check the kube context, VPN and "
-                                        "IRKIT_KUBECONFIG") from exc
+        except (urllib3.exceptions.HTTPError, TimeoutError) as exc:
+            kind = http.urllib3_failure(exc)
+            error, hint = _TRANSPORT_ERRORS.get(kind, _TRANSPORT_ERRORS["other"])
+            reason = http.FAILURES[kind].format(timeout=self.config.request_timeout)
+            raise error(self.source, what, time.monotonic() - started, f"{reason}; {hint}") from exc
+
+
+# How the API server failed to answer (irkit.http.FAILURES) as irkit errors, with what to check next.
+_TRANSPORT_ERRORS: dict[str, tuple[type[KubernetesError], str]] = {
+    "timeout": (KubernetesTimeout, "the API server may be overloaded: retry, or raise IRKIT_REQUEST_TIMEOUT"),
+    "refused": (KubernetesUnavailable, "cannot reach the API server; check the kube context, VPN and "
+                                       "IRKIT_KUBECONFIG"),
+    "unresolved": (KubernetesUnavailable, "check the kubeconfig's server address, the VPN and DNS"),
+    "tls": (KubernetesUnavailable, "check the kubeconfig's certificate-authority and the server address"),
+    "dropped": (KubernetesUnavailable, "the API server or a proxy in front of it may be restarting: retry"),
+    "other": (KubernetesUnavailable, "cannot reach the API server; check the kube context, VPN and "
+                                     "IRKIT_KUBECONFIG"),
+}
 
 
 def _api_hint(exc: ApiException, what: str) -> str:
     status = exc.status
-    if status in (401, 403):
-        return (f"HTTP {status} {exc.reason}: the credentials may not {what}; "
-                "the role needs get/list/watch on pods, pods/log, events, deployments, replicasets")
+    if status == 401:
+        return (f"HTTP 401 {exc.reason}: the API server did not accept the credentials; check the kubeconfig's "
+                "user or the service account token (IRKIT_KUBECONFIG, IRKIT_KUBE_CONTEXT)")
+    if status == 403:
+        return (f"HTTP 403 {exc.reason}: the credentials may not {what}; grant the role that permission "
+                "(irkit reads get/list on pods, pods/log, events, deployments, statefulsets, replicasets)")
     if status == 404:
         return f"not found ({what}); check IRKIT_NAMESPACE and the deployment names in irkit.toml"
     body = (exc.body or "")[:300] if isinstance(exc.body, str) else ""

@@ -18,13 +18,19 @@ from typing import Any
 
 import pandas as pd
 import requests
-import urllib3
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
+from irkit import http
 from irkit.config import Config, redact
-from irkit.errors import ConfigError, PrometheusError, PrometheusTimeout, PrometheusUnavailable
+from irkit.errors import (
+    ConfigError,
+    PrometheusError,
+    PrometheusNoData,
+    PrometheusTimeout,
+    PrometheusUnavailable,
+)
 
 __all__ = [
     "Prometheus",
@@ -32,6 +38,8 @@ __all__ = [
     "connect",
     "error_ratio",
     "error_ratio_query",
+    "explain_no_data",
+    "require_data",
     "label_value",
     "latency_quantile",
     "latency_quantile_query",
@@ -98,24 +106,18 @@ class Prometheus:
         started = time.monotonic()
         try:
             return fn(*args, timeout=self._timeout, **kwargs)
-        except (requests.Timeout, requests.ConnectionError) as exc:
-            if not _timed_out(exc):
-                raise PrometheusUnavailable(self.source, what, time.monotonic() - started,
-                                            "connection refused or host unreachable; check IRKIT_PROM_URL "
-                                            "and the port-forward") from exc
-            raise PrometheusTimeout(self.source, what, time.monotonic() - started,
-                                    f"no answer within {self.config.request_timeout:g} s; Prometheus may be "
-                                    "overloaded: narrow the window or raise IRKIT_REQUEST_TIMEOUT") from exc
+        except requests.exceptions.JSONDecodeError as exc:
+            raise PrometheusError(self.source, what, time.monotonic() - started, _NOT_PROMETHEUS) from exc
+        except requests.RequestException as exc:
+            kind = http.failure(exc)
+            error = _REQUEST_ERRORS.get(kind, (PrometheusError, "{reason}: {exc}"))
+            raise error[0](self.source, what, time.monotonic() - started, error[1].format(
+                reason=http.FAILURES[kind].format(timeout=self.config.request_timeout), exc=exc)) from exc
         except PrometheusApiClientException as exc:
-            raise PrometheusError(self.source, what, time.monotonic() - started,
-                                  _api_error(str(exc))) from exc
+            raise PrometheusError(self.source, what, time.monotonic() - started, _api_error(str(exc))) from exc
         except (ValueError, KeyError, TypeError) as exc:
             # requests' JSONDecodeError is a ValueError; a missing "data" key a KeyError.
-            raise PrometheusError(self.source, what, time.monotonic() - started,
-                                  "answered something that is not the Prometheus query API; check that "
-                                  "IRKIT_PROM_URL points at Prometheus itself (not Grafana or a login page)") from exc
-        except requests.RequestException as exc:
-            raise PrometheusError(self.source, what, time.monotonic() - started, str(exc)) from exc
+            raise PrometheusError(self.source, what, time.monotonic() - started, _NOT_PROMETHEUS) from exc
 
     def instant(self, promql: str, at: datetime | None = None) -> pd.DataFrame:
         """The value of each series at ``at`` (default now)."""
@@ -143,14 +145,18 @@ class Prometheus:
         return resp.status_code == 200
 
 
-def _timed_out(exc: requests.RequestException) -> bool:
-    """With retries off, requests reports a read timeout as a ConnectionError wrapping it."""
-    if isinstance(exc, requests.Timeout):
-        return True
-    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
-    # NewConnectionError subclasses ConnectTimeoutError in urllib3, yet means "refused".
-    return (isinstance(reason, urllib3.exceptions.TimeoutError)
-            and not isinstance(reason, urllib3.exceptions.NewConnectionError))
+_NOT_PROMETHEUS = ("answered something that is not the Prometheus query API; check that IRKIT_PROM_URL points "
+                   "at Prometheus itself (not Grafana or a login page)")
+# requests' failures (see irkit.http.FAILURES) as irkit errors, with what to check next.
+_REQUEST_ERRORS: dict[str, tuple[type[PrometheusError], str]] = {
+    "timeout": (PrometheusTimeout, "{reason}; Prometheus may be overloaded: narrow the window or raise "
+                                   "IRKIT_REQUEST_TIMEOUT"),
+    "refused": (PrometheusUnavailable, "{reason}; check IRKIT_PROM_URL and the port-forward"),
+    "unresolved": (PrometheusUnavailable, "{reason}; check IRKIT_PROM_URL, the VPN and DNS"),
+    "tls": (PrometheusUnavailable, "{reason}; check the https:// URL and the CA the proxy presents"),
+    "dropped": (PrometheusUnavailable, "{reason}; Prometheus or a proxy in front of it may be restarting: "
+                                       "retry, and check its pod"),
+}
 
 
 def _vector(result: Any) -> list[dict[str, Any]]:
@@ -160,10 +166,20 @@ def _vector(result: Any) -> list[dict[str, Any]]:
 
 
 def _api_error(message: str) -> str:
-    """Prometheus's own error text out of prometheus-api-client's message."""
+    """Prometheus's own error text out of prometheus-api-client's message, or what a non-Prometheus answer means."""
     # The client formats the body as a bytes repr: "HTTP Status Code 400 (b'{...}')".
+    status = re.search(r"HTTP Status Code (\d+)", message)
+    code = status.group(1) if status else "?"
+    if code in ("401", "403"):
+        return (f"HTTP {code}: Prometheus refused the credentials; check IRKIT_PROM_TOKEN or prom_token_file, "
+                "and that the token may query")
+    if re.search(r"<html|<!DOCTYPE", message, re.I):
+        title = re.search(r"<title>(.*?)</title>", message, re.I | re.S)
+        return (f"HTTP {code} with an HTML page ({title.group(1).strip()[:60] if title else 'no title'}), not the "
+                "Prometheus API: a proxy or load balancer in front of it answered; check IRKIT_PROM_URL and "
+                "whether Prometheus is up behind it")
     match = re.search(r"\((b'.*')\)\s*$", message, re.S)
-    detail = message
+    detail = message[:300]
     if match:
         try:
             detail = json.loads(ast.literal_eval(match.group(1)))["error"]
@@ -252,3 +268,34 @@ def latency_quantile(prom: Prometheus, q: float = 0.95, window: Window | None = 
                      by_service: bool = False) -> pd.DataFrame:
     """The ``q`` latency quantile in seconds from the histogram (p50/p95/p99)."""
     return _run(prom, latency_quantile_query(prom.config, q, service=service, by_service=by_service), window, at)
+
+
+def require_data(prom: Prometheus, frame: pd.DataFrame, what: str, metric_key: str,
+                 by_service: bool = True) -> pd.DataFrame:
+    """``frame`` if it holds at least one value, else the :func:`explain_no_data` error."""
+    if frame.empty or not frame["value"].notna().any():
+        raise explain_no_data(prom, what, metric_key, by_service)
+    return frame
+
+
+def explain_no_data(prom: Prometheus, what: str, metric_key: str, by_service: bool = True) -> PrometheusNoData:
+    """Why a query over the metric named by config key ``metric_key`` returned nothing, as an error to raise.
+
+    "`http_requests_total` has no series with `service`; check prom_service_label" tells a
+    responder which key is wrong; an empty table tells nothing, and must not pass for "no errors".
+    """
+    cfg = prom.config
+    metric = _name(getattr(cfg, metric_key), metric_key)
+    series = f"{metric}_bucket" if metric_key == "prom_latency_metric" else metric
+    label = _name(cfg.prom_service_label, "prom_service_label")
+    started = time.monotonic()
+    env = f"IRKIT_{metric_key.upper()}"
+    if prom.instant(f"count({series})").empty:
+        hint = (f"`{series}` has no series; check {metric_key} ({env}) against the metric names the services "
+                "export")
+    elif by_service and prom.instant(f'count({series}{{{label}!=""}})').empty:
+        hint = f"`{series}` has no series with `{label}`; check prom_service_label (IRKIT_PROM_SERVICE_LABEL)"
+    else:
+        hint = (f"`{series}` has series but no samples over the last {_window(cfg)}: the services may have "
+                "stopped reporting, or there is no traffic")
+    return PrometheusNoData(prom.source, what, time.monotonic() - started, hint)

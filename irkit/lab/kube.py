@@ -112,9 +112,16 @@ class ClusterEmulator(KubernetesEmulator):
     # (namespace, pod, container, previous) -> log text
     pod_logs: dict[tuple[str, str, str, bool], str] = attrs.field(factory=dict)
     namespaces: set[str] = attrs.field(factory=set)
+    # Resources the caller's role may not read: answered 403 as RBAC does (a Role without "events").
+    forbidden: set[str] = attrs.field(factory=set)
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         plural = getattr(request.resource, "plural", None)
+        if plural in self.forbidden:
+            group = getattr(request.resource, "group", "") or ""
+            return self._status(403, "Forbidden", f'{plural} is forbidden: User "system:serviceaccount:irkit:irkit" '
+                                                  f'cannot list resource "{plural}" in API group "{group}" in the '
+                                                  f'namespace "{request.namespace}"')
         if plural == "pods" and request.subresource == "log":
             return self._serve_log(request)
         if plural in ("deployments", "statefulsets") and request.subresource == "scale":
