@@ -13,6 +13,7 @@ import pytest
 from irkit import prom
 from irkit.config import Config
 from irkit.errors import ConfigError, PrometheusError, PrometheusTimeout, PrometheusUnavailable
+from irkit.lab.prometheus import PrometheusLab
 
 from .conftest import SPIKE_START
 
@@ -32,13 +33,15 @@ def test_error_ratio_now_shows_the_backend_spike(p: prom.Prometheus):
     assert 0.05 < overall < 0.12  # diluted by the healthy services
 
 
-def test_range_query_has_a_utc_index_and_sees_the_onset(p: prom.Prometheus):
+def test_range_query_has_a_utc_index_and_sees_the_onset(p: prom.Prometheus, prom_lab: PrometheusLab):
     window = prom.Window.last(timedelta(hours=1))
     frame = prom.error_ratio(p, window, service="backend")
     assert str(frame.index.tz) == "UTC"
     assert frame.index.is_monotonic_increasing
-    before = frame[frame.index < window.end + timedelta(seconds=SPIKE_START) - timedelta(minutes=1)]["value"]
-    after = frame[frame.index > window.end + timedelta(seconds=SPIKE_START) + timedelta(minutes=6)]["value"]
+    # The history is laid relative to the lab's start, not to now: the suite may run for minutes before this.
+    onset = datetime.fromtimestamp(prom_lab.now, UTC) + timedelta(seconds=SPIKE_START)
+    before = frame[frame.index < onset - timedelta(minutes=1)]["value"]
+    after = frame[frame.index > onset + timedelta(minutes=6)]["value"]
     assert before.max() < 0.02 and after.min() > 0.11
     assert 200 <= len(frame) <= 260  # about 240 points whatever the window
 
