@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from irkit import evidence
-from irkit.errors import IrkitError, ParameterError
+from irkit.errors import ConfigError, IrkitError, ParameterError
 
 __all__ = ["main"]
 
@@ -55,7 +55,11 @@ def _say(line: str) -> None:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from irkit import drill  # the lab's imports are only needed here
+    try:
+        from irkit import drill  # the lab's imports are only needed here
+    except ModuleNotFoundError as exc:
+        raise ConfigError(f"irkit drill needs the drill extra ({exc.name} is not installed): "
+                          "pip install 'irkit[drill]'") from exc
 
     if args.list:
         for name in drill.scenarios():
@@ -79,7 +83,7 @@ def _drill(args: argparse.Namespace) -> int:
 
 
 def _wait_for_ctrl_c(env: Any) -> None:
-    from irkit.findings import shell  # every word quoted: a printed line is pasted into a shell
+    from irkit.rules.plan import shell  # every word quoted: a printed line is pasted into a shell
 
     bin_dir = Path(sys.executable).parent
     config = f"IRKIT_CONFIG={shlex.quote(str(env.config_path))}"

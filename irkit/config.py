@@ -12,7 +12,7 @@ its own system with, from strongest to weakest:
 
 Secrets never live in the toml or in notebook parameters (papermill writes those
 into the executed notebook in plain text). They come from the environment
-(``IRKIT_PG_PASSWORD``, ``IRKIT_PROM_TOKEN``, ``IRKIT_KUBE_TOKEN``) or from a file
+(``IRKIT_PG_PASSWORD``, ``IRKIT_PROM_TOKEN``) or from a file
 whose *path* is configured (``pg_password_file``, ``prom_token_file``). They are held
 as :class:`Secret`, whose ``repr`` and ``str`` are masked.
 """
@@ -31,11 +31,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg.conninfo
+from irkit.errors import ConfigError, IrkitError
 
-from irkit.errors import ConfigError
-
-__all__ = ["Config", "Secret", "keys", "load", "redact", "to_toml"]
+__all__ = ["Config", "Secret", "keys", "load", "read_toml", "redact", "to_toml"]
 
 _MASK = "***"
 
@@ -125,6 +123,10 @@ class Config:
     error_ratio_high: float = field(default=0.10, metadata=_key("thresholds", "5xx ratio above which it is SEV2", "number", (0.0, 1.0)))
     error_ratio_moderate: float = field(default=0.05, metadata=_key("thresholds", "5xx ratio from which it is SEV3", "number", (0.0, 1.0)))
     latency_p95_slow_seconds: float = field(default=5.0, metadata=_key("thresholds", "p95 latency above which it is SEV2", "number", (0.0, 3600.0)))
+    pg_saturation_ratio: float = field(default=0.9, metadata=_key("thresholds", "share of usable PostgreSQL connections in use from which it is a finding", "number", (0.0, 1.0)))
+
+    # [mitigation]
+    memory_limit_factor: float = field(default=1.5, metadata=_key("mitigation", "an OOMKilled container's memory limit is raised by this factor", "number", (1.0, 16.0)))
 
     # [timeouts] seconds
     connect_timeout: float = field(default=5.0, metadata=_key("timeouts", "connecting to any source", "number", (0.0, 600.0)))
@@ -146,6 +148,7 @@ class Config:
     @property
     def pg_location(self) -> str:
         """host:port of the PostgreSQL DSN, for messages."""
+        import psycopg.conninfo  # libpq's own parser; loaded only when a DSN is looked at
         info = psycopg.conninfo.conninfo_to_dict(self.pg_dsn)
         return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
 
@@ -153,6 +156,7 @@ class Config:
         """The DSN with the password added back, for the one call that connects."""
         if self.pg_password is None:
             return self.pg_dsn
+        import psycopg.conninfo
         return psycopg.conninfo.make_conninfo(self.pg_dsn, password=self.pg_password.reveal())
 
     def replace(self, **changes: Any) -> Config:
@@ -296,6 +300,7 @@ def _read_secret_file(path: str, key: str) -> Secret:
 
 def _strip_password(dsn: str, origin: str, allow: bool) -> tuple[str, Secret | None]:
     """Split a password out of a libpq DSN so that the DSN can be shown."""
+    import psycopg.conninfo
     try:
         info = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.ProgrammingError as exc:
@@ -311,19 +316,24 @@ def _strip_password(dsn: str, origin: str, allow: bool) -> tuple[str, Secret | N
     return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items()}), Secret(str(password))
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path, error: type[IrkitError], fix: str, max_bytes: int = MAX_FILE) -> dict[str, Any]:
+    """A TOML file read with a bound; too large, not UTF-8, not TOML or unreadable is ``error`` naming ``fix``."""
     try:
         with path.open("rb") as fh:
-            raw = fh.read(MAX_FILE + 1)
-        if len(raw) > MAX_FILE:
-            raise ConfigError(f"{path}: larger than {MAX_FILE // 1024} KiB, which no irkit.toml is; check IRKIT_CONFIG")
-        data = tomllib.loads(raw.decode("utf-8"))
+            raw = fh.read(max_bytes + 1)
+        if len(raw) > max_bytes:
+            raise error(f"{path}: larger than {max_bytes // 1024} KiB, which no such file is; {fix}")
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not a text file (not UTF-8); check IRKIT_CONFIG or --config") from exc
+        raise error(f"{path}: not a text file (not UTF-8); {fix}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc}); see irkit.example.toml") from exc
+        raise error(f"{path}: not valid TOML ({exc}); {fix}") from exc
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc}); check IRKIT_CONFIG or --config") from exc
+        raise error(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from exc
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    data = read_toml(path, ConfigError, "check IRKIT_CONFIG or --config, and see irkit.example.toml")
     settable = _settable()
     flat: dict[str, Any] = {}
     for section, values in data.items():

@@ -19,9 +19,6 @@ what to check next. Third-party exceptions (``psycopg.Error``, ``ApiException``,
     │   ├── KubernetesError
     │   │   ├── KubernetesTimeout
     │   │   └── KubernetesUnavailable
-    │   ├── HttpCheckError
-    │   │   ├── HttpCheckTimeout
-    │   │   └── HttpCheckUnavailable
     │   ├── SourceTimeout            no answer within the bound, whichever source
     │   └── SourceUnavailable        refused, unreachable or not configured, whichever source
     ├── RunError                     `irkit run` could not execute a phase or write evidence
@@ -37,9 +34,6 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DrillError",
-    "HttpCheckError",
-    "HttpCheckTimeout",
-    "HttpCheckUnavailable",
     "IrkitError",
     "KubernetesError",
     "KubernetesTimeout",
@@ -156,18 +150,6 @@ class KubernetesTimeout(KubernetesError, SourceTimeout):
 
 class KubernetesUnavailable(KubernetesError, SourceUnavailable):
     """The Kubernetes API could not be reached, or no kubeconfig was found."""
-
-
-class HttpCheckError(SourceError):
-    """A health endpoint could not be checked."""
-
-
-class HttpCheckTimeout(HttpCheckError, SourceTimeout):
-    """A health endpoint did not answer within the timeout."""
-
-
-class HttpCheckUnavailable(HttpCheckError, SourceUnavailable):
-    """A health endpoint refused the connection or its host does not resolve."""
 
 
 class ScenarioError(DrillError):

@@ -29,16 +29,14 @@ from traitlets import CaselessStrEnum, default
 
 from irkit import config as irconfig
 from irkit import evidence, limits
+from irkit import phases as phases_table
 from irkit.config import redact
 from irkit.errors import ParameterError, RunError
 
 __all__ = ["PHASES", "RunResult", "check_parameters", "declared_parameters", "parse_phases", "run", "seal"]
 
-NOTEBOOK_DIR = Path(__file__).parent / "notebooks"
-PHASES: dict[int, str] = {1: "01-detect-and-assess", 2: "02-investigate", 3: "03-mitigate",
-                          4: "04-recover-and-validate", 5: "05-post-incident"}
-# Phase 3 plans from phase 2's findings; the others stand on their own (5 uses whatever exists).
-DEPENDS: dict[int, tuple[int, ...]] = {1: (), 2: (), 3: (2,), 4: (), 5: ()}
+# Phase number -> notebook name, from the one phase table.
+PHASES: dict[int, str] = {p.number: p.notebook for p in phases_table.PHASES}
 RESERVED = {"incident_id", "run_dir", "config_path"}
 _SECRET = re.compile(r"pass(word|wd)?|token|secret|webhook|api_?key|credential|dsn", re.IGNORECASE)
 _SECRET_ENV = {"password": "IRKIT_PG_PASSWORD", "dsn": "IRKIT_PG_DSN", "token": "IRKIT_PROM_TOKEN"}
@@ -87,7 +85,7 @@ def _echo(text: str) -> str:
 
 
 def declared_parameters(phase: int) -> dict[str, dict[str, Any]]:
-    return dict(papermill.inspect_notebook(str(NOTEBOOK_DIR / f"{PHASES[phase]}.ipynb")))
+    return dict(papermill.inspect_notebook(str(phases_table.phase(phase).path)))
 
 
 def _convert(name: str, raw: Any, type_name: str) -> Any:
@@ -246,7 +244,7 @@ def _new_run_dir(outputs: Path, incident: str, started: datetime) -> Path:
 def _seal(run_dir: Path, incident: str, started: datetime, phases: list[dict[str, Any]]) -> dict[str, Any]:
     """Write the summary, the report and the manifest of a run: the last step of every run, also an
     interrupted one, and of ``irkit seal`` on a run whose process died."""
-    summary = _summary(incident, run_dir.name, run_dir, started, phases)
+    summary = evidence.summarize(run_dir, incident, started, phases)
     try:
         evidence.write_report(run_dir, summary, [run_dir / f"{PHASES[p['phase']]}.ipynb" for p in phases])
         summary["artifacts"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) + [
@@ -313,7 +311,7 @@ def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: st
                say: Callable[[str], None], kernel_manager: type[AsyncKernelManager]) -> dict[str, Any]:
     """Execute one phase notebook; a failure is recorded, never raised."""
     name = PHASES[phase]
-    blocked = [d for d in DEPENDS[phase] if status.get(d, {}).get("status") not in (None, "ok")]
+    blocked = [d for d in phases_table.phase(phase).requires if status.get(d, {}).get("status") not in (None, "ok")]
     if blocked:
         record = _record(phase, "skipped", f"depends on phase {blocked[0]}, which did not succeed")
         say(f"phase {phase} {name}: skipped ({record['error']})")
@@ -323,7 +321,7 @@ def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: st
     t0 = time.monotonic()
     try:
         papermill.execute_notebook(
-            str(NOTEBOOK_DIR / f"{name}.ipynb"), str(run_dir / f"{name}.ipynb"),
+            str(phases_table.phase(phase).path), str(run_dir / f"{name}.ipynb"),
             parameters={"incident_id": incident, "run_dir": str(run_dir), "config_path": config_path, **params},
             kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
             log_output=False, kernel_manager_class=kernel_manager,
@@ -337,38 +335,3 @@ def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: st
     say(f"phase {phase} {name}: {record['status']} ({record['duration_seconds']:.1f} s)"
         + (f": {record['error']}" if record["error"] else ""))
     return record
-
-
-def _records(run_dir: Path, phase: int) -> dict[str, Any]:
-    data = evidence.read_json(run_dir / f"phase-{phase}.json")
-    records = data.get("records") if isinstance(data, dict) else None
-    return records if isinstance(records, dict) else {}
-
-
-def _summary(incident: str, run_id: str, run_dir: Path, started: datetime,
-             phases: list[dict[str, Any]]) -> dict[str, Any]:
-    p1, p2, p3, p4 = (_records(run_dir, n) for n in (1, 2, 3, 4))
-    return {
-        "schema_version": evidence.SCHEMA_VERSION,
-        "incident": incident, "run_id": run_id, "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(), "phases": phases,
-        "ok": all(p["status"] == "ok" for p in phases),
-        "severity": p1.get("severity"), "real": p1.get("real"), "affected": p1.get("affected", []),
-        "incident_start": p1.get("incident_start"),
-        "findings": [{k: f[k] for k in ("kind", "subject", "detail")} for f in p2.get("findings", [])],
-        "mitigations": p3.get("mitigations", []),
-        "recovery": p4.get("verdict"),
-        "inconclusive": _inconclusive(p1, p4),
-    }
-
-
-def _inconclusive(p1: Mapping[str, Any], p4: Mapping[str, Any]) -> list[str]:
-    """The verdicts a phase recorded as unknown, with what was not measured."""
-    out = []
-    severity = p1.get("severity")
-    if isinstance(severity, dict) and severity.get("known") is False:
-        out.append("severity unknown: not measured: " + "; ".join(severity.get("unmeasured") or []))
-    verdict = p4.get("verdict")
-    if isinstance(verdict, dict) and "recovered" in verdict and verdict["recovered"] is None:
-        out.append("recovery unknown: not measured: " + "; ".join(verdict.get("unmeasured") or []))
-    return out

@@ -6,10 +6,10 @@ papermill, and code cells that each call one irkit function and show its result.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from irkit.phases import PHASES, phase
 
 COMMON = '''incident_id = "INC-LOCAL"   # the incident's id, used for outputs/<incident>/
 run_dir = ""                 # set by `irkit run`; empty: outputs/<incident>/interactive
@@ -17,7 +17,7 @@ config_path = ""             # irkit.toml to use; empty: IRKIT_CONFIG or ./irkit
 window_minutes = 120         # how far back the charts and queries look'''
 
 NOTEBOOKS = {
-    "01-detect-and-assess": ("assess", 1, "Phase 1: Detection and initial assessment", "", [
+    1: ("", [
         ("## 1.2 Initial assessment\nIs it real? Error ratio and latency per service right now.",
          "assess.error_ratio_now(inc)"),
         (None, "assess.latency_now(inc)"),
@@ -31,8 +31,7 @@ NOTEBOOKS = {
          "assess.related_incidents(inc)"),
         ("## Quick assessment checklist", "assess.checklist(inc)"),
     ]),
-    "02-investigate": ("investigate", 2, "Phase 2: Investigation and diagnosis",
-                       'log_tail = 50               # lines per container for kubectl logs\n'
+    2: ('log_tail = 50               # lines per container for kubectl logs\n'
                        'older_than_seconds = 60     # active queries older than this are long-running findings', [
         ("## 2.1 System health check\n`./scripts/monitoring/health-check.sh`", "investigate.endpoints(inc)"),
         ("`kubectl get pods | grep -v Running`", "investigate.unhealthy_pods(inc)"),
@@ -44,7 +43,7 @@ NOTEBOOKS = {
         ("Previous containers of restarted pods: the crash itself.", "investigate.previous_logs(inc, log_tail)"),
         ("## 2.3 Metrics\nError ratio per service over the incident window.",
          "investigate.error_ratio(inc, window_minutes)"),
-        ("p95 and p99 latency against the 5 s line.", "investigate.latency(inc, window_minutes)"),
+        ("p95 and p99 latency against the SEV-2 line (latency_p95_slow_seconds).", "investigate.latency(inc, window_minutes)"),
         ("## 2.4 Database investigation\nSessions by state.", "investigate.activity(inc)"),
         ("Locks: who blocks whom.", "investigate.lock_graph(inc)"),
         ("Long-running queries and idle-in-transaction sessions.",
@@ -52,19 +51,19 @@ NOTEBOOKS = {
         ("Connection saturation.", "investigate.saturation(inc)"),
         ("## Findings\nRanked: causes before symptoms.", "investigate.findings(inc)"),
     ]),
-    "03-mitigate": ("mitigate", 3, "Phase 3: Mitigation plan", "", [
+    3: ("", [
         ("## What phase 2 found", "mitigate.findings(inc)"),
         ("## 3.1 Immediate mitigation\nThe playbook's mitigations for these findings. **Nothing here is executed**: "
          "review, then run the command, or wait for irkit's plan-then-apply actions.",
          "mitigate.mitigation_plan(inc)"),
     ]),
-    "04-recover-and-validate": ("validate", 4, "Phase 4: Recovery and validation", "", [
+    4: ("", [
         ("## Pre-incident baseline", "validate.baseline(inc)"),
         ("## 4.1-4.3 Checks\nHealth endpoints, error ratio and latency against threshold, pods ready, orders "
          "flowing, no lock waits.", "validate.checks(inc)"),
         ("## Verdict", "validate.verdict(inc)"),
     ]),
-    "05-post-incident": ("postmortem", 5, "Phase 5: Post-incident", "", [
+    5: ("", [
         ("## Timeline", "postmortem.timeline(inc)"),
         ("## Response against the deadline", "postmortem.response(inc)"),
         ("## Root cause analysis (5 whys)", "postmortem.five_whys(inc)"),
@@ -75,15 +74,17 @@ NOTEBOOKS = {
 }
 
 
-def build(name: str) -> nbformat.NotebookNode:
-    module, phase, title, extra, steps = NOTEBOOKS[name]
+def build(number: int) -> nbformat.NotebookNode:
+    extra, steps = NOTEBOOKS[number]
+    spec = phase(number)
+    module, title = spec.module, f"Phase {number}: {spec.title}"
     cells = [new_markdown_cell(f"# {title}\n\nPlaybook: `incident-response-playbook.md`. Run it cell by cell in "
                                "JupyterLab, or headless with `irkit run`.")]
     params = new_code_cell(COMMON + ("\n" + extra if extra else ""))
     params.metadata["tags"] = ["parameters"]
     cells.append(params)
-    cells.append(new_code_cell(f"from irkit import {module}\nfrom irkit.incident import open_incident\n\n"
-                               f"inc = open_incident(incident_id, {phase}, run_dir=run_dir, config_path=config_path)\n"
+    cells.append(new_code_cell(f"from irkit.phases import {module}\nfrom irkit.phases.incident import open_incident\n\n"
+                               f"inc = open_incident(incident_id, {number}, run_dir=run_dir, config_path=config_path)\n"
                                "inc"))
     for markdown, code in steps:
         if markdown:
@@ -91,15 +92,13 @@ def build(name: str) -> nbformat.NotebookNode:
         cells.append(new_code_cell(code))
     cells.append(new_markdown_cell("Close the phase: its record is complete."))
     cells.append(new_code_cell("inc.finish()[\"problems\"]"))
-    for number, cell in enumerate(cells):
-        cell.id = f"{phase}-{number:02d}"  # stable ids: regenerating changes only what changed
+    for index, cell in enumerate(cells):
+        cell.id = f"{number}-{index:02d}"  # stable ids: regenerating changes only what changed
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     return nb
 
 
 if __name__ == "__main__":
-    out = Path(__file__).parent.parent / "irkit" / "notebooks"
-    out.mkdir(exist_ok=True)
-    for name in NOTEBOOKS:
-        nbformat.write(build(name), out / f"{name}.ipynb")
+    for spec in PHASES:
+        nbformat.write(build(spec.number), spec.path)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from irkit import config, errors, pg
+from irkit import config, errors
+from irkit.sources import pg
 
 ROOT = Path(__file__).parent.parent
 README = (ROOT / "README.md").read_text()
@@ -80,3 +81,19 @@ def test_every_scenario_key_is_in_the_readme_format_table():
     for keys in KEYS.values():
         for key in keys:
             assert f"`{key}`" in table or f"[{key}]" in table or f"[[{key}]]" in table, key
+
+
+def test_every_record_key_is_in_the_readme_schema():
+    from irkit.evidence.records import KEYS
+    for key in KEYS.values():
+        assert f"| `{key.name}` | {key.phase} | {key.doc} |" in README, key.name
+
+
+def test_the_phase_table_is_what_the_notebooks_are():
+    from irkit.phases import PHASES
+    names = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
+    assert names == [p.notebook for p in PHASES]
+    for phase in PHASES:
+        source = phase.path.read_text()
+        assert f"from irkit.phases import {phase.module}" in source
+        assert f"# Phase {phase.number}: {phase.title}" in source

@@ -9,26 +9,26 @@ import subprocess
 import sys
 from pathlib import Path
 
-from irkit import runner
 from irkit.config import Config
+from irkit.phases import PHASES
 
 
 def test_notebooks_run_as_committed_under_nbval(cfg: Config, tmp_path: Path):
     # A copy in a scratch directory: interactive runs write outputs/<incident>/interactive beside it.
-    for name in runner.PHASES.values():
-        shutil.copy(runner.NOTEBOOK_DIR / f"{name}.ipynb", tmp_path)
+    for phase in PHASES:
+        shutil.copy(phase.path, tmp_path)
     (tmp_path / "irkit.toml").write_text(
         f'[kubernetes]\nkubeconfig = "{cfg.kubeconfig}"\n[postgres]\npg_dsn = "{cfg.pg_dsn}"\n'
         f'[prometheus]\nprom_url = "{cfg.prom_url}"\n[http]\nhealth_endpoints = []\n')
     env = {**os.environ, "IRKIT_CONFIG": str(tmp_path / "irkit.toml")}
-    notebooks = [str(tmp_path / f"{name}.ipynb") for name in runner.PHASES.values()]
+    notebooks = [str(tmp_path / phase.path.name) for phase in PHASES]
     result = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
                              "--rootdir", str(tmp_path), *notebooks],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-4000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
     records = tmp_path / "outputs" / "INC-LOCAL" / "interactive"
-    for phase in runner.PHASES:
-        record = json.loads((records / f"phase-{phase}.json").read_text())
-        assert record["finished_at"], f"phase {phase} did not reach its last cell"
+    for phase in PHASES:
+        record = json.loads((records / f"phase-{phase.number}.json").read_text())
+        assert record["finished_at"], f"phase {phase.number} did not reach its last cell"
         assert record["problems"] == [], record["problems"]

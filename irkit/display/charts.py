@@ -1,0 +1,226 @@
+"""Plotly figure builders for the playbook's charts. No I/O except :func:`save_image`.
+
+A figure is shown through :class:`Chart`, which offers two renderings of it:
+``application/vnd.plotly.v1+json`` (JupyterLab draws it from the saved notebook with
+the jupyterlab-plotly extension) and a small ``text/html`` div whose script draws it
+with a ``Plotly`` already on the page. The executed notebook therefore carries no
+4.8 MB copy of plotly.js; ``report.html`` inlines plotly.js exactly once, so it opens
+with no network at all.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io
+
+__all__ = [
+    "Chart",
+    "downsample",
+    "error_ratio_chart",
+    "latency_chart",
+    "lock_graph_chart",
+    "pod_status_chart",
+    "save_image",
+]
+
+MAX_POINTS = 600  # per series, for display; the full data is recorded beside the chart
+
+_STATE_COLOURS = {"idle in transaction": "#c0392b", "active": "#2980b9", "idle": "#95a5a6",
+                  "idle in transaction (aborted)": "#8e44ad"}
+
+
+class Chart:
+    """A figure with the two renderings described in the module docstring."""
+
+    def __init__(self, figure: go.Figure, name: str) -> None:
+        self.figure = figure
+        self.name = name
+        self.data: list[str] = []  # paths (relative to the notebook) of the full data behind it
+
+    def with_data(self, *paths: str) -> Chart:
+        """Name the files holding the full, not downsampled, data (shown under the chart)."""
+        self.data.extend(paths)
+        return self
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        spec = json.loads(plotly.io.to_json(self.figure, validate=False))
+        div = f"irkit-chart-{uuid.uuid4().hex[:12]}"
+        html = (f'<div id="{div}" class="irkit-chart" data-chart="{self.name}" style="height:{int(self.figure.layout.height or 420)}px"></div>'
+                f"<script>(function(){{var s={json.dumps(spec)};"
+                f"if(window.Plotly){{Plotly.newPlot('{div}',s.data,s.layout,{{responsive:true}});}}"
+                f"else{{document.getElementById('{div}').innerText='chart {self.name}: open report.html "
+                f"or this notebook in JupyterLab to see it';}}}})();</script>")
+        if self.data:
+            links = ", ".join(f'<a href="{path}">{path}</a>' for path in self.data)
+            html += f'<p class="irkit-chart-data">full data: {links}</p>'
+        plain = f"<chart {self.name}>" + (f" full data: {', '.join(self.data)}" if self.data else "")
+        return {"application/vnd.plotly.v1+json": spec, "text/html": html, "text/plain": plain}
+
+
+def downsample(frame: pd.DataFrame, max_points: int = MAX_POINTS, by: str | None = None) -> pd.DataFrame:
+    """At most ``max_points`` rows per series (keeping the maximum of each bucket, so spikes stay)."""
+    if frame.empty:
+        return frame
+    groups = [g for _, g in frame.groupby(by)] if by and by in frame.columns else [frame]
+    parts = []
+    for group in groups:
+        if len(group) <= max_points:
+            parts.append(group)
+            continue
+        buckets = pd.Series(range(len(group)), index=group.index) * max_points // len(group)
+        idx = group.assign(_bucket=buckets.to_numpy()).groupby("_bucket")["value"].idxmax()
+        parts.append(group.loc[idx.to_numpy()])
+    return pd.concat(parts).sort_index()
+
+
+def _series(fig: go.Figure, frame: pd.DataFrame, label: str | None, scale: float = 1.0) -> None:
+    if frame.empty:
+        fig.add_annotation(text="no data", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+        return
+    frame = downsample(frame, by=label)
+    groups = frame.groupby(label) if label and label in frame.columns else [("all", frame)]
+    for name, group in groups:
+        fig.add_trace(go.Scatter(x=group.index, y=group["value"] * scale, mode="lines", name=str(name)))
+
+
+def _span(frames: list[pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First and last time of the plotted data, or None when there is none."""
+    indexes = [f.index for f in frames if not f.empty]
+    if not indexes:
+        return None
+    return min(i.min() for i in indexes), max(i.max() for i in indexes)
+
+
+def _markers(fig: go.Figure, deploys: pd.DataFrame | None, incident_start: Any,
+             span: tuple[pd.Timestamp, pd.Timestamp] | None) -> None:
+    """Deploys inside the plotted span (older ones would stretch the axis over days), and the onset."""
+    if span is not None:
+        fig.update_xaxes(range=[span[0].to_pydatetime(), span[1].to_pydatetime()])
+    if deploys is not None and not deploys.empty:
+        for row in deploys.to_dict("records"):
+            at = pd.Timestamp(row["created"])
+            if span is not None and not span[0] <= (at.tz_convert(span[0].tz) if at.tzinfo else at) <= span[1]:
+                continue
+            fig.add_vline(x=pd.Timestamp(row["created"]).to_pydatetime(), line_dash="dot", line_color="#7f8c8d")
+            fig.add_annotation(x=pd.Timestamp(row["created"]).to_pydatetime(), y=1, yref="paper",
+                               text=f"deploy {str(row.get('deployment') or '').removesuffix('-deployment')} "
+                                    f"r{row.get('revision', '')}".replace("  ", " "),
+                               showarrow=False, yanchor="bottom", textangle=-90, xanchor="right")
+    if incident_start is not None and not pd.isna(incident_start):
+        fig.add_vline(x=pd.Timestamp(incident_start).to_pydatetime(), line_color="#c0392b", line_width=2)
+        fig.add_annotation(x=pd.Timestamp(incident_start).to_pydatetime(), y=0.95, yref="paper",
+                           text="incident start", showarrow=False, font={"color": "#c0392b"})
+
+
+def error_ratio_chart(frame: pd.DataFrame, *, moderate: float = 0.05, high: float = 0.10,
+                      deploys: pd.DataFrame | None = None, incident_start: Any = None,
+                      label: str | None = "service") -> Chart:
+    """5xx ratio in percent over time, the SEV-3 and SEV-2 bands at the configured thresholds (the playbook's
+    5-10 % and >10 % by default), deploys, the onset."""
+    fig = go.Figure()
+    _series(fig, frame, label, scale=100)
+    top = max(high * 100 * 1.5, float(frame["value"].max() * 100 * 1.1) if not frame.empty else 0)
+    fig.add_hrect(y0=moderate * 100, y1=high * 100, fillcolor="#f39c12", opacity=0.15, line_width=0,
+                  annotation_text=f"SEV-3 {moderate * 100:g}-{high * 100:g}%", annotation_position="top left")
+    fig.add_hrect(y0=high * 100, y1=top, fillcolor="#c0392b", opacity=0.12, line_width=0,
+                  annotation_text=f"SEV-2 >{high * 100:g}%", annotation_position="top left")
+    _markers(fig, deploys, incident_start, _span([frame]))
+    fig.update_layout(title="Error ratio (5xx share of requests)", yaxis_title="% of requests",
+                      yaxis_range=[0, top], template="plotly_white", height=420)
+    return Chart(fig, "error-ratio")
+
+
+def latency_chart(frames: Mapping[str, pd.DataFrame], *, slow_seconds: float = 5.0,
+                  incident_start: Any = None, deploys: pd.DataFrame | None = None) -> Chart:
+    """Latency quantiles (``{"p95": frame, ...}``) with the SEV-2 line at ``slow_seconds``."""
+    fig = go.Figure()
+    for name, frame in frames.items():
+        if frame.empty:
+            continue
+        frame = downsample(frame)
+        fig.add_trace(go.Scatter(x=frame.index, y=frame["value"], mode="lines", name=name))
+    fig.add_hline(y=slow_seconds, line_color="#c0392b", line_dash="dash",
+                  annotation_text=f"SEV-2 > {slow_seconds:g} s")
+    _markers(fig, deploys, incident_start, _span(list(frames.values())))
+    fig.update_layout(title="Latency quantiles", yaxis_title="seconds", template="plotly_white", height=420)
+    return Chart(fig, "latency")
+
+
+def lock_graph_chart(graph: Any) -> Chart:
+    """Sessions as nodes (colour = state, size = wait), edges from waiter to blocker, roots marked."""
+    fig = go.Figure()
+    sessions = graph.sessions.set_index("pid") if not graph.sessions.empty else pd.DataFrame()
+    pids = sorted(set(graph.edges["blocked_pid"]) | set(graph.edges["blocking_pid"])) if not graph.empty else []
+    if not pids:
+        fig.add_annotation(text="no session is waiting on a lock", showarrow=False, x=0.5, y=0.5,
+                           xref="paper", yref="paper")
+        fig.update_layout(title="Lock graph", template="plotly_white", height=260,
+                          xaxis={"visible": False}, yaxis={"visible": False})
+        return Chart(fig, "lock-graph")
+    # Depth = distance from a root (blockers at the left), computed once with the graph.
+    depth = {pid: int(graph.depths.get(pid, 0)) for pid in pids}
+    rows: dict[int, int] = {}
+    pos: dict[int, tuple[float, float]] = {}
+    for pid in sorted(pids, key=lambda p: (depth[p], p)):
+        rows[depth[pid]] = rows.get(depth[pid], 0) + 1
+        pos[pid] = (float(depth[pid]), float(-rows[depth[pid]]))
+    for w, b in zip(graph.edges["blocked_pid"], graph.edges["blocking_pid"], strict=True):
+        (x0, y0), (x1, y1) = pos[int(w)], pos[int(b)]
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
+                           showarrow=True, arrowhead=3, arrowwidth=1.5, arrowcolor="#7f8c8d")
+    roots = set(int(p) for p in graph.roots["pid"])
+    def attr(pid: int, column: str) -> Any:
+        return sessions.loc[pid, column] if pid in sessions.index else None
+    states = [str(attr(p, "state") or "unknown") for p in pids]
+    waits = [float(attr(p, "wait_seconds") or 0) if not pd.isna(attr(p, "wait_seconds")) else 0.0 for p in pids]
+    fig.add_trace(go.Scatter(
+        x=[pos[p][0] for p in pids], y=[pos[p][1] for p in pids], mode="markers+text",
+        text=[f"{'ROOT ' if p in roots else ''}pid {p}" for p in pids], textposition="top center",
+        marker={"size": [14 + min(40.0, w * 2) for w in waits],
+                "color": [_STATE_COLOURS.get(s, "#34495e") for s in states],
+                "line": {"width": [4 if p in roots else 1 for p in pids], "color": "#000"}},
+        hovertext=[f"pid {p} [{s}] waits {w:.1f}s<br>{str(attr(p, 'query') or '')[:80]}"
+                   for p, s, w in zip(pids, states, waits, strict=True)],
+        hoverinfo="text", name="sessions"))
+    # Room around the nodes so labels are not cut at the plot's edges.
+    fig.update_layout(title="Lock graph: arrows point from waiter to blocker", template="plotly_white",
+                      height=max(260, 70 * max(rows.values()) + 140), showlegend=False,
+                      xaxis={"visible": False, "range": [-0.4, max(depth.values()) + 0.4]},
+                      yaxis={"visible": False, "range": [-max(rows.values()) - 0.6, -0.3]})
+    return Chart(fig, "lock-graph")
+
+
+def pod_status_chart(pods: pd.DataFrame) -> Chart:
+    """Restarts per pod, coloured by what is wrong with it."""
+    fig = go.Figure()
+    if pods.empty:
+        fig.add_annotation(text="no pods", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    else:
+        status = pods["waiting_reason"].fillna(pods["last_termination_reason"]).fillna(pods["phase"])
+        for name in sorted(status.unique()):
+            part = pods[status == name]
+            fig.add_trace(go.Bar(x=part["pod"], y=part["restarts"], name=str(name)))
+        if not pods["restarts"].any():
+            fig.add_annotation(text=f"no pod has restarted ({len(pods)} pods)", showarrow=False, x=0.5, y=0.5,
+                               xref="paper", yref="paper")
+            fig.update_yaxes(range=[0, 1])
+    fig.update_layout(title="Pod restarts and status", yaxis_title="restarts", template="plotly_white",
+                      height=420, barmode="stack")
+    return Chart(fig, "pod-status")
+
+
+def save_image(chart: Chart, path: str | Path) -> Path | None:
+    """Write a PNG with kaleido (Debian's chromium); None if no browser is available here."""
+    path = Path(path)
+    try:
+        chart.figure.write_image(str(path), width=1000, height=int(chart.figure.layout.height or 420))
+    except Exception:  # kaleido raises several unrelated types when chromium is missing
+        return None
+    return path

@@ -1,0 +1,162 @@
+"""Every notebook renderer but the charts: how a result reads in JupyterLab and in report.html. No I/O.
+
+Records and rule results stay plain data; their ``_repr_html_`` (where a notebook shows
+them directly) calls the function here, and the phase functions wrap what needs a view
+(logs, the plan, the lock graph) in the classes below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from irkit.display import charts
+
+if TYPE_CHECKING:
+    from irkit.evidence.records import Unavailable
+    from irkit.rules.locks import LockGraph
+    from irkit.rules.plan import Mitigation
+    from irkit.rules.recovery import Verdict
+    from irkit.rules.severity import Assessment
+
+__all__ = ["LockView", "LogView", "Note", "PlanView", "SaturationView", "assessment_html", "metrics_html",
+           "saturation_html", "shown", "unavailable_html", "verdict_html"]
+
+_RED, _GREEN, _ORANGE = "#c0392b", "#27ae60", "#d35400"
+
+
+def _box(colour: str, html: str) -> str:
+    return f"<div style='border-left:4px solid {colour};padding:4px 8px'>{html}</div>"
+
+
+class Note:
+    """A sentence in place of an empty table: "no pod is unhealthy" reads better than bare headers."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        return f"<p style='border-left:4px solid {_GREEN};padding:4px 8px'>{escape(self.text)}</p>"
+
+    def __repr__(self) -> str:
+        return self.text
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Note) and other.text == self.text
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def shown(value: Any, empty: str) -> Any:
+    """``value``, or a :class:`Note` saying ``empty`` when it is an empty table."""
+    return Note(empty) if isinstance(value, pd.DataFrame) and value.empty else value
+
+
+def unavailable_html(u: Unavailable) -> str:
+    return _box(_RED, f"<b>{escape(u.what)}: unavailable</b> ({escape(u.kind)})<br>{escape(u.error)}")
+
+
+def assessment_html(a: Assessment) -> str:
+    from datetime import UTC
+    reasons = "".join(f"<li>{escape(r)}</li>" for r in a.reasons)
+    missing = "".join(f"<li>{escape(u)}</li>" for u in a.unmeasured)
+    verdict = {None: "severity UNKNOWN: the deciding signals were not measured",
+               False: f"{a.name}: not an incident"}.get(a.real, a.name)
+    if a.real and a.unmeasured:
+        verdict += " (at least: some signals were not measured)"
+    return (f"<p><b style='font-size:1.3em'>{escape(verdict)}</b> &mdash; respond within "
+            f"{escape(a.response_time)} (by {a.respond_by.astimezone(UTC):%Y-%m-%d %H:%M} UTC); escalate: "
+            f"{escape(a.escalation)}</p><ul>{reasons}</ul>"
+            + (f"<p>Not measured:</p><ul>{missing}</ul>" if missing else ""))
+
+
+def verdict_html(v: Verdict) -> str:
+    unknown = "".join(f"<li>{escape(f)}</li>" for f in v.unmeasured)
+    if v.recovered:
+        return f"<h3 style='color:{_GREEN}'>RECOVERED: every check passed</h3>"
+    if v.recovered is None:
+        return (f"<h3 style='color:{_ORANGE}'>UNKNOWN: no check failed, but these could not be measured</h3>"
+                f"<ul>{unknown}</ul>")
+    items = "".join(f"<li>{escape(f)}</li>" for f in v.failed)
+    return (f"<h3 style='color:{_RED}'>NOT RECOVERED</h3><ul>{items}</ul>"
+            + (f"<p>Not measured:</p><ul>{unknown}</ul>" if unknown else ""))
+
+
+def saturation_html(text: str, ratio: float, threshold: float) -> str:
+    return f"<p style='border-left:4px solid {_RED if ratio >= threshold else _GREEN};padding:4px 8px'>" \
+           f"{escape(text)}</p>"
+
+
+class SaturationView:
+    """Connection saturation as a sentence, red from the configured threshold (pg_saturation_ratio)."""
+
+    def __init__(self, text: str, ratio: float, threshold: float) -> None:
+        self.text, self.ratio, self.threshold = text, ratio, threshold
+
+    def _repr_html_(self) -> str:
+        return saturation_html(self.text, self.ratio, self.threshold)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+class LogView:
+    """Folded logs shown whole: a header per group, the text in a ``<pre>`` block."""
+
+    def __init__(self, frame: pd.DataFrame, title: str) -> None:
+        self.frame = frame
+        self.title = title
+
+    def _blocks(self) -> list[tuple[str, str]]:
+        return [(f"{row['deployment']} / {row['container']}: {len(row['pods'])} pod(s) {', '.join(row['pods'])}",
+                 str(row["text"])) for row in self.frame.to_dict("records")]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        blocks = self._blocks()
+        if not blocks:
+            return {"text/plain": f"{self.title}: none"}
+        return {"text/plain": "\n\n".join(f"== {head}\n{text}" for head, text in blocks),
+                "text/html": "".join(f"<p><b>{escape(head)}</b></p><pre>{escape(text)}</pre>" for head, text in blocks)}
+
+
+class PlanView:
+    """The plan as numbered steps, each with its reason and the whole command ready to copy."""
+
+    def __init__(self, steps: Sequence[Mitigation], empty: str = "nothing to do: no finding calls for a mitigation"
+                 ) -> None:
+        self.steps = list(steps)
+        self.empty = empty
+        self.frame = pd.DataFrame([s.as_dict() for s in self.steps],
+                                  columns=["action", "target", "why", "command", "finding", "status"])
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        if not self.steps:
+            return {"text/plain": self.empty, "text/html": f"<p>{escape(self.empty)}</p>"}
+        plain = "\n\n".join(f"{i}. {s.action} {s.target}: {s.why}\n   {s.command}" for i, s in enumerate(self.steps, 1))
+        html = "<ol>" + "".join(
+            f"<li><b>{escape(s.action)}</b> {escape(s.target)}: {escape(s.why)} "
+            f"<i>(from {escape(s.finding)})</i><pre>{escape(s.command)}</pre></li>" for s in self.steps) + "</ol>"
+        return {"text/plain": plain, "text/html": html}
+
+
+class LockView:
+    """The lock graph as its text tree above its chart."""
+
+    def __init__(self, graph: LockGraph) -> None:
+        self.graph = graph
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = charts.lock_graph_chart(self.graph)._repr_mimebundle_()
+        bundle["text/html"] = f"<pre>{escape(self.graph.tree())}</pre>" + bundle["text/html"]
+        bundle["text/plain"] = self.graph.tree()
+        return bundle
+
+
+def metrics_html(available: bool, frame: pd.DataFrame, note: str) -> str:
+    if not available:
+        return f"<p><b>metrics unavailable:</b> {escape(note)}</p>"
+    return str(frame.to_html(index=False))

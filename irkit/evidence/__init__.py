@@ -1,0 +1,294 @@
+"""The run directory's one owner (Post-Incident 2: preserve evidence).
+
+Layout, written as the run goes: ``run.json`` (what the run set out to do), ``phase-N.json``
+(each phase's typed records, see :mod:`irkit.evidence.records`), the executed notebooks,
+``data/`` (full series behind the charts), then ``summary.json`` (:func:`summarize`),
+``report.html`` (:mod:`irkit.evidence.report`) and ``manifest.json`` (SHA-256 of every file,
+optionally signed), which ``irkit verify`` checks. Every JSON file is written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import shlex
+import stat
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from irkit.errors import ConfigError, ParameterError
+from irkit.evidence import records
+from irkit.evidence.records import RunRecords
+from irkit.evidence.report import write_report
+
+__all__ = ["MANIFEST", "RUN", "SCHEMA_VERSION", "RunState", "RunSummary", "read_json", "run_state", "signed",
+           "summaries", "summarize", "verify", "write_json", "write_manifest", "write_report"]
+
+MANIFEST = "manifest.json"
+RUN = "run.json"  # written when a run starts: what it set out to do, so a run cut short can be sealed later
+SCHEMA_VERSION = records.SCHEMA_VERSION
+_MAX_JSON = 64 << 20  # a manifest or summary read back; real ones are a few KiB
+# The key that signs manifests (HMAC-SHA256), from the environment or a file; never from irkit.toml.
+KEY_ENV, KEY_FILE_ENV = "IRKIT_EVIDENCE_KEY", "IRKIT_EVIDENCE_KEY_FILE"
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` as JSON atomically: a reader sees the old file or the new one, never half of one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str))
+    tmp.replace(path)
+    return path
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path``, or None when it is missing, too large, or not JSON (a run cut short)."""
+    try:
+        if path.stat().st_size > _MAX_JSON:
+            return None
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _entries(run_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """Every regular file's SHA-256 (but the manifest's), and everything that is not a regular file.
+
+    Walks with lstat: a symlink is reported, never followed (it could point anywhere, or at a FIFO that
+    blocks a reader forever).
+    """
+    files: dict[str, str] = {}
+    odd: list[str] = []
+    for root, dirs, names in os.walk(run_dir):
+        for name in sorted(dirs + names):
+            path = Path(root, name)
+            rel = str(path.relative_to(run_dir))
+            mode = path.lstat().st_mode
+            if stat.S_ISDIR(mode):
+                continue
+            if stat.S_ISREG(mode):
+                if rel != MANIFEST:
+                    files[rel] = _sha256(path)
+            else:
+                kind = "symlink" if stat.S_ISLNK(mode) else "FIFO" if stat.S_ISFIFO(mode) else "special file"
+                odd.append(f"{rel} ({kind})")
+        dirs[:] = [d for d in dirs if not Path(root, d).is_symlink()]
+    return files, odd
+
+
+def _dirs(run_dir: Path) -> set[str]:
+    return {str(Path(root, d).relative_to(run_dir)) for root, dirs, _ in os.walk(run_dir) for d in dirs
+            if not Path(root, d).is_symlink()}
+
+
+def _key() -> bytes | None:
+    """The manifest signing key: ``IRKIT_EVIDENCE_KEY``, or the file ``IRKIT_EVIDENCE_KEY_FILE`` names."""
+    if os.environ.get(KEY_ENV):
+        return os.environ[KEY_ENV].encode()
+    path = os.environ.get(KEY_FILE_ENV)
+    if not path:
+        return None
+    try:
+        key = Path(path).read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"{KEY_FILE_ENV}={path!r} cannot be read ({exc.strerror}); fix the path or unset it") \
+            from exc
+    if not key:
+        raise ConfigError(f"{KEY_FILE_ENV}={path!r} is empty; put the signing key in it or unset it")
+    return key
+
+
+def _signature(key: bytes, files: dict[str, str]) -> str:
+    canonical = json.dumps(files, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(key, canonical, hashlib.sha256).hexdigest()
+
+
+def write_manifest(run_dir: Path) -> Path:
+    """``manifest.json``: SHA-256 of every file, signed with HMAC-SHA256 when a key is configured."""
+    files, _ = _entries(run_dir)
+    manifest: dict[str, Any] = {"algorithm": "sha256", "files": files,
+                                "directories": sorted(_dirs(run_dir))}
+    key = _key()
+    if key is not None:
+        manifest["signature"] = {"algorithm": "hmac-sha256", "value": _signature(key, files)}
+    return write_json(run_dir / MANIFEST, manifest)
+
+
+@dataclass(frozen=True)
+class RunState:
+    """What a run directory holds: the run it set out to be and how far each phase got."""
+
+    incident: str
+    started_at: datetime
+    phases: list[int]
+    found: dict[int, str]  # phase -> "complete" | "partial" | "skipped"
+    sealed: bool
+
+    def describe(self) -> str:
+        groups: dict[str, list[int]] = {}
+        for phase in self.phases:
+            groups.setdefault(self.found[phase], []).append(phase)
+        return ", ".join(f"phase{'s' if len(p) > 1 else ''} {_span(p)} {state}" for state, p in groups.items())
+
+
+def _span(phases: list[int]) -> str:
+    return f"{phases[0]}-{phases[-1]}" if len(phases) > 1 and phases == list(
+        range(phases[0], phases[-1] + 1)) else ",".join(map(str, phases))
+
+
+def run_state(run_dir: Path) -> RunState:
+    """How far the run in ``run_dir`` got, from ``run.json`` and each phase's record; a directory that is
+    no run is a ParameterError."""
+    if not run_dir.is_dir():
+        raise ParameterError(f"{run_dir} is not a directory; name a run directory like outputs/INC-123/<run id>")
+    meta = read_json(run_dir / RUN)
+    records = sorted(run_dir.glob("phase-*.json"))
+    if not isinstance(meta, dict) and not records and not (run_dir / MANIFEST).exists():
+        raise ParameterError(f"{run_dir} is not a run directory (no {RUN}, {MANIFEST} or phase records); "
+                             "name one like outputs/INC-123/<run id>")
+    meta = meta if isinstance(meta, dict) else {}
+    planned = meta.get("phases")
+    phases = sorted({int(p.stem.split("-")[1]) for p in records if p.stem.split("-")[1].isdigit()})
+    if isinstance(planned, list) and all(isinstance(p, int) for p in planned):
+        phases = sorted(set(planned) | set(phases))
+    started = meta.get("started")
+    started = started if isinstance(started, list) else []
+    found: dict[int, str] = {}
+    for phase in phases:
+        record = read_json(run_dir / f"phase-{phase}.json")
+        if isinstance(record, dict) and record.get("finished_at"):
+            found[phase] = "complete"
+        elif record is not None or phase in started or any(run_dir.glob(f"0{phase}-*.ipynb")):
+            found[phase] = "partial"
+        else:
+            found[phase] = "skipped"
+    try:
+        started_at = datetime.fromisoformat(str(meta.get("started_at")))
+    except ValueError:
+        started_at = datetime.fromtimestamp(run_dir.stat().st_mtime, UTC)
+    incident = str(meta.get("incident") or run_dir.parent.name)
+    return RunState(incident, started_at, phases, found, (run_dir / MANIFEST).exists())
+
+
+def verify(run_dir: str | Path) -> dict[str, list[str]]:
+    """What differs from the manifest: files ``changed``, ``added`` and ``removed``, anything ``unexpected``
+    (a symlink, a FIFO, a directory the manifest does not list), and ``signature`` problems.
+
+    A run directory without a manifest (its process died before sealing) is ``unfinished``, with how
+    far each phase got and the command that seals it; a manifest that is not one is a ParameterError.
+    """
+    run_dir = Path(run_dir)
+    state = run_state(run_dir)
+    if not state.sealed:
+        return {"unfinished": [f"{state.describe() or 'no phase recorded'}; nothing sealed it (its process "
+                               f"died). Seal what is there with: irkit seal {shlex.quote(str(run_dir))}"]}
+    manifest = read_json(run_dir / MANIFEST)
+    recorded = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(recorded, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()):
+        raise ParameterError(f"{run_dir / MANIFEST} is not an irkit manifest (JSON with a 'files' table of "
+                             "name -> sha256); the evidence cannot be checked against it")
+    now, odd = _entries(run_dir)
+    listed_dirs = manifest.get("directories")
+    # Manifests before directories were listed: any directory holding a listed file is expected.
+    expected_dirs = set(listed_dirs) if isinstance(listed_dirs, list) else {
+        str(parent) for name in recorded for parent in Path(name).parents if str(parent) != "."}
+    odd += [f"{d}/ (directory)" for d in sorted(_dirs(run_dir) - expected_dirs)]
+    problems = {
+        "changed": sorted(name for name in recorded if name in now and now[name] != recorded[name]),
+        "added": sorted(set(now) - set(recorded)),
+        "removed": sorted(set(recorded) - set(now)),
+        "unexpected": sorted(odd),
+        "signature": _check_signature(manifest, recorded),
+    }
+    return problems
+
+
+def _check_signature(manifest: dict[str, Any], recorded: dict[str, str]) -> list[str]:
+    key = _key()
+    signature = manifest.get("signature")
+    value = signature.get("value") if isinstance(signature, dict) else None
+    if key is None:
+        return []  # nothing to check against; the CLI says the signature was not checked
+    if not isinstance(value, str):
+        return [f"the manifest is not signed, but {KEY_ENV} is set: it was written without the key, or re-sealed"]
+    if not hmac.compare_digest(value, _signature(key, recorded)):
+        return ["the manifest's signature does not match: it was edited or re-sealed without the key"]
+    return []
+
+
+def signed(run_dir: Path) -> bool | None:
+    """Whether the manifest carries a signature (None: no readable manifest)."""
+    manifest = read_json(run_dir / MANIFEST)
+    return isinstance(manifest.get("signature"), dict) if isinstance(manifest, dict) else None
+
+
+
+
+def summarize(run_dir: Path, incident: str, started: datetime, phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """``summary.json``'s content: the run, each phase's status, and the verdicts its records hold."""
+    run = RunRecords(run_dir)
+    severity = run.get(records.SEVERITY)
+    verdict = run.get(records.VERDICT)
+    inconclusive = []
+    if severity is not None and not severity.known:
+        inconclusive.append("severity unknown: not measured: " + "; ".join(severity.unmeasured))
+    if verdict is not None and verdict.recovered is None:
+        inconclusive.append("recovery unknown: not measured: " + "; ".join(verdict.unmeasured))
+    start = run.get(records.INCIDENT_START)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "incident": incident, "run_id": run_dir.name, "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(), "phases": phases,
+        "ok": all(p["status"] == "ok" for p in phases),
+        "severity": severity.as_dict() if severity else None, "real": run.get(records.REAL),
+        "ongoing": run.get(records.ONGOING), "affected": run.get(records.AFFECTED),
+        "incident_start": start.isoformat() if start else None,
+        "findings": [{k: v for k, v in f.as_dict().items() if k != "evidence"} for f in run.get(records.FINDINGS)],
+        "mitigations": [m.as_dict() for m in run.get(records.MITIGATIONS)],
+        "recovery": verdict.as_dict() if verdict else None,
+        "inconclusive": inconclusive,
+    }
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What an earlier run's ``summary.json`` says, for "related incidents"."""
+
+    run_dir: Path
+    incident: str
+    run_id: str
+    severity: str | None
+    affected: tuple[str, ...]
+    finished_at: datetime | None
+
+
+def summaries(outputs: Path) -> list[RunSummary]:
+    """Every sealed run under ``outputs/<incident>/<run id>/``; unreadable summaries are passed over."""
+    found = []
+    for path in sorted(outputs.glob("*/*/summary.json")):
+        data = read_json(path)
+        if not isinstance(data, dict):
+            continue
+        severity = data.get("severity")
+        try:
+            finished = datetime.fromisoformat(data["finished_at"]) if data.get("finished_at") else None
+        except (TypeError, ValueError):
+            finished = None
+        affected = data.get("affected")
+        found.append(RunSummary(path.parent, str(data.get("incident", path.parent.parent.name)),
+                                str(data.get("run_id", path.parent.name)),
+                                severity.get("name") if isinstance(severity, dict) else None,
+                                tuple(str(a) for a in affected) if isinstance(affected, list) else (), finished))
+    return found

@@ -1,0 +1,217 @@
+"""Phase 1, detection and initial response: the quick-assessment checklist answered from data (1.2).
+
+Each function is one notebook cell: it asks the sources, records what it saw on the
+incident, and returns something the notebook shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from irkit import evidence, limits
+from irkit.display import charts
+from irkit.evidence import records as R
+from irkit.phases.incident import Incident, Note, Unavailable, shown
+from irkit.rules.severity import Assessment, Signals, Thresholds, classify
+from irkit.sources import http, k8s, prom
+
+__all__ = [
+    "assessment",
+    "checklist",
+    "endpoint_health",
+    "error_ratio_history",
+    "error_ratio_now",
+    "incident_start",
+    "latency_now",
+    "pod_health",
+    "related_incidents",
+]
+
+
+def _per_service_and_overall(inc: Incident, query: Callable[..., pd.DataFrame], column: str, what: str,
+                             metric_key: str) -> pd.DataFrame:
+    """``query`` now, per service and overall (service ``all``), its value named ``column``.
+
+    No value at all (the metric matches no series, or no traffic: 0/0) is a PrometheusNoData
+    that says which key to check: an empty table must never read as "no errors".
+    """
+    per = query(by_service=True).rename(columns={inc.config.prom_service_label: "service"})
+    frame = pd.concat([per, query().assign(service="all")])
+    frame = frame.reset_index(drop=True)
+    if "service" not in frame.columns:
+        frame["service"] = "all"
+    prom.require_data(inc.prom, frame, what, metric_key)
+    return frame[["service", "value"]].rename(columns={"value": column})
+
+
+def error_ratio_now(inc: Incident) -> pd.DataFrame | Unavailable:
+    """5xx share per service right now, and overall (service ``all``)."""
+    return inc.record(R.ERROR_RATIO_NOW, inc.attempt("error ratio now", lambda: _per_service_and_overall(
+        inc, partial(prom.error_ratio, inc.prom), "error_ratio", "error ratio now", "prom_requests_metric")))
+
+
+def latency_now(inc: Incident) -> pd.DataFrame | Unavailable:
+    """p95 latency per service right now, and overall: the playbook's "slow responses (>5s)" signal."""
+    return inc.record(R.LATENCY_P95_NOW, inc.attempt("p95 latency now", lambda: _per_service_and_overall(
+        inc, partial(prom.latency_quantile, inc.prom, 0.95), "seconds", "p95 latency now", "prom_latency_metric")))
+
+
+def incident_start(frame: pd.DataFrame, threshold: float) -> datetime | None:
+    """First time the error ratio crossed ``threshold`` after last being under it (pure)."""
+    if frame.empty:
+        return None
+    series = frame["value"].groupby(level=0).max().sort_index()
+    above = series >= threshold
+    if not above.any():
+        return None
+    below_idx = series.index[~above]
+    later = series.index[above & (series.index > below_idx[-1])] if len(below_idx) else series.index[above]
+    if not len(later):
+        later = series.index[above]
+    return pd.Timestamp(later[0]).to_pydatetime()
+
+
+def error_ratio_history(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavailable:
+    """The error ratio per service over the window, with thresholds, deploys and the onset."""
+    cfg = inc.config
+    window = prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes)))
+    frame = inc.attempt("error ratio history", lambda: prom.require_data(
+        inc.prom, prom.error_ratio(inc.prom, window, by_service=True), "error ratio history", "prom_requests_metric"))
+    if isinstance(frame, Unavailable):
+        return frame
+    start = incident_start(frame, cfg.error_ratio_moderate)
+    inc.record(R.INCIDENT_START, start)
+    inc.record(R.WINDOW, {"start": window.start, "end": window.end})
+    history = inc.attempt("rollout history", lambda: k8s.rollout_histories(inc.kube, cfg.deployments))
+    deploys = history if isinstance(history, pd.DataFrame) else None
+    return charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
+                                    deploys=deploys, incident_start=start,
+                                    label=cfg.prom_service_label).with_data(inc.save_data("error-ratio", frame))
+
+
+def pod_health(inc: Incident) -> pd.DataFrame | Unavailable:
+    """Deployments and StatefulSets with their ready replicas; records which have none ready."""
+    frame = inc.attempt("workload readiness", lambda: k8s.deployments(inc.kube))
+    if isinstance(frame, pd.DataFrame):
+        down = frame[(frame["desired"] > 0) & (frame["ready"] == 0)]["name"].tolist()
+        degraded = frame[(frame["ready"] < frame["desired"]) & (frame["ready"] > 0)]["name"].tolist()
+        inc.record(R.WORKLOADS_DOWN, down)
+        inc.record(R.WORKLOADS_DEGRADED, degraded)
+    return inc.record(R.WORKLOADS, frame)
+
+
+def endpoint_health(inc: Incident) -> pd.DataFrame:
+    """The configured health endpoints, like ``curl -f``."""
+    return inc.record(R.ENDPOINTS, http.check_all(inc.config))
+
+
+def _unmeasured(inc: Incident) -> tuple[str, ...]:
+    """The deciding signals this phase could not measure, each with why (the recorded error)."""
+    missing = []
+    for key, what in ((R.ERROR_RATIO_NOW, "error ratio"), (R.LATENCY_P95_NOW, "p95 latency"),
+                      (R.WORKLOADS, "workload readiness")):
+        if not inc.rows(key):
+            failed = inc.unavailable(key)
+            missing.append(f"{what}: {failed.error if failed else 'not measured (the step did not run)'}")
+    if not inc.config.health_endpoints:
+        missing.append("health endpoints: none configured; set health_endpoints to the critical user journeys "
+                       "(playbook 4.1)")
+    elif not inc.rows(R.ENDPOINTS):
+        missing.append("health endpoints: not checked (the step did not run)")
+    return tuple(missing)
+
+
+def _signals(inc: Incident) -> Signals:
+    ratios = {r["service"]: r["error_ratio"] for r in inc.rows(R.ERROR_RATIO_NOW)}
+    p95s = {r["service"]: r["seconds"] for r in inc.rows(R.LATENCY_P95_NOW)}
+    endpoints = inc.rows(R.ENDPOINTS)
+    all_endpoints_down = bool(endpoints) and not any(e.get("ok") for e in endpoints)
+    down = inc.current(R.WORKLOADS_DOWN)
+    key = (inc.config.backend_deployment, inc.config.frontend_deployment)
+    outage = all_endpoints_down or any(name in key for name in down)
+    # The worst service counts: a backend at 12 % is SEV-2 even if the average is lower.
+    worst_ratio = max((v for v in ratios.values() if v is not None), default=None)
+    worst_p95 = max((v for v in p95s.values() if v is not None), default=None)
+    degraded = bool(inc.current(R.WORKLOADS_DEGRADED))
+    return Signals(outage=outage, error_ratio=worst_ratio, latency_p95_seconds=worst_p95,
+                   performance_degraded=degraded, unmeasured=_unmeasured(inc))
+
+
+def assessment(inc: Incident) -> Assessment:
+    """classify() on what this phase saw; records the severity, its reasons and the deadline."""
+    cfg = inc.config
+    detected = inc.current(R.INCIDENT_START) or inc.started_at
+    result = classify(_signals(inc), Thresholds(cfg.error_ratio_high, cfg.error_ratio_moderate,
+                                                cfg.latency_p95_slow_seconds), detected_at=detected)
+    inc.record(R.SEVERITY, result.as_dict())
+    return result
+
+
+def _affected(inc: Incident) -> list[str]:
+    cfg = inc.config
+    services = [r["service"] for r in inc.rows(R.ERROR_RATIO_NOW)
+                if r["service"] != "all" and (r["error_ratio"] or 0) >= cfg.error_ratio_moderate]
+    services += [r["service"] for r in inc.rows(R.LATENCY_P95_NOW)
+                 if r["service"] != "all" and (r["seconds"] or 0) > cfg.latency_p95_slow_seconds]
+    workloads = inc.current(R.WORKLOADS_DOWN) + inc.current(R.WORKLOADS_DEGRADED)
+    return sorted(set(services)) + sorted(set(workloads))
+
+
+def related_incidents(inc: Incident, outputs: str | Path = "outputs", days: int = 30) -> pd.DataFrame | Note:
+    """Earlier runs in ``outputs/`` whose affected services overlap this one's."""
+    affected = set(_affected(inc))
+    rows: list[dict[str, Any]] = []
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    for run in evidence.summaries(Path(outputs)):
+        if run.run_dir.resolve() == inc.run_dir.resolve():
+            continue
+        if run.finished_at is not None and run.finished_at < cutoff:
+            continue
+        overlap = affected & set(run.affected)
+        if overlap:
+            rows.append({"incident": run.incident, "run": run.run_id, "severity": run.severity,
+                         "overlap": ", ".join(sorted(overlap)), "path": str(run.run_dir)})
+    frame = pd.DataFrame(rows, columns=["incident", "run", "severity", "overlap", "path"])
+    inc.record(R.RELATED_INCIDENTS, frame)
+    return shown(frame, f"no earlier run in {outputs}/ in the last {days} days touched "
+                        f"{', '.join(sorted(affected)) or 'these services'}")
+
+
+def checklist(inc: Incident) -> pd.DataFrame:
+    """The playbook's quick-assessment checklist (1.2), each box answered from the data above."""
+    cfg = inc.config
+    severity = inc.current(R.SEVERITY)
+    ratios = inc.rows(R.ERROR_RATIO_NOW)
+    worst = max((r["error_ratio"] for r in ratios if r["error_ratio"] is not None), default=None)
+    unhealthy_now = bool(inc.current(R.WORKLOADS_DOWN) or inc.current(R.WORKLOADS_DEGRADED))
+    ongoing: bool | None = (worst is not None and worst >= cfg.error_ratio_moderate) or unhealthy_now
+    related = inc.rows(R.RELATED_INCIDENTS)
+    affected = _affected(inc)
+    real = severity.real if severity else None
+    if worst is None and not unhealthy_now:
+        ongoing = None  # nothing that would show it was measured
+    inc.record(R.AFFECTED, affected)
+    inc.record(R.REAL, real)
+    inc.record(R.ONGOING, ongoing)
+    unmeasured = "; ".join(severity.unmeasured if severity else ())
+    rows = [
+        ("Confirm incident is real (not false positive)",
+         "unknown: the deciding signals were not measured" if real is None else "yes" if real else
+         "no: every deciding signal was measured and is under its threshold",
+         "; ".join(severity.reasons if severity else ()) + (f"; not measured: {unmeasured}" if unmeasured else "")),
+        ("Determine initial severity level", severity.name if severity else "unknown",
+         f"respond by {severity.respond_by.isoformat() if severity else '?'}; escalate: "
+         f"{severity.escalation if severity else '?'}"),
+        ("Check if incident is ongoing or resolved",
+         "unknown" if ongoing is None else "ongoing" if ongoing else "resolved or not happening",
+         f"worst error ratio now {worst:.1%}" if worst is not None else "error ratio unavailable"),
+        ("Identify affected systems/users", ", ".join(affected) or "none found", ""),
+        ("Check for related incidents", f"{len(related)} related run(s)" if related else "none in outputs/", ""),
+    ]
+    return pd.DataFrame(rows, columns=["check", "answer", "evidence"])

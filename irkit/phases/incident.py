@@ -1,0 +1,208 @@
+"""The incident a notebook works on: configuration, connections, and what each phase recorded.
+
+A phase notebook opens one :class:`Incident` and passes it to the phase's step
+functions. Each step's result is written to ``<run_dir>/phase-N.json`` the moment it
+is known (a later failure loses nothing), and a source that is down or hung turns
+into an :class:`Unavailable` result shown in the notebook and recorded as a problem,
+so one dead dependency never stops the rest of the playbook.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from irkit import config as irconfig
+from irkit.display.views import Note, shown  # re-exported: phases and notebooks meet them through here
+from irkit.errors import IrkitError, KubernetesError, PostgresError, PrometheusError, SourceError
+from irkit.evidence import records
+from irkit.evidence.records import Key, RunRecords, Unavailable
+
+__all__ = ["Incident", "Note", "Unavailable", "jsonable", "open_incident", "shown"]
+
+T = TypeVar("T")
+_CLIENT_ERRORS = {"pg": PostgresError, "prom": PrometheusError, "kube": KubernetesError}
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data from DataFrames, dataclasses, datetimes and the like."""
+    if isinstance(value, pd.DataFrame):
+        return [jsonable(row) for row in value.reset_index().to_dict("records")] if isinstance(
+            value.index, pd.DatetimeIndex) else [jsonable(row) for row in value.to_dict("records")]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return None if pd.isna(value) else value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, float) and (math.isnan(value) or math.isinf(value)):
+        return None
+    if value is pd.NaT or value is None:
+        return None
+    if hasattr(value, "item") and not isinstance(value, str):  # numpy scalars
+        return jsonable(value.item())
+    if isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+class Incident:
+    """One phase's view of an incident: config, lazy connections, records, problems."""
+
+    def __init__(self, incident_id: str, phase: int, run_dir: Path, config: irconfig.Config) -> None:
+        self.id = incident_id
+        self.phase = phase
+        self.run_dir = run_dir
+        self.config = config
+        self.started_at = datetime.now(UTC)
+        self.records: dict[str, Any] = {}
+        self.problems: list[dict[str, Any]] = []
+        self._clients: dict[str, Any] = {}
+        self._down: dict[str, tuple[SourceError, float]] = {}
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self._flush()
+
+    # ---------------------------------------------------------------- connections
+    def _client(self, name: str, factory: Callable[[irconfig.Config], Any]) -> Any:
+        # A source that did not answer is not asked again for a while: during an outage a dozen
+        # steps each waiting out the timeout of the same hung server is minutes lost. The pause
+        # is short, so re-running a cell in JupyterLab after fixing a port-forward asks again.
+        if name in self._down:
+            error, since = self._down[name]
+            if time.monotonic() - since < self.config.retry_after:
+                raise error.not_retried()
+            del self._down[name]
+        if name not in self._clients:
+            self._clients[name] = factory(self.config)
+        return self._clients[name]
+
+    @property
+    def pg(self) -> Any:
+        from irkit.sources import pg
+        return self._client("pg", pg.connect)
+
+    @property
+    def prom(self) -> Any:
+        from irkit.sources import prom
+        return self._client("prom", prom.connect)
+
+    @property
+    def kube(self) -> Any:
+        from irkit.sources import k8s
+        return self._client("kube", k8s.connect)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            try:
+                client.close()
+            except Exception:  # closing must never mask what the phase found
+                pass
+        self._clients.clear()
+
+    # ---------------------------------------------------------------- steps
+    def attempt(self, what: str, fn: Callable[[], T]) -> T | records.Unavailable:
+        """Run one step; an irkit error becomes an Unavailable marker and a recorded problem."""
+        try:
+            return fn()
+        except IrkitError as exc:
+            if isinstance(exc, SourceError) and exc.down:
+                for name, kind in _CLIENT_ERRORS.items():
+                    if isinstance(exc, kind):
+                        self._down.setdefault(name, (exc, time.monotonic()))
+            message = irconfig.redact(str(exc), self.config)
+            self.problems.append({"step": what, "kind": type(exc).__name__, "error": message,
+                                  "at": datetime.now(UTC).isoformat()})
+            self._flush()
+            return records.Unavailable(what, message, type(exc).__name__)
+
+    def record(self, key: Key[Any], value: T) -> T:
+        """Keep ``value`` as record ``key`` of this phase (on disk at once) and return it."""
+        self.records[key.name] = jsonable(value)
+        self._flush()
+        return value
+
+    def rows(self, key: Key[Any]) -> list[dict[str, Any]]:
+        """The rows this phase recorded as ``key``; none when absent or its source was unavailable
+        (an unavailable step is recorded as a marker, which must not pass for rows)."""
+        value = self.records.get(key.name)
+        return [row for row in value if isinstance(row, dict)] if isinstance(value, list) else []
+
+    def unavailable(self, key: Key[Any]) -> records.Unavailable | None:
+        """Why this phase could not record ``key`` (its step's source failed), or None."""
+        value = self.records.get(key.name)
+        return Unavailable(**value) if isinstance(value, dict) and records.is_unavailable(value) else None
+
+    def has(self, key: Key[Any]) -> bool:
+        """Whether this phase recorded ``key`` (answered or unavailable)."""
+        return key.name in self.records
+
+    def current(self, key: Key[T]) -> T:
+        """What this phase recorded as ``key``, typed (None or empty when absent or unavailable)."""
+        return key.load(self.records.get(key.name))
+
+    def save_data(self, name: str, frame: Any) -> str:
+        """Write ``frame`` in full to ``data/phase<N>-<name>.csv`` in the run; returns that relative path.
+
+        Charts show downsampled series so a notebook's size does not grow with the
+        incident's length; this file keeps every point beside them.
+        """
+        relative = f"data/phase{self.phase}-{name}.csv"
+        path = self.run_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(path)
+        return relative
+
+    def earlier(self, key: Key[T], phase: int | None = None) -> T:
+        """What an earlier phase of this run recorded as ``key`` (by default the phase that records it), typed."""
+        return self.run.get(key, phase)
+
+    @property
+    def run(self) -> RunRecords:
+        """Every phase's records of this run, read back typed."""
+        return RunRecords(self.run_dir)
+
+    def finish(self) -> dict[str, Any]:
+        """Mark the phase finished; returns its record."""
+        self.close()
+        return self._flush(finished=True)
+
+    def _flush(self, finished: bool = False) -> dict[str, Any]:
+        path = self.run_dir / f"phase-{self.phase}.json"
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        data = {"schema_version": records.SCHEMA_VERSION, "incident": self.id, "phase": self.phase,
+                "started_at": self.started_at.isoformat(),
+                "finished_at": datetime.now(UTC).isoformat() if finished else previous.get("finished_at"),
+                "records": self.records, "problems": self.problems}
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, default=str))
+        tmp.replace(path)
+        return data
+
+    def __repr__(self) -> str:
+        return f"<Incident {self.id} phase {self.phase} in {self.run_dir}>"
+
+
+def open_incident(incident_id: str, phase: int, run_dir: str = "", config_path: str = "",
+                  **overrides: Any) -> Incident:
+    """Open the incident for one phase notebook.
+
+    ``run_dir`` is where ``irkit run`` keeps this run's evidence; empty (interactive
+    use in JupyterLab) means ``outputs/<incident>/interactive``.
+    """
+    # Notebook tables show whole cells: a truncated command or query is no use at 3 a.m.
+    pd.set_option("display.max_colwidth", None)
+    cfg = irconfig.load(config_path or None, **{k: v for k, v in overrides.items() if v not in (None, "")})
+    directory = Path(run_dir) if run_dir else Path("outputs") / incident_id / "interactive"
+    return Incident(incident_id, phase, directory, cfg)

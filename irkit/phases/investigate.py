@@ -1,0 +1,203 @@
+"""Phase 2, investigation and diagnosis (2.1-2.4): health checks, Kubernetes, metrics, database,
+ending in a ranked list of findings. One function per notebook cell."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import pandas as pd
+
+from irkit import limits
+from irkit.display import charts, views
+from irkit.evidence import records as R
+from irkit.phases import assess
+from irkit.phases.incident import Incident, Note, Unavailable, shown
+from irkit.rules.diagnosis import Observations, Targets, diagnose
+from irkit.sources import http, k8s, pg, prom
+
+__all__ = [
+    "activity", "endpoints", "error_ratio", "events", "findings", "fold_logs", "latency", "lock_graph",
+    "logs",
+    "long_running", "observations", "pod_chart", "previous_logs", "rollout_history", "saturation", "top", "unhealthy_pods",
+]
+
+
+def endpoints(inc: Incident) -> pd.DataFrame:
+    """health-check.sh: every configured endpoint with status and time."""
+    return inc.record(R.ENDPOINTS, http.check_all(inc.config))
+
+
+def unhealthy_pods(inc: Incident) -> pd.DataFrame | Note | Unavailable:
+    """``kubectl get pods | grep -v Running``."""
+    return shown(inc.record(R.UNHEALTHY_PODS, inc.attempt("unhealthy pods", lambda: k8s.unhealthy_pods(inc.kube))),
+                 "no unhealthy pod: every pod is Running and ready")
+
+
+def pod_chart(inc: Incident) -> charts.Chart | Unavailable:
+    frame = inc.attempt("pods", lambda: k8s.pods(inc.kube))
+    return frame if isinstance(frame, Unavailable) else charts.pod_status_chart(frame)
+
+
+def events(inc: Incident) -> pd.DataFrame | Note | Unavailable:
+    """Warning events, newest first."""
+    return shown(inc.record(R.WARNING_EVENTS,
+                            inc.attempt("events", lambda: k8s.events(inc.kube, warnings_only=True, limit=50))),
+                 "no Warning event in the namespace")
+
+
+def top(inc: Incident) -> Any:
+    """``kubectl top pods`` (or why it is unavailable)."""
+    result = inc.attempt("top pods", lambda: k8s.top_pods(inc.kube))
+    if isinstance(result, k8s.MetricsResult):
+        inc.record(R.TOP_PODS, result.frame if result.available else {"unavailable": result.note})
+    return result
+
+
+def fold_logs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Identical log text from several pods once, with the pods that printed it (pure).
+
+    Columns: ``deployment, container, pods, text``: three replicas crashing the same
+    way show one panic, not three truncated copies.
+    """
+    columns = ["deployment", "container", "pods", "text"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    grouped = frame.groupby(["deployment", "container", "text"], sort=False)["pod"].agg(list).reset_index()
+    return grouped.rename(columns={"pod": "pods"})[columns]
+
+
+def logs(inc: Incident, tail: int = 50) -> views.LogView | Unavailable:
+    """``kubectl logs deployment/... --tail=N`` for the backend and frontend, identical pods folded."""
+    limits.bounded("log_tail", tail)
+    def run() -> pd.DataFrame:
+        return pd.concat([k8s.logs(inc.kube, d, tail=tail).assign(deployment=d) for d in inc.config.deployments],
+                         ignore_index=True)
+    frame = inc.attempt("logs", run)
+    if isinstance(frame, Unavailable):
+        return inc.record(R.LOGS, frame)
+    return views.LogView(inc.record(R.LOGS, fold_logs(frame)), "logs")
+
+
+def previous_logs(inc: Incident, tail: int = 50) -> views.LogView | Unavailable:
+    """``kubectl logs --previous`` of the pods that restarted: the crash itself, identical pods folded."""
+    limits.bounded("log_tail", tail)
+    def run() -> pd.DataFrame:
+        restarted = k8s.pods(inc.kube)
+        restarted = restarted[restarted["restarts"] > 0]
+        frames = []
+        for deployment in inc.config.deployments:
+            frame = k8s.logs(inc.kube, deployment, tail=tail, previous=True)
+            frames.append(frame[frame["pod"].isin(restarted["pod"])].assign(deployment=deployment))
+        return pd.concat(frames, ignore_index=True)
+    frame = inc.attempt("previous logs", run)
+    if isinstance(frame, Unavailable):
+        return inc.record(R.PREVIOUS_LOGS, frame)
+    return views.LogView(inc.record(R.PREVIOUS_LOGS, fold_logs(frame)), "previous logs of restarted pods")
+
+
+def _window(inc: Incident, window_minutes: int) -> prom.Window:
+    return prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes)))
+
+
+def error_ratio(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavailable:
+    """Error ratio per service over the incident window."""
+    cfg = inc.config
+    frame = inc.attempt("error ratio", lambda: prom.require_data(inc.prom, prom.error_ratio(
+        inc.prom, _window(inc, window_minutes), by_service=True), "error ratio", "prom_requests_metric"))
+    if isinstance(frame, Unavailable):
+        return frame
+    assess.error_ratio_now(inc)  # the same record, in the same shape, as phase 1's
+    start = inc.earlier(R.INCIDENT_START)
+    return charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
+                                    deploys=_deploys(inc), incident_start=start,
+                                    label=cfg.prom_service_label).with_data(inc.save_data("error-ratio", frame))
+
+
+def _deploys(inc: Incident) -> pd.DataFrame | None:
+    """Deploy markers: the rollout history this phase recorded, asked for only if no cell did yet."""
+    if not inc.has(R.ROLLOUT_HISTORY):
+        rollout_history(inc)
+    rows = inc.rows(R.ROLLOUT_HISTORY)
+    return pd.DataFrame(rows) if rows else None
+
+
+def _quantile(inc: Incident, q: float, window: prom.Window) -> pd.DataFrame:
+    # inc.prom inside the attempt: it may raise
+    return prom.require_data(inc.prom, prom.latency_quantile(inc.prom, q, window), f"p{int(q * 100)} latency",
+                             "prom_latency_metric", by_service=False)
+
+
+def latency(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavailable:
+    """p95 and p99 over the window, against the SEV-2 line (latency_p95_slow_seconds)."""
+    window = _window(inc, window_minutes)
+    frames: dict[str, Any] = {}
+    for q in (0.95, 0.99):
+        frame = inc.attempt(f"p{int(q * 100)} latency", partial(_quantile, inc, q, window))
+        if isinstance(frame, Unavailable):
+            return frame
+        frames[f"p{int(q * 100)}"] = frame
+    assess.latency_now(inc)
+    saved = [inc.save_data(f"latency-{name}", frame) for name, frame in frames.items()]
+    return charts.latency_chart(frames, slow_seconds=inc.config.latency_p95_slow_seconds,
+                                incident_start=inc.earlier(R.INCIDENT_START),
+                                deploys=_deploys(inc)).with_data(*saved)
+
+
+def activity(inc: Incident) -> pd.DataFrame | Unavailable:
+    """pg_stat_activity by state (2.4)."""
+    return inc.record(R.PG_ACTIVITY, inc.attempt("database activity", lambda: pg.activity_by_state(inc.pg)))
+
+
+def lock_graph(inc: Incident) -> Any:
+    """Who blocks whom; shows the tree and the graph chart."""
+    graph = inc.attempt("lock graph", lambda: pg.lock_graph(inc.pg))
+    if isinstance(graph, Unavailable):
+        return graph
+    inc.record(R.LOCK_EDGES, graph.edges)
+    inc.record(R.LOCK_ROOTS, graph.roots)
+    inc.record(R.LOCK_CYCLES, graph.cycles)
+    inc.record(R.LOCK_TREE, graph.tree())
+    return views.LockView(graph)
+
+
+def long_running(inc: Incident, older_than_seconds: float = 60) -> pd.DataFrame | Note | Unavailable:
+    """Active queries and idle-in-transaction sessions older than the bound."""
+    limits.bounded("older_than_seconds", older_than_seconds)
+    return shown(inc.record(R.LONG_RUNNING, inc.attempt(
+        "long-running queries", lambda: pg.long_running(inc.pg, timedelta(seconds=older_than_seconds)))),
+        f"no active query or open transaction older than {older_than_seconds:g} s")
+
+
+def saturation(inc: Incident) -> Any:
+    """Connections against max_connections, red from pg_saturation_ratio."""
+    result = inc.record(R.PG_SATURATION, inc.attempt("connection saturation", lambda: pg.saturation(inc.pg)))
+    if isinstance(result, Unavailable):
+        return result
+    return views.SaturationView(str(result), result.ratio, inc.config.pg_saturation_ratio)
+
+
+def rollout_history(inc: Incident) -> pd.DataFrame | Unavailable:
+    """Revision history of the deployments (the deploy markers and rollback candidates)."""
+    return inc.record(R.ROLLOUT_HISTORY, inc.attempt(
+        "rollout history", lambda: k8s.rollout_histories(inc.kube, inc.config.deployments)))
+
+
+def observations(inc: Incident) -> Observations:
+    """What this phase recorded, as the diagnosis reads it."""
+    return Observations(
+        lock_roots=inc.rows(R.LOCK_ROOTS), lock_cycles=inc.current(R.LOCK_CYCLES),
+        long_running=inc.rows(R.LONG_RUNNING), saturation=inc.current(R.PG_SATURATION),
+        unhealthy_pods=inc.rows(R.UNHEALTHY_PODS), rollout_history=inc.rows(R.ROLLOUT_HISTORY),
+        error_ratio_now=inc.rows(R.ERROR_RATIO_NOW), latency_p95_now=inc.rows(R.LATENCY_P95_NOW),
+        endpoints=inc.rows(R.ENDPOINTS), problems=inc.problems)
+
+
+def findings(inc: Incident) -> pd.DataFrame | Note:
+    """The ranked findings: causes first. Recorded for the plan and the post-mortem."""
+    ranked = diagnose(observations(inc), Targets.from_config(inc.config))
+    inc.record(R.FINDINGS, [f.as_dict() for f in ranked])
+    return shown(pd.DataFrame([{"rank": i + 1, "kind": f.kind.value, "subject": f.subject, "detail": f.detail}
+                               for i, f in enumerate(ranked)], columns=["rank", "kind", "subject", "detail"]),
+                 "no finding: every source answered and nothing is over its threshold")

@@ -1,0 +1,89 @@
+"""Phase 4, recovery and validation (4.1-4.3): one verdict, recovered or not, with what failed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from irkit.evidence import records as R
+from irkit.phases.incident import Incident, Unavailable
+from irkit.rules.recovery import Verdict, decide
+from irkit.sources import http, k8s, pg, prom
+
+__all__ = ["baseline", "checks", "verdict"]
+
+
+def baseline(inc: Incident, hours_before: float = 2.0) -> pd.DataFrame | Unavailable:
+    """Error ratio per service before the incident started (the pre-incident baseline)."""
+    start = inc.earlier(R.INCIDENT_START)
+    at = (start or datetime.now(UTC) - timedelta(hours=hours_before)) - timedelta(minutes=10)
+    frame = inc.attempt("baseline error ratio", lambda: prom.error_ratio(inc.prom, at=at, by_service=True))
+    return inc.record(R.BASELINE, frame)
+
+
+def _check(rows: list[dict[str, Any]], name: str, ok: bool | None, detail: str) -> None:
+    """One row of the checks table; ``ok`` None: not measured."""
+    rows.append({"check": name, "ok": None if ok is None else bool(ok), "detail": detail})
+
+
+def _frame_checks(rows: list[dict[str, Any]], inc: Incident, name: str, frame: pd.DataFrame | Unavailable,
+                  passes: Any, detail: Any) -> None:
+    """A row per service of a Prometheus answer; an unavailable or empty answer is one unmeasured row."""
+    cfg = inc.config
+    if isinstance(frame, Unavailable):
+        _check(rows, name, None, frame.error)
+        return
+    measured = [row for row in frame.to_dict("records") if pd.notna(row["value"])]
+    if not measured:
+        _check(rows, name, None, "no series answered (see the phase's problems)")
+    for row in measured:
+        _check(rows, f"{name} {row.get(cfg.prom_service_label, 'all')}", passes(row["value"]), detail(row["value"]))
+
+
+def checks(inc: Incident) -> pd.DataFrame:
+    """Health endpoints, error ratio and latency against thresholds, pods ready, orders flowing."""
+    cfg = inc.config
+    rows: list[dict[str, Any]] = []
+    if not cfg.health_endpoints:
+        _check(rows, "health endpoints", None, "none configured; set health_endpoints (playbook 4.1)")
+    for ep in http.check_all(cfg).to_dict("records"):
+        _check(rows, f"endpoint {ep['url']}", ep["ok"], f"HTTP {ep['status']} in {ep['seconds']:.2f} s"
+               if ep["status"] else ep["error"])
+    ratio = inc.attempt("error ratio now", lambda: prom.require_data(
+        inc.prom, prom.error_ratio(inc.prom, by_service=True), "error ratio now", "prom_requests_metric"))
+    _frame_checks(rows, inc, "error ratio", ratio, lambda v: v < cfg.error_ratio_moderate,
+                  lambda v: f"{v:.1%} (threshold {cfg.error_ratio_moderate:.0%})")
+    p95 = inc.attempt("p95 now", lambda: prom.require_data(
+        inc.prom, prom.latency_quantile(inc.prom, 0.95, by_service=True), "p95 now", "prom_latency_metric"))
+    _frame_checks(rows, inc, "p95 latency", p95, lambda v: v <= cfg.latency_p95_slow_seconds,
+                  lambda v: f"{v:.2f} s")
+    workloads = inc.attempt("workloads", lambda: k8s.deployments(inc.kube))
+    if isinstance(workloads, Unavailable):
+        _check(rows, "pods ready", None, workloads.error)
+    else:
+        for row in workloads.to_dict("records"):
+            _check(rows, f"{row['kind']} {row['name']} ready", row["ready"] >= row["desired"],
+                   f"{row['ready']}/{row['desired']} ready")
+    recent = inc.attempt("recent orders", lambda: pg.recent_rows(inc.pg, window=timedelta(hours=1)))
+    if isinstance(recent, Unavailable):
+        _check(rows, "orders flowing", None, recent.error)
+    else:
+        _check(rows, "orders flowing", recent.count > 0, f"{recent.count} orders in the last hour")
+    locks = inc.attempt("lock graph", lambda: pg.lock_graph(inc.pg))
+    if isinstance(locks, Unavailable):
+        _check(rows, "no lock waits", None, locks.error)
+    else:
+        _check(rows, "no lock waits", locks.empty, f"{len(locks.edges)} waiting session(s)")
+    frame = pd.DataFrame(rows, columns=["check", "ok", "detail"])
+    inc.record(R.CHECKS, frame)
+    return frame
+
+
+def verdict(inc: Incident) -> Verdict:
+    """Not recovered if any check failed; recovered only if every check was measured and passed;
+    otherwise unknown."""
+    result = decide(inc.rows(R.CHECKS))
+    inc.record(R.VERDICT, result.as_dict())
+    return result

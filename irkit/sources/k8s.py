@@ -1,0 +1,375 @@
+"""Kubernetes reads: playbook 2.1 (pods, events, top), 2.2 (logs) and the rollout history.
+
+Named after the kubectl command a responder would type: ``pods`` (``kubectl get
+pods``), ``events`` (``--sort-by=.lastTimestamp``), ``top_pods``/``top_nodes``,
+``logs`` (``kubectl logs deployment/...``), ``rollout_history``. Every request
+has a timeout and no retries; API errors become irkit errors that say which
+permission or name to check.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+import urllib3
+from kubernetes import client as kclient
+from kubernetes import config as kconfig
+from kubernetes.client.rest import ApiException
+from kubernetes.config.config_exception import ConfigException
+from kubernetes.utils import parse_quantity
+
+from irkit.config import Config
+from irkit.errors import KubernetesError, KubernetesTimeout, KubernetesUnavailable
+from irkit.sources import http
+
+__all__ = [
+    "Kube",
+    "MetricsResult",
+    "connect",
+    "deployments",
+    "events",
+    "logs",
+    "pods",
+    "rollout_histories",
+    "rollout_history",
+    "top_nodes",
+    "top_pods",
+    "unhealthy_pods",
+]
+
+POD_COLUMNS = ["pod", "phase", "ready", "all_ready", "restarts", "waiting_reason", "last_termination_reason",
+               "last_exit_code", "last_terminated_at", "node", "age_seconds", "created", "owner", "app",
+               "memory_limit"]
+
+
+class Kube:
+    """API clients bound to one cluster and namespace, with timeouts and irkit errors."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.namespace = config.namespace
+        configuration = kclient.Configuration()
+        started = time.monotonic()
+        try:
+            if config.kubeconfig == "in-cluster" or (
+                    not config.kubeconfig and "KUBERNETES_SERVICE_HOST" in os.environ
+                    and not os.path.exists(os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config")))):
+                kconfig.load_incluster_config(client_configuration=configuration)
+            else:
+                kconfig.load_kube_config(config_file=config.kubeconfig or None,
+                                         context=config.kube_context or None,
+                                         client_configuration=configuration)
+        except (ConfigException, OSError) as exc:
+            raise KubernetesUnavailable(
+                "Kubernetes", "load kubeconfig", time.monotonic() - started,
+                f"{exc}; set IRKIT_KUBECONFIG / IRKIT_KUBE_CONTEXT, or run in-cluster with a service account",
+            ) from exc
+        configuration.retries = 0  # one bounded attempt: retries multiply the wait during an outage
+        self.source = f"Kubernetes API at {configuration.host}"
+        self.api_client = kclient.ApiClient(configuration)
+        self.timeout = (config.connect_timeout, config.request_timeout)
+
+    # The client imports an API group's models on first use (over a second for all of them):
+    # a phase that only reads Deployments does not pay for the core group.
+    @functools.cached_property
+    def core(self) -> Any:
+        return kclient.CoreV1Api(self.api_client)
+
+    @functools.cached_property
+    def apps(self) -> Any:
+        return kclient.AppsV1Api(self.api_client)
+
+    @functools.cached_property
+    def custom(self) -> Any:
+        return kclient.CustomObjectsApi(self.api_client)
+
+    def __repr__(self) -> str:
+        return f"<Kube {self.source} namespace={self.namespace}>"
+
+    def close(self) -> None:
+        self.api_client.close()
+
+    def call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call one client method with the timeout, translating its failures.
+
+        The result is typed ``Any``: the client's models mark every field optional,
+        while the API always fills the ones read here.
+        """
+        started = time.monotonic()
+        try:
+            return fn(*args, _request_timeout=self.timeout, **kwargs)
+        except ApiException as exc:
+            raise KubernetesError(self.source, what, time.monotonic() - started, _api_hint(exc, what)) from exc
+        except ValueError as exc:  # pydantic's ValidationError and JSON errors: not a Kubernetes answer
+            raise KubernetesError(self.source, what, time.monotonic() - started,
+                                  f"the answer is not a valid Kubernetes object ({str(exc).splitlines()[0]}); "
+                                  "check that the kubeconfig points at the API server") from exc
+        except (urllib3.exceptions.HTTPError, TimeoutError) as exc:
+            kind = http.urllib3_failure(exc)
+            error, hint = _TRANSPORT_ERRORS.get(kind, _TRANSPORT_ERRORS["other"])
+            reason = http.FAILURES[kind].format(timeout=self.config.request_timeout)
+            raise error(self.source, what, time.monotonic() - started, f"{reason}; {hint}") from exc
+
+
+# How the API server failed to answer (irkit.sources.http.FAILURES) as irkit errors, with what to check next.
+_TRANSPORT_ERRORS: dict[str, tuple[type[KubernetesError], str]] = {
+    "timeout": (KubernetesTimeout, "the API server may be overloaded: retry, or raise IRKIT_REQUEST_TIMEOUT"),
+    "refused": (KubernetesUnavailable, "cannot reach the API server; check the kube context, VPN and "
+                                       "IRKIT_KUBECONFIG"),
+    "unresolved": (KubernetesUnavailable, "check the kubeconfig's server address, the VPN and DNS"),
+    "tls": (KubernetesUnavailable, "check the kubeconfig's certificate-authority and the server address"),
+    "dropped": (KubernetesUnavailable, "the API server or a proxy in front of it may be restarting: retry"),
+    "other": (KubernetesUnavailable, "cannot reach the API server; check the kube context, VPN and "
+                                     "IRKIT_KUBECONFIG"),
+}
+
+
+def _api_hint(exc: ApiException, what: str) -> str:
+    status = exc.status
+    if status == 401:
+        return (f"HTTP 401 {exc.reason}: the API server did not accept the credentials; check the kubeconfig's "
+                "user or the service account token (IRKIT_KUBECONFIG, IRKIT_KUBE_CONTEXT)")
+    if status == 403:
+        return (f"HTTP 403 {exc.reason}: the credentials may not {what}; grant the role that permission "
+                "(irkit reads get/list on pods, pods/log, events, deployments, statefulsets, replicasets)")
+    if status == 404:
+        return f"not found ({what}); check IRKIT_NAMESPACE and the deployment names in irkit.toml"
+    body = (exc.body or "")[:300] if isinstance(exc.body, str) else ""
+    return f"HTTP {status} {exc.reason} {body}".strip()
+
+
+def connect(config: Config) -> Kube:
+    return Kube(config)
+
+
+def _age(moment: datetime | None, now: datetime) -> float | None:
+    return (now - moment).total_seconds() if moment is not None else None
+
+
+def _pod_row(pod: Any, now: datetime) -> dict[str, Any]:
+    statuses = pod.status.container_statuses or []
+    waiting = next((s.state.waiting.reason for s in statuses if s.state and s.state.waiting), None)
+    terminated = [s.last_state.terminated for s in statuses if s.last_state and s.last_state.terminated]
+    last = max(terminated, key=lambda t: t.finished_at or datetime.min.replace(tzinfo=UTC), default=None)
+    owners = pod.metadata.owner_references or []
+    # The memory limit of the container that was last terminated (an OOMKill), else of the first container.
+    killed = next((s.name for s in statuses if s.last_state and s.last_state.terminated
+                   and s.last_state.terminated.reason == "OOMKilled"), None)
+    containers = pod.spec.containers or []
+    chosen = next((c for c in containers if c.name == killed), containers[0] if containers else None)
+    limits = (chosen.resources.limits or {}) if chosen is not None and chosen.resources else {}
+    return {
+        "pod": pod.metadata.name,
+        "phase": pod.status.phase,
+        "ready": f"{sum(bool(s.ready) for s in statuses)}/{len(pod.spec.containers or statuses)}",
+        "all_ready": bool(statuses) and all(s.ready for s in statuses),
+        "restarts": sum(s.restart_count or 0 for s in statuses),
+        "waiting_reason": waiting,
+        "last_termination_reason": last.reason if last else None,
+        "last_exit_code": last.exit_code if last else None,
+        "last_terminated_at": last.finished_at if last else None,
+        "node": pod.spec.node_name,
+        "age_seconds": _age(pod.metadata.creation_timestamp, now),
+        "created": pod.metadata.creation_timestamp,
+        "owner": f"{owners[0].kind}/{owners[0].name}" if owners else None,
+        "app": (pod.metadata.labels or {}).get("app"),
+        "memory_limit": limits.get("memory"),
+    }
+
+
+def pods(kube: Kube, selector: str | None = None) -> pd.DataFrame:
+    """``kubectl get pods``: one row per pod with the reasons kubectl shows.
+
+    Columns: ``pod, phase, ready ("1/2"), all_ready, restarts, waiting_reason
+    (CrashLoopBackOff, ImagePullBackOff, ...), last_termination_reason (OOMKilled,
+    Error), last_exit_code, last_terminated_at, node, age_seconds, created, owner, app``.
+    """
+    result = kube.call(f"list pods in {kube.namespace}", kube.core.list_namespaced_pod, kube.namespace,
+                       label_selector=selector or "")
+    now = datetime.now(UTC)
+    frame = pd.DataFrame([_pod_row(p, now) for p in result.items], columns=POD_COLUMNS)
+    return frame.sort_values("pod").reset_index(drop=True)
+
+
+def unhealthy_pods(kube: Kube, selector: str | None = None) -> pd.DataFrame:
+    """``kubectl get pods | grep -v Running``, plus running pods that are not ready or were just killed."""
+    frame = pods(kube, selector)
+    bad = (
+        (frame["phase"] != "Running") & (frame["phase"] != "Succeeded")
+        | ~frame["all_ready"].astype(bool)
+        | frame["waiting_reason"].notna()
+        | frame["last_termination_reason"].isin(["OOMKilled", "Error"])
+    )
+    return frame[bad].reset_index(drop=True)
+
+
+def events(kube: Kube, *, warnings_only: bool = False, newest_first: bool = True, limit: int = 200) -> pd.DataFrame:
+    """``kubectl get events --sort-by=.lastTimestamp``.
+
+    Sorted by lastTimestamp, falling back to eventTime then firstTimestamp. Columns:
+    ``last_seen, type, reason, object, message, count, first_seen``; ``type`` is
+    ``Warning`` for the ones to look at first.
+    """
+    result = kube.call(f"list events in {kube.namespace}", kube.core.list_namespaced_event, kube.namespace,
+                       **({"field_selector": "type=Warning"} if warnings_only else {}))
+    rows = []
+    for ev in result.items:
+        last = ev.last_timestamp or ev.event_time or ev.first_timestamp or ev.metadata.creation_timestamp
+        obj = ev.involved_object
+        rows.append({"last_seen": last, "type": ev.type, "reason": ev.reason,
+                     "object": f"{obj.kind}/{obj.name}" if obj else None, "message": ev.message,
+                     "count": ev.count or 1, "first_seen": ev.first_timestamp or last})
+    frame = pd.DataFrame(rows, columns=["last_seen", "type", "reason", "object", "message", "count", "first_seen"])
+    frame["last_seen"] = pd.to_datetime(frame["last_seen"], utc=True)
+    frame = frame.sort_values("last_seen", ascending=not newest_first, kind="stable")
+    return frame.head(limit).reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class MetricsResult:
+    """Usage from metrics.k8s.io, or why it is not there (``available=False``)."""
+
+    available: bool
+    frame: pd.DataFrame
+    note: str = ""
+
+    def _repr_html_(self) -> str:
+        from irkit.display import views
+        return views.metrics_html(self.available, self.frame, self.note)
+
+    def __repr__(self) -> str:
+        return repr(self.frame) if self.available else f"metrics unavailable: {self.note}"
+
+
+def _metrics(kube: Kube, plural: str) -> MetricsResult | list[dict[str, Any]]:
+    namespaced = plural == "pods"
+    what = f"top {plural}"
+    try:
+        if namespaced:
+            result = kube.call(what, kube.custom.list_namespaced_custom_object, "metrics.k8s.io", "v1beta1",
+                               kube.namespace, plural)
+        else:
+            result = kube.call(what, kube.custom.list_cluster_custom_object, "metrics.k8s.io", "v1beta1", plural)
+    except KubernetesError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, ApiException) and cause.status in (404, 503):
+            return MetricsResult(False, pd.DataFrame(),
+                                 "the metrics API (metrics.k8s.io) is not served by this cluster: metrics-server "
+                                 "is missing or down, so `kubectl top` fails too; use Prometheus container metrics")
+        raise
+    return list(result.get("items", []))
+
+
+def top_pods(kube: Kube) -> MetricsResult:
+    """``kubectl top pods``: columns ``pod, container, cpu_millicores, memory_mib``, heaviest CPU first."""
+    items = _metrics(kube, "pods")
+    if isinstance(items, MetricsResult):
+        return items
+    rows = [{"pod": item["metadata"]["name"], "container": c["name"],
+             "cpu_millicores": float(parse_quantity(c["usage"]["cpu"]) * 1000),
+             "memory_mib": float(parse_quantity(c["usage"]["memory"]) / (1024 * 1024))}
+            for item in items for c in item.get("containers", [])]
+    frame = pd.DataFrame(rows, columns=["pod", "container", "cpu_millicores", "memory_mib"])
+    return MetricsResult(True, frame.sort_values("cpu_millicores", ascending=False).reset_index(drop=True))
+
+
+def top_nodes(kube: Kube) -> MetricsResult:
+    """``kubectl top nodes``: columns ``node, cpu_millicores, memory_mib``."""
+    items = _metrics(kube, "nodes")
+    if isinstance(items, MetricsResult):
+        return items
+    rows = [{"node": item["metadata"]["name"],
+             "cpu_millicores": float(parse_quantity(item["usage"]["cpu"]) * 1000),
+             "memory_mib": float(parse_quantity(item["usage"]["memory"]) / (1024 * 1024))} for item in items]
+    frame = pd.DataFrame(rows, columns=["node", "cpu_millicores", "memory_mib"])
+    return MetricsResult(True, frame.sort_values("node").reset_index(drop=True))
+
+
+def _selector(kube: Kube, deployment: str) -> str:
+    dep = kube.call(f"get deployment {deployment}", kube.apps.read_namespaced_deployment, deployment, kube.namespace)
+    labels = dep.spec.selector.match_labels or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
+def logs(kube: Kube, deployment: str, *, tail: int = 100, previous: bool = False,
+         container: str | None = None) -> pd.DataFrame:
+    """``kubectl logs deployment/NAME --tail=N [--previous]`` for every pod behind the deployment.
+
+    Columns: ``pod, container, previous, text``. A pod without a previous container
+    (``previous=True`` on a pod that never restarted) gets a note as its text instead
+    of failing the whole call.
+    """
+    selector = _selector(kube, deployment)
+    listing = kube.call(f"list pods of {deployment}", kube.core.list_namespaced_pod, kube.namespace,
+                        label_selector=selector)
+    rows = []
+    for pod in sorted(listing.items, key=lambda p: p.metadata.name):
+        names = [container] if container else [c.name for c in pod.spec.containers]
+        for name in names:
+            try:
+                text = kube.call(f"logs of {pod.metadata.name}/{name}", kube.core.read_namespaced_pod_log,
+                                 pod.metadata.name, kube.namespace, container=name, tail_lines=tail,
+                                 previous=previous)
+            except KubernetesError as exc:
+                cause = exc.__cause__
+                if not (isinstance(cause, ApiException) and cause.status in (400, 404)):
+                    raise
+                text = f"(no {'previous ' if previous else ''}logs: {cause.reason})"
+            rows.append({"pod": pod.metadata.name, "container": name, "previous": previous, "text": text})
+    return pd.DataFrame(rows, columns=["pod", "container", "previous", "text"])
+
+
+def deployments(kube: Kube) -> pd.DataFrame:
+    """``kubectl get deployments,statefulsets``: columns ``kind, name, desired, ready, updated, image``."""
+    rows = []
+    for kind, fn in (("Deployment", kube.apps.list_namespaced_deployment),
+                     ("StatefulSet", kube.apps.list_namespaced_stateful_set)):
+        for obj in kube.call(f"list {kind.lower()}s", fn, kube.namespace).items:
+            rows.append({"kind": kind, "name": obj.metadata.name, "desired": obj.spec.replicas or 0,
+                         "ready": obj.status.ready_replicas or 0, "updated": obj.status.updated_replicas or 0,
+                         "image": ", ".join(c.image for c in obj.spec.template.spec.containers)})
+    return pd.DataFrame(rows, columns=["kind", "name", "desired", "ready", "updated", "image"])
+
+
+def rollout_history(kube: Kube, deployment: str) -> pd.DataFrame:
+    """``kubectl rollout history``: the deployment's ReplicaSets by revision.
+
+    Columns: ``revision, replicaset, images, created, replicas, ready, change_cause,
+    current``; oldest revision first. ``created`` is the deploy marker for charts.
+    """
+    selector = _selector(kube, deployment)
+    listing = kube.call(f"list replicasets of {deployment}", kube.apps.list_namespaced_replica_set, kube.namespace,
+                        label_selector=selector)
+    rows = []
+    for rs in listing.items:
+        owners = rs.metadata.owner_references or []
+        if not any(o.kind == "Deployment" and o.name == deployment for o in owners):
+            continue
+        annotations = rs.metadata.annotations or {}
+        rows.append({
+            "revision": int(annotations.get("deployment.kubernetes.io/revision", 0)),
+            "replicaset": rs.metadata.name,
+            "images": ", ".join(c.image for c in rs.spec.template.spec.containers),
+            "created": rs.metadata.creation_timestamp,
+            "replicas": rs.status.replicas or 0,
+            "ready": rs.status.ready_replicas or 0,
+            "change_cause": annotations.get("kubernetes.io/change-cause"),
+        })
+    frame = pd.DataFrame(rows, columns=["revision", "replicaset", "images", "created", "replicas", "ready",
+                                        "change_cause"])
+    frame = frame.sort_values("revision").reset_index(drop=True)
+    frame["current"] = frame["revision"] == frame["revision"].max() if not frame.empty else []
+    return frame
+
+
+def rollout_histories(kube: Kube, deployments: Iterable[str]) -> pd.DataFrame:
+    """:func:`rollout_history` of several deployments, with a ``deployment`` column: every deploy marker."""
+    frames = [rollout_history(kube, name).assign(deployment=name) for name in deployments]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["deployment"])

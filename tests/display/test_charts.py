@@ -1,0 +1,44 @@
+"""The charts: deploy markers, links to the full data, downsampling that keeps spikes."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def test_error_ratio_chart_marks_every_deployment_and_links_its_full_data():
+    from irkit.display import charts
+    now = pd.Timestamp.now(tz="UTC")
+    frame = pd.DataFrame({"value": [0.01, 0.12], "service": ["backend", "backend"]},
+                         index=[now - pd.Timedelta(minutes=10), now])
+    deploys = pd.DataFrame([
+        {"deployment": "backend-deployment", "revision": 2, "created": now - pd.Timedelta(minutes=8)},
+        {"deployment": "frontend-deployment", "revision": 5, "created": now - pd.Timedelta(minutes=3)},
+        {"deployment": "backend-deployment", "revision": 1, "created": now - pd.Timedelta(days=9)},
+    ])
+    chart = charts.error_ratio_chart(frame, deploys=deploys).with_data("data/phase1-error-ratio.csv")
+    texts = [a.text for a in chart.figure.layout.annotations]
+    assert "deploy backend r2" in texts and "deploy frontend r5" in texts
+    # A deploy from days ago would stretch the axis and squeeze the incident into a sliver.
+    assert "deploy backend r1" not in texts
+    assert pd.Timestamp(chart.figure.layout.xaxis.range[0]) == frame.index[0]
+    assert '<a href="data/phase1-error-ratio.csv">' in chart._repr_mimebundle_()["text/html"]
+
+
+
+def test_downsampling_bounds_the_points_and_keeps_the_spike():
+    from irkit.display import charts
+    index = pd.date_range("2026-11-28", periods=20_000, freq="s", tz="UTC")
+    values = [0.01] * 20_000
+    values[12_345] = 0.9
+    small = charts.downsample(pd.DataFrame({"value": values}, index=index), max_points=600)
+    assert len(small) <= 600 and small["value"].max() == 0.9
+
+
+
+def test_the_bands_say_the_configured_thresholds():
+    from irkit.display import charts
+    now = pd.Timestamp.now(tz="UTC")
+    frame = pd.DataFrame({"value": [0.01, 0.03]}, index=[now - pd.Timedelta(minutes=1), now])
+    texts = [a.text for a in charts.error_ratio_chart(frame, moderate=0.02, high=0.04, label=None)
+             .figure.layout.annotations]
+    assert "SEV-3 2-4%" in texts and "SEV-2 >4%" in texts

@@ -1,0 +1,117 @@
+"""The diagnosis rules over a decision table of observations: one row per rule and per boundary.
+
+No services: each row is what phase 2 could record, and the findings the playbook's
+reasoning expects from it, in rank order. A rule change shows here as the rows that moved.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from irkit.rules.diagnosis import Observations, Targets, diagnose
+from irkit.rules.kinds import KINDS, Kind
+
+NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+T = Targets()
+
+
+def _pod(name: str, **fields: Any) -> dict[str, Any]:
+    return {"pod": name, "phase": "Running", "all_ready": False, "restarts": 5, "waiting_reason": None,
+            "last_termination_reason": None, "owner": f"ReplicaSet/{name.rsplit('-', 2)[0]}", **fields}
+
+
+def _revisions(deployment: str, age: timedelta, previous: bool = True) -> list[dict[str, Any]]:
+    rows = [{"deployment": deployment, "revision": 2, "current": True, "created": (NOW - age).isoformat(),
+             "images": "api:2"}]
+    if previous:
+        rows.append({"deployment": deployment, "revision": 1, "current": False,
+                     "created": (NOW - timedelta(days=9)).isoformat(), "images": "api:1"})
+    return rows
+
+
+CRASHING = [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff"),
+            _pod("backend-deployment-abc-2", waiting_reason="CrashLoopBackOff")]
+
+TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
+    ("nothing observed", {}, []),
+    ("a lock root", {"lock_roots": [{"pid": 7, "blocked_count": 3, "state": "idle in transaction", "query": "UPDATE"}]},
+     [(Kind.LOCK_ROOT, "pid 7")]),
+    ("two lock roots: more sessions behind first",
+     {"lock_roots": [{"pid": 7, "blocked_count": 1}, {"pid": 9, "blocked_count": 4}]},
+     [(Kind.LOCK_ROOT, "pid 9"), (Kind.LOCK_ROOT, "pid 7")]),
+    ("a lock cycle", {"lock_cycles": [[3, 4]]}, [(Kind.DEADLOCK, "pids 3,4")]),
+    ("a long active query", {"long_running": [{"pid": 5, "state": "active", "age_seconds": 90, "query": "SELECT"}]},
+     [(Kind.LONG_RUNNING_QUERY, "pid 5")]),
+    ("a query waiting on a lock is a waiter, not a cause",
+     {"long_running": [{"pid": 5, "state": "active", "wait_event_type": "Lock", "age_seconds": 90}]}, []),
+    ("an idle transaction is not a running query",
+     {"long_running": [{"pid": 5, "state": "idle in transaction", "age_seconds": 900}]}, []),
+    ("saturation exactly at the ratio", {"saturation": {"sessions": 90, "max_connections": 103, "reserved": 3}},
+     [(Kind.DB_SATURATION, "postgres")]),
+    ("saturation just under the ratio", {"saturation": {"sessions": 89, "max_connections": 103, "reserved": 3}}, []),
+    ("a crashloop since a deploy 20 minutes ago is the revision",
+     {"unhealthy_pods": CRASHING, "rollout_history": _revisions("backend-deployment", timedelta(minutes=20))},
+     [(Kind.BAD_REVISION, "backend-deployment")]),
+    ("a crashloop a day after its deploy is per pod",
+     {"unhealthy_pods": CRASHING, "rollout_history": _revisions("backend-deployment", timedelta(hours=25))},
+     [(Kind.CRASHLOOP, "backend-deployment-abc-1"), (Kind.CRASHLOOP, "backend-deployment-abc-2")]),
+    ("a crashloop with no earlier revision is per pod",
+     {"unhealthy_pods": CRASHING[:1],
+      "rollout_history": _revisions("backend-deployment", timedelta(minutes=20), previous=False)},
+     [(Kind.CRASHLOOP, "backend-deployment-abc-1")]),
+    ("an OOMKilled pod", {"unhealthy_pods": [_pod("frontend-deployment-abc-1", all_ready=True,
+                                                   last_termination_reason="OOMKilled", memory_limit="512Mi")]},
+     [(Kind.OOM_KILLED, "frontend-deployment")]),
+    ("an image that cannot be pulled", {"unhealthy_pods": [_pod("backend-deployment-abc-1",
+                                                                 waiting_reason="ImagePullBackOff")]},
+     [(Kind.IMAGE_PULL, "backend-deployment-abc-1")]),
+    ("ErrImagePull too", {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="ErrImagePull")]},
+     [(Kind.IMAGE_PULL, "backend-deployment-abc-1")]),
+    ("a pod not ready", {"unhealthy_pods": [_pod("backend-deployment-abc-1", phase="Pending")]},
+     [(Kind.PODS_NOT_READY, "backend-deployment-abc-1")]),
+    ("error ratio exactly at the SEV-3 threshold", {"error_ratio_now": [{"service": "api", "error_ratio": 0.05}]},
+     [(Kind.ERROR_SPIKE, "api")]),
+    ("error ratio just under it", {"error_ratio_now": [{"service": "api", "error_ratio": 0.0499}]}, []),
+    ("error ratio not measured", {"error_ratio_now": [{"service": "api", "error_ratio": None}]}, []),
+    ("p95 exactly 5 s is not slow", {"latency_p95_now": [{"service": "api", "seconds": 5.0}]}, []),
+    ("p95 above 5 s", {"latency_p95_now": [{"service": "api", "seconds": 5.01}]}, [(Kind.SLOW_LATENCY, "api")]),
+    ("an endpoint down", {"endpoints": [{"url": "https://x/health", "ok": False, "status": 503}]},
+     [(Kind.ENDPOINT_DOWN, "https://x/health")]),
+    ("an endpoint up", {"endpoints": [{"url": "https://x/health", "ok": True, "status": 200}]}, []),
+    ("a source that could not be asked", {"problems": [{"step": "lock graph", "error": "PostgreSQL at x: hung"}]},
+     [(Kind.SOURCE_UNAVAILABLE, "lock graph")]),
+    ("causes rank before symptoms",
+     {"error_ratio_now": [{"service": "api", "error_ratio": 0.2}], "problems": [{"step": "events", "error": "403"}],
+      "lock_roots": [{"pid": 7, "blocked_count": 2}], "endpoints": [{"url": "u", "ok": False}]},
+     [(Kind.LOCK_ROOT, "pid 7"), (Kind.ENDPOINT_DOWN, "u"), (Kind.ERROR_SPIKE, "api"),
+      (Kind.SOURCE_UNAVAILABLE, "events")]),
+]
+
+
+@pytest.mark.parametrize(("case", "observed", "expected"), TABLE, ids=[row[0] for row in TABLE])
+def test_decision_table(case: str, observed: dict[str, Any], expected: list[tuple[Kind, str]]):
+    found = diagnose(Observations(now=NOW, **observed), T)
+    assert [(f.kind, f.subject) for f in found] == expected
+
+
+def test_thresholds_come_from_the_targets():
+    strict = Targets(error_ratio_moderate=0.01, latency_p95_slow_seconds=1.0, saturation_ratio=0.5)
+    found = diagnose(Observations(now=NOW, error_ratio_now=[{"service": "a", "error_ratio": 0.02}],
+                                  latency_p95_now=[{"service": "a", "seconds": 1.5}],
+                                  saturation={"sessions": 5, "max_connections": 10}), strict)
+    assert {f.kind for f in found} == {Kind.ERROR_SPIKE, Kind.SLOW_LATENCY, Kind.DB_SATURATION}
+
+
+def test_an_oom_finding_carries_the_container_and_its_limit():
+    pod = _pod("frontend-deployment-abc-1", last_termination_reason="OOMKilled", memory_limit="512Mi")
+    finding = diagnose(Observations(now=NOW, unhealthy_pods=[pod]), T)[0]
+    assert finding.evidence["container"] == "frontend" and finding.evidence["memory_limit"] == "512Mi"
+
+
+def test_every_kind_has_its_row_in_the_table_and_causes_rank_first():
+    assert set(KINDS) == set(Kind)
+    causes = [k for k in Kind if KINDS[k].cause]
+    assert max(KINDS[k].order for k in causes) < min(KINDS[k].order for k in Kind if not KINDS[k].cause)

@@ -1,0 +1,63 @@
+"""The plan: the playbook's actions for the findings, every command quoted, every target from config."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from irkit import config
+from irkit.rules.kinds import Finding, Kind
+from irkit.rules.plan import ACTIONS, PlanTargets, plan, raised_quantity
+
+HOSTILE = "x; touch /tmp/pwned #"
+
+
+def test_every_planned_command_is_quoted_for_the_shell():
+    steps = plan([Finding(Kind.CRASHLOOP, HOSTILE, "d"), Finding(Kind.BAD_REVISION, "api", "d", {"deployment": HOSTILE}),
+                  Finding(Kind.LOCK_ROOT, "pid 42", "d", {"pid": 42})],
+                 PlanTargets(namespace="prod", postgres="pg-0", database="db name; rm", admin_user="dba"))
+    commands = {s.action: s.command for s in steps}
+    assert shlex.split(commands["delete-pod"]) == ["kubectl", "delete", "pod", HOSTILE, "-n", "prod"]
+    assert shlex.split(commands["rollout-undo"]) == ["kubectl", "rollout", "undo", f"deployment/{HOSTILE}", "-n", "prod"]
+    assert shlex.split(commands["terminate-backend"]) == [
+        "kubectl", "exec", "-n", "prod", "statefulset/pg-0", "--", "psql", "-U", "dba", "-d", "db name; rm",
+        "-c", "SELECT pg_terminate_backend(42);"]
+    assert {s.action for s in steps} <= set(ACTIONS)
+
+
+def test_a_pid_that_is_not_a_number_plans_no_sql():
+    steps = plan([Finding(Kind.LOCK_ROOT, "pid 1); DROP TABLE orders; --", "d", {"pid": "1); DROP TABLE orders; --"}),
+                  Finding(Kind.LONG_RUNNING_QUERY, "pid x", "d", {"pid": True})])
+    assert steps == []
+
+
+def test_every_target_comes_from_the_configuration():
+    cfg = config.load(env={}, namespace="shop", backend_deployment="api-server", postgres_statefulset="db-0",
+                      pg_database="shop", pg_admin_user="dba", memory_limit_factor=2.0)
+    steps = plan([Finding(Kind.DB_SATURATION, "postgres", "d"), Finding(Kind.LONG_RUNNING_QUERY, "pid 9", "d", {"pid": 9}),
+                  Finding(Kind.OOM_KILLED, "web", "d", {"deployment": "web", "container": "nginx",
+                                                         "memory_limit": "512Mi"})],
+                 PlanTargets.from_config(cfg))
+    by_action = {s.action: s for s in steps}
+    assert by_action["rollout-restart"].target == "deployment/api-server"
+    assert "-n shop statefulset/db-0 -- psql -U dba -d shop" in by_action["cancel-query"].command
+    assert by_action["raise-memory-limit"].command.endswith("-c nginx --limits=memory=1024Mi")
+
+
+@pytest.mark.parametrize(("limit", "factor", "raised"), [
+    ("512Mi", 1.5, "768Mi"), ("1Gi", 1.5, "1536Mi"), ("1G", 2.0, "1908Mi"), ("1000000", 1.5, "2Mi"), ("2.5Gi", 1.2, "3072Mi"),
+    ("lots", 1.5, None), ("", 1.5, None),
+])
+def test_a_memory_limit_is_raised_from_its_current_value(limit: str, factor: float, raised: str | None):
+    assert raised_quantity(limit, factor) == raised
+
+
+def test_an_unknown_limit_is_not_guessed():
+    step = plan([Finding(Kind.OOM_KILLED, "web", "d", {"deployment": "web", "container": "nginx"})])[0]
+    assert "not known" in step.why and "--limits" not in step.command
+
+
+def test_a_mitigation_round_trips_through_its_record():
+    step = plan([Finding(Kind.BAD_REVISION, "api", "d", {"deployment": "api", "revision": 3})])[0]
+    assert type(step).from_dict(step.as_dict()) == step and step.status == "planned"

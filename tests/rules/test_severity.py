@@ -1,0 +1,88 @@
+"""Severity classification: the playbook's table, its boundaries, and never failing open."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from irkit.rules.severity import LEVELS, Signals, Thresholds, classify
+
+NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)  # a Friday, 3 a.m.
+
+
+
+@pytest.mark.parametrize(("ratio", "level"), [
+    (0.0, 4), (0.0499, 4), (0.05, 3), (0.07, 3), (0.10, 3), (0.1001, 2), (0.5, 2),
+])
+def test_error_ratio_boundaries_follow_the_playbook_wording(ratio: float, level: int):
+    assert classify(Signals(error_ratio=ratio), detected_at=NOW).level == level
+
+
+
+@pytest.mark.parametrize(("p95", "level"), [(4.9, 4), (5.0, 4), (5.01, 2)])
+def test_latency_above_five_seconds_is_sev2(p95: float, level: int):
+    assert classify(Signals(latency_p95_seconds=p95), detected_at=NOW).level == level
+
+
+
+def test_highest_rule_wins_and_every_fired_rule_is_a_reason():
+    result = classify(Signals(outage=True, error_ratio=0.12, latency_p95_seconds=6.0, performance_degraded=True),
+                      detected_at=NOW)
+    assert result.level == 1 and result.name == "SEV-1"
+    assert len(result.reasons) == 4
+    assert result.reasons[0].startswith("complete service outage")
+    assert result.respond_by == NOW + timedelta(minutes=5)
+    assert result.escalation == LEVELS[1].escalation
+
+
+
+@pytest.mark.parametrize("signal", ["database_corruption", "security_breach", "payment_failure"])
+def test_each_sev1_example_is_sev1(signal: str):
+    assert classify(Signals(**{signal: True}), detected_at=NOW).level == 1
+
+
+
+@pytest.mark.parametrize("signal", ["authentication_failures", "blockchain_connectivity_lost"])
+def test_each_sev2_example_is_sev2(signal: str):
+    assert classify(Signals(**{signal: True}), detected_at=NOW).level == 2
+
+
+
+def test_sev3_from_degradation_alerts_and_features():
+    assert classify(Signals(alerts_firing=("HighCPU",)), detected_at=NOW).level == 3
+    assert classify(Signals(feature_failures=("wishlist",)), detected_at=NOW).level == 3
+    result = classify(Signals(performance_degraded=True), detected_at=NOW)
+    assert result.respond_by == NOW + timedelta(hours=1)
+
+
+
+def test_nothing_fired_is_sev4_next_business_day_and_not_real():
+    result = classify(Signals(error_ratio=0.01, latency_p95_seconds=0.3), detected_at=NOW)
+    assert result.level == 4 and not result.real
+    assert result.respond_by == datetime(2026, 11, 30, 9, 0, tzinfo=UTC)  # Friday -> Monday
+
+
+
+def test_thresholds_come_from_the_caller():
+    strict = Thresholds(error_ratio_high=0.02, error_ratio_moderate=0.01)
+    assert classify(Signals(error_ratio=0.03), strict, detected_at=NOW).level == 2
+
+
+
+def test_nothing_fired_but_a_signal_unmeasured_is_unknown_not_sev4():
+    result = classify(Signals(error_ratio=None, latency_p95_seconds=0.3,
+                              unmeasured=("error ratio: `http_requests_total` has no series",)), detected_at=NOW)
+    assert result.level is None and result.name == "unknown" and result.real is None and not result.known
+    assert result.unmeasured == ("error ratio: `http_requests_total` has no series",)
+    assert result.respond_by == NOW + timedelta(minutes=15)  # looked at like a SEV-2 until measured
+    assert "not an incident" not in result._repr_html_()
+
+
+
+def test_a_fired_rule_stands_beside_what_was_not_measured():
+    result = classify(Signals(error_ratio=0.12, unmeasured=("workload readiness: Kubernetes down",)), detected_at=NOW)
+    assert result.name == "SEV-2" and result.real is True
+    assert result.as_dict()["unmeasured"] == ["workload readiness: Kubernetes down"]
+    assert "some signals were not measured" in result._repr_html_()
+
