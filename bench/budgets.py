@@ -6,7 +6,9 @@
   any process or port is left afterwards (none);
 - a full five-phase `irkit run` once services are up (20 s);
 - each executed notebook (2 MB) and report.html (8 MB), at the test scale (2 h window) and for a
-  24 h incident (downsampling keeps notebooks from growing with the incident's length).
+  24 h incident (downsampling keeps notebooks from growing with the incident's length);
+- `irkit drill --all` over every built-in scenario (10 min), with its accuracy totals
+  (`--all-only` measures just that, `--skip-all` everything else).
 """
 
 from __future__ import annotations
@@ -65,9 +67,21 @@ def whole_drill(outputs: Path) -> None:
     print(f"{'drill exit code / ports still listening after it':<48} {done.returncode} / {listening or 'none'}")
 
 
+def every_scenario(outputs: Path) -> None:
+    t0 = time.monotonic()
+    done = subprocess.run([IRKIT, "drill", "--all", "--outputs", str(outputs)], capture_output=True, text=True,
+                          timeout=3600)
+    row(f"irkit drill --all ({len(drill.scenarios())} scenarios)", (time.monotonic() - t0) / 60, "min", 10)
+    print(done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr[-500:])
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory(prefix="irkit-bench-") as tmp:
         outputs = Path(tmp)
+        if "--skip-all" not in sys.argv:
+            every_scenario(outputs / "all")
+        if "--all-only" in sys.argv:
+            return
         whole_drill(outputs / "drill")
         base = drill.load_scenario("lock-contention")
         sizes(run_in(base, outputs / "2h", {"window_minutes": "120"}), "2 h window")

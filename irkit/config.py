@@ -119,6 +119,8 @@ class Config:
         metadata=_key("http", "URLs of the critical user journeys (playbook 4.1)", "http_url"),
     )
 
+    critical_journeys: tuple[str, ...] = field(default=(), metadata=_key("http", "NAME=SEV-N=URL-or-path: a journey whose failure is that severity whatever the error ratio (the playbook: payment SEV-1, authentication SEV-2); a path matches the health endpoints ending in it", "journey"))
+
     # [thresholds]
     error_ratio_high: float = field(default=0.10, metadata=_key("thresholds", "5xx ratio above which it is SEV2", "number", (0.0, 1.0)))
     error_ratio_moderate: float = field(default=0.05, metadata=_key("thresholds", "5xx ratio from which it is SEV3", "number", (0.0, 1.0)))
@@ -127,6 +129,11 @@ class Config:
 
     # [mitigation]
     memory_limit_factor: float = field(default=1.5, metadata=_key("mitigation", "an OOMKilled container's memory limit is raised by this factor", "number", (1.0, 16.0)))
+    scale_factor: float = field(default=2.0, metadata=_key("mitigation", "an overloaded deployment is scaled to its replicas times this (the playbook: 3 to 6)", "number", (1.0, 10.0)))
+    max_replicas: int = field(default=20, metadata=_key("mitigation", "the plan never scales a deployment above this many replicas", "number", (0.0, 1000.0)))
+    circuit_breaker_url: str = field(default="http://localhost:3000/admin/circuit-breaker/enable", metadata=_key("mitigation", "the service's circuit-breaker endpoint, as seen from inside its pod", "http_url"))
+    backup_provider_env: str = field(default="BLOCKCHAIN_PROVIDER=backup", metadata=_key("mitigation", "NAME=VALUE that switches the backend to its backup blockchain provider", "env_assignment"))
+    upstream_timeout_env: str = field(default="API_TIMEOUT=30000", metadata=_key("mitigation", "NAME=VALUE that raises the backend's upstream timeout", "env_assignment"))
 
     # [timeouts] seconds
     connect_timeout: float = field(default=5.0, metadata=_key("timeouts", "connecting to any source", "number", (0.0, 600.0)))
@@ -144,6 +151,15 @@ class Config:
     def deployments(self) -> tuple[str, ...]:
         """The Deployments the playbook looks at, backend first."""
         return (self.backend_deployment, self.frontend_deployment)
+
+    @property
+    def journeys(self) -> tuple[tuple[str, int, str], ...]:
+        """The critical journeys as (name, severity level, URL or path)."""
+        out = []
+        for item in self.critical_journeys:
+            name, level, target = item.split("=", 2)
+            out.append((name, int(level.removeprefix("SEV-")), target))
+        return tuple(out)
 
     @property
     def pg_location(self) -> str:
@@ -198,6 +214,14 @@ def _coerce(name: str, raw: Any, origin: str) -> Any:
             if isinstance(raw, str):
                 return raw.strip().lower() in ("1", "true", "yes", "on")
             return bool(raw)
+        if isinstance(default, int):
+            if isinstance(raw, bool) or not isinstance(raw, str | int) or not str(raw).strip().lstrip("-").isdigit():
+                raise ValueError("it must be a whole number")
+            whole = int(raw)
+            low, high = f.metadata["bounds"]
+            if not low < whole <= high:
+                raise ValueError(f"it must be a whole number above {low:g} and at most {high:g}")
+            return whole
         if isinstance(default, float):
             if isinstance(raw, bool) or not isinstance(raw, str | int | float):
                 raise ValueError(f"expected a number, got {type(raw).__name__}")
@@ -265,6 +289,10 @@ CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
     "http_url": (lambda v: bool(_url(v, ("http", "https"))), "an http:// or https:// URL"),
     "redis_url": (lambda v: bool(_url(v, ("redis", "rediss", "unix"))), "a redis:// URL"),
     "path": (lambda v: "\x00" not in v, "a file path"),
+    "journey": (lambda v: re.fullmatch(r"[A-Za-z][\w-]*=SEV-[123]=\S+", v) is not None,
+                "NAME=SEV-N=URL-or-path, e.g. payment=SEV-1=/api/payments/health"),
+    "env_assignment": (lambda v: re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=[^\x00-\x1f]*", v) is not None,
+                       "NAME=VALUE, an environment variable assignment"),
     "text": (lambda v: not any(ord(c) < 32 for c in v), "text without control characters"),
 }
 

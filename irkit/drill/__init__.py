@@ -37,11 +37,11 @@ from irkit.lab.marketplace import Marketplace
 from irkit.lab.postgres import PostgresLab
 from irkit.lab.prometheus import PrometheusLab, Segment, ServiceHistory
 from irkit.lab.redis import RedisLab
-from irkit.rules.kinds import Kind
+from irkit.rules.kinds import KINDS, Kind
 from irkit.rules.plan import ACTIONS
 
 __all__ = [
-    "KEYS", "SCENARIO_DIR", "DrillEnvironment", "DrillResult", "Scenario", "Session", "Truth", "check",
+    "ACCURACY_COLUMNS", "KEYS", "SCENARIO_DIR", "accuracy_row", "accuracy_table", "run_all", "DrillEnvironment", "DrillResult", "Scenario", "Session", "Truth", "check",
     "load_scenario", "run_drill", "scenarios",
 ]
 
@@ -66,6 +66,9 @@ class Truth:
     severity: str
     root: Mapping[str, str] | None = None  # {kind, subject}: the first finding
     mitigation: Mapping[str, str] | None = None  # {action, target}: the first planned step; None = nothing planned
+    ongoing: bool | None = None  # phase 1's "ongoing or resolved"; None: not checked
+    recovered: bool | None = None  # phase 4's verdict on the unmitigated drill; None: not checked
+    first_three: tuple[Mapping[str, str], ...] = ()  # {kind, subject} that must be among the first three findings
 
     def resolved(self, pids: Mapping[str, int]) -> Truth:
         """The truth with each ``{session}`` replaced by that session's pid."""
@@ -73,7 +76,8 @@ class Truth:
             if table is None:
                 return None
             return {k: _SESSION_REF.sub(lambda m: str(pids.get(m.group(1), m.group(0))), v) for k, v in table.items()}
-        return Truth(self.real, self.severity, fill(self.root), fill(self.mitigation))
+        return Truth(self.real, self.severity, fill(self.root), fill(self.mitigation), self.ongoing, self.recovered,
+                     tuple(t for t in (fill(x) for x in self.first_three) if t is not None))
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ class Session:
     name: str
     statements: tuple[str, ...]
     application: str = "backend"
+    repeat: int = 1  # this many identical sessions (an application's idle connections filling the pool)
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,10 @@ class Scenario:
     backend_up: bool = True
     redis: bool = False
     recovers_when_sessions_end: bool = False
+    max_connections: int = 100
+    database_down: bool = False  # PostgreSQL is stopped once everything is up: the database itself is down
+    deadlocks: int = 0  # real deadlocks caused (and broken by PostgreSQL) before the run
+    redis_down: bool = False  # Redis likewise (needs redis = true)
     namespace: str = "web3-marketplace-prod"
     parameters: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
@@ -129,10 +138,11 @@ def _offset(text: Any, where: str) -> float:
 # Every key a scenario file may hold, per table: a misspelt key is an error, not a silent default.
 KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"title", "description", "namespace", "truth", "parameters", "config", "marketplace", "sessions",
-                   "traffic", "cluster"}),
-    "truth": frozenset({"real", "severity", "root", "mitigation"}),
-    "marketplace": frozenset({"backend_up", "redis", "recovers_when_sessions_end"}),
-    "sessions": frozenset({"name", "application", "statements"}),
+                   "traffic", "cluster", "database"}),
+    "truth": frozenset({"real", "severity", "root", "mitigation", "ongoing", "recovered", "first_three"}),
+    "database": frozenset({"max_connections", "down", "deadlocks"}),
+    "marketplace": frozenset({"backend_up", "redis", "redis_down", "recovers_when_sessions_end"}),
+    "sessions": frozenset({"name", "application", "statements", "repeat"}),
     "traffic": frozenset({"service", "noise", "segments"}),
     "segment": frozenset({"start", "rps", "error_ratio", "p95_seconds"}),
 }
@@ -215,7 +225,18 @@ def _truth(data: Any, where: str) -> Truth:
     if mitigation is not None and mitigation["action"] not in ACTIONS:
         raise ScenarioError(f"{at}: mitigation action {mitigation['action']!r} is not one irkit plans; actions: "
                             f"{', '.join(ACTIONS)}")
-    return Truth(bool(_require(data, "real", at, bool)), severity, root, mitigation)
+    checks = {}
+    for key in ("ongoing", "recovered"):
+        if key in data and not isinstance(data[key], bool):
+            raise ScenarioError(f"{at}: {key} must be true or false")
+        checks[key] = data.get(key)
+    first_three = data.get("first_three", [])
+    if not isinstance(first_three, list) or len(first_three) > 3 or not all(
+            isinstance(t, dict) and {"kind", "subject"} <= set(t) and t["kind"] in {k.value for k in Kind}
+            for t in first_three):
+        raise ScenarioError(f"{at}: first_three must be at most three {{ kind = ..., subject = ... }} with known kinds")
+    return Truth(bool(_require(data, "real", at, bool)), severity, root, mitigation, checks["ongoing"],
+                 checks["recovered"], tuple(first_three))
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
@@ -242,13 +263,21 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         if len(statements) > MAX_STATEMENTS or any(len(s) > MAX_STATEMENT_TEXT for s in statements):
             raise ScenarioError(f"{at}: at most {MAX_STATEMENTS} statements of at most {MAX_STATEMENT_TEXT} "
                                 "characters each")
+        repeat = entry.get("repeat", 1)
+        if not isinstance(repeat, int) or isinstance(repeat, bool) or not 1 <= repeat <= MAX_SESSIONS:
+            raise ScenarioError(f"{at}: repeat must be a whole number from 1 to {MAX_SESSIONS}")
         sessions.append(Session(_require(entry, "name", at, str), tuple(statements),
-                                str(entry.get("application", "backend"))))
+                                str(entry.get("application", "backend")), repeat))
     names = [s.name for s in sessions]
     if len(set(names)) != len(names):
         raise ScenarioError(f"{where}: session names must be unique: {names}")
     marketplace = data.get("marketplace", {})
     _known(marketplace, "marketplace", f"{where} [marketplace]")
+    database = data.get("database", {})
+    _known(database, "database", f"{where} [database]")
+    max_connections = database.get("max_connections", 100)
+    if not isinstance(max_connections, int) or isinstance(max_connections, bool) or not 20 <= max_connections <= 500:
+        raise ScenarioError(f"{where} [database]: max_connections must be a whole number from 20 to 500")
     namespace = data.get("namespace", "web3-marketplace-prod")
     label_ok, allowed = irconfig.CHECKS["label"]
     if not isinstance(namespace, str) or not label_ok(namespace):
@@ -263,7 +292,8 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         cluster=_require(data, "cluster", where, dict), sessions=tuple(sessions),
         backend_up=bool(marketplace.get("backend_up", True)), redis=bool(marketplace.get("redis", False)),
         recovers_when_sessions_end=bool(marketplace.get("recovers_when_sessions_end", False)),
-        namespace=namespace,
+        namespace=namespace, max_connections=max_connections, database_down=bool(database.get("down", False)),
+        redis_down=bool(marketplace.get("redis_down", False)), deadlocks=_count(database, "deadlocks", where),
         parameters=dict(data.get("parameters", {})), config=dict(data.get("config", {})), path=path,
     )
     for text in _truth_texts(scenario.truth):
@@ -282,6 +312,13 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         detail = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
         raise ScenarioError(f"{where} [cluster]: {detail}; see the README's scenario format") from exc
     return scenario
+
+
+def _count(table: Mapping[str, Any], key: str, where: str, most: int = 10) -> int:
+    value = table.get(key, 0)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= most:
+        raise ScenarioError(f"{where}: {key} must be a whole number from 0 to {most}")
+    return value
 
 
 def _check_cluster_size(cluster: Mapping[str, Any], where: str) -> None:
@@ -315,7 +352,8 @@ def _check_cluster_size(cluster: Mapping[str, Any], where: str) -> None:
 
 
 def _truth_texts(truth: Truth) -> list[str]:
-    return [*(truth.root or {}).values(), *(truth.mitigation or {}).values()]
+    return [*(truth.root or {}).values(), *(truth.mitigation or {}).values(),
+            *(v for t in truth.first_three for v in t.values())]
 
 
 # --------------------------------------------------------------------------- the environment
@@ -351,7 +389,7 @@ class DrillEnvironment:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"irkit-drill-{sc.name}-"))
             self._stack.callback(shutil.rmtree, self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.postgres = self._stack.enter_context(PostgresLab())
+        self.postgres = self._stack.enter_context(PostgresLab(settings=(f"max_connections={sc.max_connections}",)))
         self.say(f"postgresql  {self.postgres.dsn}")
         self._hold_sessions()
         self.redis = self._stack.enter_context(RedisLab()) if sc.redis else None
@@ -375,6 +413,14 @@ class DrillEnvironment:
         kube.load(build_cluster(sc.cluster, sc.namespace))
         self.kubeconfig = kube.write_kubeconfig(self.workdir / "kubeconfig", sc.namespace)
         self.say(f"kubernetes  {kube.url} (kubeconfig {self.kubeconfig})")
+        for _ in range(sc.deadlocks):
+            self.postgres.deadlock()
+        if sc.database_down:
+            self.say("postgresql  stopped: the scenario's database is down")
+            self.postgres.stop()
+        if sc.redis_down and self.redis is not None:
+            self.say("redis       stopped: the scenario's cache is down")
+            self.redis.stop()
         self.config_path = self.workdir / "irkit.toml"
         # A drill compresses time: rates over 1 minute, so a fix shows in phase 4 within a minute.
         values = {"namespace": sc.namespace, "kubeconfig": str(self.kubeconfig), "pg_dsn": self.postgres.reader_dsn,
@@ -389,11 +435,12 @@ class DrillEnvironment:
 
     def _hold_sessions(self) -> None:
         for session in self.scenario.sessions:
-            try:
-                held = self.postgres.hold(session.statements, application=session.application)
-            except DrillError as exc:
-                raise ScenarioError(f"{self.scenario.path} [[sessions]] {session.name}: {exc}") from exc
-            self.pids[session.name] = held.pid
+            for _ in range(session.repeat):
+                try:
+                    held = self.postgres.hold(session.statements, application=session.application)
+                except DrillError as exc:
+                    raise ScenarioError(f"{self.scenario.path} [[sessions]] {session.name}: {exc}") from exc
+                self.pids.setdefault(session.name, held.pid)  # {name} in the truth: the first of them
             self.say(f"session     {session.name}: pid {held.pid}")
 
 
@@ -425,6 +472,15 @@ def check(summary: Mapping[str, Any], truth: Truth, pids: Mapping[str, int]) -> 
         problems += _first(summary.get("findings") or [], ("kind", "subject"), truth.root, "finding", "no findings")
     problems += _first(summary.get("mitigations") or [], ("action", "target"), truth.mitigation, "mitigation",
                        "nothing planned")
+    top = [(f["kind"], f["subject"]) for f in (summary.get("findings") or [])[:3]]
+    for want in truth.first_three:
+        if (want["kind"], want["subject"]) not in top:
+            problems.append(f"findings: expected {want['kind']} {want['subject']} among the first three, got {top}")
+    if truth.ongoing is not None and summary.get("ongoing") is not truth.ongoing:
+        problems.append(f"ongoing: expected {truth.ongoing}, got {summary.get('ongoing')}")
+    recovered = (summary.get("recovery") or {}).get("recovered")
+    if truth.recovered is not None and recovered is not truth.recovered:
+        problems.append(f"recovered: expected {truth.recovered}, got {recovered}")
     return problems
 
 
@@ -435,6 +491,7 @@ class DrillResult:
     summary: dict[str, Any]
     differences: list[str]
     timings: dict[str, float]
+    pids: Mapping[str, int] = field(default_factory=dict)  # session name -> pid, as the truth names them
 
     @property
     def ok(self) -> bool:
@@ -443,8 +500,9 @@ class DrillResult:
 
 def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: str = "",
               keep_running: Callable[[DrillEnvironment], None] | None = None,
-              progress: Callable[[str], None] | None = None) -> DrillResult:
-    """Start the scenario's system, run the five phases in it, compare with the ground truth, stop it all.
+              progress: Callable[[str], None] | None = None, phases: list[int] | None = None) -> DrillResult:
+    """Start the scenario's system, run the phases in it (all five by default; the ground truth needs
+    phases 1-4), compare with the ground truth, stop it all.
 
     The comparison is written into the run as ``drill.json`` (and the manifest
     re-sealed). ``keep_running`` is called with the environment still up, after the run.
@@ -452,9 +510,9 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
     say = progress or (lambda _: None)
     t0 = time.monotonic()
     with DrillEnvironment(scenario, progress=say) as env:
-        say(f"drill services up in {env.timings['services_up_seconds']:.1f} s; running the five phases")
+        say(f"drill services up in {env.timings['services_up_seconds']:.1f} s; running the phases")
         t1 = time.monotonic()
-        result = runner.run(incident or f"DRILL-{scenario.name}", config_path=str(env.config_path),
+        result = runner.run(incident or f"DRILL-{scenario.name}", phases, config_path=str(env.config_path),
                             params=dict(scenario.parameters), outputs=outputs, progress=say)
         env.timings["run_seconds"] = round(time.monotonic() - t1, 2)
         differences = check(result.summary, scenario.truth, env.pids)
@@ -467,5 +525,88 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
             keep_running(env)
         timings = dict(env.timings)
     timings["total_seconds"] = round(time.monotonic() - t0, 2)
-    return DrillResult(scenario, result.run_dir, result.summary, differences, timings)
+    return DrillResult(scenario, result.run_dir, result.summary, differences, timings, dict(env.pids))
 
+
+
+# --------------------------------------------------------------------------- accuracy over every scenario
+
+ACCURACY_COLUMNS = ("scenario", "repeat", "severity", "ac1", "ac3", "plan", "ongoing", "recovery",
+                    "false_positive", "ok", "seconds")
+
+
+def accuracy_row(scenario: Scenario, result: DrillResult, repeat: int) -> dict[str, Any]:
+    """One drill's scores: each column True/False, or None where the truth does not say."""
+    truth, summary = scenario.truth.resolved(result.pids), result.summary
+    findings = [(f["kind"], f["subject"]) for f in summary.get("findings") or []]
+    steps = [(m["action"], m["target"]) for m in summary.get("mitigations") or []]
+    root = (truth.root["kind"], truth.root["subject"]) if truth.root else None
+    wanted = [(t["kind"], t["subject"]) for t in truth.first_three] + ([root] if root else [])
+    causes = [f for f in summary.get("findings") or [] if KINDS[Kind(f["kind"])].cause]
+    recovered = (summary.get("recovery") or {}).get("recovered")
+    return {
+        "scenario": scenario.name, "repeat": repeat,
+        "severity": (summary.get("severity") or {}).get("name") == truth.severity,
+        "ac1": findings[:1] == [root] if root else None,
+        "ac3": all(w in findings[:3] for w in wanted) if wanted else None,
+        "plan": (steps[:1] == [(truth.mitigation["action"], truth.mitigation["target"])]) if truth.mitigation
+        else not steps,
+        "ongoing": summary.get("ongoing") is truth.ongoing if truth.ongoing is not None else None,
+        "recovery": recovered is truth.recovered if truth.recovered is not None else None,
+        # A negative control must end with no cause named and nothing planned.
+        "false_positive": bool(causes or steps) if not truth.real else None,
+        "ok": not result.differences, "seconds": result.timings.get("total_seconds"),
+    }
+
+
+def accuracy_table(rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """The rows and their totals as CSV and as a markdown table (percent of the rows a column applies to)."""
+    import csv
+    import io
+
+    def cell(value: Any) -> str:
+        return "" if value is None else ("yes" if value is True else "no" if value is False else f"{value}")
+
+    def total(column: str) -> str:
+        applicable = [r[column] for r in rows if r[column] is not None]
+        if not applicable:
+            return ""
+        hits = sum(bool(v) for v in applicable)
+        if column == "false_positive":
+            return f"{hits} of {len(applicable)}"
+        return f"{100 * hits / len(applicable):.0f} % ({hits}/{len(applicable)})"
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ACCURACY_COLUMNS)
+    writer.writeheader()
+    writer.writerows({k: cell(v) if k not in ("repeat", "seconds") else v for k, v in r.items()} for r in rows)
+    header = ("| scenario | repeat | severity | AC@1 | AC@3 | plan | ongoing | recovery | false positive | all right "
+              "| seconds |\n|" + "---|" * len(ACCURACY_COLUMNS) + "\n")
+    body = "".join("| " + " | ".join(cell(r[c]) if c != "seconds" else f"{r[c]:.0f}" for c in ACCURACY_COLUMNS)
+                   + " |\n" for r in rows)
+    totals = ("| **total** | | " + " | ".join(total(c) for c in ACCURACY_COLUMNS[2:-1])
+              + f" | {sum(r['seconds'] or 0 for r in rows):.0f} |\n")
+    return buffer.getvalue(), header + body + totals
+
+
+def run_all(*, repeat: int = 1, outputs: str | Path = "outputs", progress: Callable[[str], None] | None = None,
+            names: list[str] | None = None, phases: list[int] | None = None) -> tuple[list[dict[str, Any]], Path]:
+    """Every built-in scenario (or ``names``), ``repeat`` times, scored; the table is written as
+    ``outputs/drill-accuracy/<UTC time>/accuracy.{csv,md}``. Phases 1-4 by default: the post-mortem
+    scores nothing."""
+    from datetime import UTC, datetime
+    say = progress or (lambda _: None)
+    rows = []
+    for round_ in range(1, repeat + 1):
+        for name in names or list(scenarios()):
+            scenario = load_scenario(name)
+            say(f"drill {name} (repeat {round_} of {repeat})")
+            result = run_drill(scenario, outputs=outputs, phases=phases or [1, 2, 3, 4])
+            rows.append(accuracy_row(scenario, result, round_))
+            say(f"  {'right' if result.ok else 'WRONG: ' + '; '.join(result.differences)}")
+    directory = Path(outputs) / "drill-accuracy" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    directory.mkdir(parents=True, exist_ok=True)
+    csv_text, markdown = accuracy_table(rows)
+    (directory / "accuracy.csv").write_text(csv_text)
+    (directory / "accuracy.md").write_text(markdown)
+    return rows, directory

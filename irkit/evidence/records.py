@@ -133,11 +133,17 @@ ERROR_RATIO_NOW = _key("error_ratio_now", 1, "rows: service (`all` = overall), e
 LATENCY_P95_NOW = _key("latency_p95_now", 1, "rows: service (`all` = overall), seconds; phase 2 again", _rows)
 INCIDENT_START = _key("incident_start", 1, "ISO time the error ratio last crossed error_ratio_moderate, or null",
                       _time)
+ERROR_RATIO_PEAK = _key("error_ratio_peak", 1, "{service, error_ratio, at}: the highest error ratio held for three "
+                                               "steps in the window", _dict)
+LATENCY_P95_PEAK = _key("latency_p95_peak", 1, "{service, seconds, at}: the highest p95 held for three steps", _dict)
+RESOLVED_AT = _key("resolved_at", 1, "ISO time the signals went back under their thresholds, when the incident "
+                                     "is over; else null", _time)
 WINDOW = _key("window", 1, "{start, end}: the charts' window", _dict)
-WORKLOADS = _key("workloads", 1, "rows: kind, name, desired, ready, updated, image", _rows)
+WORKLOADS = _key("workloads", 1, "rows: kind, name, desired, ready, updated, image; phase 2 again", _rows)
 WORKLOADS_DOWN = _key("workloads_down", 1, "names of workloads with no ready replica", _strings)
 WORKLOADS_DEGRADED = _key("workloads_degraded", 1, "names of workloads with some replicas not ready", _strings)
-ENDPOINTS = _key("endpoints", 1, "rows: url, ok, status, seconds, error; phase 2 again", _rows)
+ENDPOINTS = _key("endpoints", 1, "rows: url, ok, status, seconds, error, journey, journey_level; phase 2 again",
+                 _rows)
 SEVERITY = _key("severity", 1, "the assessment: level (null: unknown), name, real, known, reasons, unmeasured, "
                                "detected_at, respond_by, response_time, escalation", _typed(Assessment))
 RELATED_INCIDENTS = _key("related_incidents", 1, "rows: incident, run, severity, overlap, path", _rows)
@@ -165,6 +171,13 @@ LOCK_CYCLES: Key[list[list[int]]] = _key("lock_cycles", 2, "lists of pids waitin
 LOCK_TREE = _key("lock_tree", 2, "the lock graph as indented text", _text)
 LONG_RUNNING = _key("long_running", 2, "rows: pid, state, age_seconds, query_seconds, xact_seconds, "
                                       "wait_event_type, wait_event, usename, application_name, query", _rows)
+DATABASE_LOGS = _key("database_logs", 2, "rows as logs, of the database StatefulSet's pods", _rows)
+PG_DEADLOCKS = _key("pg_deadlocks", 2, "{deadlocks}: pg_stat_database.deadlocks, detected and broken since the "
+                                       "statistics were reset", _dict)
+CONNECTIONS = _key("connections", 2, "rows: application_name, state, sessions, oldest_state_seconds (whole server)",
+                   _rows)
+REQUEST_RATE = _key("request_rate", 2, "rows: service, rps_now, rps_baseline (median of the window's first half)",
+                    _rows)
 PG_SATURATION = _key("pg_saturation", 2, "{sessions, in_database, max_connections, reserved}", _dict)
 FINDINGS = _key("findings", 2, "ranked findings: kind, subject, detail, evidence", _typed_list(Finding))
 # Phase 3: mitigation

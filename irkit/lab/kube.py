@@ -315,6 +315,9 @@ def _render_log(text: str, now: datetime) -> str:
     return re.sub(r"\{ago:([0-9.]+[smhd])\}", lambda m: _ts(now - _duration(m.group(1))), text)
 
 
+POD_STATES = ("running", "crashloop", "oomkilled", "imagepull", "pending", "unschedulable", "unready")
+
+
 def _container_status(name: str, image: str, state: str, restarts: int, now: datetime,
                       started: datetime) -> dict[str, Any]:
     status: dict[str, Any] = {"name": name, "image": image, "imageID": "", "restartCount": restarts,
@@ -338,8 +341,13 @@ def _container_status(name: str, image: str, state: str, restarts: int, now: dat
                                        "message": f'Back-off pulling image "{image}"'}}
     elif state == "pending":
         status["state"] = {"waiting": {"reason": "ContainerCreating"}}
+    elif state == "unschedulable":
+        status["state"] = {"waiting": {"reason": "Pending"}}
+    elif state == "unready":  # running, but its readiness probe never passes
+        status["state"] = {"running": {"startedAt": _ts(started)}}
+        status["ready"] = False
     else:
-        raise DrillError(f"unknown pod state {state!r}; use running, crashloop, oomkilled, imagepull or pending")
+        raise DrillError(f"unknown pod state {state!r}; use {', '.join(POD_STATES)}")
     return status
 
 
@@ -456,7 +464,12 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
             restarts = int(pod_group.get("restarts", 0 if state == "running" else 5))
             started = now - _duration(pod_group.get("age", revisions[-1].get("age", "7d")))
             status = _container_status(container, revisions[-1]["image"], state, restarts, now, started)
-            phase = "Pending" if state in ("pending", "imagepull") else "Running"
+            if pod_group.get("last_restart_ago") and state == "running":  # a crash long ago, healthy since
+                ended = now - _duration(pod_group["last_restart_ago"])
+                status["lastState"] = {"terminated": {"reason": "Error", "exitCode": 1,
+                                                      "startedAt": _ts(ended - timedelta(hours=1)),
+                                                      "finishedAt": _ts(ended)}}
+            phase = "Pending" if state in ("pending", "imagepull", "unschedulable") else "Running"
             pod_labels = {**labels, **({"pod-template-hash": pod_hash} if pod_hash else {})}
             cluster.objects.append(("v1/pods", {
                 "apiVersion": "v1", "kind": "Pod",
@@ -465,8 +478,9 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
                                                     "uid": str(uuid.uuid5(uuid.NAMESPACE_URL,
                                                                           f"{namespace}/{owner_name}")),
                                                     "controller": True}]),
-                "spec": {"nodeName": node, "containers": [{"name": container, "image": revisions[-1]["image"],
-                                                           "resources": {"limits": limits}}]},
+                "spec": {**({"nodeName": node} if state != "unschedulable" else {}),  # never placed on a node
+                         "containers": [{"name": container, "image": revisions[-1]["image"],
+                                         "resources": {"limits": limits}}]},
                 "status": {"phase": phase, "hostIP": "10.0.0.1", "podIP": f"10.1.{index}.{ordinal}",
                            "startTime": _ts(started),
                            "conditions": [{"type": "Ready", "status": "True" if status["ready"] else "False"}],
@@ -508,3 +522,11 @@ def _pod_events(namespace: str, pod: str, container: str, state: str, restarts: 
     elif state == "pending":
         yield _event(namespace, "Pod", pod, "Normal", "Scheduled", f"Successfully assigned {namespace}/{pod}",
                      now - timedelta(seconds=10))
+    elif state == "unschedulable":
+        yield _event(namespace, "Pod", pod, "Warning", "FailedScheduling",
+                     "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: 2 No "
+                     "preemption victims found for incoming pod.", now - timedelta(seconds=15), count=restarts or 4)
+    elif state == "unready":
+        yield _event(namespace, "Pod", pod, "Warning", "Unhealthy",
+                     "Readiness probe failed: HTTP probe failed with statuscode: 503", now - timedelta(seconds=5),
+                     count=restarts or 20)

@@ -141,6 +141,11 @@ class HeldSession:
                 self._conn.lock.release()
 
 
+def _quietly(conn: psycopg.Connection[Any], statement: str) -> None:
+    with contextlib.suppress(psycopg.errors.DeadlockDetected):
+        conn.execute(statement.encode())
+
+
 def _bindir() -> str:
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
     initdb = find_binary("initdb", "postgresql", tuple(candidates))
@@ -224,6 +229,26 @@ class PostgresLab:
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as admin:
             held.settle(admin)
         return held
+
+    def deadlock(self) -> None:
+        """Cause one real deadlock, which PostgreSQL detects and breaks (pg_stat_database.deadlocks + 1)."""
+        first = psycopg.connect(self.app_dsn, autocommit=True, application_name="backend", connect_timeout=5)
+        second = psycopg.connect(self.app_dsn, autocommit=True, application_name="backend", connect_timeout=5)
+        try:
+            first.execute("BEGIN")
+            second.execute("BEGIN")
+            first.execute("UPDATE orders SET status = status WHERE id = 10")
+            second.execute("UPDATE orders SET status = status WHERE id = 11")
+            waiter = threading.Thread(target=lambda: _quietly(first, "UPDATE orders SET status = status WHERE id = 11"))
+            waiter.start()
+            time.sleep(0.2)
+            _quietly(second, "UPDATE orders SET status = status WHERE id = 10")  # one of the two is the victim
+            waiter.join(10)
+        finally:
+            for conn in (first, second):
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+                conn.close()
 
     def release(self) -> None:
         """End every held session: their locks go, blocked statements return."""

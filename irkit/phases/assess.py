@@ -28,9 +28,12 @@ __all__ = [
     "error_ratio_history",
     "error_ratio_now",
     "incident_start",
+    "latency_history",
     "latency_now",
+    "peak",
     "pod_health",
     "related_incidents",
+    "resolved_at",
 ]
 
 
@@ -77,6 +80,36 @@ def incident_start(frame: pd.DataFrame, threshold: float) -> datetime | None:
     return pd.Timestamp(later[0]).to_pydatetime()
 
 
+SUSTAINED_STEPS = 3  # a peak counts when the series held it this many steps: one noisy sample is not an incident
+
+
+def peak(frame: pd.DataFrame, label: str) -> dict[str, Any] | None:
+    """The highest value each series held for :data:`SUSTAINED_STEPS` steps, over all series (pure):
+    ``{service, value, at}``, or None for an empty frame."""
+    best: dict[str, Any] | None = None
+    groups = frame.groupby(label) if label in frame.columns else [("all", frame)]
+    for service, series in groups:
+        held = series["value"].sort_index().rolling(SUSTAINED_STEPS).min().dropna()
+        if held.empty:
+            continue
+        position = int(held.to_numpy().argmax())
+        value, at = float(held.iloc[position]), pd.Timestamp(held.index[position]).to_pydatetime()
+        if best is None or value > best["value"]:
+            best = {"service": str(service), "value": value, "at": at}
+    return best
+
+
+def resolved_at(frame: pd.DataFrame, threshold: float, label: str) -> datetime | None:
+    """When every series last fell under ``threshold`` for good, if it did within the frame (pure)."""
+    if frame.empty:
+        return None
+    worst = frame["value"].groupby(level=0).max().sort_index()
+    above = worst[worst >= threshold]
+    if above.empty or above.index[-1] == worst.index[-1]:
+        return None  # never over, or still over
+    return pd.Timestamp(worst.index[worst.index > above.index[-1]][0]).to_pydatetime()
+
+
 def error_ratio_history(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavailable:
     """The error ratio per service over the window, with thresholds, deploys and the onset."""
     cfg = inc.config
@@ -88,11 +121,36 @@ def error_ratio_history(inc: Incident, window_minutes: int = 120) -> charts.Char
     start = incident_start(frame, cfg.error_ratio_moderate)
     inc.record(R.INCIDENT_START, start)
     inc.record(R.WINDOW, {"start": window.start, "end": window.end})
+    top = peak(frame, cfg.prom_service_label)
+    if top is not None:
+        inc.record(R.ERROR_RATIO_PEAK, {"service": top["service"], "error_ratio": top["value"], "at": top["at"]})
+    inc.record(R.RESOLVED_AT, resolved_at(frame, cfg.error_ratio_moderate, cfg.prom_service_label))
     history = inc.attempt("rollout history", lambda: k8s.rollout_histories(inc.kube, cfg.deployments))
     deploys = history if isinstance(history, pd.DataFrame) else None
     return charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
                                     deploys=deploys, incident_start=start,
                                     label=cfg.prom_service_label).with_data(inc.save_data("error-ratio", frame))
+
+
+def latency_history(inc: Incident, window_minutes: int = 120) -> charts.Chart | Unavailable:
+    """p95 latency per service over the window, against the SEV-2 line: a slow spike that has passed still
+    counts as an incident."""
+    cfg = inc.config
+    window = prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes)))
+    frame = inc.attempt("p95 latency history", lambda: prom.require_data(
+        inc.prom, prom.latency_quantile(inc.prom, 0.95, window, by_service=True), "p95 latency history",
+        "prom_latency_metric"))
+    if isinstance(frame, Unavailable):
+        return frame
+    top = peak(frame, cfg.prom_service_label)
+    if top is not None:
+        inc.record(R.LATENCY_P95_PEAK, {"service": top["service"], "seconds": top["value"], "at": top["at"]})
+    frames = {str(name): group.drop(columns=[cfg.prom_service_label]) for name, group in frame.groupby(
+        cfg.prom_service_label)} if cfg.prom_service_label in frame.columns else {"all": frame}
+    return charts.latency_chart({f"p95 {name}": f for name, f in frames.items()},
+                                slow_seconds=cfg.latency_p95_slow_seconds,
+                                incident_start=inc.current(R.INCIDENT_START)).with_data(
+        inc.save_data("latency-p95", frame))
 
 
 def pod_health(inc: Incident) -> pd.DataFrame | Unavailable:
@@ -139,16 +197,38 @@ def _signals(inc: Incident) -> Signals:
     worst_ratio = max((v for v in ratios.values() if v is not None), default=None)
     worst_p95 = max((v for v in p95s.values() if v is not None), default=None)
     degraded = bool(inc.current(R.WORKLOADS_DEGRADED))
+    journeys = tuple(sorted({(str(e["journey"]), int(e["journey_level"])) for e in endpoints
+                             if e.get("journey") and e.get("journey_level") and not e.get("ok")}))
     return Signals(outage=outage, error_ratio=worst_ratio, latency_p95_seconds=worst_p95,
-                   performance_degraded=degraded, unmeasured=_unmeasured(inc))
+                   performance_degraded=degraded, journeys_failing=journeys, unmeasured=_unmeasured(inc))
 
 
 def assessment(inc: Incident) -> Assessment:
-    """classify() on what this phase saw; records the severity, its reasons and the deadline."""
+    """classify() on what this phase saw; records the severity, its reasons and the deadline.
+
+    Real, ongoing and resolved are three questions (playbook 1.2). When nothing is over its threshold now
+    but the error ratio or p95 held above one inside the window, the incident was real and is over: it is
+    assessed at its peak, and said to be resolved, with when.
+    """
     cfg = inc.config
+    thresholds = Thresholds(cfg.error_ratio_high, cfg.error_ratio_moderate, cfg.latency_p95_slow_seconds)
     detected = inc.current(R.INCIDENT_START) or inc.started_at
-    result = classify(_signals(inc), Thresholds(cfg.error_ratio_high, cfg.error_ratio_moderate,
-                                                cfg.latency_p95_slow_seconds), detected_at=detected)
+    now = classify(_signals(inc), thresholds, detected_at=detected)
+    result = now
+    ratio_peak, p95_peak = inc.current(R.ERROR_RATIO_PEAK), inc.current(R.LATENCY_P95_PEAK)
+    if now.level == 4 and (ratio_peak or p95_peak):
+        at_peak = classify(Signals(error_ratio=(ratio_peak or {}).get("error_ratio"),
+                                   latency_p95_seconds=(p95_peak or {}).get("seconds")), thresholds,
+                           detected_at=detected)
+        if at_peak.real:
+            peak_at = max(datetime.fromisoformat(p["at"]) for p in (ratio_peak, p95_peak) if p)
+            over = inc.current(R.RESOLVED_AT)
+            result = Assessment(
+                level=at_peak.level, detected_at=detected, respond_by=at_peak.respond_by,
+                escalation=at_peak.escalation, unmeasured=now.unmeasured,
+                reasons=(*(f"at its peak ({peak_at:%H:%M} UTC): {r}" for r in at_peak.reasons),
+                         f"resolved{f' at {over:%H:%M} UTC' if over else ''}: every signal is under its "
+                         "threshold now"))
     inc.record(R.SEVERITY, result.as_dict())
     return result
 
@@ -190,12 +270,18 @@ def checklist(inc: Incident) -> pd.DataFrame:
     ratios = inc.rows(R.ERROR_RATIO_NOW)
     worst = max((r["error_ratio"] for r in ratios if r["error_ratio"] is not None), default=None)
     unhealthy_now = bool(inc.current(R.WORKLOADS_DOWN) or inc.current(R.WORKLOADS_DEGRADED))
-    ongoing: bool | None = (worst is not None and worst >= cfg.error_ratio_moderate) or unhealthy_now
+    slowest = max((r["seconds"] for r in inc.rows(R.LATENCY_P95_NOW) if r["seconds"] is not None), default=None)
+    failing = [e for e in inc.rows(R.ENDPOINTS) if not e.get("ok")]
+    # Ongoing looks at every signal that can classify it, not the error ratio alone.
+    ongoing: bool | None = ((worst is not None and worst >= cfg.error_ratio_moderate)
+                            or (slowest is not None and slowest > cfg.latency_p95_slow_seconds)
+                            or bool(failing) or unhealthy_now)
     related = inc.rows(R.RELATED_INCIDENTS)
     affected = _affected(inc)
     real = severity.real if severity else None
-    if worst is None and not unhealthy_now:
-        ongoing = None  # nothing that would show it was measured
+    if not ongoing and (worst is None or slowest is None):
+        ongoing = None  # nothing shows it, but not everything that would was measured
+    over = inc.current(R.RESOLVED_AT)
     inc.record(R.AFFECTED, affected)
     inc.record(R.REAL, real)
     inc.record(R.ONGOING, ongoing)
@@ -209,7 +295,8 @@ def checklist(inc: Incident) -> pd.DataFrame:
          f"respond by {severity.respond_by.isoformat() if severity else '?'}; escalate: "
          f"{severity.escalation if severity else '?'}"),
         ("Check if incident is ongoing or resolved",
-         "unknown" if ongoing is None else "ongoing" if ongoing else "resolved or not happening",
+         "unknown" if ongoing is None else "ongoing" if ongoing else
+         (f"resolved at {over:%H:%M} UTC" if over and real else "resolved or not happening"),
          f"worst error ratio now {worst:.1%}" if worst is not None else "error ratio unavailable"),
         ("Identify affected systems/users", ", ".join(affected) or "none found", ""),
         ("Check for related incidents", f"{len(related)} related run(s)" if related else "none in outputs/", ""),

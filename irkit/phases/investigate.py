@@ -18,7 +18,7 @@ from irkit.rules.diagnosis import Observations, Targets, diagnose
 from irkit.sources import http, k8s, pg, prom
 
 __all__ = [
-    "activity", "endpoints", "error_ratio", "events", "findings", "fold_logs", "latency", "lock_graph",
+    "activity", "connections", "database_logs", "traffic", "workloads", "endpoints", "error_ratio", "events", "findings", "fold_logs", "latency", "lock_graph",
     "logs",
     "long_running", "observations", "pod_chart", "previous_logs", "rollout_history", "saturation", "top", "unhealthy_pods",
 ]
@@ -184,6 +184,51 @@ def rollout_history(inc: Incident) -> pd.DataFrame | Unavailable:
         "rollout history", lambda: k8s.rollout_histories(inc.kube, inc.config.deployments)))
 
 
+def connections(inc: Incident) -> pd.DataFrame | Note | Unavailable:
+    """Who holds the database's connections: by application and state (the pool an app filled)."""
+    return shown(inc.record(R.CONNECTIONS, inc.attempt("connections by application",
+                                                        lambda: pg.connections_by_application(inc.pg))),
+                 "no client connection besides irkit's")
+
+
+def database_logs(inc: Incident, tail: int = 50) -> views.LogView | Unavailable:
+    """The database's own logs (its StatefulSet's pods) and its deadlock counter: deadlocks PostgreSQL broke
+    show here, with both queries."""
+    limits.bounded("log_tail", tail)
+    count = inc.attempt("deadlocks", lambda: pg.deadlocks(inc.pg))
+    if isinstance(count, int):
+        inc.record(R.PG_DEADLOCKS, {"deadlocks": count})
+    frame = inc.attempt("database logs", lambda: k8s.logs(inc.kube, inc.config.postgres_statefulset, tail=tail,
+                                                          kind="StatefulSet").assign(
+        deployment=inc.config.postgres_statefulset))
+    if isinstance(frame, Unavailable):
+        return inc.record(R.DATABASE_LOGS, frame)
+    return views.LogView(inc.record(R.DATABASE_LOGS, fold_logs(frame)), "database logs")
+
+
+def workloads(inc: Incident) -> pd.DataFrame | Unavailable:
+    """``kubectl get deployments,statefulsets``: replicas desired and ready (what a scale-up starts from)."""
+    return inc.record(R.WORKLOADS, inc.attempt("workloads", lambda: k8s.deployments(inc.kube)))
+
+
+def traffic(inc: Incident, window_minutes: int = 120) -> pd.DataFrame | Unavailable:
+    """Requests per second per service now, against its baseline (the median of the window's first half)."""
+    window = _window(inc, window_minutes)
+    label = inc.config.prom_service_label
+
+    def run() -> pd.DataFrame:
+        history = prom.request_rate(inc.prom, window, by_service=True)
+        now = prom.require_data(inc.prom, prom.request_rate(inc.prom, by_service=True), "request rate now",
+                                "prom_requests_metric")
+        middle = window.start + (window.end - window.start) / 2
+        early = history[history.index < middle] if label in history.columns else history.iloc[:0]
+        baseline = early.groupby(label)["value"].median() if not early.empty else pd.Series(dtype=float)
+        rows = [{"service": row[label], "rps_now": row["value"], "rps_baseline": baseline.get(row[label])}
+                for row in now.to_dict("records") if label in row]
+        return pd.DataFrame(rows, columns=["service", "rps_now", "rps_baseline"])
+    return inc.record(R.REQUEST_RATE, inc.attempt("request rate", run))
+
+
 def observations(inc: Incident) -> Observations:
     """What this phase recorded, as the diagnosis reads it."""
     return Observations(
@@ -191,7 +236,11 @@ def observations(inc: Incident) -> Observations:
         long_running=inc.rows(R.LONG_RUNNING), saturation=inc.current(R.PG_SATURATION),
         unhealthy_pods=inc.rows(R.UNHEALTHY_PODS), rollout_history=inc.rows(R.ROLLOUT_HISTORY),
         error_ratio_now=inc.rows(R.ERROR_RATIO_NOW), latency_p95_now=inc.rows(R.LATENCY_P95_NOW),
-        endpoints=inc.rows(R.ENDPOINTS), problems=inc.problems)
+        endpoints=inc.rows(R.ENDPOINTS), problems=inc.problems, lock_edges=inc.rows(R.LOCK_EDGES),
+        connections=inc.rows(R.CONNECTIONS), logs=inc.rows(R.LOGS) + inc.rows(R.PREVIOUS_LOGS),
+        warning_events=inc.rows(R.WARNING_EVENTS), request_rate=inc.rows(R.REQUEST_RATE),
+        workloads=inc.rows(R.WORKLOADS), database_logs=inc.rows(R.DATABASE_LOGS),
+        deadlocks=(inc.current(R.PG_DEADLOCKS) or {}).get("deadlocks"))
 
 
 def findings(inc: Incident) -> pd.DataFrame | Note:

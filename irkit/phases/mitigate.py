@@ -33,7 +33,13 @@ def mitigation_plan(inc: Incident) -> views.PlanView:
         inc.record(R.MITIGATIONS, [])
         return views.PlanView([], "no plan: phase 2 (investigate) has not been run, so nothing was found to "
                                   "plan from")
-    real = inc.earlier(R.REAL)
+    real, ongoing = inc.earlier(R.REAL), inc.earlier(R.ONGOING)
+    if real and ongoing is False:  # it happened and is over: nothing to mitigate, the post-mortem is next
+        inc.record(R.MITIGATIONS, [])
+        over = inc.earlier(R.RESOLVED_AT)
+        return views.PlanView([], f"nothing to mitigate: the incident is over (resolved"
+                                  f"{f' at {over:%H:%M} UTC' if over else ''}); validate (phase 4), then write the "
+                                  "post-mortem")
     steps = [] if real is False else plan(inc.earlier(R.FINDINGS), PlanTargets.from_config(inc.config))
     inc.record(R.MITIGATIONS, [step.as_dict() for step in steps])
     return views.PlanView(steps)

@@ -8,6 +8,7 @@ holds a decision table with a row per rule and per boundary.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 from irkit.rules.kinds import Finding, Kind, rank
 
-__all__ = ["RECENT_DEPLOY_MINUTES", "Observations", "Targets", "diagnose"]
+__all__ = ["OVERLOAD_FACTOR", "RECENT_DEPLOY_MINUTES", "RECENT_RESTART_SECONDS", "Observations", "Targets", "diagnose"]
 
 Row = Mapping[str, Any]
 RECENT_DEPLOY_MINUTES = 24 * 60  # a revision deployed within a day that crashloops is the suspect
@@ -57,13 +58,23 @@ class Observations:
     latency_p95_now: Sequence[Row] = ()  # service, seconds
     endpoints: Sequence[Row] = ()
     problems: Sequence[Row] = ()  # step, error: what could not be asked
+    lock_edges: Sequence[Row] = ()  # blocked_pid, blocking_pid, blocked_query, wait_seconds
+    connections: Sequence[Row] = ()  # application_name, state, sessions
+    logs: Sequence[Row] = ()  # deployment, container, pods, text (current and previous containers)
+    warning_events: Sequence[Row] = ()  # reason, object, message, count
+    request_rate: Sequence[Row] = ()  # service, rps_now, rps_baseline
+    workloads: Sequence[Row] = ()  # kind, name, desired, ready
+    database_logs: Sequence[Row] = ()  # the database pods' logs, folded like logs
+    deadlocks: int | None = None  # pg_stat_database.deadlocks
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 def diagnose(obs: Observations, targets: Targets) -> list[Finding]:
     """Every finding the observations support, ranked: causes first."""
-    found = [*_locks(obs), *_queries(obs), *_saturation(obs, targets), *_pods(obs, targets),
-             *_symptoms(obs, targets)]
+    symptoms = _symptoms(obs, targets)
+    found = [*_locks(obs), *_broken_deadlocks(obs), *_ddl(obs), *_queries(obs), *_saturation(obs, targets), *_pods(obs, targets),
+             *_unschedulable(obs, targets), *_dependencies(obs, targets, symptoms), *_load(obs, targets, symptoms),
+             *symptoms]
     found += [Finding(Kind.SOURCE_UNAVAILABLE, p["step"], p["error"]) for p in obs.problems]
     return rank(found)
 
@@ -81,6 +92,56 @@ def _locks(obs: Observations) -> list[Finding]:
     return out
 
 
+_DEADLOCK_QUERY = re.compile(r"Process (\d+): (.+)$")
+
+
+def _broken_deadlocks(obs: Observations) -> list[Finding]:
+    # PostgreSQL breaks a deadlock itself (one transaction is rolled back): nothing to terminate. What the
+    # responder needs is the two queries, from the database's log, to fix the order the application locks in.
+    text = "\n".join(str(row.get("text", "")) for row in obs.database_logs)
+    if "deadlock detected" not in text:
+        return []
+    queries: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _DEADLOCK_QUERY.search(line.strip())
+        if match:
+            queries.setdefault(match.group(1), match.group(2).strip())
+    count = text.count("deadlock detected")
+    counter = f"; pg_stat_database.deadlocks = {obs.deadlocks}" if obs.deadlocks is not None else ""
+    detail = (f"PostgreSQL detected and broke {count} deadlock(s){counter}: "
+              + " / ".join(f"pid {pid}: {query[:90]}" for pid, query in list(queries.items())[:2]))
+    return [Finding(Kind.DEADLOCK, "broken by PostgreSQL", detail,
+                    {"queries": list(queries.values())[:4], "count": count, "deadlocks": obs.deadlocks,
+                     "impact": count})]
+
+
+# Statements that take an ACCESS EXCLUSIVE lock (or one almost as strong): queued behind a reader, they make
+# every later query on the table queue behind them.
+_DDL = re.compile(r"^\s*(ALTER\s+TABLE|DROP\s+(TABLE|INDEX)|TRUNCATE|LOCK\s+TABLE|REINDEX|VACUUM\s+FULL|CLUSTER|"
+                  r"CREATE\s+(UNIQUE\s+)?INDEX(?!\s+CONCURRENTLY))", re.IGNORECASE)
+
+
+def _ddl(obs: Observations) -> list[Finding]:
+    # A DDL statement that waits on a lock while others wait on it: the root holding the table is the cause, but
+    # cancelling the queued DDL is the safe first step (it releases everything queued behind it at once).
+    behind: dict[int, int] = {}
+    for edge in obs.lock_edges:
+        behind[int(edge["blocking_pid"])] = behind.get(int(edge["blocking_pid"]), 0) + 1
+    out, seen = [], set()
+    for edge in obs.lock_edges:
+        pid = int(edge["blocked_pid"])
+        query = str(edge.get("blocked_query") or "")
+        if pid in seen or not _DDL.match(query) or not behind.get(pid):
+            continue
+        seen.add(pid)
+        out.append(Finding(Kind.DDL_QUEUED, f"pid {pid}",
+                           f"{' '.join(query.split())[:100]} waits for pid {edge['blocking_pid']} and {behind[pid]} "
+                           "session(s) queue behind it",
+                           {"pid": pid, "blocked_by": int(edge["blocking_pid"]), "queued_behind": behind[pid],
+                            "impact": behind[pid]}))
+    return out
+
+
 def _queries(obs: Observations) -> list[Finding]:
     # The rows are already past the notebook's older_than_seconds bound; a query waiting on a lock is a
     # waiter, not a cause of its own.
@@ -95,11 +156,24 @@ def _saturation(obs: Observations, targets: Targets) -> list[Finding]:
     sat = obs.saturation
     if not sat or not sat.get("max_connections"):
         return []
-    ratio = sat["sessions"] / max(1, sat["max_connections"] - sat.get("reserved", 0))
+    usable = max(1, sat["max_connections"] - sat.get("reserved", 0))
+    ratio = sat["sessions"] / usable
     if ratio < targets.saturation_ratio:
         return []
-    return [Finding(Kind.DB_SATURATION, "postgres", f"{sat['sessions']} of {sat['max_connections']} connections "
-                                                    "in use", {"impact": ratio})]
+    evidence: dict[str, Any] = {"impact": ratio}
+    detail = f"{sat['sessions']} of {usable} usable connections in use"
+    # Name the application whose idle connections fill the pool, when one holds most of them.
+    idle: dict[str, int] = {}
+    for row in obs.connections:
+        if str(row.get("state")) == "idle" and row.get("application_name"):
+            idle[str(row["application_name"])] = idle.get(str(row["application_name"]), 0) + int(row["sessions"])
+    if idle:
+        app, count = max(idle.items(), key=lambda item: item[1])
+        if count >= 0.5 * sat["sessions"]:
+            evidence.update(application=app, idle_sessions=count,
+                            deployment=next((d for d in targets.deployments if d.startswith(app)), ""))
+            detail += f"; {count} of them are idle connections of application '{app}'"
+    return [Finding(Kind.DB_SATURATION, "postgres", detail, evidence)]
 
 
 def _workload_of(pod: Row, targets: Targets) -> str:
@@ -110,46 +184,150 @@ def _workload_of(pod: Row, targets: Targets) -> str:
     return str(pod.get("owner") or name)
 
 
-def _age_minutes(created: Any, now: datetime) -> float:
-    moment = created if isinstance(created, datetime) else datetime.fromisoformat(str(created))
-    return (now - moment).total_seconds() / 60
+RECENT_RESTART_SECONDS = 3600  # a container that restarted longer ago than this is history, not a finding
+
+
+def _failure(pod: Row, now: datetime) -> str | None:
+    """How a pod is failing right now, or None: a restart long ago is not a failure."""
+    reason = pod.get("waiting_reason") or ""
+    if reason == "CrashLoopBackOff":
+        return "crashloop"
+    if reason in ("ImagePullBackOff", "ErrImagePull", "InvalidImageName"):
+        return "image-pull"
+    terminated = pod.get("last_terminated_at")
+    recent = terminated is not None and (now - _moment(terminated)).total_seconds() < RECENT_RESTART_SECONDS
+    if pod.get("last_termination_reason") == "OOMKilled" and recent:
+        return "oom-killed"
+    if not pod.get("all_ready") and pod.get("phase") in ("Running", "Pending"):
+        return "not-ready"
+    return None
+
+
+def _moment(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 def _pods(obs: Observations, targets: Targets) -> list[Finding]:
-    out: list[Finding] = []
-    crashing: dict[str, list[Row]] = {}
+    failing: dict[str, list[tuple[Row, str]]] = {}
+    unschedulable = {str(e.get("object", "")).split("/")[-1] for e in obs.warning_events
+                     if e.get("reason") == "FailedScheduling"}
     for pod in obs.unhealthy_pods:
-        reason = pod.get("waiting_reason") or ""
-        if reason == "CrashLoopBackOff":
-            crashing.setdefault(pod.get("owner") or "", []).append(pod)
-        elif pod.get("last_termination_reason") == "OOMKilled":
-            workload = _workload_of(pod, targets)
-            out.append(Finding(Kind.OOM_KILLED, workload, f"pod {pod['pod']} was OOMKilled ({pod['restarts']} restarts)",
-                               {"deployment": workload, "pod": pod["pod"], "impact": pod["restarts"],
-                                "container": targets.containers.get(workload, ""),
-                                "memory_limit": pod.get("memory_limit") or ""}))
-        elif reason in ("ImagePullBackOff", "ErrImagePull"):
-            out.append(Finding(Kind.IMAGE_PULL, pod["pod"], f"cannot pull the image ({reason})"))
-        elif not pod.get("all_ready"):
-            out.append(Finding(Kind.PODS_NOT_READY, pod["pod"], f"{pod.get('phase')} {reason}".strip()))
-    for group in crashing.values():
-        # A crashloop that started with a recent revision is that revision's fault: roll it back.
-        workload = _workload_of(group[0], targets)
-        history = [h for h in obs.rollout_history if h["deployment"] == workload]
-        current = [h for h in history if h.get("current")]
-        previous = [h for h in history if not h.get("current")]
-        age = _age_minutes(current[-1]["created"], obs.now) if current else None
-        if current and previous and age is not None and age < RECENT_DEPLOY_MINUTES:
-            cur = current[-1]
-            out.append(Finding(Kind.BAD_REVISION, workload,
-                               f"revision {cur['revision']} ({cur['images']}) crashloops in {len(group)} pod(s) since "
-                               f"its deploy {age:.0f} min ago",
-                               {"deployment": workload, "revision": cur["revision"], "image": cur["images"],
-                                "previous_revision": previous[-1]["revision"], "age_minutes": age,
-                                "impact": len(group)}))
-        else:
-            out += [Finding(Kind.CRASHLOOP, pod["pod"], f"CrashLoopBackOff, {pod['restarts']} restarts")
-                    for pod in group]
+        how = _failure(pod, obs.now) if pod["pod"] not in unschedulable else None
+        if how is not None:
+            failing.setdefault(_workload_of(pod, targets), []).append((pod, how))
+    out: list[Finding] = []
+    for workload, pods in failing.items():
+        if workload in targets.statefulsets:  # the database or the cache: everything else depends on it
+            pod, how = pods[0]
+            out.append(Finding(Kind.DATASTORE_DOWN, workload, f"pod {pod['pod']} of {workload} is {how} "
+                                                               f"({pod.get('restarts', 0)} restarts)",
+                               {"statefulset": workload, "pod": pod["pod"], "failure": how, "impact": len(pods)}))
+            continue
+        revision = _bad_revision(obs, workload, pods)
+        if revision is not None:
+            out.append(revision)
+            continue
+        for pod, how in pods:
+            out.append(_pod_finding(pod, how, workload, targets))
+    return out
+
+
+def _bad_revision(obs: Observations, workload: str, pods: list[tuple[Row, str]]) -> Finding | None:
+    """A revision deployed within a day whose own pods fail, however they fail, while an earlier revision
+    exists to roll back to: the revision is the cause, and the plan is the rollback, not pod by pod."""
+    history = [h for h in obs.rollout_history if h["deployment"] == workload]
+    current = [h for h in history if h.get("current")]
+    previous = [h for h in history if not h.get("current")]
+    if not current or not previous:
+        return None
+    cur = current[-1]
+    age = (obs.now - _moment(cur["created"])).total_seconds() / 60
+    if age >= RECENT_DEPLOY_MINUTES:
+        return None
+    replicaset = str(cur.get("replicaset") or "")
+    own = [(pod, how) for pod, how in pods if not replicaset or str(pod.get("owner") or "").endswith(replicaset)]
+    if how_many := len(own):
+        ways = sorted({how for _, how in own})
+        return Finding(Kind.BAD_REVISION, workload,
+                       f"revision {cur['revision']} ({cur['images']}) deployed {age:.0f} min ago fails in "
+                       f"{how_many} pod(s): {', '.join(ways)}",
+                       {"deployment": workload, "revision": cur["revision"], "image": cur["images"],
+                        "previous_revision": previous[-1]["revision"], "age_minutes": age, "failures": ways,
+                        "impact": how_many})
+    return None
+
+
+def _pod_finding(pod: Row, how: str, workload: str, targets: Targets) -> Finding:
+    if how == "oom-killed":
+        return Finding(Kind.OOM_KILLED, workload, f"pod {pod['pod']} was OOMKilled ({pod['restarts']} restarts)",
+                       {"deployment": workload, "pod": pod["pod"], "impact": pod["restarts"],
+                        "container": targets.containers.get(workload, ""),
+                        "memory_limit": pod.get("memory_limit") or ""})
+    if how == "crashloop":
+        return Finding(Kind.CRASHLOOP, pod["pod"], f"CrashLoopBackOff, {pod['restarts']} restarts",
+                       {"impact": pod["restarts"]})
+    if how == "image-pull":
+        return Finding(Kind.IMAGE_PULL, pod["pod"], f"cannot pull the image ({pod.get('waiting_reason')})")
+    return Finding(Kind.PODS_NOT_READY, pod["pod"], f"{pod.get('phase')} {pod.get('waiting_reason') or ''}".strip())
+
+
+def _unschedulable(obs: Observations, targets: Targets) -> list[Finding]:
+    # FailedScheduling for lack of resources: no restart or rollback helps, the cluster needs room.
+    pods = [str(e.get("object", "")).split("/")[-1] for e in obs.warning_events
+            if e.get("reason") == "FailedScheduling" and "insufficient" in str(e.get("message", "")).lower()]
+    by_workload: dict[str, list[str]] = {}
+    for pod in pods:
+        by_workload.setdefault(_workload_of({"pod": pod}, targets), []).append(pod)
+    return [Finding(Kind.UNSCHEDULABLE, workload, f"{len(names)} pod(s) cannot be scheduled: insufficient cpu or "
+                                                  "memory on every node; add nodes or lower the requests",
+                    {"pods": names, "impact": len(names)}) for workload, names in by_workload.items()]
+
+
+# What the logs say about dependencies. A line counts when it reports a failure (ERROR/FATAL/WARN, or a
+# failure word) and names the dependency; three such lines make the finding, if requests are suffering.
+_FAILURE = re.compile(r"\b(error|fatal|fail(ed|ure)?|timed?\s*out|timeout|refused|unavailable|429|5\d\d)\b",
+                      re.IGNORECASE)
+_PROVIDER = re.compile(r"\b(blockchain|provider|rpc|web3|infura|alchemy|quicknode|eth_\w+)\b", re.IGNORECASE)
+_TIMEOUT = re.compile(r"\b(timed?\s*out|timeout|ETIMEDOUT|deadline exceeded)\b", re.IGNORECASE)
+_MIN_LINES = 3
+
+
+def _dependencies(obs: Observations, targets: Targets, symptoms: list[Finding]) -> list[Finding]:
+    if not symptoms:
+        return []  # errors in logs with every signal healthy are noise, not an incident's cause
+    out = []
+    for deployment in targets.deployments:
+        lines = [line for row in obs.logs if row.get("deployment") == deployment
+                 for line in str(row.get("text", "")).splitlines() if _FAILURE.search(line)]
+        provider = [line for line in lines if _PROVIDER.search(line)]
+        upstream = [line for line in lines if _TIMEOUT.search(line) and not _PROVIDER.search(line)]
+        if len(provider) >= _MIN_LINES:
+            out.append(Finding(Kind.PROVIDER_FAILING, deployment,
+                               f"{len(provider)} log line(s) report the blockchain provider failing, e.g. "
+                               f"{provider[-1].strip()[:140]}", {"deployment": deployment, "impact": len(provider)}))
+        if len(upstream) >= _MIN_LINES:
+            out.append(Finding(Kind.UPSTREAM_TIMEOUT, deployment,
+                               f"{len(upstream)} log line(s) report calls timing out, e.g. {upstream[-1].strip()[:140]}",
+                               {"deployment": deployment, "impact": len(upstream)}))
+    return out
+
+
+OVERLOAD_FACTOR = 2.0  # traffic at least this many times its baseline
+
+
+def _load(obs: Observations, targets: Targets, symptoms: list[Finding]) -> list[Finding]:
+    suffering = {f.subject for f in symptoms if f.kind in (Kind.ERROR_SPIKE, Kind.SLOW_LATENCY)}
+    out = []
+    for row in obs.request_rate:
+        service, now, baseline = row.get("service"), row.get("rps_now"), row.get("rps_baseline")
+        if service not in suffering or not now or not baseline or now < OVERLOAD_FACTOR * baseline:
+            continue
+        deployment = next((d for d in targets.deployments if d.startswith(str(service))), "")
+        replicas = next((int(w["desired"]) for w in obs.workloads if w.get("name") == deployment), 0)
+        out.append(Finding(Kind.OVERLOAD, str(service), f"{now:.0f} requests/s, {now / baseline:.1f}x the baseline "
+                                                        f"of {baseline:.0f}/s", {
+            "deployment": deployment, "replicas": replicas, "rps_now": now, "rps_baseline": baseline,
+            "impact": now / baseline}))
     return out
 
 

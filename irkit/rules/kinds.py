@@ -17,15 +17,21 @@ __all__ = ["KINDS", "Finding", "Kind", "KindInfo", "rank"]
 class Kind(StrEnum):
     """What a finding is about; the value is the word in records, summaries and scenario files."""
 
+    DATASTORE_DOWN = "datastore-down"
     LOCK_ROOT = "lock-root"
     DEADLOCK = "deadlock"
     BAD_REVISION = "bad-revision"
+    DDL_QUEUED = "ddl-queued"
     LONG_RUNNING_QUERY = "long-running-query"
     CRASHLOOP = "crashloop"
     OOM_KILLED = "oom-killed"
     IMAGE_PULL = "image-pull"
     DB_SATURATION = "db-saturation"
+    PROVIDER_FAILING = "provider-failing"
+    UPSTREAM_TIMEOUT = "upstream-timeout"
+    OVERLOAD = "overload"
     PODS_NOT_READY = "pods-not-ready"
+    UNSCHEDULABLE = "unschedulable"
     ENDPOINT_DOWN = "endpoint-down"
     ERROR_SPIKE = "error-spike"
     SLOW_LATENCY = "slow-latency"
@@ -40,15 +46,23 @@ class KindInfo:
 
 
 KINDS: dict[Kind, KindInfo] = {
+    Kind.DATASTORE_DOWN: KindInfo(8, True, "the database or the cache itself is down: its pod fails"),
     Kind.LOCK_ROOT: KindInfo(10, True, "a session holds a lock others wait behind"),
     Kind.DEADLOCK: KindInfo(11, True, "sessions wait on each other"),
-    Kind.BAD_REVISION: KindInfo(12, True, "a recently deployed revision fails"),
+    Kind.BAD_REVISION: KindInfo(12, True, "a recently deployed revision fails, however it fails"),
+    Kind.DDL_QUEUED: KindInfo(13, True, "a DDL statement waits for an exclusive lock and every new query queues "
+                                        "behind it"),
     Kind.LONG_RUNNING_QUERY: KindInfo(14, True, "an active query has run longer than the bound"),
     Kind.CRASHLOOP: KindInfo(20, True, "a pod restarts over and over (no recent deploy explains it)"),
     Kind.OOM_KILLED: KindInfo(22, True, "a container was killed at its memory limit"),
     Kind.IMAGE_PULL: KindInfo(24, True, "a pod cannot pull its image"),
     Kind.DB_SATURATION: KindInfo(26, True, "the database is close to refusing connections"),
-    Kind.PODS_NOT_READY: KindInfo(30, True, "a pod is not ready"),
+    Kind.PROVIDER_FAILING: KindInfo(27, True, "the blockchain provider fails (the logs say so) while requests fail"),
+    Kind.UPSTREAM_TIMEOUT: KindInfo(28, True, "calls to an upstream API time out (the logs say so) while requests "
+                                              "fail or slow down"),
+    Kind.OVERLOAD: KindInfo(29, True, "traffic far above its baseline while requests slow down or fail"),
+    Kind.UNSCHEDULABLE: KindInfo(30, True, "pods cannot be scheduled: the cluster lacks cpu or memory"),
+    Kind.PODS_NOT_READY: KindInfo(31, True, "a pod is not ready"),
     Kind.ENDPOINT_DOWN: KindInfo(40, False, "a health endpoint fails"),
     Kind.ERROR_SPIKE: KindInfo(50, False, "a service's error ratio is over the SEV-3 threshold"),
     Kind.SLOW_LATENCY: KindInfo(52, False, "a service's p95 latency is over the SEV-2 threshold"),

@@ -9,6 +9,7 @@ findings and the configuration (:class:`PlanTargets`); nothing here changes anyt
 
 from __future__ import annotations
 
+import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping
@@ -17,11 +18,11 @@ from typing import Any
 
 from irkit.rules.kinds import Finding, Kind, rank
 
-__all__ = ["ACTIONS", "Mitigation", "PlanTargets", "plan", "raised_quantity", "shell"]
+__all__ = ["ACTIONS", "Mitigation", "PlanTargets", "plan", "raised_quantity", "shell", "sql_literal"]
 
 # Every action a plan can hold (kubectl-like verbs); scenario files are checked against it.
-ACTIONS = ("terminate-backend", "cancel-query", "rollout-undo", "raise-memory-limit", "delete-pod",
-           "rollout-restart")
+ACTIONS = ("terminate-backend", "cancel-query", "terminate-idle", "rollout-undo", "raise-memory-limit",
+           "delete-pod", "rollout-restart", "set-env", "enable-circuit-breaker", "scale")
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,27 @@ class PlanTargets:
     admin_user: str = "postgres"
     backend: str = "backend-deployment"
     memory_factor: float = 1.5
+    scale_factor: float = 2.0
+    max_replicas: int = 20
+    circuit_breaker_url: str = "http://localhost:3000/admin/circuit-breaker/enable"
+    backup_provider: str = "BLOCKCHAIN_PROVIDER=backup"
+    upstream_timeout: str = "API_TIMEOUT=30000"
 
     @classmethod
     def from_config(cls, cfg: Any) -> PlanTargets:
         return cls(cfg.namespace, cfg.postgres_statefulset, cfg.pg_database, cfg.pg_admin_user,
-                   cfg.backend_deployment, cfg.memory_limit_factor)
+                   cfg.backend_deployment, cfg.memory_limit_factor, cfg.scale_factor, cfg.max_replicas,
+                   cfg.circuit_breaker_url, cfg.backup_provider_env, cfg.upstream_timeout_env)
 
 
 def shell(*argv: object) -> str:
     """A command line a person pastes: every word quoted for a POSIX shell."""
     return shlex.join(str(arg) for arg in argv)
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal (quotes doubled), for SQL that is itself passed through a shell."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _pid(value: Any) -> int | None:
@@ -96,18 +108,22 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
     """The playbook's 3.1 mitigations for the findings, most urgent first, one per target."""
     t = targets or PlanTargets()
     steps: list[Mitigation] = []
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str, str]] = set()
 
     def psql(statement: str) -> str:
         return shell("kubectl", "exec", "-n", t.namespace, f"statefulset/{t.postgres}", "--", "psql", "-U",
                      t.admin_user, "-d", t.database, "-c", statement)
 
     def add(action: str, target: str, why: str, command: str, finding: Finding) -> None:
-        if (action, target) not in seen:
-            seen.add((action, target))
+        if (action, target, command) not in seen:  # one step per change: two set-env on one deployment stay
+            seen.add((action, target, command))
             steps.append(Mitigation(action, target, why, command, f"{finding.kind.value}: {finding.subject}"))
 
-    for f in rank(findings):
+    ranked = rank(findings)
+    # The safe first step: a queued DDL statement is cancelled before the reader it waits on is terminated
+    # (cancelling it releases every query queued behind it, and loses nothing anyone is waiting for).
+    ranked.sort(key=lambda f: f.kind is not Kind.DDL_QUEUED)
+    for f in ranked:
         ev = f.evidence
         if f.kind in (Kind.LOCK_ROOT, Kind.DEADLOCK):
             pid = _pid(ev.get("pid", f.subject) if f.kind is Kind.LOCK_ROOT else (ev.get("pids") or [None])[0])
@@ -140,10 +156,47 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
                 command = shell("kubectl", "set", "resources", f"deployment/{dep}", "-n", t.namespace,
                                 *(("-c", container) if container else ()), f"--limits=memory={raised}")
             add("raise-memory-limit", f"deployment/{dep}", why, command, f)
+        elif f.kind is Kind.DATASTORE_DOWN and ev.get("pod"):
+            add("delete-pod", f"pod/{ev['pod']}", f"{f.subject} is down ({ev.get('failure')}): restart its pod "
+                                                   "(the playbook's 'restart failed services'); read its logs first",
+                shell("kubectl", "delete", "pod", ev["pod"], "-n", t.namespace), f)
         elif f.kind in (Kind.CRASHLOOP, Kind.IMAGE_PULL, Kind.PODS_NOT_READY):
             add("delete-pod", f"pod/{f.subject}", f"{f.kind.value}: restart it if it is not a bad revision",
                 shell("kubectl", "delete", "pod", f.subject, "-n", t.namespace), f)
+        elif f.kind is Kind.DDL_QUEUED:
+            pid = _pid(ev.get("pid", f.subject))
+            if pid is not None:
+                add("cancel-query", f"pid {pid}",
+                    f"the queued DDL holds {ev.get('queued_behind', '?')} session(s) behind it; cancel it, then "
+                    "deal with the session it waits on", psql(f"SELECT pg_cancel_backend({pid});"), f)
         elif f.kind is Kind.DB_SATURATION:
-            add("rollout-restart", f"deployment/{t.backend}", "restart database connections",
-                shell("kubectl", "rollout", "restart", f"deployment/{t.backend}", "-n", t.namespace), f)
+            app, deployment = str(ev.get("application") or ""), str(ev.get("deployment") or "")
+            if app and not deployment:
+                add("terminate-idle", f"application {app}",
+                    f"{ev.get('idle_sessions')} idle connections of '{app}' fill the pool",
+                    psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle' AND "  # noqa: S608
+                         f"application_name = {sql_literal(app)};"), f)  # the name goes in as a quoted literal
+            else:
+                target = deployment or t.backend
+                add("rollout-restart", f"deployment/{target}", "restart its database connections",
+                    shell("kubectl", "rollout", "restart", f"deployment/{target}", "-n", t.namespace), f)
+        elif f.kind is Kind.PROVIDER_FAILING:
+            dep = ev.get("deployment", f.subject)
+            add("set-env", f"deployment/{dep}", f"switch to the backup blockchain provider ({t.backup_provider})",
+                shell("kubectl", "set", "env", f"deployment/{dep}", t.backup_provider, "-n", t.namespace), f)
+        elif f.kind is Kind.UPSTREAM_TIMEOUT:
+            dep = ev.get("deployment", f.subject)
+            add("enable-circuit-breaker", f"deployment/{dep}",
+                "stop waiting on the upstream that times out: open the circuit breaker",
+                shell("kubectl", "exec", "-n", t.namespace, f"deployment/{dep}", "--", "curl", "-fsS", "-X", "POST",
+                      t.circuit_breaker_url), f)
+            add("set-env", f"deployment/{dep}", f"raise the upstream timeout while it recovers ({t.upstream_timeout})",
+                shell("kubectl", "set", "env", f"deployment/{dep}", t.upstream_timeout, "-n", t.namespace), f)
+        elif f.kind is Kind.OVERLOAD and ev.get("deployment"):
+            dep, replicas = str(ev["deployment"]), int(ev.get("replicas") or 0)
+            wanted = min(t.max_replicas, max(replicas + 1, math.ceil(replicas * t.scale_factor)))
+            if wanted > replicas:
+                add("scale", f"deployment/{dep}", f"traffic is {float(ev.get('impact') or 0):.1f}x its baseline: "
+                                                  f"scale from {replicas} to {wanted} replicas",
+                    shell("kubectl", "scale", f"deployment/{dep}", f"--replicas={wanted}", "-n", t.namespace), f)
     return steps

@@ -83,6 +83,8 @@ class Signals:
     performance_degraded: bool = False
     feature_failures: tuple[str, ...] = ()
     alerts_firing: tuple[str, ...] = ()
+    # Critical journeys that fail, with the severity their failure is: (name, level).
+    journeys_failing: tuple[tuple[str, int], ...] = ()
     notes: tuple[str, ...] = field(default=())
     # Deciding signals that could not be measured, each "what: why" ("error ratio: ... has no series").
     unmeasured: tuple[str, ...] = ()
@@ -185,6 +187,9 @@ def classify(signals: Signals, thresholds: Thresholds | None = None,
         fired.append((3, f"non-critical feature failing: {feature}"))
     for alert in signals.alerts_firing:
         fired.append((3, f"monitoring alert firing: {alert}"))
+    for journey, journey_level in signals.journeys_failing:
+        fired.append((journey_level, f"critical journey '{journey}' fails (SEV-{journey_level} whatever the error "
+                                     "ratio)"))
 
     level: int | None = min((lvl for lvl, _ in fired), default=4)
     reasons = tuple(reason for _, reason in sorted(fired, key=lambda item: item[0]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import pandas as pd
 import requests
@@ -88,6 +89,20 @@ def check(url: str, timeout: float = 5.0) -> HealthCheck:
 
 
 def check_all(config: Config) -> pd.DataFrame:
-    """Every configured health endpoint. Columns: ``url, ok, status, seconds, error``."""
-    rows = [check(url, config.http_timeout) for url in config.health_endpoints]
-    return pd.DataFrame([r.__dict__ for r in rows], columns=["url", "ok", "status", "seconds", "error"])
+    """Every configured health endpoint, and every critical journey's URL. Columns: ``url, ok, status, seconds,
+    error, journey, journey_level`` (the journey an endpoint serves, and the severity its failure is)."""
+    urls = list(config.health_endpoints)
+    journeys: dict[str, tuple[str, int | None]] = {}
+    for name, level, target in config.journeys:
+        matched = [u for u in urls if u == target or (target.startswith("/") and urlsplit(u).path.startswith(target))]
+        if not matched and not target.startswith("/"):
+            urls.append(target)
+            matched = [target]
+        for url in matched:
+            journeys[url] = (name, level)
+    rows = []
+    for url in urls:
+        result = check(url, config.http_timeout).__dict__
+        journey, journey_level = journeys.get(url, ("", None))
+        rows.append({**result, "journey": journey, "journey_level": journey_level})
+    return pd.DataFrame(rows, columns=["url", "ok", "status", "seconds", "error", "journey", "journey_level"])

@@ -292,21 +292,22 @@ def top_nodes(kube: Kube) -> MetricsResult:
     return MetricsResult(True, frame.sort_values("node").reset_index(drop=True))
 
 
-def _selector(kube: Kube, deployment: str) -> str:
-    dep = kube.call(f"get deployment {deployment}", kube.apps.read_namespaced_deployment, deployment, kube.namespace)
-    labels = dep.spec.selector.match_labels or {}
+def _selector(kube: Kube, workload: str, kind: str = "Deployment") -> str:
+    read = kube.apps.read_namespaced_stateful_set if kind == "StatefulSet" else kube.apps.read_namespaced_deployment
+    obj = kube.call(f"get {kind.lower()} {workload}", read, workload, kube.namespace)
+    labels = obj.spec.selector.match_labels or {}
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
 def logs(kube: Kube, deployment: str, *, tail: int = 100, previous: bool = False,
-         container: str | None = None) -> pd.DataFrame:
+         container: str | None = None, kind: str = "Deployment") -> pd.DataFrame:
     """``kubectl logs deployment/NAME --tail=N [--previous]`` for every pod behind the deployment.
 
     Columns: ``pod, container, previous, text``. A pod without a previous container
     (``previous=True`` on a pod that never restarted) gets a note as its text instead
     of failing the whole call.
     """
-    selector = _selector(kube, deployment)
+    selector = _selector(kube, deployment, kind)
     listing = kube.call(f"list pods of {deployment}", kube.core.list_namespaced_pod, kube.namespace,
                         label_selector=selector)
     rows = []

@@ -41,6 +41,8 @@ __all__ = [
     "Saturation",
     "activity_by_state",
     "connect",
+    "connections_by_application",
+    "deadlocks",
     "lock_graph",
     "long_running",
     "recent_rows",
@@ -212,6 +214,33 @@ def activity_by_state(conn: PgSession) -> pd.DataFrame:
         what="activity by state",
     )
 
+
+
+def deadlocks(conn: PgSession) -> int:
+    """``pg_stat_database.deadlocks`` of the configured database: deadlocks PostgreSQL detected and broke
+    since the statistics were last reset."""
+    frame = conn.query("SELECT coalesce(sum(deadlocks), 0)::bigint AS deadlocks FROM pg_stat_database "
+                       "WHERE datname = %(db)s", {"db": conn.config.pg_database}, what="deadlocks")
+    return int(frame["deadlocks"].iloc[0])
+
+
+def connections_by_application(conn: PgSession) -> pd.DataFrame:
+    """Client connections to the whole server by application and state, most first (who fills the pool).
+
+    Columns: ``application_name, state, sessions, oldest_state_seconds``. irkit's own session is left out.
+    """
+    return conn.query(
+        """
+        SELECT coalesce(nullif(application_name, ''), '(unnamed)') AS application_name,
+               coalesce(state, 'unknown') AS state, count(*)::int AS sessions,
+               max(extract(epoch FROM now() - state_change))::float8 AS oldest_state_seconds
+        FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+        GROUP BY 1, 2
+        ORDER BY sessions DESC, 1, 2
+        """,
+        what="connections by application",
+    )
 
 
 def lock_graph(conn: PgSession) -> LockGraph:

@@ -35,10 +35,16 @@ def _ports(stderr: str) -> dict[str, int]:
     return {name: int(port) for name, port in _PORT.findall(stderr)}
 
 
+# The first five scenarios run all five phases; the others phases 1-4, all the ground truth needs (the
+# post-mortem's chart image costs seconds per drill and is tested by the first five).
+FULL = {"lock-contention", "crashloop-after-deploy", "slow-queries", "oom-frontend", "false-alarm"}
+
+
 @pytest.mark.parametrize("name", sorted(drill.scenarios()))
 def test_drill_finds_the_ground_truth(name: str, tmp_path: Path):
-    result = subprocess.run([IRKIT, "drill", name, "--check", "--outputs", str(tmp_path)], capture_output=True,
-                            text=True, timeout=180, cwd=tmp_path)
+    phases = [] if name in FULL else ["--phases", "1-4"]
+    result = subprocess.run([IRKIT, "drill", name, "--check", *phases, "--outputs", str(tmp_path)],
+                            capture_output=True, text=True, timeout=180, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = Path(result.stdout.strip().splitlines()[-1])
     record = json.loads((run_dir / "drill.json").read_text())

@@ -25,15 +25,20 @@ def _pod(name: str, **fields: Any) -> dict[str, Any]:
 
 def _revisions(deployment: str, age: timedelta, previous: bool = True) -> list[dict[str, Any]]:
     rows = [{"deployment": deployment, "revision": 2, "current": True, "created": (NOW - age).isoformat(),
-             "images": "api:2"}]
+             "images": "api:2", "replicaset": f"{deployment}-new"}]
     if previous:
         rows.append({"deployment": deployment, "revision": 1, "current": False,
                      "created": (NOW - timedelta(days=9)).isoformat(), "images": "api:1"})
     return rows
 
 
-CRASHING = [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff"),
-            _pod("backend-deployment-abc-2", waiting_reason="CrashLoopBackOff")]
+RS = "ReplicaSet/backend-deployment-new"
+PROVIDER_LOG = "".join(f"2026-11-30T02:5{i}:00Z ERROR eth_call failed: blockchain provider https://rpc.example "
+                       "answered 503\n" for i in range(5))
+UPSTREAM_LOG = "".join(f"2026-11-30T02:5{i}:00Z WARN call to payments-api timed out after 10000ms\n" for i in range(4))
+
+CRASHING = [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff", owner=RS),
+            _pod("backend-deployment-abc-2", waiting_reason="CrashLoopBackOff", owner=RS)]
 
 TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
     ("nothing observed", {}, []),
@@ -63,8 +68,72 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
       "rollout_history": _revisions("backend-deployment", timedelta(minutes=20), previous=False)},
      [(Kind.CRASHLOOP, "backend-deployment-abc-1")]),
     ("an OOMKilled pod", {"unhealthy_pods": [_pod("frontend-deployment-abc-1", all_ready=True,
-                                                   last_termination_reason="OOMKilled", memory_limit="512Mi")]},
+                                                   last_termination_reason="OOMKilled", memory_limit="512Mi",
+                                                   last_terminated_at=NOW - timedelta(minutes=1))]},
      [(Kind.OOM_KILLED, "frontend-deployment")]),
+    ("an OOMKill two hours ago is history (negative control)",
+     {"unhealthy_pods": [_pod("frontend-deployment-abc-1", all_ready=True, last_termination_reason="OOMKilled",
+                              last_terminated_at=NOW - timedelta(hours=2))]}, []),
+    ("a crash long ago, ready now, is history (negative control)",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", all_ready=True, last_termination_reason="Error",
+                              last_terminated_at=NOW - timedelta(days=2))]}, []),
+    ("a fresh deploy that is healthy is no finding (negative control)",
+     {"rollout_history": _revisions("backend-deployment", timedelta(minutes=5))}, []),
+    ("a new revision whose image cannot be pulled is the revision",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="ImagePullBackOff", owner=RS)],
+      "rollout_history": _revisions("backend-deployment", timedelta(minutes=10))},
+     [(Kind.BAD_REVISION, "backend-deployment")]),
+    ("a new revision that never gets ready is the revision",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", owner=RS), _pod("backend-deployment-abc-2", owner=RS)],
+      "rollout_history": _revisions("backend-deployment", timedelta(minutes=10))},
+     [(Kind.BAD_REVISION, "backend-deployment")]),
+    ("a new revision OOMKilled since its deploy is the revision, not a memory limit",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", all_ready=True, owner=RS, last_termination_reason="OOMKilled",
+                              last_terminated_at=NOW - timedelta(minutes=1))],
+      "rollout_history": _revisions("backend-deployment", timedelta(minutes=10))},
+     [(Kind.BAD_REVISION, "backend-deployment")]),
+    ("pods of the old revision failing are not the new revision's fault",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff",
+                              owner="ReplicaSet/backend-deployment-old")],
+      "rollout_history": _revisions("backend-deployment", timedelta(minutes=10))},
+     [(Kind.CRASHLOOP, "backend-deployment-abc-1")]),
+    ("a DDL queued behind a reader, queries behind it",
+     {"lock_roots": [{"pid": 10, "blocked_count": 3}],
+      "lock_edges": [{"blocked_pid": 11, "blocking_pid": 10, "blocked_query": "ALTER TABLE orders ADD COLUMN x int"},
+                     {"blocked_pid": 12, "blocking_pid": 11, "blocked_query": "SELECT * FROM orders"},
+                     {"blocked_pid": 13, "blocking_pid": 11, "blocked_query": "SELECT * FROM orders"}]},
+     [(Kind.LOCK_ROOT, "pid 10"), (Kind.DDL_QUEUED, "pid 11")]),
+    ("a DDL waiting with nobody behind it is a waiter",
+     {"lock_roots": [{"pid": 10, "blocked_count": 1}],
+      "lock_edges": [{"blocked_pid": 11, "blocking_pid": 10, "blocked_query": "ALTER TABLE orders ADD COLUMN x int"}]},
+     [(Kind.LOCK_ROOT, "pid 10")]),
+    ("pods unschedulable for lack of resources",
+     {"warning_events": [{"reason": "FailedScheduling", "object": "Pod/frontend-deployment-abc-1",
+                          "message": "0/3 nodes are available: 3 Insufficient cpu."}],
+      "unhealthy_pods": [_pod("frontend-deployment-abc-1", phase="Pending")]},
+     [(Kind.UNSCHEDULABLE, "frontend-deployment")]),
+    ("the provider failing in the logs while requests fail",
+     {"logs": [{"deployment": "backend-deployment", "text": PROVIDER_LOG}],
+      "error_ratio_now": [{"service": "backend", "error_ratio": 0.12}]},
+     [(Kind.PROVIDER_FAILING, "backend-deployment"), (Kind.ERROR_SPIKE, "backend")]),
+    ("the provider failing in the logs with every signal healthy is noise (negative control)",
+     {"logs": [{"deployment": "backend-deployment", "text": PROVIDER_LOG}]}, []),
+    ("upstream calls timing out while requests slow down",
+     {"logs": [{"deployment": "backend-deployment", "text": UPSTREAM_LOG}],
+      "latency_p95_now": [{"service": "backend", "seconds": 6.0}]},
+     [(Kind.UPSTREAM_TIMEOUT, "backend-deployment"), (Kind.SLOW_LATENCY, "backend")]),
+    ("traffic three times its baseline while requests slow down",
+     {"request_rate": [{"service": "backend", "rps_now": 120.0, "rps_baseline": 40.0}],
+      "latency_p95_now": [{"service": "backend", "seconds": 6.0}],
+      "workloads": [{"name": "backend-deployment", "desired": 3}]},
+     [(Kind.OVERLOAD, "backend"), (Kind.SLOW_LATENCY, "backend")]),
+    ("traffic high but every signal healthy is no finding (negative control)",
+     {"request_rate": [{"service": "backend", "rps_now": 120.0, "rps_baseline": 40.0}]}, []),
+    ("saturation by one application's idle connections names it",
+     {"saturation": {"sessions": 95, "max_connections": 103, "reserved": 3},
+      "connections": [{"application_name": "reporting-worker", "state": "idle", "sessions": 80},
+                      {"application_name": "backend", "state": "active", "sessions": 15}]},
+     [(Kind.DB_SATURATION, "postgres")]),
     ("an image that cannot be pulled", {"unhealthy_pods": [_pod("backend-deployment-abc-1",
                                                                  waiting_reason="ImagePullBackOff")]},
      [(Kind.IMAGE_PULL, "backend-deployment-abc-1")]),
@@ -106,7 +175,8 @@ def test_thresholds_come_from_the_targets():
 
 
 def test_an_oom_finding_carries_the_container_and_its_limit():
-    pod = _pod("frontend-deployment-abc-1", last_termination_reason="OOMKilled", memory_limit="512Mi")
+    pod = _pod("frontend-deployment-abc-1", last_termination_reason="OOMKilled", memory_limit="512Mi",
+               last_terminated_at=NOW - timedelta(seconds=30))
     finding = diagnose(Observations(now=NOW, unhealthy_pods=[pod]), T)[0]
     assert finding.evidence["container"] == "frontend" and finding.evidence["memory_limit"] == "512Mi"
 
@@ -115,3 +185,37 @@ def test_every_kind_has_its_row_in_the_table_and_causes_rank_first():
     assert set(KINDS) == set(Kind)
     causes = [k for k in Kind if KINDS[k].cause]
     assert max(KINDS[k].order for k in causes) < min(KINDS[k].order for k in Kind if not KINDS[k].cause)
+
+
+def test_the_saturating_application_and_its_deployment_are_named():
+    obs = Observations(now=NOW, saturation={"sessions": 95, "max_connections": 100},
+                       connections=[{"application_name": "backend", "state": "idle", "sessions": 90}])
+    finding = diagnose(obs, T)[0]
+    assert finding.evidence["application"] == "backend" and finding.evidence["deployment"] == "backend-deployment"
+    assert "90 of them are idle connections of application 'backend'" in finding.detail
+
+
+def test_a_failing_database_or_cache_pod_is_the_datastore_down_before_anything_it_breaks():
+    obs = Observations(now=NOW, unhealthy_pods=[_pod("postgres-primary-0", waiting_reason="CrashLoopBackOff",
+                                                     owner="StatefulSet/postgres-primary")],
+                       endpoints=[{"url": "u", "ok": False, "status": 503}],
+                       lock_roots=[{"pid": 7, "blocked_count": 1}])
+    found = diagnose(obs, T)
+    assert [(f.kind, f.subject) for f in found][:2] == [(Kind.DATASTORE_DOWN, "postgres-primary"),
+                                                        (Kind.LOCK_ROOT, "pid 7")]
+    assert found[0].evidence["pod"] == "postgres-primary-0"
+
+
+def test_a_deadlock_postgresql_broke_is_a_finding_with_both_queries_and_nothing_to_terminate():
+    from irkit.rules.plan import plan
+    log = ("ERROR:  deadlock detected\nDETAIL:  Process 4711 waits for ShareLock on transaction 1021; blocked by "
+           "process 4712.\n\tProcess 4712 waits for ShareLock on transaction 1020; blocked by process 4711.\n"
+           "\tProcess 4711: UPDATE orders SET status = 'paid' WHERE id = 10\n"
+           "\tProcess 4712: UPDATE orders SET status = 'refunded' WHERE id = 11\n")
+    found = diagnose(Observations(now=NOW, database_logs=[{"text": log}], deadlocks=3), T)
+    assert [(f.kind, f.subject) for f in found] == [(Kind.DEADLOCK, "broken by PostgreSQL")]
+    assert found[0].evidence["queries"] == ["UPDATE orders SET status = 'paid' WHERE id = 10",
+                                            "UPDATE orders SET status = 'refunded' WHERE id = 11"]
+    assert "pg_stat_database.deadlocks = 3" in found[0].detail
+    assert plan(found) == []
+    assert diagnose(Observations(now=NOW, database_logs=[{"text": "LOG: checkpoint complete"}]), T) == []

@@ -61,3 +61,31 @@ def test_an_unknown_limit_is_not_guessed():
 def test_a_mitigation_round_trips_through_its_record():
     step = plan([Finding(Kind.BAD_REVISION, "api", "d", {"deployment": "api", "revision": 3})])[0]
     assert type(step).from_dict(step.as_dict()) == step and step.status == "planned"
+
+
+def test_the_queued_ddl_is_cancelled_before_the_reader_is_terminated():
+    steps = plan([Finding(Kind.LOCK_ROOT, "pid 10", "d", {"pid": 10, "blocked_count": 3}),
+                  Finding(Kind.DDL_QUEUED, "pid 11", "d", {"pid": 11, "queued_behind": 2})])
+    assert [(s.action, s.target) for s in steps] == [("cancel-query", "pid 11"), ("terminate-backend", "pid 10")]
+
+
+def test_idle_sessions_of_an_application_are_terminated_with_its_name_as_a_quoted_literal():
+    name = "o'brien; DROP TABLE orders; --"
+    step = plan([Finding(Kind.DB_SATURATION, "postgres", "d", {"application": name, "idle_sessions": 40})])[0]
+    assert step.action == "terminate-idle"
+    sql = shlex.split(step.command)[-1]
+    assert sql.endswith("application_name = 'o''brien; DROP TABLE orders; --';")
+
+
+def test_dependencies_and_load_get_the_playbooks_actions():
+    steps = plan([Finding(Kind.PROVIDER_FAILING, "backend-deployment", "d", {"deployment": "backend-deployment"}),
+                  Finding(Kind.UPSTREAM_TIMEOUT, "backend-deployment", "d", {"deployment": "backend-deployment"}),
+                  Finding(Kind.OVERLOAD, "backend", "d", {"deployment": "backend-deployment", "replicas": 3,
+                                                          "impact": 3.0})],
+                 PlanTargets(namespace="prod", max_replicas=5))
+    commands = [shlex.split(s.command) for s in steps]
+    assert ["kubectl", "set", "env", "deployment/backend-deployment", "BLOCKCHAIN_PROVIDER=backup", "-n", "prod"] in commands
+    assert ["kubectl", "set", "env", "deployment/backend-deployment", "API_TIMEOUT=30000", "-n", "prod"] in commands
+    assert any(c[-2:] == ["-X", "POST", "http://localhost:3000/admin/circuit-breaker/enable"][-2:] for c in commands)
+    scale = next(s for s in steps if s.action == "scale")
+    assert "--replicas=5" in scale.command  # 3 x 2 = 6, held to max_replicas

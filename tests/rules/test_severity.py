@@ -86,3 +86,9 @@ def test_a_fired_rule_stands_beside_what_was_not_measured():
     assert result.as_dict()["unmeasured"] == ["workload readiness: Kubernetes down"]
     assert "some signals were not measured" in result._repr_html_()
 
+
+
+def test_a_failing_critical_journey_sets_its_severity_whatever_the_error_ratio():
+    result = classify(Signals(error_ratio=0.01, journeys_failing=(("payment", 1),)), detected_at=NOW)
+    assert result.level == 1 and any("critical journey 'payment'" in r for r in result.reasons)
+    assert classify(Signals(error_ratio=0.01, journeys_failing=(("login", 2),)), detected_at=NOW).level == 2

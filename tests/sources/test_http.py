@@ -1,0 +1,48 @@
+"""Health endpoints and critical journeys, checked like curl -f against a real local server."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from irkit import config
+from irkit.sources import http as health
+
+
+class _Shop(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        status = 503 if self.path.startswith("/orders") else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def shop() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Shop)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def test_a_journey_named_by_path_marks_its_endpoint_and_a_url_is_checked_too(shop: str):
+    cfg = config.load(env={}, health_endpoints=[f"{shop}/api/health", f"{shop}/orders/health-check"],
+                      critical_journeys=["payment=SEV-1=/orders/health-check", f"login=SEV-2={shop}/auth/ping"])
+    rows = {r["url"]: r for r in health.check_all(cfg).to_dict("records")}
+    assert rows[f"{shop}/orders/health-check"]["journey"] == "payment"
+    assert rows[f"{shop}/orders/health-check"]["journey_level"] == 1 and not rows[f"{shop}/orders/health-check"]["ok"]
+    assert rows[f"{shop}/auth/ping"]["journey"] == "login" and rows[f"{shop}/auth/ping"]["ok"]
+    assert rows[f"{shop}/api/health"]["journey"] == ""
+
+
+def test_a_refused_endpoint_says_so(shop: str):
+    closed = health.check("http://127.0.0.1:9/health", timeout=1.0)
+    assert not closed.ok and closed.error == "connection refused"
