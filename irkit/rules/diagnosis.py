@@ -228,8 +228,22 @@ def _pods(obs: Observations, targets: Targets) -> list[Finding]:
             out.append(revision)
             continue
         for pod, how in pods:
-            out.append(_pod_finding(pod, how, workload, targets))
+            out.append(_pod_finding(pod, how, workload, targets, _last_error(obs, pod["pod"])))
     return out
+
+
+_ERROR_LINE = re.compile(r"\b(FATAL|ERROR|PANIC|panic|Exception|Traceback|refused|cannot|could not)\b")
+
+
+def _last_error(obs: Observations, pod: str) -> str:
+    """The last line of a pod's logs (its previous container's first) that says what went wrong: without a
+    recent deploy, a crashloop is judged from what it logged before dying."""
+    for row in reversed(list(obs.logs)):  # the previous containers' logs come last: read them first
+        if pod in (row.get("pods") or ()):
+            lines = [line.strip() for line in str(row.get("text", "")).splitlines() if _ERROR_LINE.search(line)]
+            if lines:
+                return lines[-1][:160]
+    return ""
 
 
 def _bad_revision(obs: Observations, workload: str, pods: list[tuple[Row, str]]) -> Finding | None:
@@ -257,15 +271,16 @@ def _bad_revision(obs: Observations, workload: str, pods: list[tuple[Row, str]])
     return None
 
 
-def _pod_finding(pod: Row, how: str, workload: str, targets: Targets) -> Finding:
+def _pod_finding(pod: Row, how: str, workload: str, targets: Targets, logged: str = "") -> Finding:
     if how == "oom-killed":
         return Finding(Kind.OOM_KILLED, workload, f"pod {pod['pod']} was OOMKilled ({pod['restarts']} restarts)",
                        {"deployment": workload, "pod": pod["pod"], "impact": pod["restarts"],
                         "container": targets.containers.get(workload, ""),
                         "memory_limit": pod.get("memory_limit") or ""})
     if how == "crashloop":
-        return Finding(Kind.CRASHLOOP, pod["pod"], f"CrashLoopBackOff, {pod['restarts']} restarts",
-                       {"impact": pod["restarts"]})
+        said = f"; its log: {logged}" if logged else ""
+        return Finding(Kind.CRASHLOOP, pod["pod"], f"CrashLoopBackOff, {pod['restarts']} restarts{said}",
+                       {"impact": pod["restarts"], "deployment": workload, "log": logged})
     if how == "image-pull":
         return Finding(Kind.IMAGE_PULL, pod["pod"], f"cannot pull the image ({pod.get('waiting_reason')})")
     return Finding(Kind.PODS_NOT_READY, pod["pod"], f"{pod.get('phase')} {pod.get('waiting_reason') or ''}".strip())

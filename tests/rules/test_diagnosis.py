@@ -219,3 +219,12 @@ def test_a_deadlock_postgresql_broke_is_a_finding_with_both_queries_and_nothing_
     assert "pg_stat_database.deadlocks = 3" in found[0].detail
     assert plan(found) == []
     assert diagnose(Observations(now=NOW, database_logs=[{"text": "LOG: checkpoint complete"}]), T) == []
+
+
+def test_a_crashloop_without_a_deploy_says_what_it_logged_before_dying():
+    pod = _pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff")
+    logs = [{"deployment": "backend-deployment", "pods": ["backend-deployment-abc-1"], "text": "INFO serving\n"},
+            {"deployment": "backend-deployment", "pods": ["backend-deployment-abc-1"],
+             "text": "INFO starting\nFATAL cannot connect to redis-master:6379: connection refused\n"}]
+    finding = diagnose(Observations(now=NOW, unhealthy_pods=[pod], logs=logs), T)[0]
+    assert finding.kind is Kind.CRASHLOOP and "its log: FATAL cannot connect to redis-master" in finding.detail
