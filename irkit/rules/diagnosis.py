@@ -72,9 +72,9 @@ class Observations:
 def diagnose(obs: Observations, targets: Targets) -> list[Finding]:
     """Every finding the observations support, ranked: causes first."""
     symptoms = _symptoms(obs, targets)
-    found = [*_locks(obs), *_broken_deadlocks(obs), *_ddl(obs), *_queries(obs), *_saturation(obs, targets), *_pods(obs, targets),
-             *_unschedulable(obs, targets), *_dependencies(obs, targets, symptoms), *_load(obs, targets, symptoms),
-             *symptoms]
+    found = [*_locks(obs), *_broken_deadlocks(obs), *_ddl(obs), *_queries(obs), *_saturation(obs, targets),
+             *_pods(obs, targets), *_unschedulable(obs, targets), *_dependencies(obs, targets, symptoms),
+             *_load(obs, targets, symptoms), *symptoms]
     found += [Finding(Kind.SOURCE_UNAVAILABLE, p["step"], p["error"]) for p in obs.problems]
     return rank(found)
 

@@ -153,6 +153,11 @@ def _next_business_day(moment: datetime) -> datetime:
     return datetime.combine(day, time(9, 0), tzinfo=moment.tzinfo or UTC)
 
 
+def _percent(share: float) -> str:
+    """A configured threshold as people write it: 0.1 is "10%", 0.025 is "2.5%"."""
+    return f"{share * 100:g}%"
+
+
 def classify(signals: Signals, thresholds: Thresholds | None = None,
              detected_at: datetime | None = None) -> Assessment:
     """Apply the playbook's rules; the highest level wins and every rule that fired is a reason."""
@@ -170,10 +175,10 @@ def classify(signals: Signals, thresholds: Thresholds | None = None,
     ratio = signals.error_ratio
     if ratio is not None:
         if ratio > t.error_ratio_high:
-            fired.append((2, f"error ratio {ratio:.1%} is above {t.error_ratio_high:.0%}"))
+            fired.append((2, f"error ratio {ratio:.1%} is above {_percent(t.error_ratio_high)}"))
         elif ratio >= t.error_ratio_moderate:
-            fired.append((3, f"error ratio {ratio:.1%} is between {t.error_ratio_moderate:.0%} "
-                             f"and {t.error_ratio_high:.0%}"))
+            fired.append((3, f"error ratio {ratio:.1%} is between {_percent(t.error_ratio_moderate)} "
+                             f"and {_percent(t.error_ratio_high)}"))
     p95 = signals.latency_p95_seconds
     if p95 is not None and p95 > t.latency_p95_slow_seconds:
         fired.append((2, f"p95 latency {p95:.2f} s is above {t.latency_p95_slow_seconds:g} s"))
