@@ -57,6 +57,11 @@ __all__ = [
 class IrkitError(Exception):
     """The root of every error irkit raises."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of a traceback: in a notebook an irkit error is one line that says what
+        # to fix, as on the command line.
+        return [f"irkit: {' '.join(str(self).split())}"]
+
 
 class ConfigError(IrkitError):
     """The configuration is missing, malformed, or puts a secret where it would leak."""

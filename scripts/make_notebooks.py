@@ -102,7 +102,9 @@ def build(number: int) -> nbformat.NotebookNode:
     for index, cell in enumerate(cells):
         cell.id = f"{number}-{index:02d}"  # stable ids: regenerating changes only what changed
     nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    # Exactly the kernelspec ipykernel installs: JupyterLab marks a notebook whose kernelspec differs as
+    # modified when it opens it, and autosave then rewrites the evidence.
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     return nb
 
 

@@ -62,6 +62,10 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# What viewers create beside evidence they open (JupyterLab's checkpoints): not evidence, never reported.
+VIEWER_DIRS = frozenset({".ipynb_checkpoints"})
+
+
 def _entries(run_dir: Path) -> tuple[dict[str, str], list[str]]:
     """Every regular file's SHA-256 (but the manifest's), and everything that is not a regular file.
 
@@ -71,6 +75,7 @@ def _entries(run_dir: Path) -> tuple[dict[str, str], list[str]]:
     files: dict[str, str] = {}
     odd: list[str] = []
     for root, dirs, names in os.walk(run_dir):
+        dirs[:] = [d for d in dirs if d not in VIEWER_DIRS]
         for name in sorted(dirs + names):
             path = Path(root, name)
             rel = str(path.relative_to(run_dir))
@@ -88,8 +93,11 @@ def _entries(run_dir: Path) -> tuple[dict[str, str], list[str]]:
 
 
 def _dirs(run_dir: Path) -> set[str]:
-    return {str(Path(root, d).relative_to(run_dir)) for root, dirs, _ in os.walk(run_dir) for d in dirs
-            if not Path(root, d).is_symlink()}
+    found = set()
+    for root, dirs, _ in os.walk(run_dir):
+        dirs[:] = [d for d in dirs if d not in VIEWER_DIRS]
+        found.update(str(Path(root, d).relative_to(run_dir)) for d in dirs if not Path(root, d).is_symlink())
+    return found
 
 
 def _key() -> bytes | None:

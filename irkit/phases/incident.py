@@ -22,7 +22,7 @@ import pandas as pd
 
 from irkit import config as irconfig
 from irkit.display.views import Note, shown  # re-exported: phases and notebooks meet them through here
-from irkit.errors import IrkitError, KubernetesError, PostgresError, PrometheusError, SourceError
+from irkit.errors import ConfigError, IrkitError, KubernetesError, PostgresError, PrometheusError, SourceError
 from irkit.evidence import records
 from irkit.evidence.records import Key, RunRecords, Unavailable
 
@@ -203,6 +203,14 @@ def open_incident(incident_id: str, phase: int, run_dir: str = "", config_path: 
     """
     # Notebook tables show whole cells: a truncated command or query is no use at 3 a.m.
     pd.set_option("display.max_colwidth", None)
-    cfg = irconfig.load(config_path or None, **{k: v for k, v in overrides.items() if v not in (None, "")})
+    try:
+        cfg = irconfig.load(config_path or None, **{k: v for k, v in overrides.items() if v not in (None, "")})
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (in a notebook: edit config_path in the parameters cell, or set IRKIT_CONFIG "
+                          "before starting JupyterLab)") from exc
     directory = Path(run_dir) if run_dir else Path("outputs") / incident_id / "interactive"
+    if (directory / "manifest.json").exists():
+        # A sealed run is evidence: re-running its notebook ("Run All" in JupyterLab) writes a new run beside it.
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        directory = directory.parent / f"interactive-{stamp}-from-{directory.name}"
     return Incident(incident_id, phase, directory, cfg)
