@@ -9,6 +9,7 @@ from __future__ import annotations
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from irkit.evidence.report import NO_REPORT
 from irkit.phases import PHASES, phase
 
 COMMON = '''incident_id = "INC-LOCAL"   # the incident's id, used for outputs/<incident>/
@@ -87,18 +88,23 @@ def build(number: int) -> nbformat.NotebookNode:
     module, title = spec.module, f"Phase {number}: {spec.title}"
     cells = [new_markdown_cell(f"# {title}\n\nPlaybook: `incident-response-playbook.md`. Run it cell by cell in "
                                "JupyterLab, or headless with `irkit run`.")]
+    cells[0].metadata["tags"] = [NO_REPORT]  # instructions for JupyterLab: not in the report
     params = new_code_cell(COMMON + ("\n" + extra if extra else ""))
-    params.metadata["tags"] = ["parameters"]
+    params.metadata["tags"] = ["parameters", NO_REPORT]
     cells.append(params)
-    cells.append(new_code_cell(f"from irkit.phases import {module}\nfrom irkit.phases.incident import open_incident\n\n"
-                               f"inc = open_incident(incident_id, {number}, run_dir=run_dir, config_path=config_path)\n"
-                               "inc"))
+    setup = new_code_cell(f"from irkit.phases import {module}\nfrom irkit.phases.incident import open_incident\n\n"
+                          f"inc = open_incident(incident_id, {number}, run_dir=run_dir, config_path=config_path)\n"
+                          "inc")
+    setup.metadata["tags"] = [NO_REPORT]  # shows where the phase writes: for the notebook, not the report
+    cells.append(setup)
     for markdown, code in steps:
         if markdown:
             cells.append(new_markdown_cell(markdown))
         cells.append(new_code_cell(code))
     cells.append(new_markdown_cell("Close the phase: its record is complete."))
     cells.append(new_code_cell("inc.finish()[\"problems\"]"))
+    for cell in cells[-2:]:
+        cell.metadata["tags"] = [NO_REPORT]
     for index, cell in enumerate(cells):
         cell.id = f"{number}-{index:02d}"  # stable ids: regenerating changes only what changed
     nb = new_notebook(cells=cells)

@@ -171,3 +171,17 @@ def test_charts_mark_the_deploy_that_broke_things(run_result: runner.RunResult):
     # The backend's revision 2 went out 20 minutes ago, inside the 90-minute window of every phase's charts.
     for notebook in ("01-detect-and-assess.ipynb", "02-investigate.ipynb"):
         assert "deploy backend r2" in (run_result.run_dir / notebook).read_text(), notebook
+
+
+def test_the_report_opens_with_a_summary_and_shows_no_notebook_clutter(run_result: runner.RunResult,
+                                                                        lock_holder: HeldSession):
+    page = (run_result.run_dir / "report.html").read_text()
+    summary = page.split("<section class='summary' id='summary'>", 1)[1].split("</section>", 1)[0]
+    assert "<b>SEV-1</b>, ongoing" in summary
+    assert f"lock-root pid {lock_holder.pid}" in summary  # the cause, first
+    assert "terminate-backend" in summary and "NOT RECOVERED" in summary
+    assert "href='#phase-01-detect-and-assess'" in summary
+    body = page.split("</script></head>", 1)[1]
+    for clutter in ("Out[", "In&nbsp;[", "\u00b6", "&lt;Incident", "Run it cell by cell", "Close the phase"):
+        assert clutter not in body, clutter
+    assert "@media print" in page and "size:A4" in page

@@ -93,7 +93,7 @@ def _entries(run_dir: Path) -> tuple[dict[str, str], list[str]]:
 
 
 def _dirs(run_dir: Path) -> set[str]:
-    found = set()
+    found: set[str] = set()
     for root, dirs, _ in os.walk(run_dir):
         dirs[:] = [d for d in dirs if d not in VIEWER_DIRS]
         found.update(str(Path(root, d).relative_to(run_dir)) for d in dirs if not Path(root, d).is_symlink())

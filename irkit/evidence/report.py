@@ -1,4 +1,11 @@
-"""``report.html``: every phase's outputs in one self-contained page (plotly.js inlined once, no network)."""
+"""``report.html``: a summary a reviewer reads in ten seconds, then every phase's outputs, in one
+self-contained page (plotly.js inlined once, no network) that also prints on A4.
+
+The summary comes from ``summary.json`` and the phase records: severity and whether it is ongoing, the
+cause, the impact, what was done or planned, the recovery verdict, the timeline, and a link to each phase.
+Below it the phases show their outputs only: no prompts, no heading anchors, no setup cells (tagged
+``no-report`` by the notebook generator), no instructions meant for JupyterLab.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +13,85 @@ import html
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_report"]
+__all__ = ["NO_REPORT", "write_report"]
+
+NO_REPORT = "no-report"  # the cell tag that keeps a notebook cell out of the report
 
 _STYLE = """
-body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222}
+body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222;line-height:1.4}
 .phase{border-top:3px solid #2c3e50;margin-top:2em}
-.jp-InputArea,.input{display:none}
-pre{background:#f7f7f7;padding:.5em;overflow-x:auto}
-table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:2px 6px}
-.status-failed{color:#c0392b}.status-ok{color:#27ae60}.status-skipped{color:#7f8c8d}
+.summary{border:2px solid #2c3e50;border-radius:6px;padding:.5em 1em;background:#fbfbfb}
+.summary dt{font-weight:bold;float:left;clear:left;width:9em}.summary dd{margin-left:10em;margin-bottom:.3em}
+.jp-InputArea,.input,.jp-InputPrompt,.jp-OutputPrompt,.prompt{display:none}
+pre{background:#f7f7f7;padding:.5em;white-space:pre-wrap;word-break:break-word}
+table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:2px 6px;vertical-align:top}
+td{max-width:60em;overflow-wrap:anywhere}
+.status-failed,.bad{color:#c0392b}.status-ok,.good{color:#27ae60}.status-skipped,.unknown{color:#d35400}
+@media print{@page{size:A4;margin:12mm}body{max-width:none;font-size:10pt}.phase{break-before:page}
+ .js-plotly-plot,.irkit-chart{break-inside:avoid}a{color:inherit;text-decoration:none}}
 """
 
 
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _summary(summary: dict[str, Any], timeline: list[dict[str, Any]], phases: list[tuple[str, str]]) -> str:
+    severity = summary.get("severity") or {}
+    name = severity.get("name", "not assessed")
+    ongoing = summary.get("ongoing")
+    state = ("ongoing: unknown" if ongoing is None else "ongoing" if ongoing
+             else "not ongoing (resolved or not happening)")
+    findings = summary.get("findings") or []
+    cause = findings[0] if findings else None
+    steps = summary.get("mitigations") or []
+    recovery = summary.get("recovery") or {}
+    recovered = recovery.get("recovered") if recovery else None
+    if not recovery:
+        verdict = "not validated (phase 4 has not run)"
+    elif recovered:
+        verdict = "RECOVERED: every check passed"
+    elif recovered is None:
+        verdict = "UNKNOWN: not measured: " + "; ".join(recovery.get("unmeasured") or [])[:300]
+    else:
+        verdict = "NOT RECOVERED: " + "; ".join(recovery.get("failed") or [])[:300]
+    colour = "good" if recovered else "unknown" if recovered is None else "bad"
+    impact = "; ".join(severity.get("reasons") or []) or "not assessed"
+    affected = ", ".join(summary.get("affected") or []) or "none named"
+    plan = "".join(f"<li>{_e(s['action'])} {_e(s['target'])} ({_e(s.get('status', 'planned'))}): "
+                   f"<code>{_e(s['command'])}</code></li>" for s in steps[:5]) or "<li>nothing planned</li>"
+    # The incident's own events, not irkit's phase starts and ends.
+    incident_events = [t for t in timeline if not str(t.get("event", "")).startswith("phase ")]
+    events = "".join(f"<li>{_e(str(t.get('time', ''))[:19].replace('T', ' '))} {_e(t.get('event', ''))}</li>"
+                     for t in incident_events[:12])
+    links = " · ".join(f"<a href='#{_e(anchor)}'>{_e(title)}</a>" for anchor, title in phases)
+    return (
+        "<section class='summary' id='summary'><h2>Summary</h2><dl>"
+        f"<dt>Severity</dt><dd><b>{_e(name)}</b>, {_e(state)}"
+        + (f" &mdash; respond by {_e(severity.get('respond_by', '')[:16].replace('T', ' '))} UTC"
+           if severity.get("respond_by") else "") + "</dd>"
+        f"<dt>Cause</dt><dd>{_e(cause['kind'] + ' ' + cause['subject'] + ': ' + cause['detail']) if cause else 'none found'}</dd>"
+        f"<dt>Impact</dt><dd>{_e(impact)}; affected: {_e(affected)}</dd>"
+        f"<dt>Done or planned</dt><dd><ol>{plan}</ol></dd>"
+        f"<dt>Recovery</dt><dd class='{colour}'>{_e(verdict)}</dd>"
+        + (f"<dt>Timeline</dt><dd><ul>{events}</ul></dd>" if events else "")
+        + f"<dt>Phases</dt><dd>{links}</dd></dl></section>"
+    )
+
+
 def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path]) -> Path:
-    """One self-contained ``report.html``: every phase's outputs, plotly.js inlined once, no network."""
+    """One self-contained ``report.html``: the summary, then every phase's outputs, plotly.js inlined once."""
     import nbformat  # the report's libraries load only when a report is written: verify stays quick
     import plotly.offline
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
 
-    exporter = HTMLExporter(template_name="basic")
-    exporter.exclude_input = True
-    sections = []
+    from irkit.evidence.records import TIMELINE, RunRecords
+
+    exporter = HTMLExporter(template_name="basic", anchor_link_text="", exclude_input=True,
+                            exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={NO_REPORT}), enabled=True)
+    sections, anchors = [], []
     for path in notebooks:
         if not path.exists():
             continue
@@ -34,20 +99,21 @@ def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path]) 
             body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
         except Exception as exc:  # a notebook cut short by an interruption; the rest of the report stands
             body = f"<p>this notebook could not be rendered: {html.escape(str(exc)[:300])}</p>"
-        sections.append(f"<section class='phase'><h2>{html.escape(path.stem)}</h2>{body}</section>")
+        anchor = f"phase-{path.stem}"
+        anchors.append((anchor, path.stem))
+        sections.append(f"<section class='phase' id='{_e(anchor)}'><h2>{_e(path.stem)}</h2>{body}</section>")
     rows = "".join(
-        f"<tr><td>{p['phase']}</td><td>{html.escape(p['name'])}</td>"
+        f"<tr><td>{p['phase']}</td><td><a href='#phase-{_e(p['name'])}'>{_e(p['name'])}</a></td>"
         f"<td class='status-{p['status']}'>{p['status']}</td><td>{p['duration_seconds']:.1f} s</td>"
-        f"<td>{html.escape(p.get('error') or '')}</td></tr>" for p in summary["phases"])
-    severity = summary.get("severity") or {}
+        f"<td>{_e(p.get('error') or '')}</td></tr>" for p in summary["phases"])
+    timeline = RunRecords(run_dir).get(TIMELINE, 5)
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(summary['incident'])} {html.escape(summary['run_id'])}</title>"
+        f"<title>{_e(summary['incident'])} {_e(summary['run_id'])}</title>"
         f"<style>{_STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>"
-        f"<h1>Incident {html.escape(summary['incident'])}</h1>"
-        f"<p>Run {html.escape(summary['run_id'])}; severity <b>{html.escape(str(severity.get('name', '?')))}</b>; "
-        f"recovered: <b>{html.escape(str((summary.get('recovery') or {}).get('recovered')))}</b></p>"
-        f"<table><tr><th>phase</th><th>name</th><th>status</th><th>duration</th><th>error</th></tr>{rows}</table>"
+        f"<h1>Incident {_e(summary['incident'])}</h1><p>Run {_e(summary['run_id'])}</p>"
+        + _summary(summary, timeline, anchors)
+        + f"<table><tr><th>phase</th><th>name</th><th>status</th><th>duration</th><th>error</th></tr>{rows}</table>"
         + "".join(sections) + "</body></html>"
     )
     path = run_dir / "report.html"
