@@ -28,6 +28,7 @@ NOTEBOOKS = {
          "assess.latency_history(inc, window_minutes)"),
         ("Which workloads are down or degraded?", "assess.pod_health(inc)"),
         ("Health endpoints (the critical user journeys).", "assess.endpoint_health(inc)"),
+        ("Sessions waiting on database locks now: while they queue, it is not over.", "assess.lock_waits(inc)"),
         ("## Severity\nThe playbook's classification: the highest rule wins, every rule that fired is listed.",
          "assess.assessment(inc)"),
         ("## Related incidents\nEarlier runs in `outputs/` touching the same services.",

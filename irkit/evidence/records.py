@@ -133,6 +133,8 @@ ERROR_RATIO_NOW = _key("error_ratio_now", 1, "rows: service (`all` = overall), e
 LATENCY_P95_NOW = _key("latency_p95_now", 1, "rows: service (`all` = overall), seconds; phase 2 again", _rows)
 INCIDENT_START = _key("incident_start", 1, "ISO time the error ratio last crossed error_ratio_moderate, or null",
                       _time)
+LOCK_WAITS_NOW = _key("lock_waits_now", 1, "{waiting, roots}: sessions waiting on a lock now, behind how many roots",
+                      _dict)
 ERROR_RATIO_PEAK = _key("error_ratio_peak", 1, "{service, error_ratio, at}: the highest error ratio held for three "
                                                "steps in the window", _dict)
 LATENCY_P95_PEAK = _key("latency_p95_peak", 1, "{service, seconds, at}: the highest p95 held for three steps", _dict)

@@ -19,7 +19,7 @@ from irkit.display import charts
 from irkit.evidence import records as R
 from irkit.phases.incident import Incident, Note, Unavailable, shown
 from irkit.rules.severity import Assessment, Signals, Thresholds, classify
-from irkit.sources import http, k8s, prom
+from irkit.sources import http, k8s, pg, prom
 
 __all__ = [
     "assessment",
@@ -29,6 +29,7 @@ __all__ = [
     "error_ratio_now",
     "incident_start",
     "latency_history",
+    "lock_waits",
     "latency_now",
     "peak",
     "pod_health",
@@ -169,6 +170,17 @@ def endpoint_health(inc: Incident) -> pd.DataFrame:
     return inc.record(R.ENDPOINTS, http.check_all(inc.config))
 
 
+def lock_waits(inc: Incident) -> Note | Unavailable:
+    """Sessions waiting on a lock right now: while they queue, an incident is ongoing whatever the error ratio."""
+    graph = inc.attempt("lock waits now", lambda: pg.lock_graph(inc.pg))
+    if isinstance(graph, Unavailable):
+        return inc.record(R.LOCK_WAITS_NOW, graph)
+    waiting = int(graph.edges["blocked_pid"].nunique()) if not graph.empty else 0
+    inc.record(R.LOCK_WAITS_NOW, {"waiting": waiting, "roots": len(graph.roots)})
+    return Note(f"{waiting} session(s) wait on locks behind {len(graph.roots)} root(s)" if waiting
+                else "no session waits on a lock")
+
+
 def _unmeasured(inc: Incident) -> tuple[str, ...]:
     """The deciding signals this phase could not measure, each with why (the recorded error)."""
     missing = []
@@ -223,12 +235,13 @@ def assessment(inc: Incident) -> Assessment:
         if at_peak.real:
             peak_at = max(datetime.fromisoformat(p["at"]) for p in (ratio_peak, p95_peak) if p)
             over = inc.current(R.RESOLVED_AT)
+            waiting = int((inc.current(R.LOCK_WAITS_NOW) or {}).get("waiting") or 0)
+            now_says = (f"not over: {waiting} session(s) still wait on locks" if waiting else
+                        f"resolved{f' at {over:%H:%M} UTC' if over else ''}: every signal is under its threshold now")
             result = Assessment(
                 level=at_peak.level, detected_at=detected, respond_by=at_peak.respond_by,
                 escalation=at_peak.escalation, unmeasured=now.unmeasured,
-                reasons=(*(f"at its peak ({peak_at:%H:%M} UTC): {r}" for r in at_peak.reasons),
-                         f"resolved{f' at {over:%H:%M} UTC' if over else ''}: every signal is under its "
-                         "threshold now"))
+                reasons=(*(f"at its peak ({peak_at:%H:%M} UTC): {r}" for r in at_peak.reasons), now_says))
     inc.record(R.SEVERITY, result.as_dict())
     return result
 
@@ -272,10 +285,11 @@ def checklist(inc: Incident) -> pd.DataFrame:
     unhealthy_now = bool(inc.current(R.WORKLOADS_DOWN) or inc.current(R.WORKLOADS_DEGRADED))
     slowest = max((r["seconds"] for r in inc.rows(R.LATENCY_P95_NOW) if r["seconds"] is not None), default=None)
     failing = [e for e in inc.rows(R.ENDPOINTS) if not e.get("ok")]
+    waiting = int((inc.current(R.LOCK_WAITS_NOW) or {}).get("waiting") or 0)
     # Ongoing looks at every signal that can classify it, not the error ratio alone.
     ongoing: bool | None = ((worst is not None and worst >= cfg.error_ratio_moderate)
                             or (slowest is not None and slowest > cfg.latency_p95_slow_seconds)
-                            or bool(failing) or unhealthy_now)
+                            or bool(failing) or unhealthy_now or waiting > 0)
     related = inc.rows(R.RELATED_INCIDENTS)
     affected = _affected(inc)
     real = severity.real if severity else None

@@ -1,0 +1,41 @@
+"""Phase 1's verdicts on recorded signals (no services): ongoing looks at every signal, lock waits included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from irkit.config import Config
+from irkit.evidence import records as R
+from irkit.phases import assess
+from irkit.phases.incident import Incident
+
+
+def _quiet(tmp_path: Path, waiting: int) -> Incident:
+    inc = Incident("INC-1", 1, tmp_path, Config())
+    inc.record(R.ERROR_RATIO_NOW, [{"service": "all", "error_ratio": 0.01}])
+    inc.record(R.LATENCY_P95_NOW, [{"service": "all", "seconds": 0.2}])
+    inc.record(R.ENDPOINTS, [{"url": "https://shop/health", "ok": True, "status": 200}])
+    inc.record(R.WORKLOADS, [{"kind": "Deployment", "name": "backend-deployment", "desired": 3, "ready": 3}])
+    inc.record(R.LOCK_WAITS_NOW, {"waiting": waiting, "roots": 1 if waiting else 0})
+    return inc
+
+
+def test_sessions_waiting_on_locks_keep_an_incident_ongoing(tmp_path: Path):
+    inc = _quiet(tmp_path, waiting=3)
+    assess.assessment(inc)
+    assess.checklist(inc)
+    assert inc.current(R.ONGOING) is True
+
+
+def test_with_nothing_waiting_and_every_signal_quiet_it_is_not_ongoing(tmp_path: Path):
+    inc = _quiet(tmp_path, waiting=0)
+    assert assess.assessment(inc).name == "SEV-4"
+    assess.checklist(inc)
+    assert inc.current(R.ONGOING) is False and inc.current(R.REAL) is False
+
+
+def test_a_peak_with_sessions_still_queueing_is_not_called_resolved(tmp_path: Path):
+    inc = _quiet(tmp_path, waiting=2)
+    inc.record(R.ERROR_RATIO_PEAK, {"service": "backend", "error_ratio": 0.14, "at": "2026-11-30T01:05:00+00:00"})
+    result = assess.assessment(inc)
+    assert result.name == "SEV-2" and result.reasons[-1] == "not over: 2 session(s) still wait on locks"
