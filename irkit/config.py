@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from irkit.errors import ConfigError, IrkitError
 
-__all__ = ["Config", "Secret", "keys", "load", "read_toml", "redact", "to_toml"]
+__all__ = ["CHECKS", "Config", "Secret", "keys", "load", "read_toml", "redact", "to_toml"]
 
 _MASK = "***"
 

@@ -66,14 +66,17 @@ def _sha256(path: Path) -> str:
 VIEWER_DIRS = frozenset({".ipynb_checkpoints"})
 
 
-def _entries(run_dir: Path) -> tuple[dict[str, str], list[str]]:
-    """Every regular file's SHA-256 (but the manifest's), and everything that is not a regular file.
+@dataclass(frozen=True)
+class _Tree:
+    files: dict[str, str]  # regular file -> SHA-256 (the manifest itself left out)
+    odd: list[str]  # what is not a regular file or a directory: "name (symlink)"
+    dirs: set[str]  # directories (not symlinks to them)
 
-    Walks with lstat: a symlink is reported, never followed (it could point anywhere, or at a FIFO that
-    blocks a reader forever).
-    """
-    files: dict[str, str] = {}
-    odd: list[str] = []
+
+def _walk(run_dir: Path) -> _Tree:
+    """One walk of the run directory, with lstat: a symlink is reported, never followed (it could point
+    anywhere, or at a FIFO that blocks a reader forever); viewers' directories are passed over."""
+    tree = _Tree({}, [], set())
     for root, dirs, names in os.walk(run_dir):
         dirs[:] = [d for d in dirs if d not in VIEWER_DIRS]
         for name in sorted(dirs + names):
@@ -81,23 +84,15 @@ def _entries(run_dir: Path) -> tuple[dict[str, str], list[str]]:
             rel = str(path.relative_to(run_dir))
             mode = path.lstat().st_mode
             if stat.S_ISDIR(mode):
-                continue
-            if stat.S_ISREG(mode):
+                tree.dirs.add(rel)
+            elif stat.S_ISREG(mode):
                 if rel != MANIFEST:
-                    files[rel] = _sha256(path)
+                    tree.files[rel] = _sha256(path)
             else:
                 kind = "symlink" if stat.S_ISLNK(mode) else "FIFO" if stat.S_ISFIFO(mode) else "special file"
-                odd.append(f"{rel} ({kind})")
+                tree.odd.append(f"{rel} ({kind})")
         dirs[:] = [d for d in dirs if not Path(root, d).is_symlink()]
-    return files, odd
-
-
-def _dirs(run_dir: Path) -> set[str]:
-    found: set[str] = set()
-    for root, dirs, _ in os.walk(run_dir):
-        dirs[:] = [d for d in dirs if d not in VIEWER_DIRS]
-        found.update(str(Path(root, d).relative_to(run_dir)) for d in dirs if not Path(root, d).is_symlink())
-    return found
+    return tree
 
 
 def _key() -> bytes | None:
@@ -124,9 +119,9 @@ def _signature(key: bytes, files: dict[str, str]) -> str:
 
 def write_manifest(run_dir: Path) -> Path:
     """``manifest.json``: SHA-256 of every file, signed with HMAC-SHA256 when a key is configured."""
-    files, _ = _entries(run_dir)
-    manifest: dict[str, Any] = {"algorithm": "sha256", "files": files,
-                                "directories": sorted(_dirs(run_dir))}
+    tree = _walk(run_dir)
+    files = tree.files
+    manifest: dict[str, Any] = {"algorithm": "sha256", "files": files, "directories": sorted(tree.dirs)}
     key = _key()
     if key is not None:
         manifest["signature"] = {"algorithm": "hmac-sha256", "value": _signature(key, files)}
@@ -207,12 +202,13 @@ def verify(run_dir: str | Path) -> dict[str, list[str]]:
             isinstance(k, str) and isinstance(v, str) for k, v in recorded.items()):
         raise ParameterError(f"{run_dir / MANIFEST} is not an irkit manifest (JSON with a 'files' table of "
                              "name -> sha256); the evidence cannot be checked against it")
-    now, odd = _entries(run_dir)
+    tree = _walk(run_dir)
+    now, odd = tree.files, list(tree.odd)
     listed_dirs = manifest.get("directories")
     # Manifests before directories were listed: any directory holding a listed file is expected.
     expected_dirs = set(listed_dirs) if isinstance(listed_dirs, list) else {
         str(parent) for name in recorded for parent in Path(name).parents if str(parent) != "."}
-    odd += [f"{d}/ (directory)" for d in sorted(_dirs(run_dir) - expected_dirs)]
+    odd += [f"{d}/ (directory)" for d in sorted(tree.dirs - expected_dirs)]
     problems = {
         "changed": sorted(name for name in recorded if name in now and now[name] != recorded[name]),
         "added": sorted(set(now) - set(recorded)),

@@ -22,7 +22,7 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from irkit.config import Config, redact
+from irkit.config import CHECKS, Config, redact
 from irkit.errors import (
     ConfigError,
     PrometheusError,
@@ -47,8 +47,8 @@ __all__ = [
     "request_rate_query",
 ]
 
-_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
-_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+# The checks config.load applies, applied again to a Config built by hand: one definition, in config.CHECKS.
+_IS_NAME, _IS_DURATION = CHECKS["promname"][0], CHECKS["duration"][0]
 
 
 def label_value(value: str) -> str:
@@ -58,7 +58,7 @@ def label_value(value: str) -> str:
 
 
 def _name(value: str, key: str) -> str:
-    if not _NAME.match(value):
+    if not _IS_NAME(value):
         raise ConfigError(f"{key}={value!r} is not a Prometheus metric or label name; fix it in irkit.toml")
     return value
 
@@ -203,7 +203,7 @@ def _matchers(config: Config, service: str | None, extra: str = "") -> str:
 
 
 def _window(config: Config) -> str:
-    if not _DURATION.match(config.prom_rate_window):
+    if not _IS_DURATION(config.prom_rate_window):
         raise ConfigError(f"prom_rate_window={config.prom_rate_window!r} is not a PromQL duration like 5m")
     return config.prom_rate_window
 
