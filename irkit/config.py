@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from irkit import limits
 from irkit.errors import ConfigError, IrkitError
 
 __all__ = ["CHECKS", "Config", "Secret", "keys", "load", "read_toml", "redact", "to_toml"]
@@ -265,7 +266,6 @@ _DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
 _IDENTIFIER = re.compile(r"[^\x00-\x1f\x7f]{1,63}")
 MAX_TEXT = 4096  # any configured string
 MAX_LIST = 50  # health endpoints
-MAX_FILE = 1 << 20  # irkit.toml
 
 
 def _url(value: str, schemes: tuple[str, ...]) -> str:
@@ -344,7 +344,8 @@ def _strip_password(dsn: str, origin: str, allow: bool) -> tuple[str, Secret | N
     return psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in info.items()}), Secret(str(password))
 
 
-def read_toml(path: Path, error: type[IrkitError], fix: str, max_bytes: int = MAX_FILE) -> dict[str, Any]:
+def read_toml(path: Path, error: type[IrkitError], fix: str,
+              max_bytes: int = limits.MAX_FILE_BYTES) -> dict[str, Any]:
     """A TOML file read with a bound; too large, not UTF-8, not TOML or unreadable is ``error`` naming ``fix``."""
     try:
         with path.open("rb") as fh:

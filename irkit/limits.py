@@ -17,7 +17,7 @@ __all__ = ["MAX_FILE_BYTES", "MAX_PARAMETERS", "MAX_PARAMETER_TEXT", "PARAMETERS
 
 MAX_PARAMETERS = 32  # -p NAME VALUE pairs in one run
 MAX_PARAMETER_TEXT = 1024  # characters in one parameter's name or value
-MAX_FILE_BYTES = 1 << 20  # a scenario file, a manifest, a summary read back
+MAX_FILE_BYTES = 1 << 20  # irkit.toml and a scenario file
 
 
 @dataclass(frozen=True)

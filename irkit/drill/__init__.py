@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from irkit import config as irconfig
-from irkit import evidence, limits, runner
+from irkit import evidence, runner
 from irkit.errors import ConfigError, DrillError, ScenarioError
 from irkit.lab.kube import KubeLab, build_cluster
 from irkit.lab.marketplace import Marketplace
@@ -246,8 +246,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     if not path.is_file():
         raise ScenarioError(f"no scenario {str(name_or_path)!r}: use one of {', '.join(builtin)} "
                             "(irkit drill --list) or the path of a scenario file")
-    data = irconfig.read_toml(path, ScenarioError, "name a scenario file (see the README's scenario format)",
-                              limits.MAX_FILE_BYTES)
+    data = irconfig.read_toml(path, ScenarioError, "name a scenario file (see the README's scenario format)")
     where = str(path)
     _known(data, "", where)
     sessions = []
