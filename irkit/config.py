@@ -135,6 +135,16 @@ class Config:
     circuit_breaker_url: str = field(default="http://localhost:3000/admin/circuit-breaker/enable", metadata=_key("mitigation", "the service's circuit-breaker endpoint, as seen from inside its pod", "http_url"))
     backup_provider_env: str = field(default="BLOCKCHAIN_PROVIDER=backup", metadata=_key("mitigation", "NAME=VALUE that switches the backend to its backup blockchain provider", "env_assignment"))
     upstream_timeout_env: str = field(default="API_TIMEOUT=30000", metadata=_key("mitigation", "NAME=VALUE that raises the backend's upstream timeout", "env_assignment"))
+    circuit_breaker_off_url: str = field(default="http://localhost:3000/admin/circuit-breaker/disable", metadata=_key("mitigation", "the endpoint that closes the circuit breaker again (the undo of enabling it)", "http_url"))
+    # Guardrails: what `apply` may change at all (README: Mitigation actions).
+    allowed_actions: tuple[str, ...] = field(default=("terminate-backend", "cancel-query", "terminate-idle", "rollout-undo", "raise-memory-limit", "delete-pod", "rollout-restart", "set-env", "enable-circuit-breaker", "scale", "flushdb"), metadata=_key("mitigation", "actions irkit may apply; any other is refused", "label"))
+    allowed_namespaces: tuple[str, ...] = field(default=(), metadata=_key("mitigation", "namespaces actions may touch; empty = namespace only", "label"))
+    allowed_workloads: tuple[str, ...] = field(default=(), metadata=_key("mitigation", "Deployments and StatefulSets actions may touch; empty = the four configured above", "subdomain"))
+    min_replicas: int = field(default=1, metadata=_key("mitigation", "never scale a deployment below this many replicas", "number", (0.0, 1000.0)))
+    max_terminations: int = field(default=3, metadata=_key("mitigation", "at most this many PostgreSQL sessions cancelled or terminated by one run", "number", (0.0, 1000.0)))
+    terminate_superuser: bool = field(default=False, metadata=_key("mitigation", "whether a superuser's session may be cancelled or terminated", "text"))
+    pg_action_dsn: str = field(default="", metadata=_key("mitigation", "libpq DSN without the password of a role with pg_signal_backend, for cancelling and terminating sessions (password: IRKIT_PG_ACTION_PASSWORD or a passfile); empty = database actions are refused"))
+    action_timeout: float = field(default=120.0, metadata=_key("mitigation", "seconds an applied action has to show its effect before it is called failed", "number", (0.0, 3600.0)))
 
     # [timeouts] seconds
     connect_timeout: float = field(default=5.0, metadata=_key("timeouts", "connecting to any source", "number", (0.0, 600.0)))
@@ -147,6 +157,7 @@ class Config:
     # Secrets: never from the toml, never in repr.
     pg_password: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PG_PASSWORD"})
     prom_token: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PROM_TOKEN"})
+    pg_action_password: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PG_ACTION_PASSWORD"})
 
     @property
     def deployments(self) -> tuple[str, ...]:
@@ -175,6 +186,13 @@ class Config:
             return self.pg_dsn
         import psycopg.conninfo
         return psycopg.conninfo.make_conninfo(self.pg_dsn, password=self.pg_password.reveal())
+
+    def pg_action_conninfo(self) -> str:
+        """The actions' DSN with its password added back (empty when database actions are not configured)."""
+        if self.pg_action_password is None or not self.pg_action_dsn:
+            return self.pg_action_dsn
+        import psycopg.conninfo
+        return psycopg.conninfo.make_conninfo(self.pg_action_dsn, password=self.pg_action_password.reveal())
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some keys changed and checked like any other input."""
@@ -310,7 +328,7 @@ def _consistent(values: Mapping[str, Any]) -> None:
     """Checks across keys, and keys that may not be empty."""
     for name, f in _settable().items():
         if f.metadata["check"] in ("label", "subdomain", "promname", "duration", "identifier") and not values.get(
-                name, f.default):
+                name, f.default) and f.default != ():  # an empty list keeps its documented meaning
             raise ConfigError(f"{name} is empty; set it in irkit.toml or IRKIT_{name.upper()}")
     moderate = values.get("error_ratio_moderate", Config.error_ratio_moderate)
     high = values.get("error_ratio_high", Config.error_ratio_high)
@@ -422,6 +440,15 @@ def load(path: str | os.PathLike[str] | None = None, *, base: Config | None = No
     elif values.get("pg_password_file"):
         pg_password = _read_secret_file(values["pg_password_file"], "pg_password_file")
 
+    pg_action_password: Secret | None = base.pg_action_password if base is not None else None
+    if values.get("pg_action_dsn"):
+        from_env = "pg_action_dsn" not in overrides and env.get("IRKIT_PG_ACTION_DSN") == values["pg_action_dsn"]
+        values["pg_action_dsn"], embedded = _strip_password(
+            values["pg_action_dsn"], "IRKIT_PG_ACTION_DSN" if from_env else "pg_action_dsn", allow=from_env)
+        pg_action_password = embedded or pg_action_password
+    if env.get("IRKIT_PG_ACTION_PASSWORD"):
+        pg_action_password = Secret(env["IRKIT_PG_ACTION_PASSWORD"])
+
     prom_token: Secret | None = base.prom_token if base is not None else None
     if env.get("IRKIT_PROM_TOKEN"):
         prom_token = Secret(env["IRKIT_PROM_TOKEN"])
@@ -429,13 +456,13 @@ def load(path: str | os.PathLike[str] | None = None, *, base: Config | None = No
         prom_token = _read_secret_file(values["prom_token_file"], "prom_token_file")
 
     _consistent(values)
-    return Config(**values, pg_password=pg_password, prom_token=prom_token)
+    return Config(**values, pg_password=pg_password, prom_token=prom_token, pg_action_password=pg_action_password)
 
 
 def redact(text: str, config: Config | None = None) -> str:
     """Mask every secret irkit knows of in ``text``: configured secrets and URL passwords."""
     if config is not None:
-        for secret in (config.pg_password, config.prom_token):
+        for secret in (config.pg_password, config.prom_token, config.pg_action_password):
             if secret:
                 text = text.replace(secret.reveal(), _MASK)
     return _redact_urls(text)

@@ -21,6 +21,10 @@ what to check next. Third-party exceptions (``psycopg.Error``, ``ApiException``,
     │   │   └── KubernetesUnavailable
     │   ├── SourceTimeout            no answer within the bound, whichever source
     │   └── SourceUnavailable        refused, unreachable or not configured, whichever source
+    ├── ActionError                  a mitigation could not be prepared, applied, verified or undone
+    │   ├── GuardrailError           a guardrail refused it; names the guardrail and the key that changes it
+    │   ├── ConfirmationError        a confirmation is malformed, for another incident or another step
+    │   └── StaleTargetError         the target changed since it was planned (a pid reused, a lock released)
     ├── RunError                     `irkit run` could not execute a phase or write evidence
     └── DrillError                   `irkit drill` could not start its environment or check its result
         └── ScenarioError            a drill scenario is unknown or its file is malformed; names the key
@@ -32,8 +36,11 @@ Catch ``SourceTimeout`` to handle "the system hung" for every source at once, or
 from __future__ import annotations
 
 __all__ = [
+    "ActionError",
     "ConfigError",
+    "ConfirmationError",
     "DrillError",
+    "GuardrailError",
     "IrkitError",
     "KubernetesError",
     "KubernetesTimeout",
@@ -51,6 +58,7 @@ __all__ = [
     "SourceError",
     "SourceTimeout",
     "SourceUnavailable",
+    "StaleTargetError",
 ]
 
 
@@ -69,6 +77,22 @@ class ConfigError(IrkitError):
 
 class ParameterError(ConfigError):
     """A notebook parameter is unknown, has the wrong type, or carries a secret."""
+
+
+class ActionError(IrkitError):
+    """A mitigation action could not be prepared, applied, verified or undone."""
+
+
+class GuardrailError(ActionError):
+    """A guardrail from ``[mitigation]`` refuses the action; the message names it and how to change it."""
+
+
+class ConfirmationError(ActionError):
+    """A confirmation is malformed, names another incident, or names a step the plan does not have."""
+
+
+class StaleTargetError(ActionError):
+    """The target is no longer what was planned: a pid now belongs to another session, a root holds no lock."""
 
 
 class RunError(IrkitError):

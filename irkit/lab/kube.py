@@ -9,7 +9,16 @@ a cluster the way the playbook does:
 - the ``scale`` subresource answering a ``Scale`` (kmock answers the Deployment);
 - namespaces (kmock answers 500);
 - uid, resourceVersion and creationTimestamp on stored objects;
-- ``metrics.k8s.io`` pods and nodes, present or absent as a scenario wants.
+- ``metrics.k8s.io`` pods and nodes, present or absent as a scenario wants;
+- discovery that names each resource's kind, verbs and short names, and lists that
+  carry their ``kind``, so ``kubectl`` reads the emulator like a cluster;
+- writes as the API server does them: PATCH in its three formats (:mod:`irkit.lab.patches`),
+  PUT with resourceVersion conflicts, DELETE, and server-side dry run (``dryRun=All``)
+  that validates and answers without storing anything;
+- a small controller: a Deployment's new template becomes a ReplicaSet (an old one
+  when the template matches it, as ``rollout undo`` does), its pods are replaced,
+  deleted pods come back, and the status follows. Pods made from the template that
+  broke keep failing (:attr:`ClusterEmulator.failing`); pods from any other template run.
 
 :class:`KubeLab` runs the emulator on a free 127.0.0.1 port in a thread of its
 own, so synchronous code (the official client, papermill kernels in other
@@ -21,11 +30,13 @@ states, events and usage metrics.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
+import json
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,11 +45,12 @@ from typing import Any
 
 import aiohttp.web
 import attrs
-from kmock import KubernetesEmulator, Server
+from kmock import KubernetesEmulator, ResourceInfo, Server
 
 from irkit.errors import DrillError
+from irkit.lab.patches import PatchError, apply_patch
 
-__all__ = ["Cluster", "ClusterEmulator", "KubeLab", "build_cluster", "match_fields", "match_labels"]
+__all__ = ["Cluster", "ClusterEmulator", "KubeLab", "build_cluster", "match_fields", "match_labels", "signature"]
 
 
 # --------------------------------------------------------------------------- selectors
@@ -105,15 +117,96 @@ def match_fields(selector: str, obj: Mapping[str, Any]) -> bool:
 
 # --------------------------------------------------------------------------- the emulator
 
+_VERBS = ("get", "list", "watch", "create", "update", "patch", "delete")
+# What discovery says of each resource the drill serves: kind, singular, short names, namespaced, subresources.
+RESOURCES: dict[str, tuple[str, str, tuple[str, ...], bool, tuple[str, ...]]] = {
+    "v1/pods": ("Pod", "pod", ("po",), True, ("log", "status")),
+    "v1/events": ("Event", "event", ("ev",), True, ()),
+    "v1/nodes": ("Node", "node", ("no",), False, ()),
+    "v1/namespaces": ("Namespace", "namespace", ("ns",), False, ()),
+    "apps/v1/deployments": ("Deployment", "deployment", ("deploy",), True, ("scale", "status")),
+    "apps/v1/replicasets": ("ReplicaSet", "replicaset", ("rs",), True, ("scale", "status")),
+    "apps/v1/statefulsets": ("StatefulSet", "statefulset", ("sts",), True, ("scale", "status")),
+    "metrics.k8s.io/v1beta1/pods": ("PodMetrics", "", (), True, ()),
+    "metrics.k8s.io/v1beta1/nodes": ("NodeMetrics", "", (), False, ()),
+}
+_RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+
+
+def _key_name(resource: Any) -> str:
+    group = getattr(resource, "group", "") or ""
+    return f"{group + '/' if group else ''}{resource.version}/{resource.plural}"
+
+
+def signature(template: Mapping[str, Any]) -> str:
+    """What decides whether a pod template's pods work: each container's image and memory limit."""
+    containers = (template.get("spec") or {}).get("containers") or []
+    return json.dumps([[c.get("name"), c.get("image"), ((c.get("resources") or {}).get("limits") or {}).get("memory")]
+                       for c in containers])
+
+
+def _pruned(value: Any) -> Any:
+    """``value`` without null or empty fields: how Go's omitempty leaves a template (kubectl sends
+    ``creationTimestamp: null``)."""
+    if isinstance(value, Mapping):
+        pruned = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in pruned.items() if v not in (None, {}, [])}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
+_QUANTITY = re.compile(r"^([0-9.]+)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_SCALE = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30,
+          "Ti": 2**40}
+
+
+def _amount(text: Any) -> Any:
+    """A resource quantity as a number ("1000m" and "1" are one CPU, as the API server stores them)."""
+    match = _QUANTITY.match(str(text))
+    return float(match.group(1)) * _SCALE[match.group(2)] if match else text
+
+
+def _bare(template: Mapping[str, Any]) -> str:
+    """A pod template without the pod-template-hash label, as JSON: how a ReplicaSet is matched to a template."""
+    bare = _pruned(template)
+    (bare.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+    for container in (bare.get("spec") or {}).get("containers") or []:
+        for table in (container.get("resources") or {}).values():
+            table.update({k: _amount(v) for k, v in table.items()})
+    return json.dumps(_pruned(bare), sort_keys=True)
+
+
 @attrs.define(kw_only=True)
 class ClusterEmulator(KubernetesEmulator):
-    """kmock's emulator plus what the official client needs to read a cluster like kubectl."""
+    """kmock's emulator plus what the official client and kubectl need to read and change a cluster."""
 
     # (namespace, pod, container, previous) -> log text
     pod_logs: dict[tuple[str, str, str, bool], str] = attrs.field(factory=dict)
     namespaces: set[str] = attrs.field(factory=set)
     # Resources the caller's role may not read: answered 403 as RBAC does (a Role without "events").
     forbidden: set[str] = attrs.field(factory=set)
+    # (namespace, workload) -> (template signature, or None for any template; pod state): pods the controller
+    # makes from that template start in that state (the bad revision crashes again); from any other, they run.
+    failing: dict[tuple[str, str], tuple[str | None, str]] = attrs.field(factory=dict)
+    # Called (off the lock, in the emulator's thread) with (namespace, pod, workload) once a deleted pod is back.
+    on_pod_replaced: list[Callable[[str, str, str], None]] = attrs.field(factory=list)
+    metrics_api: bool = True
+    _version: int = 1000
+    _made: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        for key in RESOURCES:
+            if key.startswith("metrics.k8s.io"):
+                continue  # declared by load() when the scenario has a metrics API
+            self.declare(key)
+
+    def declare(self, key: str) -> None:
+        kind, singular, short, namespaced, subresources = RESOURCES[key]
+        verbs = ("get", "list") if key.startswith("metrics.k8s.io") else _VERBS
+        self.resources[key] = ResourceInfo(kind=kind, singular=singular or kind.lower(), shortnames=set(short),
+                                           namespaced=namespaced, verbs=set(verbs), subresources=set(subresources))
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         plural = getattr(request.resource, "plural", None)
@@ -124,8 +217,16 @@ class ClusterEmulator(KubernetesEmulator):
                                                   f'namespace "{request.namespace}"')
         if plural == "pods" and request.subresource == "log":
             return self._serve_log(request)
-        if plural in ("deployments", "statefulsets") and request.subresource == "scale":
+        if plural in ("deployments", "statefulsets", "replicasets") and request.subresource == "scale":
             return await self._serve_scale(request)
+        method = request.method.value.upper()
+        if request.resource is not None and method == "GET" and request.params.get("watch") in ("true", "1"):
+            return await self._watch(request)
+        if request.resource is not None and request.name and not request.subresource \
+                and method in ("PATCH", "PUT", "DELETE"):
+            return await self._write(request, method)
+        if request.resource is not None and method == "POST" and request.params.get("dryRun") == "All":
+            return aiohttp.web.json_response(request.data)  # a dry-run create stores nothing
         return await super()._handle(request)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -136,15 +237,253 @@ class ClusterEmulator(KubernetesEmulator):
             return self._serve_namespace(parts[3] if len(parts) == 4 else None)
         return await super().__call__(raw_request)
 
+    async def _serve_version(self, request: Any) -> Any:
+        result: dict[str, Any] = await super()._serve_version(request)  # type: ignore[assignment]
+        result["groupVersion"] = result["groupVersion"].lstrip("/")  # the core group is "v1", not "/v1"
+        for entry in result["resources"]:
+            if "/" in entry["name"]:  # a subresource: no short names of its own (kubectl warns of ambiguity)
+                entry.update(shortNames=[], singularName="", verbs=["get", "patch", "update"])
+        return result
+
+    async def _watch(self, request: Any) -> aiohttp.web.StreamResponse:
+        """A watch as JSON lines: the objects there are now, then the stream ends (clients watch again).
+
+        kmock streams as application/octet-stream, which client-go refuses; the drill's writes
+        are seen by the next watch, within a second.
+        """
+        response = aiohttp.web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request._raw_request)
+        listing = await self._serve_list(request)
+        for item in listing["items"]:
+            if request.name and item["metadata"].get("name") != request.name:
+                continue
+            await response.write(json.dumps({"type": "ADDED", "object": item}).encode() + b"\n")
+        await asyncio.sleep(min(1.0, float(request.params.get("timeoutSeconds") or 1)))
+        await response.write_eof()
+        return response
+
     async def _serve_list(self, request: Any) -> Any:
         result: dict[str, Any] = await super()._serve_list(request)  # type: ignore[assignment]
         labels = request.params.get("labelSelector", "")
         fields_ = request.params.get("fieldSelector", "")
+        group = getattr(request.resource, "group", "") or ""
+        api_version = f"{group}/{request.resource.version}" if group else request.resource.version
         items = [item for item in result["items"]
-                 if match_labels(labels, item.get("metadata", {}).get("labels") or {})
+                 if item.get("apiVersion", api_version) == api_version  # pods, not metrics.k8s.io's pods
+                 and match_labels(labels, item.get("metadata", {}).get("labels") or {})
                  and match_fields(fields_, item)]
         limit = int(request.params.get("limit", 0) or 0)
-        return {**result, "items": items[:limit] if limit else items}
+        kind = RESOURCES.get(_key_name(request.resource), (request.resource.plural.capitalize(),))[0]
+        return {**result, "apiVersion": api_version, "kind": f"{kind}List",
+                "metadata": {"resourceVersion": str(self._version)}, "items": items[:limit] if limit else items}
+
+    # ------------------------------------------------------------------ writes
+
+    def _live(self, plural: str, namespace: str) -> list[tuple[Any, dict[str, Any]]]:
+        """(key, object) of every stored object of ``plural`` in ``namespace``."""
+        return [(key, obj.raw) for key, obj in self.objects.items()
+                if key[0].plural == plural and key[1] == namespace and not obj.deleted]
+
+    def _get(self, plural: str, namespace: str, name: str) -> tuple[Any, dict[str, Any]] | None:
+        return next(((k, o) for k, o in self._live(plural, namespace) if k[2] == name), None)
+
+    def _put(self, key: Any, obj: dict[str, Any]) -> None:
+        self._version += 1
+        obj.setdefault("metadata", {})["resourceVersion"] = str(self._version)
+        self.objects[key] = obj
+
+    async def _write(self, request: Any, method: str) -> aiohttp.web.StreamResponse:
+        key = (request.resource, request.namespace, request.name)
+        dry = request.params.get("dryRun") == "All"
+        kind = RESOURCES.get(_key_name(request.resource), ("Object",))[0]
+        replaced: list[tuple[str, str, str]] = []
+        async with self._lock:
+            if key not in self.objects or self.objects[key].deleted:
+                return self._status(404, "NotFound", f'{request.resource.plural} "{request.name}" not found')
+            current = copy.deepcopy(self.objects[key].raw)
+            if method == "DELETE":
+                if not dry:
+                    del self.objects[key]
+                    if kind == "Pod":
+                        replaced = self._replace_pod(request.namespace, current)
+                result = current
+            else:
+                try:
+                    if method == "PATCH":
+                        headers = {k.lower(): v for k, v in request.headers.items()}
+                        new = apply_patch(current, request.data, headers.get("content-type", ""))
+                    else:
+                        if not isinstance(request.data, dict):
+                            raise PatchError("the body is not an object")
+                        new = copy.deepcopy(request.data)
+                        sent = (new.get("metadata") or {}).get("resourceVersion")
+                        if sent and sent != current["metadata"].get("resourceVersion"):
+                            return self._status(409, "Conflict", f'Operation cannot be fulfilled on {kind.lower()}s '
+                                                                 f'"{request.name}": the object has been modified; '
+                                                                 "please apply your changes to the latest version "
+                                                                 "and try again")
+                    self._validate(kind, request.name, new)
+                except PatchError as exc:
+                    return self._status(422, "Invalid", f'{kind} "{request.name}" is invalid: {exc}')
+                meta = new.setdefault("metadata", {})
+                for kept in ("uid", "creationTimestamp", "namespace", "name"):
+                    if kept in current["metadata"]:
+                        meta[kept] = current["metadata"][kept]
+                if new.get("spec") != current.get("spec"):
+                    meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
+                if dry:
+                    return aiohttp.web.json_response(new)
+                self._put(key, new)
+                if kind == "Deployment":
+                    self._reconcile(request.namespace, request.name)
+                result = self.objects[key].raw
+        for args in replaced:
+            for hook in self.on_pod_replaced:
+                hook(*args)
+        return aiohttp.web.json_response(result)
+
+    @staticmethod
+    def _validate(kind: str, name: str, obj: Mapping[str, Any]) -> None:
+        """What the API server refuses (enough for the drill): a renamed object, bad replicas, nameless containers."""
+        if (obj.get("metadata") or {}).get("name", name) != name:
+            raise PatchError("metadata.name: the name of an object cannot change")
+        spec = obj.get("spec") or {}
+        if kind in ("Deployment", "StatefulSet", "ReplicaSet"):
+            replicas = spec.get("replicas", 1)
+            if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                raise PatchError(f"spec.replicas: Invalid value: {replicas!r}: must be a non-negative integer")
+            containers = ((spec.get("template") or {}).get("spec") or {}).get("containers")
+            if not containers:
+                raise PatchError("spec.template.spec.containers: Required value")
+            for index, container in enumerate(containers):
+                for needed in ("name", "image"):
+                    if not isinstance(container, Mapping) or not container.get(needed):
+                        raise PatchError(f"spec.template.spec.containers[{index}].{needed}: Required value")
+
+    # ------------------------------------------------------------------ the controller
+
+    def _pod_state(self, namespace: str, workload: str, template: Mapping[str, Any]) -> str:
+        sig, state = self.failing.get((namespace, workload), (None, "running"))
+        return state if sig is None or sig == signature(template) else "running"
+
+    def _reconcile(self, namespace: str, name: str) -> None:
+        """The Deployment controller, at once: the ReplicaSet for its template, the pods, the status."""
+        dkey, dep = self._get("deployments", namespace, name) or (None, None)
+        if dep is None:
+            return
+        dep = copy.deepcopy(dep)
+        template, replicas = dep["spec"]["template"], int(dep["spec"].get("replicas", 1))
+        owned = [(k, rs) for k, rs in self._live("replicasets", namespace)
+                 if any(o.get("name") == name for o in rs["metadata"].get("ownerReferences") or [])]
+        revisions = [int(rs["metadata"].get("annotations", {}).get("deployment.kubernetes.io/revision", 0))
+                     for _, rs in owned]
+        top = max(revisions, default=0)
+        current = next(((k, rs) for k, rs in owned if _bare(rs["spec"]["template"]) == _bare(template)), None)
+        now = datetime.now(UTC)
+        if current is None:
+            rs_hash = _hash(name, _bare(template))
+            rs_name = f"{name}-{rs_hash}"
+            labels = {**((template.get("metadata") or {}).get("labels") or {}), "pod-template-hash": rs_hash}
+            rs: dict[str, Any] = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                  "metadata": _meta(rs_name, namespace, now, labels=labels,
+                                    annotations={"deployment.kubernetes.io/revision": str(top + 1)},
+                                    ownerReferences=[_owner("Deployment", name, dep["metadata"]["uid"])]),
+                  "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                           "template": {**copy.deepcopy(template),
+                                        "metadata": {**(template.get("metadata") or {}), "labels": labels}}},
+                  "status": {"replicas": 0, "readyReplicas": 0}}
+            current = (("apps/v1/replicasets", namespace, rs_name), rs)
+            owned.append(current)
+            self._put(current[0], rs)
+            self._event(namespace, "Deployment", name, f"Scaled up replica set {rs_name} to {replicas}")
+        elif int(current[1]["metadata"]["annotations"].get("deployment.kubernetes.io/revision", 0)) != top:
+            current[1]["metadata"]["annotations"]["deployment.kubernetes.io/revision"] = str(top + 1)  # rolled back
+        revision = current[1]["metadata"]["annotations"]["deployment.kubernetes.io/revision"]
+        rs_name = current[1]["metadata"]["name"]
+        pods = [(k, p) for k, p in self._live("pods", namespace)
+                if any(o.get("kind") == "ReplicaSet" and o.get("name") in {rs["metadata"]["name"] for _, rs in owned}
+                       for o in p["metadata"].get("ownerReferences") or [])]
+        mine = [(k, p) for k, p in pods if p["metadata"]["ownerReferences"][0]["name"] == rs_name]
+        for k, p in pods:
+            if (k, p) not in mine:
+                del self.objects[k]
+        for k, _ in mine[replicas:]:
+            del self.objects[k]
+        mine = mine[:replicas]
+        state = self._pod_state(namespace, name, template)
+        rs_hash = current[1]["spec"]["selector"]["matchLabels"].get("pod-template-hash", "")
+        while len(mine) < replicas:
+            self._made += 1
+            pod_name = f"{rs_name}-{_hash(rs_name, str(self._made), str(now), length=5)}"
+            mine.append(self._make_pod(namespace, pod_name, current[1]["spec"]["template"], state,
+                                       ("ReplicaSet", rs_name, current[1]["metadata"]["uid"]), rs_hash))
+        ready = sum(bool(p["status"]["conditions"][0]["status"] == "True") for _, p in mine)
+        for k, rs in owned:
+            rs = copy.deepcopy(rs)
+            rs["spec"]["replicas"] = replicas if rs["metadata"]["name"] == rs_name else 0
+            rs["status"] = {"replicas": rs["spec"]["replicas"],
+                            "readyReplicas": ready if rs["metadata"]["name"] == rs_name else 0}
+            self._put(k, rs)
+        dep["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = revision
+        dep["status"] = {"replicas": replicas, "readyReplicas": ready, "updatedReplicas": replicas,
+                         "availableReplicas": ready, "observedGeneration": dep["metadata"].get("generation", 1)}
+        self._put(dkey, dep)
+
+    def _replace_pod(self, namespace: str, pod: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+        """A deleted pod's controller makes it again: a new pod for a ReplicaSet, the same name for a StatefulSet."""
+        owner = next(iter(pod["metadata"].get("ownerReferences") or []), None)
+        if owner is None:
+            return []
+        if owner.get("kind") == "StatefulSet":
+            found = self._get("statefulsets", namespace, owner["name"])
+            if found is None:
+                return []
+            template = found[1]["spec"]["template"]
+            state = self._pod_state(namespace, owner["name"], template)
+            self._make_pod(namespace, pod["metadata"]["name"], template, state,
+                           ("StatefulSet", owner["name"], owner.get("uid", "")), "")
+            return [(namespace, pod["metadata"]["name"], owner["name"])]
+        found_rs = self._get("replicasets", namespace, owner.get("name", ""))
+        deployment = next((o["name"] for o in (found_rs[1]["metadata"].get("ownerReferences") or [])), None) \
+            if found_rs else None
+        if deployment is None:
+            return []
+        self._reconcile(namespace, deployment)
+        return [(namespace, pod["metadata"]["name"], deployment)]
+
+    def _make_pod(self, namespace: str, name: str, template: Mapping[str, Any], state: str,
+                  owner: tuple[str, str, str], rs_hash: str) -> tuple[Any, dict[str, Any]]:
+        now = datetime.now(UTC)
+        containers = copy.deepcopy((template.get("spec") or {}).get("containers") or [])
+        labels = dict((template.get("metadata") or {}).get("labels") or {})
+        if rs_hash:
+            labels["pod-template-hash"] = rs_hash
+        statuses = [_container_status(c["name"], c.get("image", ""), state, 0, now, now) for c in containers]
+        ready = all(s["ready"] for s in statuses)
+        pod = {"apiVersion": "v1", "kind": "Pod",
+               "metadata": {**_meta(name, namespace, now, labels=labels,
+                                    ownerReferences=[_owner(owner[0], owner[1], owner[2])]),
+                            "uid": str(uuid.uuid4())},  # a new pod, even under an old name
+               "spec": {"nodeName": "node-a", "containers": containers},
+               "status": {"phase": "Pending" if state in ("pending", "imagepull", "unschedulable") else "Running",
+                          "startTime": _ts(now), "podIP": "10.2.0.1",
+                          "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+                          "containerStatuses": statuses}}
+        key = ("v1/pods", namespace, name)
+        self._put(key, pod)
+        for c in containers:
+            self.pod_logs[(namespace, name, c["name"], False)] = f"{_ts(now)} INFO {c['name']} serving requests\n"
+            self.pod_logs.pop((namespace, name, c["name"], True), None)
+        if self.metrics_api and state == "running":
+            self._put(("metrics.k8s.io/v1beta1/pods", namespace, name), {
+                "apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
+                "metadata": _meta(name, namespace, now, labels=labels), "timestamp": _ts(now), "window": "30s",
+                "containers": [{"name": c["name"], "usage": {"cpu": "120m", "memory": "200Mi"}} for c in containers]})
+        return key, pod
+
+    def _event(self, namespace: str, kind: str, name: str, message: str) -> None:
+        resource, event = _event(namespace, kind, name, "Normal", "ScalingReplicaSet", message, datetime.now(UTC))
+        self._put((resource, namespace, event["metadata"]["name"]), event)
 
     def _status(self, code: int, reason: str, message: str) -> aiohttp.web.Response:
         return aiohttp.web.json_response({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
@@ -169,14 +508,22 @@ class ClusterEmulator(KubernetesEmulator):
     async def _serve_scale(self, request: Any) -> aiohttp.web.StreamResponse:
         key = (request.resource, request.namespace, request.name)
         async with self._lock:
-            if key not in self.objects:
+            if key not in self.objects or self.objects[key].deleted:
                 return self._status(404, "NotFound", f'{request.resource.plural} "{request.name}" not found')
-            obj = self.objects[key]
+            raw = copy.deepcopy(self.objects[key].raw)
             if request.method.value.upper() in ("PATCH", "PUT"):
-                replicas = (request.data or {}).get("spec", {}).get("replicas")
+                replicas = ((request.data or {}).get("spec") or {}).get("replicas")
                 if replicas is not None:
-                    obj.patch({"spec": {"replicas": int(replicas)}})
-            raw = obj.raw
+                    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+                        return self._status(422, "Invalid", f"spec.replicas: Invalid value: {replicas!r}: must be "
+                                                            "a non-negative integer")
+                    raw["spec"]["replicas"] = replicas
+                    if request.params.get("dryRun") != "All":
+                        raw["metadata"]["generation"] = int(raw["metadata"].get("generation", 1)) + 1
+                        self._put(key, raw)
+                        if request.resource.plural == "deployments":
+                            self._reconcile(request.namespace, request.name)
+                        raw = self.objects[key].raw
         return aiohttp.web.json_response({
             "apiVersion": "autoscaling/v1", "kind": "Scale",
             "metadata": {"name": request.name, "namespace": request.namespace,
@@ -251,6 +598,11 @@ class KubeLab:
                     self.emulator.objects[resource, meta.get("namespace"), meta["name"]] = obj
                 self.emulator.pod_logs.update(cluster.logs)
                 self.emulator.namespaces.update(cluster.namespaces)
+                self.emulator.failing.update(cluster.failing)
+                self.emulator.metrics_api = cluster.metrics_api
+                if cluster.metrics_api:
+                    self.emulator.declare("metrics.k8s.io/v1beta1/pods")
+                    self.emulator.declare("metrics.k8s.io/v1beta1/nodes")
         asyncio.run_coroutine_threadsafe(store(), self._loop).result(10)
 
     def write_kubeconfig(self, path: str | Path, namespace: str, context: str = "irkit-drill") -> Path:
@@ -282,6 +634,8 @@ class Cluster:
     objects: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     logs: dict[tuple[str, str, str, bool], str] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=set)
+    failing: dict[tuple[str, str], tuple[str | None, str]] = field(default_factory=dict)  # see ClusterEmulator
+    metrics_api: bool = True
 
 
 def _ts(moment: datetime) -> str:
@@ -294,8 +648,12 @@ def _hash(*parts: str, length: int = 10) -> str:
     return "".join(c for c in digest if c not in "aeiou")[:length]
 
 
+def _owner(kind: str, name: str, uid: str) -> dict[str, Any]:
+    return {"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": True}
+
+
 def _meta(name: str, namespace: str | None, created: datetime, **extra: Any) -> dict[str, Any]:
-    meta = {"name": name, "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{name}")),
+    meta: dict[str, Any] = {"name": name, "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{name}")),
             "resourceVersion": "1", "creationTimestamp": _ts(created), **extra}
     if namespace is not None:
         meta["namespace"] = namespace
@@ -372,8 +730,8 @@ def build_cluster(spec: Mapping[str, Any], namespace: str, now: datetime | None 
     ``metrics_api``. See the README's scenario format.
     """
     now = now or datetime.now(UTC)
-    cluster = Cluster(namespaces={namespace, "kube-system", "default"})
     metrics_api = bool(spec.get("metrics_api", True))
+    cluster = Cluster(namespaces={namespace, "kube-system", "default"}, metrics_api=metrics_api)
     nodes = list(spec.get("nodes", ["node-a", "node-b"]))
     node_usage: dict[str, tuple[float, float]] = {n: (0.0, 0.0) for n in nodes}
     for index, workload in enumerate(spec.get("workloads", [])):
@@ -414,6 +772,13 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
     created = now - _duration(revisions[0].get("age", "7d"))
     pods_spec = list(workload.get("pods", [{"count": replicas, "state": "running"}]))
     ready = sum(int(p.get("count", 1)) for p in pods_spec if p.get("state", "running") in ("running", "oomkilled"))
+    broken = [p.get("state", "running") for p in pods_spec if p.get("state", "running") != "running"]
+    if broken:  # what new pods do once a controller makes them (ClusterEmulator.failing)
+        if broken[0] in ("pending", "unschedulable"):
+            cluster.failing[(namespace, name)] = (None, broken[0])  # the cluster needs room, whatever the template
+        elif broken[0] in ("oomkilled", "imagepull") or len(revisions) > 1:
+            cluster.failing[(namespace, name)] = (signature(template), broken[0])  # the template broke them
+        # otherwise a fault of these pods alone: their replacements run
     resource = "apps/v1/deployments" if kind == "Deployment" else "apps/v1/statefulsets"
     cluster.objects.append((resource, {
         "apiVersion": "apps/v1", "kind": kind,
@@ -444,8 +809,10 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
                                                     "controller": True}]),
                 "spec": {"replicas": replicas if current else 0,
                          "selector": {"matchLabels": {**labels, "pod-template-hash": rs_hash}},
-                         "template": {**template, "spec": {"containers": [
-                             {"name": container, "image": revision["image"]}]}}},
+                         # The Deployment's template at that revision, as the controller stores it.
+                         "template": {"metadata": {"labels": {**labels, "pod-template-hash": rs_hash}},
+                                      "spec": {"containers": [{"name": container, "image": revision["image"],
+                                                               "resources": {"limits": limits}}]}}},
                 "status": {"replicas": replicas if current else 0, "readyReplicas": ready if current else 0},
             }))
             cluster.objects.append(_event(namespace, "Deployment", name, "Normal", "ScalingReplicaSet",

@@ -13,7 +13,7 @@ import math
 import re
 import shlex
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from irkit.rules.kinds import Finding, Kind, rank
@@ -22,13 +22,14 @@ __all__ = ["ACTIONS", "Mitigation", "PlanTargets", "plan", "raised_quantity", "s
 
 # Every action a plan can hold (kubectl-like verbs); scenario files are checked against it.
 ACTIONS = ("terminate-backend", "cancel-query", "terminate-idle", "rollout-undo", "raise-memory-limit",
-           "delete-pod", "rollout-restart", "set-env", "enable-circuit-breaker", "scale")
+           "delete-pod", "rollout-restart", "set-env", "enable-circuit-breaker", "scale", "flushdb")
 
 
 @dataclass(frozen=True)
 class Mitigation:
     """One planned action: ``action`` (kubectl-like verb), ``target``, ``why``, ``command``, the ``finding`` it
-    answers (``kind: subject``) and its ``status`` (``planned`` until something applies it)."""
+    answers (``kind: subject``), its ``status`` (``planned`` until something applies it) and ``params``, what
+    :mod:`irkit.actions` needs to carry it out (namespace, deployment, pid, replicas...)."""
 
     action: str
     target: str
@@ -36,14 +37,16 @@ class Mitigation:
     command: str
     finding: str
     status: str = "planned"
+    params: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "params": dict(self.params)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Mitigation:
+        params = data.get("params")
         return cls(**{k: str(data.get(k, "")) for k in ("action", "target", "why", "command", "finding")},
-                   status=str(data.get("status") or "planned"))
+                   status=str(data.get("status") or "planned"), params=dict(params) if isinstance(params, Mapping) else {})
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,11 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
         return shell("kubectl", "exec", "-n", t.namespace, f"statefulset/{t.postgres}", "--", "psql", "-U",
                      t.admin_user, "-d", t.database, "-c", statement)
 
-    def add(action: str, target: str, why: str, command: str, finding: Finding) -> None:
+    def add(action: str, target: str, why: str, command: str, finding: Finding, **params: Any) -> None:
         if (action, target, command) not in seen:  # one step per change: two set-env on one deployment stay
             seen.add((action, target, command))
-            steps.append(Mitigation(action, target, why, command, f"{finding.kind.value}: {finding.subject}"))
+            steps.append(Mitigation(action, target, why, command, f"{finding.kind.value}: {finding.subject}",
+                                    params={"namespace": t.namespace, **params}))
 
     ranked = rank(findings)
     # The safe first step: a queued DDL statement is cancelled before the reader it waits on is terminated
@@ -130,20 +134,23 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
             why = (f"it holds the lock {ev.get('blocked_count', '?')} sessions wait behind ({ev.get('state', '')})"
                    if f.kind is Kind.LOCK_ROOT else "breaks the lock cycle")
             if pid is not None:
-                add("terminate-backend", f"pid {pid}", why, psql(f"SELECT pg_terminate_backend({pid});"), f)
+                add("terminate-backend", f"pid {pid}", why, psql(f"SELECT pg_terminate_backend({pid});"), f, pid=pid,
+                    reason="lock-root" if f.kind is Kind.LOCK_ROOT else "deadlock")
         elif f.kind is Kind.LONG_RUNNING_QUERY:
             pid = _pid(ev.get("pid", f.subject))
             if pid is not None:
                 add("cancel-query", f"pid {pid}",
                     f"query running {float(ev.get('age_seconds') or 0):.0f} s saturates the database",
-                    psql(f"SELECT pg_cancel_backend({pid});"), f)
+                    psql(f"SELECT pg_cancel_backend({pid});"), f, pid=pid, reason="long-running",
+                    query=str(ev.get("query") or ""))
         elif f.kind is Kind.BAD_REVISION:
             dep = ev.get("deployment", f.subject)
             add("rollout-undo", f"deployment/{dep}",
                 f"revision {ev.get('revision')} ({ev.get('image')}) deployed "
                 f"{float(ev.get('age_minutes') or 0):.0f} min ago crashloops; "
                 f"previous revision {ev.get('previous_revision')} was healthy",
-                shell("kubectl", "rollout", "undo", f"deployment/{dep}", "-n", t.namespace), f)
+                shell("kubectl", "rollout", "undo", f"deployment/{dep}", "-n", t.namespace), f, deployment=dep,
+                from_revision=ev.get("revision"))
         elif f.kind is Kind.OOM_KILLED:
             dep, container, limit = ev.get("deployment", f.subject), ev.get("container", ""), ev.get("memory_limit", "")
             raised = raised_quantity(str(limit), t.memory_factor) if limit else None
@@ -155,48 +162,54 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
                 why = f"containers are OOMKilled at their memory limit {limit}; raise it {t.memory_factor:g}x"
                 command = shell("kubectl", "set", "resources", f"deployment/{dep}", "-n", t.namespace,
                                 *(("-c", container) if container else ()), f"--limits=memory={raised}")
-            add("raise-memory-limit", f"deployment/{dep}", why, command, f)
+            add("raise-memory-limit", f"deployment/{dep}", why, command, f, deployment=dep, container=container,
+                memory=raised or "")
         elif f.kind is Kind.DATASTORE_DOWN and ev.get("pod"):
             add("delete-pod", f"pod/{ev['pod']}", f"{f.subject} is down ({ev.get('failure')}): restart its pod "
                                                    "(the playbook's 'restart failed services'); read its logs first",
-                shell("kubectl", "delete", "pod", ev["pod"], "-n", t.namespace), f)
+                shell("kubectl", "delete", "pod", ev["pod"], "-n", t.namespace), f, pod=ev["pod"])
         elif f.kind in (Kind.CRASHLOOP, Kind.IMAGE_PULL, Kind.PODS_NOT_READY):
             add("delete-pod", f"pod/{f.subject}", f"{f.kind.value}: restart it if it is not a bad revision",
-                shell("kubectl", "delete", "pod", f.subject, "-n", t.namespace), f)
+                shell("kubectl", "delete", "pod", f.subject, "-n", t.namespace), f, pod=f.subject)
         elif f.kind is Kind.DDL_QUEUED:
             pid = _pid(ev.get("pid", f.subject))
             if pid is not None:
                 add("cancel-query", f"pid {pid}",
                     f"the queued DDL holds {ev.get('queued_behind', '?')} session(s) behind it; cancel it, then "
-                    "deal with the session it waits on", psql(f"SELECT pg_cancel_backend({pid});"), f)
+                    "deal with the session it waits on", psql(f"SELECT pg_cancel_backend({pid});"), f, pid=pid,
+                    reason="ddl-queued", query=str(ev.get("query") or ""))
         elif f.kind is Kind.DB_SATURATION:
             app, deployment = str(ev.get("application") or ""), str(ev.get("deployment") or "")
             if app and not deployment:
                 add("terminate-idle", f"application {app}",
                     f"{ev.get('idle_sessions')} idle connections of '{app}' fill the pool",
                     psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle' AND "  # noqa: S608
-                         f"application_name = {sql_literal(app)};"), f)  # the name goes in as a quoted literal
+                         f"application_name = {sql_literal(app)};"), f, application=app)  # a quoted literal
             else:
                 target = deployment or t.backend
                 add("rollout-restart", f"deployment/{target}", "restart its database connections",
-                    shell("kubectl", "rollout", "restart", f"deployment/{target}", "-n", t.namespace), f)
+                    shell("kubectl", "rollout", "restart", f"deployment/{target}", "-n", t.namespace), f,
+                    deployment=target)
         elif f.kind is Kind.PROVIDER_FAILING:
             dep = ev.get("deployment", f.subject)
             add("set-env", f"deployment/{dep}", f"switch to the backup blockchain provider ({t.backup_provider})",
-                shell("kubectl", "set", "env", f"deployment/{dep}", t.backup_provider, "-n", t.namespace), f)
+                shell("kubectl", "set", "env", f"deployment/{dep}", t.backup_provider, "-n", t.namespace), f,
+                deployment=dep, env=t.backup_provider)
         elif f.kind is Kind.UPSTREAM_TIMEOUT:
             dep = ev.get("deployment", f.subject)
             add("enable-circuit-breaker", f"deployment/{dep}",
                 "stop waiting on the upstream that times out: open the circuit breaker",
                 shell("kubectl", "exec", "-n", t.namespace, f"deployment/{dep}", "--", "curl", "-fsS", "-X", "POST",
-                      t.circuit_breaker_url), f)
+                      t.circuit_breaker_url), f, deployment=dep, url=t.circuit_breaker_url)
             add("set-env", f"deployment/{dep}", f"raise the upstream timeout while it recovers ({t.upstream_timeout})",
-                shell("kubectl", "set", "env", f"deployment/{dep}", t.upstream_timeout, "-n", t.namespace), f)
+                shell("kubectl", "set", "env", f"deployment/{dep}", t.upstream_timeout, "-n", t.namespace), f,
+                deployment=dep, env=t.upstream_timeout)
         elif f.kind is Kind.OVERLOAD and ev.get("deployment"):
             dep, replicas = str(ev["deployment"]), int(ev.get("replicas") or 0)
             wanted = min(t.max_replicas, max(replicas + 1, math.ceil(replicas * t.scale_factor)))
             if wanted > replicas:
                 add("scale", f"deployment/{dep}", f"traffic is {float(ev.get('impact') or 0):.1f}x its baseline: "
                                                   f"scale from {replicas} to {wanted} replicas",
-                    shell("kubectl", "scale", f"deployment/{dep}", f"--replicas={wanted}", "-n", t.namespace), f)
+                    shell("kubectl", "scale", f"deployment/{dep}", f"--replicas={wanted}", "-n", t.namespace), f,
+                    deployment=dep, replicas=wanted)
     return steps

@@ -63,9 +63,14 @@ class PgSession:
     Use as a context manager, or call :meth:`close`.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, actions: bool = False) -> None:
         self.config = config
-        self.source = f"PostgreSQL at {config.pg_location}"
+        # actions: the session irkit.actions signals backends from (pg_action_dsn, a role with
+        # pg_signal_backend). It is read-only too: it can cancel and terminate sessions, never write data.
+        self.actions = actions
+        self.dsn = config.pg_action_dsn if actions else config.pg_dsn
+        info = psycopg.conninfo.conninfo_to_dict(self.dsn)
+        self.source = f"PostgreSQL at {info.get('host', 'localhost')}:{info.get('port', 5432)}"
         self._conn: psycopg.Connection[Any] | None = None
         self._open()
 
@@ -76,16 +81,16 @@ class PgSession:
             f" -c statement_timeout={int(cfg.statement_timeout * 1000)}"
             f" -c lock_timeout={int(cfg.lock_timeout * 1000)}"
         )
-        existing = psycopg.conninfo.conninfo_to_dict(cfg.pg_dsn).get("options")
+        existing = psycopg.conninfo.conninfo_to_dict(self.dsn).get("options")
         if existing:
             options = f"{existing} {options}"
         started = time.monotonic()
         try:
             # libpq's connect_timeout is whole seconds, at least 2.
             self._conn = psycopg.connect(
-                cfg.pg_conninfo(),
+                cfg.pg_action_conninfo() if self.actions else cfg.pg_conninfo(),
                 connect_timeout=max(2, round(cfg.connect_timeout)),
-                application_name="irkit",
+                application_name="irkit-actions" if self.actions else "irkit",
                 options=options,
                 autocommit=True,
             )
@@ -94,7 +99,7 @@ class PgSession:
             detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, cfg)
             raise PostgresUnavailable(
                 self.source, "connect", elapsed,
-                f"{detail}; check IRKIT_PG_DSN / IRKIT_PG_PASSWORD, the port-forward, and that the server is up",
+                f"{detail}; check {'IRKIT_PG_ACTION_DSN / IRKIT_PG_ACTION_PASSWORD' if self.actions else 'IRKIT_PG_DSN / IRKIT_PG_PASSWORD'}, the port-forward, and that the server is up",
             ) from exc
 
     @property

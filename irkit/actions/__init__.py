@@ -1,0 +1,290 @@
+"""Mitigation actions (playbook 3.1): the only code in irkit that changes anything.
+
+    prepare(plan, systems, incident)   each mitigation becomes a Step: the state now (before), the state
+                                       it leaves (after), the guardrails, a server-side dry run, the undo
+    execute(step, systems, ...)        a dry run unless mitigations are enabled for the run and the step
+                                       is confirmed; then re-check, apply, and watch for the effect
+    revert(step, systems, ...)         the step's undo, confirmed and checked the same way
+
+Guardrails come from ``[mitigation]`` in irkit.toml (README: Mitigation actions): the actions allowed
+at all, the namespaces and workloads they may touch, replica bounds, how many database sessions one
+run may signal, superusers' sessions. A step a guardrail refuses is kept, shown and recorded with
+the guardrail's name and the key that changes it; it is never applied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from irkit.actions.model import SYSTEMS, Confirmation, Outcome, Step, step_id
+from irkit.config import Config, redact
+from irkit.errors import ActionError, ConfirmationError, GuardrailError, IrkitError, SourceError
+
+if TYPE_CHECKING:
+    from irkit.rules.plan import Mitigation
+    from irkit.sources.k8s import Kube
+    from irkit.sources.pg import PgSession
+
+__all__ = ["ConfirmationError", "Confirmation", "Outcome", "Step", "Systems", "execute", "prepare", "revert", "step_id"]
+
+
+class Systems:
+    """The clients actions use, opened on first use and bounded by the configuration's timeouts."""
+
+    def __init__(self, config: Config, kube: Kube | None = None) -> None:
+        self.config = config
+        self._kube = kube
+        self._pg: PgSession | None = None
+        self._redis: Any = None
+        self.snapshots: dict[str, Any] = {}  # step id -> what its undo restores (FLUSHDB's keys)
+
+    @property
+    def kube(self) -> Kube:
+        if self._kube is None:
+            from irkit.sources import k8s
+            self._kube = k8s.connect(self.config)
+        return self._kube
+
+    @property
+    def pg(self) -> PgSession:
+        if self._pg is None:
+            if not self.config.pg_action_dsn:
+                raise ActionError("database actions need pg_action_dsn: a role with pg_signal_backend (README: "
+                                  "Mitigation actions); set IRKIT_PG_ACTION_DSN")
+            from irkit.sources.pg import PgSession
+            self._pg = PgSession(self.config, actions=True)
+        return self._pg
+
+    @property
+    def redis(self) -> Any:
+        if self._redis is None:
+            from irkit.actions import service
+            self._redis = service.redis_client(self.config)
+        return self._redis
+
+    def close(self) -> None:
+        for client in (self._pg, self._redis):
+            if client is not None:
+                client.close()
+
+
+# --------------------------------------------------------------------------- guardrails
+
+def _workloads(cfg: Config) -> tuple[str, ...]:
+    return cfg.allowed_workloads or (cfg.backend_deployment, cfg.frontend_deployment, cfg.postgres_statefulset,
+                                     cfg.redis_statefulset)
+
+
+def guardrails(cfg: Config, m: Mitigation) -> list[str]:
+    """The guardrails the mitigation passes, by name; raises GuardrailError naming the one it does not."""
+    p = m.params
+    passed = []
+    if m.action not in cfg.allowed_actions:
+        raise GuardrailError(f"{m.action} is not in allowed_actions ([mitigation] in irkit.toml): add it there to "
+                             "let irkit apply it")
+    passed.append("allowed_actions")
+    namespaces = cfg.allowed_namespaces or (cfg.namespace,)
+    if SYSTEMS.get(m.action) == "kubernetes":
+        if p.get("namespace") not in namespaces:
+            raise GuardrailError(f"namespace {p.get('namespace')} is not in allowed_namespaces ({', '.join(namespaces)})"
+                                 "; add it there to let irkit change it")
+        passed.append("allowed_namespaces")
+        workload = p.get("deployment") or next((w for w in _workloads(cfg) if str(p.get("pod", "")).startswith(w + "-")),
+                                               None)
+        if workload not in _workloads(cfg):
+            raise GuardrailError(f"{m.target} does not belong to allowed_workloads ({', '.join(_workloads(cfg))}); "
+                                 "add its workload there to let irkit change it")
+        passed.append("allowed_workloads")
+    if m.action == "scale":
+        replicas = int(p.get("replicas", 0))
+        if not cfg.min_replicas <= replicas <= cfg.max_replicas:
+            raise GuardrailError(f"{replicas} replicas is outside min_replicas..max_replicas ({cfg.min_replicas}.."
+                                 f"{cfg.max_replicas}); change them in [mitigation] to allow it")
+        passed.append("min_replicas..max_replicas")
+    return passed
+
+
+# --------------------------------------------------------------------------- prepare
+
+def _prepare_one(m: Mitigation, systems: Systems, incident: str, dry_run: bool) -> Step:
+    cfg = systems.config
+    system = SYSTEMS.get(m.action, "")
+    params: dict[str, Any] = dict(m.params)
+    base = Step(step_id(incident, m.action, m.target, m.params), m.action, m.target, system, m.why, m.command, params)
+    try:
+        passed = guardrails(cfg, m)
+        if system == "kubernetes":
+            from irkit.actions import kube
+            before, after, extra, undo, undo_command = kube.prepare(systems.kube, m.action, params)
+            step = replace(base, params={**params, **extra}, before=before, after=after, guardrails=tuple(passed),
+                           undo=undo, undo_command=undo_command)
+            if dry_run:  # the API server validates the change without storing it
+                kube.apply(systems.kube, step, dry=True)
+                step = replace(step, dry_run="accepted by the API server (dryRun=All): nothing was changed")
+            return step
+        if system == "postgresql":
+            from irkit.actions import pg
+            pg_before, pg_after, pg_extra, pg_undo = pg.prepare(systems.pg, cfg, m.action, params)
+            return replace(base, params={**params, **pg_extra}, before=pg_before, after=pg_after,
+                           guardrails=(*passed, "not irkit's own session, not a server process",
+                                       "terminate_superuser"),
+                           dry_run="PostgreSQL has no dry run: the session was read and will be re-checked (same "
+                                   "backend_start, same reason) before it is signalled", undo=pg_undo)
+        if system == "http":
+            url = str(params.get("url") or cfg.circuit_breaker_url)
+            return replace(base, params={**params, "url": url}, before={"circuit_breaker": "as it is"},
+                           after={"circuit_breaker": "enabled"}, guardrails=tuple(passed),
+                           dry_run="an HTTP POST has no dry run", undo="close the circuit breaker again",
+                           undo_command=_curl(cfg.circuit_breaker_off_url))
+        if system == "redis":
+            from irkit.actions import service
+            keys_before, keys_after = service.flush_prepare(systems.redis)
+            return replace(base, before=keys_before, after=keys_after, guardrails=tuple(passed),
+                           dry_run="Redis has no dry run", undo="restore the keys from the snapshot taken at apply "
+                                                                "(same session only)")
+        raise ActionError(f"irkit has no action {m.action}")
+    except GuardrailError as exc:
+        return replace(base, refused=f"refused by guardrail: {exc}")
+    except (ActionError, SourceError) as exc:
+        return replace(base, refused=f"cannot be applied: {redact(str(exc), cfg)}")
+
+
+def _curl(url: str) -> str:
+    from irkit.rules.plan import shell
+    return shell("curl", "-fsS", "-X", "POST", url)
+
+
+def prepare(plan: Iterable[Mitigation], systems: Systems, incident: str, *, dry_run: bool = True) -> list[Step]:
+    """The plan's mitigations as steps (see the module docstring), in the plan's order."""
+    from irkit.actions import pg
+    steps: list[Step] = []
+    signalled = 0
+    for m in plan:
+        step = _prepare_one(m, systems, incident, dry_run)
+        if step.system == "postgresql" and not step.refused:
+            signalled += pg.signals(step)
+            if signalled > systems.config.max_terminations:
+                step = replace(step, refused=f"refused by guardrail: the plan would signal {signalled} database "
+                                             f"sessions, more than max_terminations = {systems.config.max_terminations}"
+                                             " ([mitigation] in irkit.toml)")
+            else:
+                step = replace(step, guardrails=(*step.guardrails, "max_terminations"))
+        steps.append(step)
+    return steps
+
+
+# --------------------------------------------------------------------------- apply, verify, undo
+
+def _wait(check: Callable[[], tuple[bool, str]], bound: float, every: float = 0.5) -> tuple[bool, str]:
+    """Poll ``check`` until it passes or ``bound`` seconds pass; its last answer."""
+    deadline = time.monotonic() + bound
+    while True:
+        ok, detail = check()
+        if ok or time.monotonic() >= deadline:
+            return ok, detail
+        time.sleep(every)
+
+
+def _state(systems: Systems, step: Step) -> dict[str, Any]:
+    """The target's state now, as ``before`` was read (for the record of what changed)."""
+    try:
+        if step.system == "kubernetes":
+            from irkit.actions import kube
+            return kube.prepare(systems.kube, step.action, dict(step.params))[0]
+        if step.system == "postgresql":
+            from irkit.actions import pg
+            session = pg._session(systems.pg, int(step.params["pid"])) if "pid" in step.params else None
+            return {"session": session or "gone"} if "pid" in step.params else {}
+        if step.system == "redis":
+            return {"keys": int(systems.redis.dbsize())}
+    except (ActionError, SourceError) as exc:
+        return {"unreadable": str(exc)}
+    return {}
+
+
+def _gate(step: Step, incident: str, enabled: bool, confirmation: Confirmation | None) -> str:
+    """Why the step is not applied ('' when it may be)."""
+    if step.refused:
+        return step.refused
+    if not enabled:
+        return "dry run: mitigations are not enabled for this run (execute_mitigations = False); nothing was changed"
+    if confirmation is None or step.id not in confirmation.ids:
+        return "dry run: not confirmed; nothing was changed"
+    if confirmation.incident != incident:
+        return f"refused: the confirmation is for incident {confirmation.incident}, not {incident}"
+    return ""
+
+
+def execute(step: Step, systems: Systems, *, incident: str, enabled: bool = False,
+            confirmation: Confirmation | None = None) -> Outcome:
+    """Apply one step if it may be applied (see :func:`_gate`), then watch for its effect within action_timeout."""
+    cfg, started, t0 = systems.config, datetime.now(UTC), time.monotonic()
+    held = _gate(step, incident, enabled, confirmation)
+    if held:
+        status = "refused" if held.startswith("refused") else "dry-run"
+        return Outcome(step.id, step.action, status, held, dict(step.before), dict(step.after),
+                       started_at=started.isoformat())
+    assert confirmation is not None
+    before = _state(systems, step)
+    try:
+        if step.system == "kubernetes":
+            from irkit.actions import kube
+            kube.apply(systems.kube, step, dry=False)
+            ok, detail = _wait(lambda: kube.verify(systems.kube, step), cfg.action_timeout)
+        elif step.system == "postgresql":
+            from irkit.actions import pg
+            pg.apply(systems.pg, cfg, step)
+            ok, detail = _wait(lambda: pg.verify(systems.pg, step), cfg.action_timeout)
+        elif step.system == "http":
+            from irkit.actions import service
+            answer = service.post(cfg, str(step.params["url"]))
+            ok, detail = True, f"HTTP {answer['status']}"
+        elif step.system == "redis":
+            from irkit.actions import service
+            systems.snapshots[step.id] = service.flush(systems.redis)
+            ok, detail = service.verify_flush(systems.redis, step)
+        else:
+            raise ActionError(f"irkit has no action {step.action}")
+    except IrkitError as exc:
+        return Outcome(step.id, step.action, "failed", f"not applied: {redact(str(exc), cfg)}", before, before,
+                       confirmation.as_dict(), started.isoformat(), round(time.monotonic() - t0, 2))
+    status = "applied" if ok else "failed"
+    detail = detail if ok else f"applied, but no effect within {cfg.action_timeout:g} s: {detail}"
+    return Outcome(step.id, step.action, status, detail, before, _state(systems, step), confirmation.as_dict(),
+                   started.isoformat(), round(time.monotonic() - t0, 2))
+
+
+def revert(step: Step, systems: Systems, *, incident: str, enabled: bool = False,
+           confirmation: Confirmation | None = None) -> Outcome:
+    """Apply the step's undo (confirmed like the step: the confirmation names the step's id) and check it."""
+    cfg, started, t0 = systems.config, datetime.now(UTC), time.monotonic()
+    held = _gate(replace(step, refused=""), incident, enabled, confirmation)
+    if held:
+        return Outcome(step.id, f"undo {step.action}", "dry-run" if not held.startswith("refused") else "refused",
+                       held, started_at=started.isoformat())
+    assert confirmation is not None
+    try:
+        if step.system == "kubernetes":
+            from irkit.actions import kube
+            kube.undo(systems.kube, step)
+            ok, detail = _wait(lambda: kube.verify_undo(systems.kube, step), cfg.action_timeout)
+        elif step.system == "http":
+            from irkit.actions import service
+            answer = service.post(cfg, cfg.circuit_breaker_off_url)
+            ok, detail = True, f"HTTP {answer['status']}"
+        elif step.system == "redis" and step.id in systems.snapshots:
+            from irkit.actions import service
+            count = service.restore(systems.redis, systems.snapshots.pop(step.id))
+            ok, detail = True, f"{count} keys restored"
+        else:
+            raise ActionError(f"{step.action} has no undo: {step.undo or 'nothing to restore'}")
+    except IrkitError as exc:
+        return Outcome(step.id, f"undo {step.action}", "undo-failed", redact(str(exc), cfg),
+                       confirmation=confirmation.as_dict(), started_at=started.isoformat(),
+                       seconds=round(time.monotonic() - t0, 2))
+    return Outcome(step.id, f"undo {step.action}", "undone" if ok else "undo-failed", detail, dict(step.after),
+                   _state(systems, step), confirmation.as_dict(), started.isoformat(), round(time.monotonic() - t0, 2))

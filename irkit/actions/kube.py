@@ -1,0 +1,245 @@
+"""Kubernetes actions through the official client: scale, rollout undo and restart, set env, raise a memory
+limit, delete a pod. Each reads the object first (``before``), changes it the way kubectl does (a rollback
+copies the old ReplicaSet's template into the Deployment with a JSON patch), can send the change with
+server-side dry run (``dryRun=All``), and checks its effect on the Deployment's status.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+from irkit.actions.model import Step
+from irkit.errors import ActionError, StaleTargetError
+from irkit.rules.plan import shell
+from irkit.sources.k8s import Kube
+
+__all__ = ["apply", "prepare", "undo", "verify", "verify_undo"]
+
+Prepared = tuple[dict[str, Any], dict[str, Any], dict[str, Any], str, str]  # before, after, params, undo, undo cmd
+_RESTARTED = "kubectl.kubernetes.io/restartedAt"
+_REVISION = "deployment.kubernetes.io/revision"
+
+
+def _plain(kube: Kube, obj: Any) -> dict[str, Any]:
+    result: dict[str, Any] = kube.api_client.sanitize_for_serialization(obj)
+    return result
+
+
+def _deployment(kube: Kube, ns: str, name: str) -> dict[str, Any]:
+    return _plain(kube, kube.call(f"get deployment {name}", kube.apps.read_namespaced_deployment, name, ns))
+
+
+def _containers(dep: dict[str, Any]) -> list[dict[str, Any]]:
+    containers: list[dict[str, Any]] = dep["spec"]["template"]["spec"]["containers"]
+    return containers
+
+
+def _revisions(kube: Kube, ns: str, dep: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The Deployment's ReplicaSets by revision, as ``kubectl rollout history`` finds them."""
+    selector = ",".join(f"{k}={v}" for k, v in dep["spec"]["selector"].get("matchLabels", {}).items())
+    listing = kube.call(f"list replicasets of {dep['metadata']['name']}", kube.apps.list_namespaced_replica_set, ns,
+                        label_selector=selector)
+    out = []
+    for rs in (_plain(kube, item) for item in listing.items):
+        owners = rs["metadata"].get("ownerReferences") or []
+        if any(o.get("uid") == dep["metadata"]["uid"] for o in owners):
+            out.append((int(rs["metadata"].get("annotations", {}).get(_REVISION, 0)), rs))
+    return sorted(out, key=lambda pair: pair[0])
+
+
+def _images(template: dict[str, Any]) -> list[str]:
+    return [c.get("image", "") for c in template["spec"]["containers"]]
+
+
+def prepare(kube: Kube, action: str, params: dict[str, Any]) -> Prepared:
+    ns = params["namespace"]
+    if action == "delete-pod":
+        pod = _plain(kube, kube.call(f"get pod {params['pod']}", kube.core.read_namespaced_pod, params["pod"], ns))
+        owners = pod["metadata"].get("ownerReferences") or []
+        ready = all(s.get("ready") for s in pod.get("status", {}).get("containerStatuses") or [])
+        before = {"pod": params["pod"], "uid": pod["metadata"]["uid"], "phase": pod["status"].get("phase"),
+                  "ready": ready, "owner": f"{owners[0]['kind']}/{owners[0]['name']}" if owners else None}
+        if not owners:
+            raise ActionError(f"pod {params['pod']} has no controller: deleting it would not bring it back")
+        return (before, {"pod": params["pod"], "uid": "a new pod from its controller"}, {"uid": before["uid"]},
+                "none needed: its controller makes the pod again", "")
+    dep = _deployment(kube, ns, params["deployment"])
+    name = params["deployment"]
+    if action == "scale":
+        old, new = int(dep["spec"].get("replicas", 1)), int(params["replicas"])
+        return ({"replicas": old}, {"replicas": new}, {"from_replicas": old}, f"scale back to {old} replicas",
+                shell("kubectl", "scale", f"deployment/{name}", f"--replicas={old}", "-n", ns))
+    if action == "rollout-undo":
+        history = _revisions(kube, ns, dep)
+        current = int(dep["metadata"].get("annotations", {}).get(_REVISION, 0))
+        wanted = params.get("to_revision")
+        older = [pair for pair in history if (pair[0] == int(wanted) if wanted else pair[0] < current)]
+        if not older:
+            raise ActionError(f"deployment {name} has no {'revision ' + str(wanted) if wanted else 'earlier revision'}"
+                              " to roll back to (kubectl rollout history shows its revisions)")
+        revision, rs = older[-1]
+        now = next((r for n, r in history if n == current), None)
+        before = {"revision": current, "images": _images(dep["spec"]["template"]),
+                  "replicaset": now["metadata"]["name"] if now else None}
+        after = {"revision": revision, "images": _images(rs["spec"]["template"]), "replicaset": rs["metadata"]["name"]}
+        return (before, after, {"to_replicaset": rs["metadata"]["name"], "from_revision": current},
+                f"roll back to revision {current} ({', '.join(before['images'])})",
+                shell("kubectl", "rollout", "undo", f"deployment/{name}", f"--to-revision={current}", "-n", ns))
+    if action == "set-env":
+        var, _, value = str(params["env"]).partition("=")
+        was: dict[str, Any] = {c["name"]: next((e.get("value") for e in c.get("env") or [] if e["name"] == var), None)
+                               for c in _containers(dep)}
+        env_before: dict[str, Any] = {c: {var: v} for c, v in was.items()}
+        env_after: dict[str, Any] = {c: {var: value} for c in was}
+        olds = set(was.values())
+        restore = (f"{var}-" if olds == {None} else f"{var}={next(iter(olds))}") if len(olds) == 1 else ""
+        return (env_before, env_after, {"var": var, "value": value, "old": was},
+                f"set {var} back to {'unset' if olds == {None} else was}",
+                shell("kubectl", "set", "env", f"deployment/{name}", restore, "-n", ns) if restore else "")
+    if action == "raise-memory-limit":
+        if not params.get("memory"):
+            raise ActionError(f"the memory limit of deployment {name} is not known: raise it by hand")
+        target = params.get("container") or _containers(dep)[0]["name"]
+        container = next((c for c in _containers(dep) if c["name"] == target), None)
+        if container is None:
+            raise ActionError(f"deployment {name} has no container {target}")
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        return ({target: {"memory": limit}}, {target: {"memory": params["memory"]}},
+                {"container": target, "old_memory": limit}, f"set the memory limit back to {limit}",
+                shell("kubectl", "set", "resources", f"deployment/{name}", "-n", ns, "-c", target,
+                      f"--limits=memory={limit}") if limit else "")
+    if action == "rollout-restart":
+        stamp = (dep["spec"]["template"].get("metadata") or {}).get("annotations", {}).get(_RESTARTED)
+        return ({_RESTARTED: stamp}, {_RESTARTED: "now"}, {}, "none needed: a restart changes no setting", "")
+    raise ActionError(f"{action} is not a Kubernetes action")
+
+
+def _env_patch(step: Step, values: dict[str, str | None]) -> dict[str, Any]:
+    var = step.params["var"]
+    containers = [{"name": c, "env": [{"name": var, "value": v} if v is not None else {"name": var, "$patch": "delete"}]}
+                  for c, v in values.items()]
+    return {"spec": {"template": {"spec": {"containers": containers}}}}
+
+
+def _memory_patch(container: str, memory: str) -> dict[str, Any]:
+    return {"spec": {"template": {"spec": {"containers": [
+        {"name": container, "resources": {"limits": {"memory": memory}}}]}}}}
+
+
+def _patch(kube: Kube, step: Step, body: Any, dry: bool) -> dict[str, Any]:
+    ns, name = step.params["namespace"], step.params["deployment"]
+    return _plain(kube, kube.call(f"patch deployment {name}", kube.apps.patch_namespaced_deployment, name, ns, body,
+                                  **({"dry_run": "All"} if dry else {})))
+
+
+def _rollback(kube: Kube, step: Step, replicaset: str, dry: bool) -> dict[str, Any]:
+    """What ``kubectl rollout undo`` sends: the ReplicaSet's template (without its pod-template-hash label)
+    becomes the Deployment's, in one JSON patch."""
+    ns = step.params["namespace"]
+    dep = _deployment(kube, ns, step.params["deployment"])
+    found = next((rs for _, rs in _revisions(kube, ns, dep) if rs["metadata"]["name"] == replicaset), None)
+    if found is None:
+        raise StaleTargetError(f"replicaset {replicaset} of deployment {step.params['deployment']} is gone: plan "
+                               "the rollback again")
+    template = copy.deepcopy(found["spec"]["template"])
+    (template.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+    annotations = {k: v for k, v in (dep["metadata"].get("annotations") or {}).items()}
+    cause = (found["metadata"].get("annotations") or {}).get("kubernetes.io/change-cause")
+    if cause:
+        annotations["kubernetes.io/change-cause"] = cause
+    return _patch(kube, step, [{"op": "replace", "path": "/spec/template", "value": template},
+                               {"op": "replace", "path": "/metadata/annotations", "value": annotations}], dry)
+
+
+def apply(kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
+    """Make the change (``dry``: sent with dryRun=All, nothing stored); the API server's answer."""
+    p, ns = step.params, step.params["namespace"]
+    if step.action == "delete-pod":
+        return _plain(kube, kube.call(f"delete pod {p['pod']}", kube.core.delete_namespaced_pod, p["pod"], ns,
+                                      **({"dry_run": "All"} if dry else {})))
+    if step.action == "scale":
+        return _plain(kube, kube.call(f"scale deployment {p['deployment']}",
+                                      kube.apps.patch_namespaced_deployment_scale, p["deployment"], ns,
+                                      {"spec": {"replicas": int(p["replicas"])}},
+                                      **({"dry_run": "All"} if dry else {})))
+    if step.action == "rollout-undo":
+        return _rollback(kube, step, p["to_replicaset"], dry)
+    if step.action == "set-env":
+        return _patch(kube, step, _env_patch(step, {c: p["value"] for c in p["old"]}), dry)
+    if step.action == "raise-memory-limit":
+        return _patch(kube, step, _memory_patch(p["container"], p["memory"]), dry)
+    if step.action == "rollout-restart":
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _patch(kube, step, {"spec": {"template": {"metadata": {"annotations": {_RESTARTED: stamp}}}}}, dry)
+    raise ActionError(f"{step.action} is not a Kubernetes action")
+
+
+def _rolled_out(dep: dict[str, Any]) -> tuple[bool, str]:
+    """Whether the Deployment's controller has caught up and every replica is available."""
+    spec, status = dep["spec"], dep.get("status") or {}
+    want = int(spec.get("replicas", 1))
+    caught_up = int(status.get("observedGeneration") or 0) >= int(dep["metadata"].get("generation") or 0)
+    available, updated = int(status.get("availableReplicas") or 0), int(status.get("updatedReplicas") or 0)
+    ok = caught_up and updated >= want and available >= want
+    return ok, f"{available}/{want} available, {updated} updated" + ("" if caught_up else ", rollout not observed yet")
+
+
+def verify(kube: Kube, step: Step) -> tuple[bool, str]:
+    """Whether the change has its effect now: the pods are back or the rollout is complete with the new values."""
+    p, ns = step.params, step.params["namespace"]
+    if step.action == "delete-pod":
+        listing = kube.call("list pods", kube.core.list_namespaced_pod, ns, field_selector=f"metadata.name={p['pod']}")
+        same = [pod for pod in listing.items if pod.metadata.uid == p["uid"]]
+        return (not same, "the pod was replaced" if not same else "the old pod is still there")
+    dep = _deployment(kube, ns, p["deployment"])
+    ok, detail = _rolled_out(dep)
+    if step.action == "rollout-undo":
+        images = _images(dep["spec"]["template"])
+        if images != list(step.after.get("images") or []):
+            return False, f"the deployment runs {', '.join(images)}, not the rolled-back images"
+    elif step.action == "set-env":
+        wrong = [c["name"] for c in _containers(dep)
+                 if next((e.get("value") for e in c.get("env") or [] if e["name"] == p["var"]), None) != p["value"]]
+        if wrong:
+            return False, f"{p['var']} is not {p['value']} in {', '.join(wrong)}"
+    elif step.action == "scale" and int(dep["spec"].get("replicas", 0)) != int(p["replicas"]):
+        return False, f"spec.replicas is {dep['spec'].get('replicas')}"
+    return ok, detail
+
+
+def undo(kube: Kube, step: Step) -> dict[str, Any]:
+    """Apply the step's undo: the rollback's rollback, the old replicas, environment or limit."""
+    p = step.params
+    if step.action == "scale":
+        return apply(kube, Step(**{**step.as_dict(), "params": {**p, "replicas": p["from_replicas"]},
+                                   "guardrails": tuple(step.guardrails)}), dry=False)
+    if step.action == "rollout-undo":
+        replicaset = step.before.get("replicaset")
+        if not replicaset:
+            raise ActionError("the revision before the rollback is not known: roll forward by hand")
+        return _rollback(kube, step, str(replicaset), dry=False)
+    if step.action == "set-env":
+        return _patch(kube, step, _env_patch(step, dict(p["old"])), dry=False)
+    if step.action == "raise-memory-limit":
+        if not p.get("old_memory"):
+            raise ActionError("the container had no memory limit before: remove the limit by hand if wanted")
+        return _patch(kube, step, _memory_patch(p["container"], p["old_memory"]), dry=False)
+    raise ActionError(f"{step.action} has no undo: {step.undo}")
+
+
+def verify_undo(kube: Kube, step: Step) -> tuple[bool, str]:
+    p, ns = step.params, step.params["namespace"]
+    dep = _deployment(kube, ns, p["deployment"])
+    ok, detail = _rolled_out(dep)
+    if step.action == "scale" and int(dep["spec"].get("replicas", 0)) != int(p["from_replicas"]):
+        return False, f"spec.replicas is {dep['spec'].get('replicas')}"
+    if step.action == "rollout-undo" and _images(dep["spec"]["template"]) != list(step.before.get("images") or []):
+        return False, "the deployment does not run the images it ran before the rollback"
+    if step.action == "set-env":
+        for c in _containers(dep):
+            now = next((e.get("value") for e in c.get("env") or [] if e["name"] == p["var"]), None)
+            if c["name"] in p["old"] and now != p["old"][c["name"]]:
+                return False, f"{p['var']} is {now!r} in {c['name']}"
+    return ok, detail
