@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="compare summary.json with the scenario's ground truth; exit 1 on any difference")
     drill.add_argument("--keep-running", action="store_true",
                        help="leave the environment up after the run (Ctrl-C stops it)")
+    drill.add_argument("--execute-mitigations", action="store_true",
+                       help="plan (phases 2-3), then confirm and apply every prepared step in the checked run; "
+                            "phase 4 waits for the signals: the scenario must end recovered")
     drill.add_argument("--incident", default="", help="incident id (default DRILL-<scenario>)")
     drill.add_argument("--phases", default="", help="which phases to run (default 1-5; --all: 1-4, what is scored)")
     drill.add_argument("--outputs", default="outputs", help="where runs are kept (default outputs/)")
@@ -87,7 +90,8 @@ def _drill(args: argparse.Namespace) -> int:
     _say(f"drill {scenario.name}: {scenario.title}")
     result = drill.run_drill(scenario, outputs=args.outputs, incident=args.incident, progress=_say,
                              keep_running=_wait_for_ctrl_c if args.keep_running else None,
-                             phases=runner.parse_phases(args.phases) if args.phases else None)
+                             phases=runner.parse_phases(args.phases) if args.phases else None,
+                             execute_mitigations=args.execute_mitigations)
     _say(f"drill took {result.timings['total_seconds']:.1f} s; every drill service is stopped")
     if result.differences:
         _say("differences from the ground truth:\n" + "\n".join(f"  - {d}" for d in result.differences))

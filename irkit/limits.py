@@ -35,6 +35,7 @@ PARAMETERS: dict[str, Bound] = {
     "window_minutes": Bound(1, 7 * 24 * 60, "minutes"),  # a week of history at most
     "log_tail": Bound(1, 10_000, "lines"),
     "older_than_seconds": Bound(0, 7 * 24 * 3600, "seconds"),
+    "settle_seconds": Bound(0, 3600, "seconds"),  # phase 4 waits at most an hour for the signals to settle
 }
 
 

@@ -31,7 +31,7 @@ from irkit import config as irconfig
 from irkit import evidence, limits
 from irkit import phases as phases_table
 from irkit.config import redact
-from irkit.errors import ParameterError, RunError
+from irkit.errors import ConfirmationError, ParameterError, RunError
 
 __all__ = ["PHASES", "RunResult", "check_parameters", "declared_parameters", "parse_phases", "run", "seal"]
 
@@ -187,6 +187,16 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
         raise ParameterError(f"--incident {_echo(incident)}: use letters, digits, '.', '_' or '-', like INC-123")
     phases = phases or list(PHASES)
     per_phase = check_parameters(params or {}, phases)
+    confirm = str((params or {}).get("confirm") or "").strip()
+    if confirm:  # checked before anything runs: a confirmation of another incident is refused outright
+        from irkit.actions.model import Confirmation
+        try:
+            given = Confirmation.parse(confirm, by="")
+        except ConfirmationError as exc:
+            raise ParameterError(f"parameter confirm: {exc}") from exc
+        if given.incident != incident:
+            raise ParameterError(f"parameter confirm is for incident {given.incident}, this run is {incident}: "
+                                 "confirm the steps of this incident's plan")
     if config_path and not Path(config_path).is_file():
         raise ParameterError(f"--config {_echo(config_path)}: no such file")
     irconfig.load(config_path or None)  # a bad key stops the run here, once, not in every phase

@@ -60,16 +60,25 @@ NOTEBOOKS = {
         ("Connection saturation.", "investigate.saturation(inc)"),
         ("## Findings\nRanked: causes before symptoms.", "investigate.findings(inc)"),
     ]),
-    3: ("", [
+    3: ('execute_mitigations = False  # True: confirmed steps are applied; False: every step is a dry run\n'
+        'confirm = ""                 # headless confirmation: "INCIDENT:STEP-ID,STEP-ID" (ids from the steps below)', [
         ("## What phase 2 found", "mitigate.findings(inc)"),
-        ("## 3.1 Immediate mitigation\nThe playbook's mitigations for these findings. **Nothing here is executed**: "
-         "review, then run the command, or wait for irkit's plan-then-apply actions.",
-         "mitigate.mitigation_plan(inc)"),
+        ("## 3.1 Immediate mitigation\nThe playbook's mitigations for these findings, with the command for a "
+         "person.", "mitigate.mitigation_plan(inc)"),
+        ("## The steps, prepared\nEach step's id (what a confirmation names), what changes (a diff of the state "
+         "now and after), the guardrails it passed, the API server's answer to a dry run, and its undo. "
+         "**Nothing has changed yet.**", "mitigate.prepared_steps(inc)"),
+        ("## Apply\nOnly with `execute_mitigations = True` and a confirmation: `confirm` names the incident and "
+         "the step ids; anything else is a dry run that changes nothing. Each applied step is checked for its "
+         "effect and recorded with who confirmed it and when.",
+         "mitigate.apply_confirmed(inc, execute_mitigations, confirm)"),
+        ("In JupyterLab: a button under each step confirms and applies it (and then offers its undo).",
+         "mitigate.controls(inc, execute_mitigations)"),
     ]),
-    4: ("", [
+    4: ("settle_seconds = 0           # after a mitigation: re-check every 10 s for up to this long until all pass", [
         ("## Pre-incident baseline", "validate.baseline(inc)"),
         ("## 4.1-4.3 Checks\nHealth endpoints, error ratio and latency against threshold, pods ready, orders "
-         "flowing, no lock waits.", "validate.checks(inc)"),
+         "flowing, no lock waits.", "validate.checks(inc, settle_seconds)"),
         ("## Verdict", "validate.verdict(inc)"),
     ]),
     5: ("", [

@@ -16,6 +16,7 @@ import pandas as pd
 from irkit.display import charts
 
 if TYPE_CHECKING:
+    from irkit.actions.model import Outcome, Step
     from irkit.evidence.records import Unavailable
     from irkit.rules.locks import LockGraph
     from irkit.rules.plan import Mitigation
@@ -141,6 +142,39 @@ class PlanView:
             f"<li><b>{escape(s.action)}</b> {escape(s.target)}: {escape(s.why)} "
             f"<i>(from {escape(s.finding)})</i><pre>{escape(s.command)}</pre></li>" for s in self.steps) + "</ol>"
         return {"text/plain": plain, "text/html": html}
+
+
+class StepsView:
+    """Prepared steps: id (what a confirmation names), the diff, guardrails, the dry run's answer, the undo."""
+
+    def __init__(self, steps: Sequence[Step], empty: str = "no steps: the plan is empty") -> None:
+        self.steps = list(steps)
+        self.empty = empty
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        if not self.steps:
+            return {"text/plain": self.empty, "text/html": f"<p>{escape(self.empty)}</p>"}
+        plain, html = [], ["<ol class='steps'>"]
+        for s in self.steps:
+            state = s.refused or s.dry_run
+            diff = "\n".join(s.diff())
+            plain.append(f"{s.id}  {s.action} {s.target}\n  {state}\n  guardrails passed: "
+                         f"{', '.join(s.guardrails) or 'none'}\n{diff}\n  undo: {s.undo}"
+                         + (f"\n  undo by hand: {s.undo_command}" if s.undo_command else ""))
+            html.append(f"<li><b><code>{escape(s.id)}</code></b> {escape(s.action)} {escape(s.target)}"
+                        f"<br><i>{escape(state)}</i><br>guardrails passed: {escape(', '.join(s.guardrails) or 'none')}"
+                        f"<pre>{escape(diff)}</pre>undo: {escape(s.undo)}"
+                        + (f"<pre>{escape(s.undo_command)}</pre>" if s.undo_command else "") + "</li>")
+        html.append("</ol>")
+        return {"text/plain": "\n\n".join(plain), "text/html": "".join(html)}
+
+
+def outcomes_frame(outcomes: Sequence[Outcome]) -> pd.DataFrame:
+    """One row per outcome: id, action, status, detail, confirmed by/at, seconds."""
+    return pd.DataFrame([{"id": o.id, "action": o.action, "status": o.status, "detail": o.detail,
+                          "confirmed_by": o.confirmation.get("by", ""), "confirmed_at": o.confirmation.get("at", ""),
+                          "seconds": o.seconds} for o in outcomes],
+                        columns=["id", "action", "status", "detail", "confirmed_by", "confirmed_at", "seconds"])
 
 
 class LockView:

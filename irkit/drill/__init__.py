@@ -367,6 +367,9 @@ class DrillEnvironment:
         self.workdir = Path(workdir) if workdir else None
         self.pids: dict[str, int] = {}
         self.timings: dict[str, float] = {}
+        self.down: set[str] = set()  # the labs a scenario stopped: "postgres", "redis"
+        self._broken: list[str] = []  # Deployments whose template broke their pods
+        self._replicas: dict[str, int] = {}
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> DrillEnvironment:
@@ -394,15 +397,9 @@ class DrillEnvironment:
         self.redis = self._stack.enter_context(RedisLab()) if sc.redis else None
         if self.redis is not None:
             self.say(f"redis       {self.redis.url}")
-        held = self.postgres.held
-
-        def cause_gone() -> bool:  # the responder ended the scenario's sessions: traffic returns to normal
-            return all(h.finished for h in held)
-
         self.marketplace = self._stack.enter_context(Marketplace(
             self.postgres.app_dsn, sc.live, baseline={h.service: h.segments[0] for h in sc.traffic},
-            recovered=cause_gone if sc.recovers_when_sessions_end and held else None,
-            backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else ""))
+            recovered=self.cause_gone, backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else ""))
         self.say(f"marketplace {self.marketplace.url}")
         self.prometheus = self._stack.enter_context(PrometheusLab(
             sc.traffic, history_start=sc.history_start, ahead=0.0,
@@ -410,19 +407,29 @@ class DrillEnvironment:
         self.say(f"prometheus  {self.prometheus.url}")
         kube = self.kube = self._stack.enter_context(KubeLab())
         kube.load(build_cluster(sc.cluster, sc.namespace))
+        kube.emulator.on_pod_replaced.append(self._pod_replaced)
+        self._broken = [name for (ns, name), (sig, state) in kube.emulator.failing.items()
+                        if sig is not None and any(w["name"] == name and w.get("kind", "Deployment") == "Deployment"
+                                                   for w in sc.cluster.get("workloads", []))]
+        self._replicas = {w["name"]: int(w.get("replicas", 1)) for w in sc.cluster.get("workloads", [])}
         self.kubeconfig = kube.write_kubeconfig(self.workdir / "kubeconfig", sc.namespace)
         self.say(f"kubernetes  {kube.url} (kubeconfig {self.kubeconfig})")
         for _ in range(sc.deadlocks):
             self.postgres.deadlock()
         if sc.database_down:
             self.say("postgresql  stopped: the scenario's database is down")
-            self.postgres.stop()
+            self.postgres.pause()
+            self.down.add("postgres")
         if sc.redis_down and self.redis is not None:
             self.say("redis       stopped: the scenario's cache is down")
             self.redis.stop()
+            self.down.add("redis")
         self.config_path = self.workdir / "irkit.toml"
         # A drill compresses time: rates over 1 minute, so a fix shows in phase 4 within a minute.
         values = {"namespace": sc.namespace, "kubeconfig": str(self.kubeconfig), "pg_dsn": self.postgres.reader_dsn,
+                  "pg_action_dsn": self.postgres.responder_dsn,
+                  "circuit_breaker_url": f"{self.marketplace.url}/admin/circuit-breaker/enable",
+                  "circuit_breaker_off_url": f"{self.marketplace.url}/admin/circuit-breaker/disable",
                   "prom_rate_window": "1m",
                   "prom_url": self.prometheus.url, "health_endpoints": list(self.marketplace.health_endpoints),
                   **({"redis_url": self.redis.url} if self.redis else {}), **sc.config}
@@ -431,6 +438,58 @@ class DrillEnvironment:
             irconfig.load(self.config_path, env={})
         except ConfigError as exc:
             raise ScenarioError(f"{sc.path}: [config] {exc}") from exc
+
+    def _pod_replaced(self, namespace: str, pod: str, workload: str) -> None:
+        """The emulator made a deleted pod again: a stopped datastore behind it starts again."""
+        sc = self.scenario
+        names = {**{"postgres_statefulset": irconfig.Config.postgres_statefulset,
+                    "redis_statefulset": irconfig.Config.redis_statefulset}, **sc.config}
+        if workload == names["postgres_statefulset"] and "postgres" in self.down:
+            self.postgres.resume()
+            self.down.discard("postgres")
+        elif workload == names["redis_statefulset"] and "redis" in self.down and self.redis is not None:
+            self.redis.start()
+            self.down.discard("redis")
+        self.say(f"kubernetes  pod {pod} of {workload} replaced in {namespace} ({sc.name})")
+
+    def _deployment(self, name: str) -> dict[str, Any] | None:
+        try:
+            return next((o.raw for k, o in list(self.kube.emulator.objects.items())
+                         if k[0].plural == "deployments" and k[2] == name and not o.deleted), None)
+        except RuntimeError:  # changed while read (the emulator's thread): ask again next time
+            return None
+
+    def cause_gone(self) -> bool:
+        """Whether what the scenario broke is fixed: the marketplace's traffic returns to its baseline then.
+
+        Each part follows the system, not a script: the held sessions ended (they hold the locks), the
+        deployments whose template broke run ready again (a rollback, a raised limit, a deleted pod),
+        the stopped datastores answer, and for the fixes that live in the service (circuit breaker,
+        an environment switch, more replicas) the change is in place. Nothing modelled: not gone.
+        """
+        sc, parts = self.scenario, []
+        held = self.postgres.held
+        if held and sc.recovers_when_sessions_end:
+            parts.append(all(h.finished for h in held))
+        for name in self._broken:
+            dep = self._deployment(name)
+            status = (dep or {}).get("status") or {}
+            parts.append(dep is not None and int(status.get("readyReplicas") or 0) >= int(dep["spec"]["replicas"]))
+        if sc.database_down or sc.redis_down:
+            parts.append(not self.down)
+        action = (sc.truth.mitigation or {}).get("action")
+        target = str((sc.truth.mitigation or {}).get("target", "")).removeprefix("deployment/")
+        if action == "enable-circuit-breaker":
+            parts.append(self.marketplace.circuit_breaker)
+        elif action == "set-env":
+            dep = self._deployment(target)
+            parts.append(bool(dep and any(c.get("env") for c in dep["spec"]["template"]["spec"]["containers"])))
+        elif action == "scale":
+            dep = self._deployment(target)
+            parts.append(bool(dep and int(dep["spec"]["replicas"]) > self._replicas.get(target, 0)))
+        elif action == "terminate-idle":
+            parts.append(all(h.finished for h in held))
+        return bool(parts) and all(parts)
 
     def _hold_sessions(self) -> None:
         for session in self.scenario.sessions:
@@ -499,23 +558,40 @@ class DrillResult:
 
 def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: str = "",
               keep_running: Callable[[DrillEnvironment], None] | None = None,
-              progress: Callable[[str], None] | None = None, phases: list[int] | None = None) -> DrillResult:
+              progress: Callable[[str], None] | None = None, phases: list[int] | None = None,
+              execute_mitigations: bool = False, settle_seconds: int = 150) -> DrillResult:
     """Start the scenario's system, run the phases in it (all five by default; the ground truth needs
     phases 1-4), compare with the ground truth, stop it all.
 
-    The comparison is written into the run as ``drill.json`` (and the manifest
+    ``execute_mitigations``: as a responder would headless, first a run of phases 2-3 makes the plan;
+    then the run that is checked enables mitigations and confirms every step that plan prepared
+    (``confirm``), and phase 4 waits up to ``settle_seconds`` for the signals: the scenario must
+    end recovered. The comparison is written into the run as ``drill.json`` (and the manifest
     re-sealed). ``keep_running`` is called with the environment still up, after the run.
     """
     say = progress or (lambda _: None)
     t0 = time.monotonic()
+    name = incident or f"DRILL-{scenario.name}"
     with DrillEnvironment(scenario, progress=say) as env:
         say(f"drill services up in {env.timings['services_up_seconds']:.1f} s; running the phases")
         t1 = time.monotonic()
-        result = runner.run(incident or f"DRILL-{scenario.name}", phases, config_path=str(env.config_path),
-                            params=dict(scenario.parameters), outputs=outputs, progress=say)
+        params = dict(scenario.parameters)
+        truth_now = scenario.truth
+        if execute_mitigations:
+            planned = runner.run(name, [2, 3], config_path=str(env.config_path), outputs=outputs, progress=say,
+                                 params=dict(scenario.parameters))
+            from irkit.evidence import records as R
+            ids = [s.id for s in R.RunRecords(planned.run_dir).get(R.STEPS) if not s.refused]
+            say(f"plan {planned.run_dir.name}: confirming {', '.join(ids) or 'nothing'}")
+            params.update(execute_mitigations=True, settle_seconds=settle_seconds,
+                          **({"confirm": f"{name}:{','.join(ids)}"} if ids else {}))
+            phases = sorted(set(phases or [1, 2, 3, 4, 5]) | {1, 2, 3, 4})
+            truth_now = dataclasses.replace(scenario.truth, recovered=True if ids else scenario.truth.recovered)
+        result = runner.run(name, phases, config_path=str(env.config_path),
+                            params=params, outputs=outputs, progress=say)
         env.timings["run_seconds"] = round(time.monotonic() - t1, 2)
-        differences = check(result.summary, scenario.truth, env.pids)
-        truth = dataclasses.asdict(scenario.truth.resolved(env.pids))
+        differences = check(result.summary, truth_now, env.pids)
+        truth = dataclasses.asdict(truth_now.resolved(env.pids))
         (result.run_dir / "drill.json").write_text(json.dumps(
             {"scenario": scenario.name, "title": scenario.title, "truth": truth, "sessions": env.pids,
              "differences": differences, "timings": env.timings}, indent=2))

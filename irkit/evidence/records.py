@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from irkit.actions.model import Outcome, Step
 from irkit.rules.kinds import Finding
 from irkit.rules.plan import Mitigation
 from irkit.rules.recovery import Verdict
@@ -183,8 +184,13 @@ REQUEST_RATE = _key("request_rate", 2, "rows: service, rps_now, rps_baseline (me
 PG_SATURATION = _key("pg_saturation", 2, "{sessions, in_database, max_connections, reserved}", _dict)
 FINDINGS = _key("findings", 2, "ranked findings: kind, subject, detail, evidence", _typed_list(Finding))
 # Phase 3: mitigation
-MITIGATIONS = _key("mitigations", 3, "the plan: action, target, why, command, finding, status",
+MITIGATIONS = _key("mitigations", 3, "the plan: action, target, why, command, finding, status, params",
                    _typed_list(Mitigation))
+STEPS = _key("steps", 3, "the plan prepared: id, action, target, system, why, command, params, before, after, "
+                         "guardrails, refused, dry_run, undo, undo_command", _typed_list(Step))
+OUTCOMES = _key("outcomes", 3, "what became of each step: id, action, status (dry-run, refused, applied, failed, "
+                               "undone, undo-failed), detail, before, after, confirmation {incident, ids, by, at, "
+                               "via}, started_at, seconds", _typed_list(Outcome))
 # Phase 4: recovery and validation
 BASELINE = _key("baseline", 4, "rows: service, value: the error ratio 10 minutes before the onset", _rows)
 CHECKS = _key("checks", 4, "rows: check, ok (true, false, or null: not measured), detail", _rows)

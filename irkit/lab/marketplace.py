@@ -8,7 +8,7 @@ It stands in for the Web3 marketplace's API as the playbook's health checks see 
 - ``GET /orders/health-check``: the order write path: locks the health-check order
   (id 1) with a 1 s lock timeout and rolls back, so it fails when order writes are
   blocked, and counts the orders of the last hour.
-- ``POST /admin/circuit-breaker/enable``: the playbook's degraded mode switch.
+- ``POST /admin/circuit-breaker/enable`` and ``/disable``: the playbook's degraded mode switch.
 - ``GET /metrics``: live request counters and latency histogram per service in the
   Prometheus text format, growing at the scenario's current traffic (or at the
   ``baseline`` once ``recovered()`` is true: the responder removed the cause);
@@ -120,6 +120,11 @@ class Marketplace:
             except psycopg.Error:
                 continue  # the database is the thing under test; keep trying
 
+    @property
+    def serving(self) -> bool:
+        """The backend answers: it was up, or the responder's fix brought it back."""
+        return self.backend_up or (self.recovered is not None and self.recovered())
+
     def metrics(self) -> str:
         with self._lock:
             now = time.time()
@@ -200,7 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
-        if url.path in ("/api/health", "/products", "/orders/health-check") and not self.app.backend_up:
+        if url.path in ("/api/health", "/products", "/orders/health-check") and not self.app.serving:
             # What an ingress answers when the backend has no ready pod, whatever the route.
             self._send(503, {"status": "unavailable", "error": "no healthy upstream: the backend has no ready pods"})
         elif url.path == "/api/health":
@@ -223,5 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path == "/admin/circuit-breaker/enable":
             self.app.circuit_breaker = True
             self._send(200, {"circuit_breaker": "enabled"})
+        elif urlsplit(self.path).path == "/admin/circuit-breaker/disable":
+            self.app.circuit_breaker = False
+            self._send(200, {"circuit_breaker": "off"})
         else:
             self._send(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})

@@ -7,14 +7,16 @@ Nobody else on the machine gets in: every connection, TCP or Unix socket, needs 
 password (scram-sha-256). The passwords are generated per cluster and handed over in a
 libpq passfile in a private (0700) directory, named by ``passfile=`` in each DSN, so a
 DSN can be printed, written into ``irkit.toml`` or pasted into ``psql`` without carrying
-a secret. Three roles:
+a secret. Four roles:
 
 - ``postgres``, the superuser: the lab's own administration (``dsn``);
 - ``marketplace``, an ordinary role that owns the marketplace tables: the application
   and the scenario's sessions (``app_dsn``), so a scenario's SQL cannot run
   ``COPY ... TO PROGRAM`` or anything else only a superuser may;
 - ``irkit``, the README's read-only role plus SELECT on the orders table (``reader_dsn``):
-  what a drill's investigation connects as.
+  what a drill's investigation connects as;
+- ``responder``, pg_signal_backend and pg_read_all_stats (``responder_dsn``): what irkit's
+  database actions connect as (``pg_action_dsn``).
 """
 
 from __future__ import annotations
@@ -176,7 +178,7 @@ class PostgresLab:
         if self._as_root:
             shutil.chown(self._root, "postgres", "postgres")
         self.port = free_port()
-        self._passwords = {role: secrets.token_urlsafe(24) for role in ("postgres", "marketplace", "irkit")}
+        self._passwords = {role: secrets.token_urlsafe(24) for role in ("postgres", "marketplace", "irkit", "responder")}
         self.passfile = os.path.join(self._private, "pgpass")
         with open(os.open(self.passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as fh:
             # Any host and port: the same cluster reached through a port-forward or a test's proxy.
@@ -199,16 +201,18 @@ class PostgresLab:
             "-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off",
             *(f"-c {s}" for s in self.settings),
         ])
-        self._run([self._pg_ctl, "-D", self.datadir, "-o", options, "-l", os.path.join(self._root, "log"),
-                   "-w", "-t", "30", "start"])
+        self._options = options
+        self.resume()
         with psycopg.connect(self.admin_dsn("postgres"), autocommit=True) as conn:
-            for role in ("marketplace", "irkit"):
+            for role in ("marketplace", "irkit", "responder"):
                 # The password travels as a literal inside DDL (no parameters there); it is generated,
                 # URL-safe base64, and never logged.
                 conn.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{self._passwords[role]}' NOSUPERUSER")
             conn.execute(f'CREATE DATABASE "{self.database}" OWNER marketplace')
             conn.execute("GRANT pg_read_all_stats TO irkit")
             conn.execute("ALTER ROLE irkit SET default_transaction_read_only = on")
+            # What the README asks of pg_action_dsn: signal other sessions, read them, nothing else.
+            conn.execute("GRANT pg_signal_backend, pg_read_all_stats TO responder")
         with psycopg.connect(self.app_dsn, autocommit=True) as conn:
             conn.execute(MARKETPLACE_SCHEMA)
             params = {"users": self.users, "products": self.products, "orders": self.orders,
@@ -285,9 +289,23 @@ class PostgresLab:
         return self._dsn("marketplace", self.database)
 
     @property
+    def responder_dsn(self) -> str:
+        """The ``responder`` role (pg_signal_backend): what irkit's database actions connect as."""
+        return self._dsn("responder", self.database)
+
+    @property
     def reader_dsn(self) -> str:
         """The read-only ``irkit`` role: what a drill's investigation connects as."""
         return self._dsn("irkit", self.database)
+
+    def resume(self) -> None:
+        """Start the server (again, after :meth:`pause`): the drill's database pod coming back."""
+        self._run([self._pg_ctl, "-D", self.datadir, "-o", self._options, "-l", os.path.join(self._root, "log"),
+                   "-w", "-t", "30", "start"])
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data: the drill's database going down."""
+        self._run([self._pg_ctl, "-D", self.datadir, "-m", "immediate", "-w", "-t", "20", "stop"])
 
     def stop(self) -> None:
         if not self.datadir:

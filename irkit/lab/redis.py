@@ -29,7 +29,7 @@ class RedisLab:
     def start(self) -> RedisLab:
         binary = find_binary("redis-server", "redis-server")
         self._root = tempfile.mkdtemp(prefix="irkit-redis-")
-        self.port = free_port()
+        self.port = self.port or free_port()  # a restart keeps its port
         self._proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", self._root, "--logfile", os.path.join(self._root, "redis.log")],

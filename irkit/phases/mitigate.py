@@ -1,19 +1,27 @@
-"""Phase 3, mitigation (3.1): the plan the findings point to. Nothing here changes anything.
+"""Phase 3, mitigation (3.1): the plan the findings point to, prepared, and applied only when confirmed.
 
-Executing a plan (dry run by default, confirmation, before/after audit) is a later
-step; this phase states which action, on what, why, and the exact command.
+The plan says which action, on what, why, and the exact command. Each step is then
+prepared (:mod:`irkit.actions`): the state now and after, the guardrails, a server-side
+dry run. Nothing changes unless the run enables mitigations (``execute_mitigations``)
+*and* a person confirms the step: a button under the plan in JupyterLab, or the
+``confirm`` parameter (``INCIDENT:STEP-ID,...``) headless. Every outcome is recorded
+with who confirmed it and when.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import pandas as pd
 
+from irkit import actions
 from irkit.display import views
 from irkit.evidence import records as R
 from irkit.phases.incident import Incident
 from irkit.rules.plan import PlanTargets, plan
 
-__all__ = ["findings", "mitigation_plan"]
+__all__ = ["apply_confirmed", "controls", "findings", "mitigation_plan", "prepared_steps", "who"]
 
 
 def findings(inc: Incident) -> pd.DataFrame | views.Note:
@@ -43,3 +51,97 @@ def mitigation_plan(inc: Incident) -> views.PlanView:
     steps = [] if real is False else plan(inc.earlier(R.FINDINGS), PlanTargets.from_config(inc.config))
     inc.record(R.MITIGATIONS, [step.as_dict() for step in steps])
     return views.PlanView(steps)
+
+
+def who() -> str:
+    """Who is confirming: the JupyterHub user, else the login name."""
+    import getpass
+    import os
+    return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+
+def _systems(inc: Incident) -> actions.Systems:
+    if "actions" not in inc._clients:
+        inc._clients["actions"] = actions.Systems(inc.config, kube=inc.kube)
+    systems: actions.Systems = inc._clients["actions"]
+    return systems
+
+
+def prepared_steps(inc: Incident) -> views.StepsView:
+    """Each planned mitigation made concrete: before and after, guardrails, the API server's dry run, the undo."""
+    planned = inc.current(R.MITIGATIONS)
+    if not planned:
+        inc.record(R.STEPS, [])
+        return views.StepsView([], "nothing to prepare: the plan is empty")
+    steps = actions.prepare(planned, _systems(inc), inc.id)
+    inc.record(R.STEPS, steps)
+    return views.StepsView(steps)
+
+
+def _record(inc: Incident, outcomes: list[actions.Outcome]) -> None:
+    """Add outcomes to the phase's record (a button press adds one at a time)."""
+    inc.record(R.OUTCOMES, [*inc.current(R.OUTCOMES), *outcomes])
+
+
+def apply_confirmed(inc: Incident, execute_mitigations: bool = False, confirm: str = "") -> pd.DataFrame | views.Note:
+    """Headless: apply the steps ``confirm`` names (``INCIDENT:STEP-ID,...``) when ``execute_mitigations`` is on.
+
+    Without both, every step is a dry run and nothing changes. A confirmation for another incident
+    or naming a step this plan does not have is refused as a whole (ConfirmationError).
+    """
+    steps = inc.current(R.STEPS)
+    confirmation = actions.Confirmation.parse(confirm, by=who(), via="parameter") if confirm.strip() else None
+    if confirmation is not None:
+        confirmation.check(inc.id, [s.id for s in steps])
+    if not steps:
+        return views.Note("nothing to apply: no steps were prepared")
+    outcomes = [actions.execute(step, _systems(inc), incident=inc.id, enabled=execute_mitigations,
+                                confirmation=confirmation) for step in steps]
+    _record(inc, outcomes)
+    return views.outcomes_frame(outcomes)
+
+
+def controls(inc: Incident, execute_mitigations: bool = False) -> Any:
+    """JupyterLab: a confirm button under each prepared step (and an undo button once it is applied).
+
+    Shown only when the run enables mitigations; each press is a confirmation by :func:`who`, now.
+    """
+    steps = [s for s in inc.current(R.STEPS) if not s.refused]
+    if not execute_mitigations:
+        return views.Note("mitigations are not enabled for this run: set execute_mitigations = True in the "
+                          "parameters cell to get a confirm button under each step")
+    if not steps:
+        return views.Note("no step can be applied")
+    import ipywidgets as widgets
+
+    rows = []
+    for step in steps:
+        out = widgets.Output()
+        apply_button = widgets.Button(description=f"Apply {step.id}", button_style="danger",
+                                      tooltip=f"{step.action} {step.target}")
+        undo_button = widgets.Button(description="Undo", disabled=True, tooltip=step.undo)
+
+        def press(_: Any, step: actions.Step = step, out: widgets.Output = out,
+                  apply_button: widgets.Button = apply_button, undo_button: widgets.Button = undo_button) -> None:
+            confirmation = actions.Confirmation(inc.id, (step.id,), who(), datetime.now(UTC), "widget")
+            apply_button.disabled = True
+            outcome = actions.execute(step, _systems(inc), incident=inc.id, enabled=True, confirmation=confirmation)
+            _record(inc, [outcome])
+            undo_button.disabled = outcome.status not in ("applied", "failed")
+            out.append_stdout(f"{outcome.status} by {confirmation.by} at {confirmation.at:%H:%M:%S} UTC: "
+                              f"{outcome.detail}\n")
+
+        def press_undo(_: Any, step: actions.Step = step, out: widgets.Output = out,
+                       undo_button: widgets.Button = undo_button) -> None:
+            confirmation = actions.Confirmation(inc.id, (step.id,), who(), datetime.now(UTC), "widget")
+            undo_button.disabled = True
+            outcome = actions.revert(step, _systems(inc), incident=inc.id, enabled=True, confirmation=confirmation)
+            _record(inc, [outcome])
+            out.append_stdout(f"{outcome.status} by {confirmation.by} at {confirmation.at:%H:%M:%S} UTC: "
+                              f"{outcome.detail}\n")
+
+        apply_button.on_click(press)
+        undo_button.on_click(press_undo)
+        rows.append(widgets.VBox([widgets.HTML(f"<b>{step.id}</b> {step.action} {step.target}"),
+                                  widgets.HBox([apply_button, undo_button]), out]))
+    return widgets.VBox(rows)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
+from irkit import limits
 from irkit.evidence import records as R
 from irkit.phases.incident import Incident, Unavailable
 from irkit.rules.recovery import Verdict, decide
@@ -42,8 +44,25 @@ def _frame_checks(rows: list[dict[str, Any]], inc: Incident, name: str, frame: p
         _check(rows, f"{name} {row.get(cfg.prom_service_label, 'all')}", passes(row["value"]), detail(row["value"]))
 
 
-def checks(inc: Incident) -> pd.DataFrame:
-    """Health endpoints, error ratio and latency against thresholds, pods ready, orders flowing."""
+def checks(inc: Incident, settle_seconds: int = 0) -> pd.DataFrame:
+    """Health endpoints, error ratio and latency against thresholds, pods ready, orders flowing.
+
+    ``settle_seconds``: after a mitigation the signals take a while to come back (a rate over
+    five minutes lags a fix by up to five): re-check every 10 s for up to this long, and keep
+    the first round where every check passed, else the last one.
+    """
+    limits.bounded("settle_seconds", settle_seconds)
+    deadline = time.monotonic() + settle_seconds
+    while True:
+        frame = _checks_once(inc)
+        if decide(inc_rows(frame)).recovered or time.monotonic() + 10 > deadline:
+            break
+        time.sleep(10)
+    inc.record(R.CHECKS, frame)
+    return frame
+
+
+def _checks_once(inc: Incident) -> pd.DataFrame:
     cfg = inc.config
     rows: list[dict[str, Any]] = []
     if not cfg.health_endpoints:
@@ -76,9 +95,7 @@ def checks(inc: Incident) -> pd.DataFrame:
         _check(rows, "no lock waits", None, locks.error)
     else:
         _check(rows, "no lock waits", locks.empty, f"{len(locks.edges)} waiting session(s)")
-    frame = pd.DataFrame(rows, columns=["check", "ok", "detail"])
-    inc.record(R.CHECKS, frame)
-    return frame
+    return pd.DataFrame(rows, columns=["check", "ok", "detail"])
 
 
 def verdict(inc: Incident) -> Verdict:
@@ -87,3 +104,8 @@ def verdict(inc: Incident) -> Verdict:
     result = decide(inc.rows(R.CHECKS))
     inc.record(R.VERDICT, result.as_dict())
     return result
+
+
+def inc_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """A checks table as rows with string keys, for :func:`irkit.rules.recovery.decide`."""
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
