@@ -80,7 +80,8 @@ def _drill(args: argparse.Namespace) -> int:
         if not 1 <= args.repeat <= 10:
             raise ParameterError("--repeat must be from 1 to 10")
         rows, directory = drill.run_all(repeat=args.repeat, outputs=args.outputs, progress=_say,
-                                        phases=runner.parse_phases(args.phases) if args.phases else None)
+                                        phases=runner.parse_phases(args.phases) if args.phases else None,
+                                        execute_mitigations=args.execute_mitigations)
         print(drill.accuracy_table(rows)[1], end="")
         _say(f"accuracy table: {directory}/accuracy.md and accuracy.csv")
         return 0 if all(r["ok"] for r in rows) else 1

@@ -132,7 +132,7 @@ class Config:
     memory_limit_factor: float = field(default=1.5, metadata=_key("mitigation", "an OOMKilled container's memory limit is raised by this factor", "number", (1.0, 16.0)))
     scale_factor: float = field(default=2.0, metadata=_key("mitigation", "an overloaded deployment is scaled to its replicas times this (the playbook: 3 to 6)", "number", (1.0, 10.0)))
     max_replicas: int = field(default=20, metadata=_key("mitigation", "the plan never scales a deployment above this many replicas", "number", (0.0, 1000.0)))
-    circuit_breaker_url: str = field(default="http://localhost:3000/admin/circuit-breaker/enable", metadata=_key("mitigation", "the service's circuit-breaker endpoint, as seen from inside its pod", "http_url"))
+    circuit_breaker_url: str = field(default="http://localhost:3000/admin/circuit-breaker/enable", metadata=_key("mitigation", "the service's circuit-breaker endpoint; irkit's action POSTs to it, so it must be reachable from where irkit runs (the printed command curls it inside the pod)", "http_url"))
     backup_provider_env: str = field(default="BLOCKCHAIN_PROVIDER=backup", metadata=_key("mitigation", "NAME=VALUE that switches the backend to its backup blockchain provider", "env_assignment"))
     upstream_timeout_env: str = field(default="API_TIMEOUT=30000", metadata=_key("mitigation", "NAME=VALUE that raises the backend's upstream timeout", "env_assignment"))
     circuit_breaker_off_url: str = field(default="http://localhost:3000/admin/circuit-breaker/disable", metadata=_key("mitigation", "the endpoint that closes the circuit breaker again (the undo of enabling it)", "http_url"))

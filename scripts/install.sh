@@ -6,6 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(postgresql-15 prometheus redis-server chromium)
+# kubectl for the tests that paste irkit's printed commands into it against the drill's API emulator:
+# the machine's own if it has one, else Debian's.
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 missing=()
 for pkg in "${packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

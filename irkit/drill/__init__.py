@@ -550,6 +550,7 @@ class DrillResult:
     differences: list[str]
     timings: dict[str, float]
     pids: Mapping[str, int] = field(default_factory=dict)  # session name -> pid, as the truth names them
+    truth: Truth | None = None  # what the run was checked against (--execute-mitigations expects recovery)
 
     @property
     def ok(self) -> bool:
@@ -600,7 +601,7 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
             keep_running(env)
         timings = dict(env.timings)
     timings["total_seconds"] = round(time.monotonic() - t0, 2)
-    return DrillResult(scenario, result.run_dir, result.summary, differences, timings, dict(env.pids))
+    return DrillResult(scenario, result.run_dir, result.summary, differences, timings, dict(env.pids), truth_now)
 
 
 
@@ -612,7 +613,7 @@ ACCURACY_COLUMNS = ("scenario", "repeat", "severity", "ac1", "ac3", "plan", "ong
 
 def accuracy_row(scenario: Scenario, result: DrillResult, repeat: int) -> dict[str, Any]:
     """One drill's scores: each column True/False, or None where the truth does not say."""
-    truth, summary = scenario.truth.resolved(result.pids), result.summary
+    truth, summary = (result.truth or scenario.truth).resolved(result.pids), result.summary
     findings = [(f["kind"], f["subject"]) for f in summary.get("findings") or []]
     steps = [(m["action"], m["target"]) for m in summary.get("mitigations") or []]
     root = (truth.root["kind"], truth.root["subject"]) if truth.root else None
@@ -665,7 +666,8 @@ def accuracy_table(rows: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 def run_all(*, repeat: int = 1, outputs: str | Path = "outputs", progress: Callable[[str], None] | None = None,
-            names: list[str] | None = None, phases: list[int] | None = None) -> tuple[list[dict[str, Any]], Path]:
+            names: list[str] | None = None, phases: list[int] | None = None,
+            execute_mitigations: bool = False) -> tuple[list[dict[str, Any]], Path]:
     """Every built-in scenario (or ``names``), ``repeat`` times, scored; the table is written as
     ``outputs/drill-accuracy/<UTC time>/accuracy.{csv,md}``. Phases 1-4 by default: the post-mortem
     scores nothing."""
@@ -676,7 +678,8 @@ def run_all(*, repeat: int = 1, outputs: str | Path = "outputs", progress: Calla
         for name in names or list(scenarios()):
             scenario = load_scenario(name)
             say(f"drill {name} (repeat {round_} of {repeat})")
-            result = run_drill(scenario, outputs=outputs, phases=phases or [1, 2, 3, 4])
+            result = run_drill(scenario, outputs=outputs, phases=phases or [1, 2, 3, 4],
+                               execute_mitigations=execute_mitigations)
             rows.append(accuracy_row(scenario, result, round_))
             say(f"  {'right' if result.ok else 'WRONG: ' + '; '.join(result.differences)}")
     directory = Path(outputs) / "drill-accuracy" / datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -145,6 +145,60 @@ def signature(template: Mapping[str, Any]) -> str:
                        for c in containers])
 
 
+def _age(stamp: str | None) -> str:
+    """kubectl's AGE: 45s, 12m, 3h, 6d."""
+    if not stamp:
+        return "<unknown>"
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(stamp.replace("Z", "+00:00"))).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size or (unit == "m" and seconds >= size):
+            return f"{int(seconds // size)}{unit}"
+    return f"{max(0, int(seconds))}s"
+
+
+def _pod_status(pod: Mapping[str, Any]) -> str:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        waiting = (status.get("state") or {}).get("waiting")
+        if waiting:
+            return str(waiting.get("reason") or "Waiting")
+    return str((pod.get("status") or {}).get("phase") or "Unknown")
+
+
+def _columns(plural: str) -> tuple[list[str], Callable[[Mapping[str, Any]], list[Any]]]:
+    """The columns ``kubectl get`` shows for a resource, and a row's cells."""
+    def meta(o: Mapping[str, Any], key: str) -> Any:
+        return (o.get("metadata") or {}).get(key)
+
+    def status(o: Mapping[str, Any], key: str) -> int:
+        return int((o.get("status") or {}).get(key) or 0)
+
+    if plural == "pods":
+        def pod(o: Mapping[str, Any]) -> list[Any]:
+            statuses = (o.get("status") or {}).get("containerStatuses") or []
+            ready = f"{sum(bool(s.get('ready')) for s in statuses)}/{len(statuses)}"
+            return [meta(o, "name"), ready, _pod_status(o), sum(int(s.get("restartCount") or 0) for s in statuses),
+                    _age(meta(o, "creationTimestamp"))]
+        return ["Name", "Ready", "Status", "Restarts", "Age"], pod
+    if plural == "deployments":
+        return ["Name", "Ready", "Up-to-date", "Available", "Age"], lambda o: [
+            meta(o, "name"), f"{status(o, 'readyReplicas')}/{(o.get('spec') or {}).get('replicas', 0)}",
+            status(o, "updatedReplicas"), status(o, "availableReplicas"), _age(meta(o, "creationTimestamp"))]
+    if plural == "statefulsets":
+        return ["Name", "Ready", "Age"], lambda o: [
+            meta(o, "name"), f"{status(o, 'readyReplicas')}/{(o.get('spec') or {}).get('replicas', 0)}",
+            _age(meta(o, "creationTimestamp"))]
+    if plural == "replicasets":
+        return ["Name", "Desired", "Current", "Ready", "Age"], lambda o: [
+            meta(o, "name"), (o.get("spec") or {}).get("replicas", 0), status(o, "replicas"),
+            status(o, "readyReplicas"), _age(meta(o, "creationTimestamp"))]
+    if plural == "events":
+        return ["Last Seen", "Type", "Reason", "Object", "Message"], lambda o: [
+            _age(o.get("lastTimestamp")), o.get("type"), o.get("reason"),
+            f"{str((o.get('involvedObject') or {}).get('kind', '')).lower()}/"
+            f"{(o.get('involvedObject') or {}).get('name', '')}", o.get("message")]
+    return ["Name", "Age"], lambda o: [meta(o, "name"), _age(meta(o, "creationTimestamp"))]
+
+
 def _pruned(value: Any) -> Any:
     """``value`` without null or empty fields: how Go's omitempty leaves a template (kubectl sends
     ``creationTimestamp: null``)."""
@@ -222,6 +276,9 @@ class ClusterEmulator(KubernetesEmulator):
         method = request.method.value.upper()
         if request.resource is not None and method == "GET" and request.params.get("watch") in ("true", "1"):
             return await self._watch(request)
+        accept = next((v for k, v in request.headers.items() if k.lower() == "accept"), "")
+        if request.resource is not None and method == "GET" and "as=Table" in accept and not request.subresource:
+            return await self._table(request)
         if request.resource is not None and request.name and not request.subresource \
                 and method in ("PATCH", "PUT", "DELETE"):
             return await self._write(request, method)
@@ -244,6 +301,22 @@ class ClusterEmulator(KubernetesEmulator):
             if "/" in entry["name"]:  # a subresource: no short names of its own (kubectl warns of ambiguity)
                 entry.update(shortNames=[], singularName="", verbs=["get", "patch", "update"])
         return result
+
+    async def _table(self, request: Any) -> aiohttp.web.StreamResponse:
+        """What kubectl asks ``get`` for: a Table with the columns the API server prints (kubectl prints them)."""
+        try:
+            listing = await self._serve_list(request)
+        except Exception:  # an unknown resource: let kmock answer it as it does
+            return await super()._handle(request)
+        items = [i for i in listing["items"] if not request.name or i["metadata"].get("name") == request.name]
+        if request.name and not items:
+            return self._status(404, "NotFound", f'{request.resource.plural} "{request.name}" not found')
+        names, cells = _columns(request.resource.plural)
+        return aiohttp.web.json_response({
+            "kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": str(self._version)},
+            "columnDefinitions": [{"name": n, "type": "string", "format": "name" if n == "Name" else "",
+                                   "description": "", "priority": 0} for n in names],
+            "rows": [{"cells": cells(item), "object": item} for item in items]})
 
     async def _watch(self, request: Any) -> aiohttp.web.StreamResponse:
         """A watch as JSON lines: the objects there are now, then the stream ends (clients watch again).
@@ -442,6 +515,12 @@ class ClusterEmulator(KubernetesEmulator):
             state = self._pod_state(namespace, owner["name"], template)
             self._make_pod(namespace, pod["metadata"]["name"], template, state,
                            ("StatefulSet", owner["name"], owner.get("uid", "")), "")
+            sts = copy.deepcopy(found[1])
+            pods = [p for _, p in self._live("pods", namespace)
+                    if any(o.get("name") == owner["name"] for o in p["metadata"].get("ownerReferences") or [])]
+            sts["status"] = {**(sts.get("status") or {}), "replicas": len(pods), "readyReplicas": sum(
+                p["status"]["conditions"][0]["status"] == "True" for p in pods)}
+            self._put(found[0], sts)
             return [(namespace, pod["metadata"]["name"], owner["name"])]
         found_rs = self._get("replicasets", namespace, owner.get("name", ""))
         deployment = next((o["name"] for o in (found_rs[1]["metadata"].get("ownerReferences") or [])), None) \

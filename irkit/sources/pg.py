@@ -175,7 +175,8 @@ _ERRORS: tuple[tuple[type[psycopg.Error] | tuple[type[psycopg.Error], ...], type
      "refused: irkit investigation sessions are read-only ({message}); changes go through irkit's mitigation "
      "actions", None),
     (psycopg.errors.InsufficientPrivilege, PostgresError,
-     "permission denied ({message}); grant the irkit role pg_read_all_stats (see README)", None),
+     "permission denied ({message}); grant the role what the README's role SQL grants (pg_read_all_stats, "
+     "SELECT on pg_orders_table; pg_signal_backend for pg_action_dsn)", None),
     ((psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn), PostgresError,
      "{message}; check pg_orders_table / pg_orders_ts_column (IRKIT_PG_ORDERS_TABLE)", None),
     (psycopg.OperationalError, PostgresUnavailable,

@@ -278,3 +278,23 @@ def test_applying_the_plan_in_the_drill_brings_the_service_back():
         assert all(h.finished for h in env.postgres.held), "the queue behind the lock did not drain"
         assert _status(orders) == 200
         assert _error_share(env.marketplace.url) == pytest.approx(0.01, abs=0.005)  # back to the baseline
+
+
+def test_execute_mitigations_applies_the_confirmed_plan_and_the_scenario_recovers(tmp_path: Path):
+    result = subprocess.run([IRKIT, "drill", "lock-contention", "--execute-mitigations", "--check", "--phases", "1-4",
+                             "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["recovery"]["recovered"] is True
+    phase3 = json.loads((run_dir / "phase-3.json").read_text())["records"]
+    [outcome] = phase3["outcomes"]
+    [step] = phase3["steps"]
+    pids = json.loads((run_dir / "drill.json").read_text())["sessions"]
+    assert step["action"] == "terminate-backend" and step["params"]["pid"] == pids["holder"]
+    assert outcome["status"] == "applied" and outcome["confirmation"]["incident"] == "DRILL-lock-contention"
+    assert outcome["confirmation"]["ids"] == [step["id"]] and outcome["confirmation"]["via"] == "parameter"
+    # The plan came from a first run of phases 2-3 that changed nothing: its one step is a dry run.
+    first = sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and p != run_dir)[0]
+    [dry] = json.loads((first / "phase-3.json").read_text())["records"]["outcomes"]
+    assert dry["status"] == "dry-run" and dry["id"] == step["id"]
