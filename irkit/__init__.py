@@ -3,6 +3,7 @@
 The package is laid out by kind of room (see the README's layout): ``sources`` (pg, prom,
 k8s, http: read-only investigation of each source), ``rules`` (severity, diagnosis, the
 plan: pure), ``evidence`` (the run directory), ``display`` (renderers and charts),
+``actions`` (the only code that changes anything: plan, confirm, apply, verify, undo),
 ``phases`` (one module per notebook). The names below reach each of them from ``irkit``:
 ``from irkit import pg, prom, k8s``.
 """
@@ -21,7 +22,7 @@ from irkit.rules.severity import Assessment, Signals, classify
 _MODULES = {
     "pg": "irkit.sources.pg", "prom": "irkit.sources.prom", "k8s": "irkit.sources.k8s", "http": "irkit.sources.http",
     "severity": "irkit.rules.severity", "diagnosis": "irkit.rules.diagnosis", "plan": "irkit.rules.plan",
-    "charts": "irkit.display.charts",
+    "charts": "irkit.display.charts", "actions": "irkit.actions",
     "assess": "irkit.phases.assess", "investigate": "irkit.phases.investigate", "mitigate": "irkit.phases.mitigate",
     "validate": "irkit.phases.validate", "postmortem": "irkit.phases.postmortem", "incident": "irkit.phases.incident",
     "phases": "irkit.phases", "rules": "irkit.rules", "sources": "irkit.sources", "display": "irkit.display",
@@ -44,6 +45,7 @@ __all__ = [
     "IrkitError",
     "Secret",
     "Signals",
+    "actions",
     "assess",
     "charts",
     "classify",

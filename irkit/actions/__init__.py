@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from irkit.sources.k8s import Kube
     from irkit.sources.pg import PgSession
 
-__all__ = ["ConfirmationError", "Confirmation", "Outcome", "Step", "Systems", "execute", "prepare", "revert", "step_id"]
+__all__ = ["ConfirmationError", "Confirmation", "Outcome", "Step", "Systems", "execute", "guardrails", "prepare", "revert", "step_id"]
 
 
 class Systems:

@@ -18,7 +18,7 @@ from irkit.config import Config
 from irkit.errors import ActionError, GuardrailError, StaleTargetError
 from irkit.sources.pg import PgSession
 
-__all__ = ["apply", "prepare", "verify"]
+__all__ = ["apply", "prepare", "recheck", "signals", "verify"]
 
 _SESSION = """
 SELECT pid, backend_start::text AS backend_start, backend_type, usename, application_name, state,

@@ -16,7 +16,7 @@ from irkit.actions.model import Step
 from irkit.config import Config, redact
 from irkit.errors import ActionError, GuardrailError
 
-__all__ = ["SNAPSHOT_KEYS", "post", "redis_client"]
+__all__ = ["SNAPSHOT_KEYS", "flush", "flush_prepare", "post", "redis_client", "restore", "verify_flush"]
 
 SNAPSHOT_KEYS = 10_000
 

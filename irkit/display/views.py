@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from irkit.rules.recovery import Verdict
     from irkit.rules.severity import Assessment
 
-__all__ = ["LockView", "LogView", "Note", "PlanView", "SaturationView", "assessment_html", "metrics_html",
+__all__ = ["LockView", "LogView", "Note", "PlanView", "SaturationView", "StepsView", "assessment_html", "metrics_html",
+           "outcomes_frame",
            "saturation_html", "shown", "unavailable_html", "verdict_html"]
 
 _RED, _GREEN, _ORANGE = "#c0392b", "#27ae60", "#d35400"
@@ -163,10 +164,17 @@ class StepsView:
                          + (f"\n  undo by hand: {s.undo_command}" if s.undo_command else ""))
             html.append(f"<li><b><code>{escape(s.id)}</code></b> {escape(s.action)} {escape(s.target)}"
                         f"<br><i>{escape(state)}</i><br>guardrails passed: {escape(', '.join(s.guardrails) or 'none')}"
-                        f"<pre>{escape(diff)}</pre>undo: {escape(s.undo)}"
+                        f"<pre>{_diff_html(s.diff())}</pre>undo: {escape(s.undo)}"
                         + (f"<pre>{escape(s.undo_command)}</pre>" if s.undo_command else "") + "</li>")
         html.append("</ol>")
         return {"text/plain": "\n\n".join(plain), "text/html": "".join(html)}
+
+
+def _diff_html(lines: Sequence[str]) -> str:
+    """Diff lines with removals red and additions green, as a reviewer reads them."""
+    colour = {"-": "#b42318", "+": "#067647"}
+    return "\n".join(f"<span style='color:{colour[line[0]]}'>{escape(line)}</span>" if line[:1] in colour
+                     else escape(line) for line in lines)
 
 
 def outcomes_frame(outcomes: Sequence[Outcome]) -> pd.DataFrame:

@@ -261,6 +261,10 @@ def summarize(run_dir: Path, incident: str, started: datetime, phases: list[dict
         "incident_start": start.isoformat() if start else None,
         "findings": [{k: v for k, v in f.as_dict().items() if k != "evidence"} for f in run.get(records.FINDINGS)],
         "mitigations": [m.as_dict() for m in run.get(records.MITIGATIONS)],
+        # What was done, not only planned: every applied, failed, refused or undone step, and who confirmed it.
+        "actions": [{"id": o.id, "action": o.action, "status": o.status, "detail": o.detail,
+                     "confirmed_by": o.confirmation.get("by"), "at": o.started_at, "seconds": o.seconds}
+                    for o in run.get(records.OUTCOMES) if o.status != "dry-run"],
         "recovery": verdict.as_dict() if verdict else None,
         "inconclusive": inconclusive,
     }

@@ -10,6 +10,7 @@ with who confirmed it and when.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,8 +80,16 @@ def prepared_steps(inc: Incident) -> views.StepsView:
 
 
 def _record(inc: Incident, outcomes: list[actions.Outcome]) -> None:
-    """Add outcomes to the phase's record (a button press adds one at a time)."""
-    inc.record(R.OUTCOMES, [*inc.current(R.OUTCOMES), *outcomes])
+    """Add outcomes to the phase's record (a button press adds one at a time), and mark each planned
+    mitigation with what became of its step (applied, failed, refused, undone; a dry run leaves it planned)."""
+    every = [*inc.current(R.OUTCOMES), *outcomes]
+    inc.record(R.OUTCOMES, every)
+    latest = {o.id: o.status for o in every if o.status != "dry-run"}
+    steps = inc.current(R.STEPS)
+    planned = inc.current(R.MITIGATIONS)
+    if len(steps) == len(planned):  # one step per mitigation, in order
+        inc.record(R.MITIGATIONS, [replace(m, status=latest.get(s.id, m.status)) for m, s in zip(planned, steps,
+                                                                                                strict=True)])
 
 
 def apply_confirmed(inc: Incident, execute_mitigations: bool = False, confirm: str = "") -> pd.DataFrame | views.Note:

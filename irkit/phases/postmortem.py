@@ -44,8 +44,12 @@ def timeline(inc: Incident) -> pd.DataFrame:
         rows.append({"time": p2.get("finished_at") or p2.get("started_at"),
                      "event": f"finding: {finding.kind.value} {finding.subject}"})
     for step in run.get(R.MITIGATIONS):
-        rows.append({"time": p3.get("finished_at") or p3.get("started_at"),
-                     "event": f"mitigation {step.status}: {step.action} {step.target}"})
+        rows.append({"time": p3.get("started_at"), "event": f"mitigation planned: {step.action} {step.target}"})
+    for outcome in run.get(R.OUTCOMES):  # what was done, when, and who confirmed it
+        if outcome.status != "dry-run" and outcome.started_at:
+            by = f" (confirmed by {outcome.confirmation['by']})" if outcome.confirmation.get("by") else ""
+            rows.append({"time": outcome.started_at, "event": f"{outcome.action} {outcome.status}{by}: "
+                                                             f"{outcome.detail}"})
     frame = pd.DataFrame(rows, columns=["time", "event"])
     frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
     frame = frame.sort_values("time", kind="stable").reset_index(drop=True)

@@ -55,7 +55,7 @@ def checks(inc: Incident, settle_seconds: int = 0) -> pd.DataFrame:
     deadline = time.monotonic() + settle_seconds
     while True:
         frame = _checks_once(inc)
-        if decide(inc_rows(frame)).recovered or time.monotonic() + 10 > deadline:
+        if decide(_check_rows(frame)).recovered or time.monotonic() + 10 > deadline:
             break
         time.sleep(10)
     inc.record(R.CHECKS, frame)
@@ -106,6 +106,6 @@ def verdict(inc: Incident) -> Verdict:
     return result
 
 
-def inc_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def _check_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """A checks table as rows with string keys, for :func:`irkit.rules.recovery.decide`."""
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
