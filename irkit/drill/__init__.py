@@ -368,7 +368,7 @@ class DrillEnvironment:
         self.pids: dict[str, int] = {}
         self.timings: dict[str, float] = {}
         self.down: set[str] = set()  # the labs a scenario stopped: "postgres", "redis"
-        self._broken: list[str] = []  # Deployments whose template broke their pods
+        self._broken: list[tuple[str, str]] = []  # (kind, name) of workloads whose pods do not run
         self._replicas: dict[str, int] = {}
         self._stack = contextlib.ExitStack()
 
@@ -397,6 +397,8 @@ class DrillEnvironment:
         self.redis = self._stack.enter_context(RedisLab()) if sc.redis else None
         if self.redis is not None:
             self.say(f"redis       {self.redis.url}")
+        self.down = {lab for lab, down in (("postgres", sc.database_down), ("redis", sc.redis_down and sc.redis))
+                     if down}  # from the start: the marketplace asks cause_gone() from its first request
         self.marketplace = self._stack.enter_context(Marketplace(
             self.postgres.app_dsn, sc.live, baseline={h.service: h.segments[0] for h in sc.traffic},
             recovered=self.cause_gone, backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else ""))
@@ -408,9 +410,11 @@ class DrillEnvironment:
         kube = self.kube = self._stack.enter_context(KubeLab())
         kube.load(build_cluster(sc.cluster, sc.namespace))
         kube.emulator.on_pod_replaced.append(self._pod_replaced)
-        self._broken = [name for (ns, name), (sig, state) in kube.emulator.failing.items()
-                        if sig is not None and any(w["name"] == name and w.get("kind", "Deployment") == "Deployment"
-                                                   for w in sc.cluster.get("workloads", []))]
+        # Workloads with pods that do not run (and could: pending and unschedulable pods wait for room
+        # the drill cannot make): the scenario's cause is not gone until they are ready again.
+        self._broken = [(w.get("kind", "Deployment"), w["name"]) for w in sc.cluster.get("workloads", [])
+                        if any(p.get("state", "running") not in ("running", "pending", "unschedulable")
+                               for p in w.get("pods", []))]
         self._replicas = {w["name"]: int(w.get("replicas", 1)) for w in sc.cluster.get("workloads", [])}
         self.kubeconfig = kube.write_kubeconfig(self.workdir / "kubeconfig", sc.namespace)
         self.say(f"kubernetes  {kube.url} (kubeconfig {self.kubeconfig})")
@@ -419,11 +423,9 @@ class DrillEnvironment:
         if sc.database_down:
             self.say("postgresql  stopped: the scenario's database is down")
             self.postgres.pause()
-            self.down.add("postgres")
         if sc.redis_down and self.redis is not None:
             self.say("redis       stopped: the scenario's cache is down")
             self.redis.stop()
-            self.down.add("redis")
         self.config_path = self.workdir / "irkit.toml"
         # A drill compresses time: rates over 1 minute, so a fix shows in phase 4 within a minute.
         values = {"namespace": sc.namespace, "kubeconfig": str(self.kubeconfig), "pg_dsn": self.postgres.reader_dsn,
@@ -452,12 +454,27 @@ class DrillEnvironment:
             self.down.discard("redis")
         self.say(f"kubernetes  pod {pod} of {workload} replaced in {namespace} ({sc.name})")
 
-    def _deployment(self, name: str) -> dict[str, Any] | None:
+    def _deployment(self, name: str, plural: str = "deployments") -> dict[str, Any] | None:
         try:
             return next((o.raw for k, o in list(self.kube.emulator.objects.items())
-                         if k[0].plural == "deployments" and k[2] == name and not o.deleted), None)
+                         if k[0].plural == plural and k[2] == name and not o.deleted), None)
         except RuntimeError:  # changed while read (the emulator's thread): ask again next time
             return None
+
+    def _healthy(self, kind: str, name: str) -> bool:
+        """Every pod of the workload is there, ready, and was not OOMKilled (an OOMKilled pod runs again, ready,
+        until the next kill)."""
+        workload = self._deployment(name, "statefulsets" if kind == "StatefulSet" else "deployments")
+        try:
+            pods = [o.raw for k, o in list(self.kube.emulator.objects.items())
+                    if k[0].plural == "pods" and k[0].group == "" and k[2].startswith(f"{name}-") and not o.deleted]
+        except RuntimeError:
+            return False
+        statuses = [s for pod in pods for s in pod["status"].get("containerStatuses") or []]
+        killed = any(((s.get("lastState") or {}).get("terminated") or {}).get("reason") == "OOMKilled"
+                     for s in statuses)
+        return workload is not None and len(pods) >= int(workload["spec"].get("replicas", 1)) and not killed \
+            and all(s.get("ready") for s in statuses)
 
     def cause_gone(self) -> bool:
         """Whether what the scenario broke is fixed: the marketplace's traffic returns to its baseline then.
@@ -471,10 +488,8 @@ class DrillEnvironment:
         held = self.postgres.held
         if held and sc.recovers_when_sessions_end:
             parts.append(all(h.finished for h in held))
-        for name in self._broken:
-            dep = self._deployment(name)
-            status = (dep or {}).get("status") or {}
-            parts.append(dep is not None and int(status.get("readyReplicas") or 0) >= int(dep["spec"]["replicas"]))
+        for kind, name in self._broken:
+            parts.append(self._healthy(kind, name))
         if sc.database_down or sc.redis_down:
             parts.append(not self.down)
         action = (sc.truth.mitigation or {}).get("action")
