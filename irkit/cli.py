@@ -142,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             result = runner.run(args.incident, runner.parse_phases(args.phases), config_path=args.config,
                                 params=dict(args.parameter), outputs=args.outputs,
                                 progress=_say)
+            _next_step(result, args)
             print(result.run_dir)
             return _run_exit(result)
         if args.command == "verify":
@@ -175,6 +176,23 @@ def main(argv: list[str] | None = None) -> int:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def _next_step(result: Any, args: argparse.Namespace) -> None:
+    """After a run that prepared steps and applied none: the line that applies them, quoted to paste."""
+    from irkit.evidence import records as R
+    from irkit.rules.plan import shell
+    run = R.RunRecords(result.run_dir)
+    steps = [s for s in run.get(R.STEPS) if not s.refused]
+    if not steps or any(o.status != "dry-run" for o in run.get(R.OUTCOMES)):
+        return
+    confirm = f"{args.incident}:{','.join(s.id for s in steps)}"
+    _say("prepared, not applied: " + "; ".join(f"{s.id} ({s.action} {s.target})" for s in steps))
+    _say("to apply after review (re-plans; a changed situation changes the ids and is refused): " + shell(
+        "irkit", "run", "--incident", args.incident, "--phases", "2-4",
+        *(("--config", args.config) if args.config else ()),
+        *(("--outputs", args.outputs) if args.outputs != "outputs" else ()), "-p", "execute_mitigations", "true",
+        "-p", "confirm", confirm, "-p", "settle_seconds", "300"))
 
 
 def _run_exit(result: Any) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
 import pandas as pd
@@ -151,6 +152,6 @@ def controls(inc: Incident, execute_mitigations: bool = False) -> Any:
 
         apply_button.on_click(press)
         undo_button.on_click(press_undo)
-        rows.append(widgets.VBox([widgets.HTML(f"<b>{step.id}</b> {step.action} {step.target}"),
+        rows.append(widgets.VBox([widgets.HTML(f"<b>{escape(step.id)}</b> {escape(step.action)} {escape(step.target)}"),
                                   widgets.HBox([apply_button, undo_button]), out]))
     return widgets.VBox(rows)

@@ -281,7 +281,7 @@ def test_applying_the_plan_in_the_drill_brings_the_service_back():
 
 
 def test_execute_mitigations_applies_the_confirmed_plan_and_the_scenario_recovers(tmp_path: Path):
-    result = subprocess.run([IRKIT, "drill", "lock-contention", "--execute-mitigations", "--check", "--phases", "1-4",
+    result = subprocess.run([IRKIT, "drill", "oom-frontend", "--execute-mitigations", "--check", "--phases", "1-4",
                              "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = Path(result.stdout.strip().splitlines()[-1])
@@ -290,11 +290,34 @@ def test_execute_mitigations_applies_the_confirmed_plan_and_the_scenario_recover
     phase3 = json.loads((run_dir / "phase-3.json").read_text())["records"]
     [outcome] = phase3["outcomes"]
     [step] = phase3["steps"]
-    pids = json.loads((run_dir / "drill.json").read_text())["sessions"]
-    assert step["action"] == "terminate-backend" and step["params"]["pid"] == pids["holder"]
-    assert outcome["status"] == "applied" and outcome["confirmation"]["incident"] == "DRILL-lock-contention"
+    assert step["action"] == "raise-memory-limit" and step["target"] == "deployment/frontend-deployment"
+    assert step["dry_run"].startswith("accepted by the API server")
+    assert outcome["status"] == "applied" and outcome["confirmation"]["incident"] == "DRILL-oom-frontend"
     assert outcome["confirmation"]["ids"] == [step["id"]] and outcome["confirmation"]["via"] == "parameter"
+    assert summary["mitigations"][0]["status"] == "applied"
     # The plan came from a first run of phases 2-3 that changed nothing: its one step is a dry run.
     first = sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and p != run_dir)[0]
     [dry] = json.loads((first / "phase-3.json").read_text())["records"]["outcomes"]
     assert dry["status"] == "dry-run" and dry["id"] == step["id"]
+
+
+def test_the_printed_apply_line_pasted_as_is_applies_the_reviewed_plan(tmp_path: Path):
+    """`irkit run` prints the line that applies what it prepared; a responder pastes it after review."""
+    import shlex
+
+    with drill.DrillEnvironment(drill.load_scenario("lock-contention")) as env:
+        first = subprocess.run([IRKIT, "run", "--incident", "INC-PASTE", "--phases", "2-3", "--config",
+                                str(env.config_path), "--outputs", str(tmp_path)], capture_output=True, text=True,
+                               timeout=300, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert not any(h.finished for h in env.postgres.held[1:])  # preparing changed nothing: they still queue
+        said = next(x for x in first.stderr.splitlines() if x.startswith("to apply after review"))
+        line = said.split(": ", 1)[1]
+        argv = shlex.split(line)
+        assert argv[:2] == ["irkit", "run"] and "INC-PASTE:terminate-backend-" in line
+        second = subprocess.run([IRKIT, *argv[1:]], capture_output=True, text=True, timeout=400, cwd=tmp_path)
+        assert second.returncode == 0, second.stderr[-2000:]
+        summary = json.loads((Path(second.stdout.strip().splitlines()[-1]) / "summary.json").read_text())
+        assert [a["status"] for a in summary["actions"]] == ["applied"]
+        assert summary["recovery"]["recovered"] is True
+        assert all(h.finished for h in env.postgres.held)
