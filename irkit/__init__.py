@@ -22,7 +22,7 @@ from irkit.rules.severity import Assessment, Signals, classify
 _MODULES = {
     "pg": "irkit.sources.pg", "prom": "irkit.sources.prom", "k8s": "irkit.sources.k8s", "http": "irkit.sources.http",
     "severity": "irkit.rules.severity", "diagnosis": "irkit.rules.diagnosis", "plan": "irkit.rules.plan",
-    "charts": "irkit.display.charts", "actions": "irkit.actions",
+    "charts": "irkit.display.charts", "actions": "irkit.actions", "comms": "irkit.comms",
     "assess": "irkit.phases.assess", "investigate": "irkit.phases.investigate", "mitigate": "irkit.phases.mitigate",
     "validate": "irkit.phases.validate", "postmortem": "irkit.phases.postmortem", "incident": "irkit.phases.incident",
     "phases": "irkit.phases", "rules": "irkit.rules", "sources": "irkit.sources", "display": "irkit.display",
@@ -50,6 +50,7 @@ __all__ = [
     "charts",
     "classify",
     "cli",
+    "comms",
     "config",
     "diagnosis",
     "display",

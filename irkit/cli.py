@@ -38,6 +38,10 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("run_dir")
     seal = sub.add_parser("seal", help="seal a run whose process died: summary, report and manifest of what is there")
     seal.add_argument("run_dir")
+    send = sub.add_parser("send", help="send a run's outbox messages (those not sent yet, or the ones named)")
+    send.add_argument("run_dir")
+    send.add_argument("ids", nargs="*", help="message ids (outbox/<id>.json); default: every one not sent")
+    send.add_argument("--config", default="", help="irkit.toml to use (default: IRKIT_CONFIG or ./irkit.toml)")
     drill = sub.add_parser("drill", help="run the five phases on a self-contained drill environment")
     drill.add_argument("scenario", nargs="?", help="a built-in scenario name (see --list) or a scenario file")
     drill.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
@@ -156,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
             return OK
         if args.command == "drill":
             return _drill(args)
+        if args.command == "send":
+            return _send(Path(args.run_dir), args.ids, args.config)
     except IrkitError as exc:
         _say(f"irkit: {_one_line(str(exc))}")
         return BAD_INPUT
@@ -193,6 +199,29 @@ def _next_step(result: Any, args: argparse.Namespace) -> None:
         *(("--config", args.config) if args.config else ()),
         *(("--outputs", args.outputs) if args.outputs != "outputs" else ()), "-p", "execute_mitigations", "true",
         "-p", "confirm", confirm, "-p", "settle_seconds", "300"))
+
+
+def _send(run_dir: Path, ids: list[str], config_path: str) -> int:
+    """Send outbox messages by hand (a failed send, or a run that kept them in the outbox), then re-seal."""
+    from irkit import comms
+    from irkit import config as irconfig
+
+    evidence.run_state(run_dir)  # a directory that is no run: one line, exit 2
+    cfg = irconfig.load(config_path or None)
+    outbox = comms.Outbox(run_dir)
+    chosen = [outbox.get(i) for i in ids] if ids else [m for m in outbox.all() if m.status in ("outbox", "failed")]
+    remote = next((m.remote_id for m in outbox.all() if m.channel == "statuspage" and m.remote_id), "")
+    failed = 0
+    for message in chosen:
+        if message.status == "draft":
+            _say(f"{message.id}: a draft (recovery not validated): not sent")
+            continue
+        sent = outbox.send(message, cfg, remote_id=remote if message.channel == "statuspage" else "")
+        failed += sent.status != "sent"
+        _say(f"{sent.id}: {sent.status}" + (f" ({sent.attempts[-1].get('error')})" if sent.status != "sent" else ""))
+    if (run_dir / evidence.MANIFEST).exists():
+        evidence.write_manifest(run_dir)  # the outbox changed: the manifest says so, signed again
+    return FAILED if failed else OK
 
 
 def _run_exit(result: Any) -> int:

@@ -146,6 +146,27 @@ class Config:
     pg_action_dsn: str = field(default="", metadata=_key("mitigation", "libpq DSN without the password of a role with pg_signal_backend, for cancelling and terminating sessions (password: IRKIT_PG_ACTION_PASSWORD or a passfile); empty = database actions are refused"))
     action_timeout: float = field(default=120.0, metadata=_key("mitigation", "seconds an applied action has to show its effect before it is called failed", "number", (0.0, 3600.0)))
 
+    # [comms] the playbook's communication protocols: messages go to the run's outbox; they leave only when
+    # sending is switched on for a run (send_messages). Credentials: see the secrets below.
+    war_room: str = field(default="#incident-response", metadata=_key("comms", "the incident channel named in every message"))
+    status_page_url: str = field(default="https://status.web3marketplace.com", metadata=_key("comms", "the public status page named in notifications", "http_url"))
+    update_minutes: int = field(default=30, metadata=_key("comms", "minutes between status updates while the incident is active (the playbook: 30)", "number", (0.0, 1440.0)))
+    email_to: str = field(default="engineering@web3marketplace.com", metadata=_key("comms", "where internal notifications are mailed", "email"))
+    customer_email_to: str = field(default="", metadata=_key("comms", "where the customer notification is mailed (SEV-1 and SEV-2); empty = not mailed", "email"))
+    email_from: str = field(default="irkit@web3marketplace.com", metadata=_key("comms", "the sender of the mails", "email"))
+    smtp_host: str = field(default="", metadata=_key("comms", "SMTP server; empty = mail stays in the outbox", "text"))
+    smtp_port: int = field(default=587, metadata=_key("comms", "SMTP port (STARTTLS on 587)", "number", (0.0, 65535.0)))
+    smtp_user: str = field(default="", metadata=_key("comms", "SMTP login; empty = no login (password: IRKIT_SMTP_PASSWORD or smtp_password_file)", "text"))
+    smtp_password_file: str = field(default="", metadata=_key("comms", "file holding the SMTP password", "path"))
+    smtp_starttls: bool = field(default=True, metadata=_key("comms", "upgrade the SMTP connection with STARTTLS before anything is sent (refused if the server cannot)", "text"))
+    smtp_ca_file: str = field(default="", metadata=_key("comms", "CA bundle that signs the SMTP server's certificate; empty = the system's", "path"))
+    slack_webhook_file: str = field(default="", metadata=_key("comms", "file holding the Slack incoming-webhook URL (or set IRKIT_SLACK_WEBHOOK_URL)", "path"))
+    statuspage_api: str = field(default="https://api.statuspage.io/v1", metadata=_key("comms", "the status page REST API (Atlassian Statuspage's shape)", "http_url"))
+    statuspage_page_id: str = field(default="", metadata=_key("comms", "the status page's page id; empty = no status page messages are sent", "text"))
+    statuspage_token_file: str = field(default="", metadata=_key("comms", "file holding the status page API key (or set IRKIT_STATUSPAGE_TOKEN)", "path"))
+    action_items_file: str = field(default="", metadata=_key("comms", "a TOML file of action items the post-mortem suggests per cause kind (lock-root = [\"...\"]), added to the built-in ones", "path"))
+    templates_dir: str = field(default="", metadata=_key("comms", "a directory of Jinja2 templates that replace the built-in ones by file name (README: Communications)", "path"))
+
     # [timeouts] seconds
     connect_timeout: float = field(default=5.0, metadata=_key("timeouts", "connecting to any source", "number", (0.0, 600.0)))
     statement_timeout: float = field(default=5.0, metadata=_key("timeouts", "one PostgreSQL statement", "number", (0.0, 600.0)))
@@ -158,6 +179,9 @@ class Config:
     pg_password: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PG_PASSWORD"})
     prom_token: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PROM_TOKEN"})
     pg_action_password: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_PG_ACTION_PASSWORD"})
+    slack_webhook: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_SLACK_WEBHOOK_URL"})
+    statuspage_token: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_STATUSPAGE_TOKEN"})
+    smtp_password: Secret | None = field(default=None, repr=False, compare=False, metadata={"secret": "IRKIT_SMTP_PASSWORD"})
 
     @property
     def deployments(self) -> tuple[str, ...]:
@@ -311,6 +335,7 @@ CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
                 "NAME=SEV-N=URL-or-path, e.g. payment=SEV-1=/api/payments/health"),
     "env_assignment": (lambda v: re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=[^\x00-\x1f]*", v) is not None,
                        "NAME=VALUE, an environment variable assignment"),
+    "email": (lambda v: re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+", v) is not None, "an email address"),
     "text": (lambda v: not any(ord(c) < 32 for c in v), "text without control characters"),
 }
 
@@ -455,14 +480,27 @@ def load(path: str | os.PathLike[str] | None = None, *, base: Config | None = No
     elif values.get("prom_token_file"):
         prom_token = _read_secret_file(values["prom_token_file"], "prom_token_file")
 
+    comms_secrets: dict[str, Secret | None] = {}
+    for secret, env_name, file_key in (("slack_webhook", "IRKIT_SLACK_WEBHOOK_URL", "slack_webhook_file"),
+                                       ("statuspage_token", "IRKIT_STATUSPAGE_TOKEN", "statuspage_token_file"),
+                                       ("smtp_password", "IRKIT_SMTP_PASSWORD", "smtp_password_file")):
+        comms_secrets[secret] = getattr(base, secret) if base is not None else None
+        if env.get(env_name):
+            comms_secrets[secret] = Secret(env[env_name])
+        elif values.get(file_key):
+            comms_secrets[secret] = _read_secret_file(values[file_key], file_key)
+
     _consistent(values)
-    return Config(**values, pg_password=pg_password, prom_token=prom_token, pg_action_password=pg_action_password)
+    return Config(**values, pg_password=pg_password, prom_token=prom_token, pg_action_password=pg_action_password,
+                  slack_webhook=comms_secrets["slack_webhook"], statuspage_token=comms_secrets["statuspage_token"],
+                  smtp_password=comms_secrets["smtp_password"])
 
 
 def redact(text: str, config: Config | None = None) -> str:
     """Mask every secret irkit knows of in ``text``: configured secrets and URL passwords."""
     if config is not None:
-        for secret in (config.pg_password, config.prom_token, config.pg_action_password):
+        for secret in (config.pg_password, config.prom_token, config.pg_action_password, config.slack_webhook,
+                       config.statuspage_token, config.smtp_password):
             if secret:
                 text = text.replace(secret.reveal(), _MASK)
     return _redact_urls(text)

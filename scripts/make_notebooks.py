@@ -61,7 +61,8 @@ NOTEBOOKS = {
         ("## Findings\nRanked: causes before symptoms.", "investigate.findings(inc)"),
     ]),
     3: ('execute_mitigations = False  # True: confirmed steps are applied; False: every step is a dry run\n'
-        'confirm = ""                 # headless confirmation: "INCIDENT:STEP-ID,STEP-ID" (ids from the steps below)', [
+        'confirm = ""                 # headless confirmation: "INCIDENT:STEP-ID,STEP-ID" (ids from the steps below)\n'
+        'send_messages = False        # True: the messages leave the outbox (Slack, status page, email)', [
         ("## What phase 2 found", "mitigate.findings(inc)"),
         ("## 3.1 Immediate mitigation\nThe playbook's mitigations for these findings, with the command for a "
          "person.", "mitigate.mitigation_plan(inc)"),
@@ -74,6 +75,10 @@ NOTEBOOKS = {
          "mitigate.apply_confirmed(inc, execute_mitigations, confirm)"),
         ("In JupyterLab: a button under each step confirms and applies it (and then offers its undo).",
          "mitigate.controls(inc, execute_mitigations)"),
+        ("## 3.2 Communication\nThe initial notification (a status update, with what changed, if one went out "
+         "before), the Slack message, the status page incident and the customer mail, from the playbook's "
+         "templates. They go to the run's `outbox/`; nothing is sent unless `send_messages = True`.",
+         "mitigate.communicate(inc, send_messages)"),
     ]),
     4: ("settle_seconds = 0           # after a mitigation: re-check every 10 s for up to this long until all pass", [
         ("## Pre-incident baseline", "validate.baseline(inc)"),
@@ -81,13 +86,21 @@ NOTEBOOKS = {
          "flowing, no lock waits.", "validate.checks(inc, settle_seconds)"),
         ("## Verdict", "validate.verdict(inc)"),
     ]),
-    5: ("", [
-        ("## Timeline", "postmortem.timeline(inc)"),
-        ("## Response against the deadline", "postmortem.response(inc)"),
-        ("## Root cause analysis (5 whys)", "postmortem.five_whys(inc)"),
+    5: ("send_messages = False        # True: the resolution messages leave the outbox (never a draft)", [
+        ("## Timeline\nEvery event of the incident, from all its runs under `outputs/<incident>/`: onset, alerts, "
+         "deploys, Kubernetes warnings, findings, steps planned, confirmed and applied, messages, the verdict. "
+         "Also in `timeline.json`.", "postmortem.timeline(inc)"),
+        (None, "postmortem.timeline_chart(inc)"),
+        ("## Response times\nMTTD, MTTA, MTTM, MTTR, and the severity's response deadline.",
+         "postmortem.response(inc)"),
+        ("## Root cause analysis (5 whys)\nA draft from the findings: the bracketed answers are for people.",
+         "postmortem.five_whys(inc)"),
+        ("## Action items\nSuggested per cause (the built-in catalogue and `action_items_file`).",
+         "postmortem.action_items(inc)"),
         ("## Post-mortem draft\nWritten to `postmortem.md` beside the notebooks.",
          "postmortem.write_postmortem(inc, window_minutes)"),
-        ("## Resolution notification", "print(postmortem.resolution_message(inc))"),
+        ("## Resolution notification\nA marked draft, never sent, until phase 4 has validated recovery.",
+         "postmortem.communicate(inc, send_messages)"),
     ]),
 }
 

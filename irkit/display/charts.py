@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 import plotly.io
 
 __all__ = [
+    "timeline_chart",
     "Chart",
     "downsample",
     "error_ratio_chart",
@@ -214,6 +215,29 @@ def pod_status_chart(pods: pd.DataFrame) -> Chart:
     fig.update_layout(title="Pod restarts and status", yaxis_title="restarts", template="plotly_white",
                       height=420, barmode="stack")
     return Chart(fig, "pod-status")
+
+
+_LANES = ("prometheus", "alertmanager", "kubernetes", "responder", "irkit", "comms")
+_KIND_COLOURS = {"onset": "#b42318", "alert": "#b42318", "peak": "#b42318", "deploy": "#6941c6",
+                 "k8s-event": "#dc6803", "finding": "#475467", "planned": "#475467", "confirmed": "#1570ef",
+                 "applied": "#067647", "failed": "#b42318", "undone": "#dc6803", "message": "#0e9384",
+                 "resolved": "#067647", "recovered": "#067647", "not-recovered": "#b42318", "run": "#1570ef"}
+
+
+def timeline_chart(events: pd.DataFrame) -> Chart:
+    """The incident's events on one time axis, a lane per source (columns: time, source, kind, event)."""
+    fig = go.Figure()
+    if events.empty:
+        fig.add_annotation(text="no events", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    for kind in [k for k in _KIND_COLOURS if not events.empty and (events["kind"] == k).any()]:
+        part = events[events["kind"] == kind]
+        fig.add_trace(go.Scatter(x=part["time"], y=part["source"], mode="markers", name=kind,
+                                 marker={"size": 12, "color": _KIND_COLOURS[kind], "symbol": "diamond"},
+                                 text=part["event"], hovertemplate="%{x}<br>%{text}<extra>" + kind + "</extra>"))
+    lanes = [lane for lane in _LANES if not events.empty and (events["source"] == lane).any()]
+    fig.update_yaxes(categoryorder="array", categoryarray=lanes[::-1])
+    fig.update_layout(title="Incident timeline", template="plotly_white", height=360, xaxis_title="time (UTC)")
+    return Chart(fig, "timeline")
 
 
 def save_image(chart: Chart, path: str | Path) -> Path | None:

@@ -599,8 +599,9 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
             from irkit.evidence import records as R
             ids = [s.id for s in R.RunRecords(planned.run_dir).get(R.STEPS) if not s.refused]
             say(f"plan {planned.run_dir.name}: confirming {', '.join(ids) or 'nothing'}")
-            params.update(execute_mitigations=True, settle_seconds=settle_seconds,
-                          **({"confirm": f"{name}:{','.join(ids)}"} if ids else {}))
+            params.update(execute_mitigations=True)
+            if ids:  # nothing to apply: nothing to wait for either
+                params.update(confirm=f"{name}:{','.join(ids)}", settle_seconds=settle_seconds)
             phases = sorted(set(phases or [1, 2, 3, 4, 5]) | {1, 2, 3, 4})
             truth_now = dataclasses.replace(scenario.truth, recovered=True if ids else scenario.truth.recovered)
         result = runner.run(name, phases, config_path=str(env.config_path),

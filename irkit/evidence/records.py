@@ -196,8 +196,10 @@ BASELINE = _key("baseline", 4, "rows: service, value: the error ratio 10 minutes
 CHECKS = _key("checks", 4, "rows: check, ok (true, false, or null: not measured), detail", _rows)
 VERDICT = _key("verdict", 4, "recovered (true, false, or null: unknown), failed, unmeasured", _typed(Verdict))
 # Phase 5: post-incident
-TIMELINE = _key("timeline", 5, "rows: time, event", _rows)
-RESPONSE = _key("response", 5, "{measure: value}: severity, start, response, deadline, duration", _dict)
+TIMELINE = _key("timeline", 5, "rows: time, source, kind, event, link: every event of the incident across its runs "
+                               "(also timeline.json, with the measures)", _rows)
+RESPONSE = _key("response", 5, "{measure: value}: severity, onset, detected, acknowledged, mitigated, resolved, MTTD, "
+                               "MTTA, MTTM, MTTR, respond by, response within deadline, duration", _dict)
 POSTMORTEM = _key("postmortem", 5, "{path, images}", _dict)
 
 

@@ -23,7 +23,7 @@ from irkit.evidence import records as R
 from irkit.phases.incident import Incident
 from irkit.rules.plan import PlanTargets, plan
 
-__all__ = ["apply_confirmed", "controls", "findings", "mitigation_plan", "prepared_steps", "who"]
+__all__ = ["apply_confirmed", "communicate", "controls", "findings", "mitigation_plan", "prepared_steps", "who"]
 
 
 def findings(inc: Incident) -> pd.DataFrame | views.Note:
@@ -155,3 +155,12 @@ def controls(inc: Incident, execute_mitigations: bool = False) -> Any:
         rows.append(widgets.VBox([widgets.HTML(f"<b>{escape(step.id)}</b> {escape(step.action)} {escape(step.target)}"),
                                   widgets.HBox([apply_button, undo_button]), out]))
     return widgets.VBox(rows)
+
+
+def communicate(inc: Incident, send_messages: bool = False) -> Any:
+    """3.2: the initial notification (or, when an earlier run of the incident wrote one, a status update saying
+    what changed), the Slack message, the status page incident and the customer mail: into the outbox, and
+    sent only when send_messages is on."""
+    from irkit.phases import communicate as talk
+    stage = "update" if talk.earlier_messages(inc) else "initial"
+    return talk.write_and_send(inc, stage, send_messages)

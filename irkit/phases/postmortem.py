@@ -1,128 +1,147 @@
-"""Phase 5, post-incident: timeline, response against the deadline, 5 whys, and the post-mortem draft
-in the playbook's template (Post-Incident Activities 3-4), with the resolution message."""
+"""Phase 5, post-incident (Post-Incident Activities 1-4): the incident's timeline across its runs, the response
+times (MTTD, MTTA, MTTM, MTTR) against the severity's deadline, the 5 whys, action items, the post-mortem draft in
+the playbook's template, and the resolution notification."""
 
 from __future__ import annotations
 
+import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from irkit import limits
+from irkit import comms, evidence, limits
+from irkit.comms.context import title
 from irkit.display import charts
+from irkit.errors import ConfigError
 from irkit.evidence import records as R
-from irkit.phases import PHASES
+from irkit.evidence.timeline import incident_events, incident_runs
+from irkit.phases.communicate import MessagesView, incident_context, write_and_send
 from irkit.phases.incident import Incident
-from irkit.rules.kinds import Kind
+from irkit.rules.followups import suggest
 from irkit.rules.recovery import Verdict
+from irkit.rules.timeline import Event, Measures, measures
 from irkit.sources import prom
 
-__all__ = ["five_whys", "resolution_message", "response", "timeline", "write_postmortem"]
+__all__ = ["action_items", "communicate", "five_whys", "resolution_message", "response", "timeline",
+           "timeline_chart", "write_postmortem"]
+
+TIMELINE_FILE = "timeline.json"
+
+
+def _events(inc: Incident) -> list[Event]:
+    return incident_events(inc.run_dir)
+
+
+def _measures(inc: Incident, events: list[Event]) -> Measures:
+    severity = inc.earlier(R.SEVERITY) or next(
+        (s for run in incident_runs(inc.run_dir) if (s := R.RunRecords(run).get(R.SEVERITY))), None)
+    return measures(events, severity.respond_by if severity else None)
+
 
 def timeline(inc: Incident) -> pd.DataFrame:
-    """Detection, each phase's start and end, findings and planned actions, in time order."""
-    run = inc.run
-    rows: list[dict[str, Any]] = []
-    start = run.get(R.INCIDENT_START)
-    if start:
-        rows.append({"time": start.isoformat(), "event": "incident start (error ratio crossed the SEV-3 threshold)"})
-    for phase in PHASES:
-        data = run.phase(phase.number) if phase.number != inc.phase else {"started_at": inc.started_at.isoformat()}
-        name = phase.title.lower()
-        if data.get("started_at"):
-            rows.append({"time": data["started_at"], "event": f"phase {phase.number} {name} started"})
-        if data.get("finished_at"):
-            rows.append({"time": data["finished_at"], "event": f"phase {phase.number} {name} finished"})
-        for problem in list(data.get("problems") or []):
-            rows.append({"time": problem["at"], "event": f"phase {phase.number}: {problem['step']} unavailable"})
-    severity = run.get(R.SEVERITY)
-    if severity and run.phase(1).get("finished_at"):
-        rows.append({"time": run.phase(1)["finished_at"], "event": f"classified {severity.name}"})
-    p2, p3 = run.phase(2), run.phase(3)
-    for finding in run.get(R.FINDINGS)[:5]:
-        rows.append({"time": p2.get("finished_at") or p2.get("started_at"),
-                     "event": f"finding: {finding.kind.value} {finding.subject}"})
-    for step in run.get(R.MITIGATIONS):
-        rows.append({"time": p3.get("started_at"), "event": f"mitigation planned: {step.action} {step.target}"})
-    for outcome in run.get(R.OUTCOMES):  # what was done, when, and who confirmed it
-        if outcome.status != "dry-run" and outcome.started_at:
-            by = f" (confirmed by {outcome.confirmation['by']})" if outcome.confirmation.get("by") else ""
-            rows.append({"time": outcome.started_at, "event": f"{outcome.action} {outcome.status}{by}: "
-                                                             f"{outcome.detail}"})
-    frame = pd.DataFrame(rows, columns=["time", "event"])
-    frame["time"] = pd.to_datetime(frame["time"], utc=True, format="ISO8601")
-    frame = frame.sort_values("time", kind="stable").reset_index(drop=True)
+    """Every event of the incident, from all its runs under outputs/<incident>/, in order; also timeline.json."""
+    events = _events(inc)
+    frame = pd.DataFrame([{"time": e.time, "source": e.source, "kind": e.kind, "event": e.text, "link": e.link}
+                          for e in events], columns=["time", "source", "kind", "event", "link"])
     inc.record(R.TIMELINE, frame)
+    evidence.write_json(inc.run_dir / TIMELINE_FILE, {
+        "schema_version": evidence.SCHEMA_VERSION, "incident": inc.id,
+        "runs": [run.name for run in incident_runs(inc.run_dir)],
+        "events": [e.as_dict() for e in events], "measures": _measures(inc, events).as_dict()})
     return frame
 
 
+def timeline_chart(inc: Incident) -> charts.Chart:
+    """The timeline on one time axis, a lane per source."""
+    return charts.timeline_chart(pd.DataFrame(inc.rows(R.TIMELINE), columns=["time", "source", "kind", "event"]))
+
+
+def _span(span: timedelta | None) -> str:
+    return str(timedelta(seconds=round(span.total_seconds()))) if span is not None else "unknown"
+
+
 def response(inc: Incident) -> pd.DataFrame:
-    """Duration and response time against the severity's deadline."""
+    """When it started, was detected, acknowledged, mitigated and resolved; MTTD/MTTA/MTTM/MTTR; the deadline."""
+    m = _measures(inc, _events(inc))
     severity = inc.earlier(R.SEVERITY)
-    began = inc.earlier(R.INCIDENT_START)
-    p1 = inc.run.phase(1)
-    responded = datetime.fromisoformat(p1["started_at"]) if p1.get("started_at") else None
-    now = datetime.now(UTC)
-    deadline = severity.respond_by if severity else None
+
+    def when(moment: datetime | None) -> str:
+        return moment.isoformat() if moment else "unknown"
+
     rows = [
         ("severity", severity.name if severity else "unknown"),
-        ("incident start", began.isoformat() if began else "unknown"),
-        ("response started", responded.isoformat() if responded else "unknown"),
-        ("respond by", deadline.isoformat() if deadline else "unknown"),
-        ("response within deadline", "yes" if (responded and deadline and responded <= deadline) else
-         ("no" if responded and deadline else "unknown")),
-        ("duration so far", str(timedelta(seconds=round((now - began).total_seconds()))) if began else "unknown"),
+        ("onset (error ratio crossed the threshold)", when(m.onset)),
+        ("detected (alert, else the first irkit run)", when(m.detected)),
+        ("acknowledged (first irkit run)", when(m.acknowledged)),
+        ("mitigated (first applied step with its effect)", when(m.mitigated)),
+        ("resolved (signals back, or recovery validated)", when(m.resolved)),
+        ("MTTD", _span(m.mttd)), ("MTTA", _span(m.mtta)), ("MTTM", _span(m.mttm)), ("MTTR", _span(m.mttr)),
+        ("respond by", when(m.respond_by)),
+        ("response within deadline", {True: "yes", False: "no", None: "unknown"}[m.deadline_met]),
+        ("duration", _span(m.mttr) if m.resolved else
+         (_span(datetime.now(UTC) - m.onset) + " so far, not resolved" if m.onset else "unknown")),
     ]
     inc.record(R.RESPONSE, dict(rows))
     return pd.DataFrame(rows, columns=["measure", "value"])
 
 
 def five_whys(inc: Incident) -> pd.DataFrame:
-    """The 5-whys scaffold, its first answers filled from the findings."""
+    """The 5-whys chain drafted from the findings: the symptom, the cause that explains it, what the cause's
+    evidence says of it; the deeper whys are left for people (marked)."""
     found = inc.earlier(R.FINDINGS)
-    symptom = next((f for f in found if not f.is_cause and f.kind is not Kind.SOURCE_UNAVAILABLE), None)
-    cause = found[0] if found else None
+    symptom = next((f for f in found if not f.is_cause and f.kind.value != "source-unavailable"), None)
+    cause = next((f for f in found if f.is_cause), None)
+    ev = cause.evidence if cause else {}
+    deeper = ", ".join(f"{k} {v}" for k, v in ev.items() if k in ("state", "application_name", "usename", "image",
+                                                                   "revision", "memory_limit", "age_minutes",
+                                                                   "xact_seconds", "query"))[:300]
     rows = [
-        ("What happened?", f"{symptom.detail} on {symptom.subject}" if symptom else "[symptom]"),
-        ("Why did it happen?", f"{cause.kind.value}: {cause.detail}" if cause else "[immediate cause]"),
-        ("Why did that happen?", "[underlying cause]"),
-        ("Why did that happen?", "[root cause]"),
-        ("Why did that happen?", "[system/process failure]"),
+        ("What happened?", f"{symptom.detail} on {symptom.subject}" if symptom else title(found)),
+        ("Why did it happen?", f"{cause.kind.value} {cause.subject}: {cause.detail}" if cause
+         else "[immediate cause: the investigation found no cause]"),
+        ("Why did that happen?", f"[draft from the evidence: {deeper}]" if deeper else "[underlying cause]"),
+        ("Why did that happen?", "[root cause: to be written by the team]"),
+        ("Why did that happen?", "[system or process failure: to be written by the team]"),
     ]
     return pd.DataFrame(rows, columns=["question", "answer"])
 
 
+def _team_items(inc: Incident) -> dict[str, list[str]]:
+    path = inc.config.action_items_file
+    if not path:
+        return {}
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"action_items_file {path}: {exc}; it holds lines like lock-root = [\"...\"]") from exc
+    return {str(k): [str(i) for i in v] for k, v in data.items() if isinstance(v, list)}
+
+
+def action_items(inc: Incident) -> pd.DataFrame:
+    """Action items suggested per cause found (the built-in catalogue, then the team's action_items_file)."""
+    items = suggest(inc.earlier(R.FINDINGS), _team_items(inc))
+    return pd.DataFrame(items, columns=["cause", "action item"])
+
+
 def resolution_message(inc: Incident) -> str:
-    """The playbook's resolution notification, filled in; a marked draft until phase 4 says recovered."""
-    cfg = inc.config
-    affected = ", ".join(inc.earlier(R.AFFECTED) or [cfg.backend_deployment])
-    found = inc.earlier(R.FINDINGS)
-    cause = next((f for f in found if f.is_cause), found[0] if found else None)
-    steps = inc.earlier(R.MITIGATIONS)
-    verdict = inc.earlier(R.VERDICT)
-    duration = (inc.current(R.RESPONSE) or {}).get("duration so far", "[duration]")
-    brief = f"{cause.kind.value} on {cause.subject}" if cause else "Incident"
-    applied = [s.command for s in steps if s.status == "applied"]
-    planned = [s.command for s in steps if s.status != "applied"]
-    resolution = "; ".join(applied) or (f"planned, not yet applied: {'; '.join(planned)}" if planned
-                                        else "[what was done to fix it]")
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    if verdict is not None and verdict.recovered:
-        head, subject, state = "", f"[RESOLVED] {brief}", f"has been resolved as of {now}"
-    else:
+    """The playbook's resolution notification from the template; a marked draft until recovery is validated."""
+    ctx = incident_context(inc)
+    text = comms.render("resolution.txt.j2", ctx, inc.config.templates_dir)
+    if ctx["status"] != "Resolved":
+        verdict = inc.earlier(R.VERDICT)
         reasons = (list(verdict.failed) + list(verdict.unmeasured)) if verdict else []
-        failing = "; ".join((reasons or ["phase 4 has not run"])[:3])
-        head = f"DRAFT, do not send: recovery is not validated ({failing}).\n\n"
-        subject, state = f"[NOT RESOLVED] {brief}", f"is not resolved as of {now}"
-    return (
-        f"{head}Subject: {subject}\n\n"
-        f"The incident affecting {affected} {state}.\n\n"
-        f"Root Cause: {cause.detail if cause else '[brief explanation]'}\n"
-        f"Resolution: {resolution}\n"
-        f"Duration: {duration}\n\n"
-        "We apologize for any inconvenience caused. A detailed post-mortem will be published within 48 hours.\n"
-    )
+        failing = "; ".join((reasons or ["phase 4 has not validated recovery"])[:3])
+        text = f"DRAFT, do not send: recovery is not validated ({failing}).\n\n" + text.replace(
+            "[RESOLVED]", "[NOT RESOLVED]").replace("has been resolved as of", "is not resolved as of")
+    return text
+
+
+def communicate(inc: Incident, send_messages: bool = False) -> MessagesView:
+    """The resolution notification, Slack message, status page resolution and customer mail: into the outbox,
+    sent when send_messages is on; a draft (never sent) until phase 4 has validated recovery."""
+    draft = incident_context(inc)["status"] != "Resolved"
+    return write_and_send(inc, "resolution", send_messages, draft=draft)
 
 
 def _recovery_line(verdict: Verdict | None) -> str:
@@ -135,11 +154,31 @@ def _recovery_line(verdict: Verdict | None) -> str:
     return "no: " + "; ".join(verdict.failed)
 
 
+def _impact(inc: Incident, m: Measures) -> list[str]:
+    """The impact in user terms: journeys that failed, requests that failed, for how long, still going on."""
+    endpoints = [r for run in incident_runs(inc.run_dir) for r in R.RunRecords(run).get(R.ENDPOINTS)]
+    journeys = sorted({str(r.get("journey") or r.get("url")) for r in endpoints if r.get("ok") is False})
+    lines = [f"- **Journeys that failed**: {', '.join(journeys) if journeys else 'none of the checked journeys'}"]
+    if m.onset:
+        end = m.resolved or datetime.now(UTC)
+        counted = inc.attempt("failed requests", lambda: prom.failed_requests(inc.prom, m.onset, end))  # type: ignore[arg-type]
+        if isinstance(counted, tuple):
+            failed, total = counted
+            share = f" of {total:,.0f} ({failed / total:.1%})" if total else ""
+            lines.append(f"- **Failed requests**: {failed:,.0f}{share} from {m.onset:%H:%M} to {end:%H:%M} UTC")
+        else:
+            lines.append("- **Failed requests**: not measured (see the phase's problems)")
+    lines.append(f"- **For how long**: {_span(m.mttr) if m.resolved else 'still going on at the time of writing'}")
+    return lines
+
+
 def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     """``postmortem.md`` in the playbook's template, beside the notebooks, with chart images."""
     cfg = inc.config
     severity = inc.earlier(R.SEVERITY)
-    start = inc.earlier(R.INCIDENT_START)
+    events = _events(inc)
+    m = _measures(inc, events)
+    found = inc.earlier(R.FINDINGS)
     images: list[str] = []
     frame = inc.attempt("error ratio for the post-mortem", lambda: prom.error_ratio(
         inc.prom, prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes))),
@@ -147,34 +186,49 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     if isinstance(frame, pd.DataFrame):
         history = inc.run.get(R.ROLLOUT_HISTORY)
         chart = charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
-                                         incident_start=start, deploys=pd.DataFrame(history) if history else None,
+                                         incident_start=m.onset, deploys=pd.DataFrame(history) if history else None,
                                          label=cfg.prom_service_label)
         if charts.save_image(chart, inc.run_dir / "postmortem-error-ratio.png"):
             images.append("postmortem-error-ratio.png")
-    found = inc.earlier(R.FINDINGS)
+    if events and charts.save_image(timeline_chart(inc), inc.run_dir / "postmortem-timeline.png"):
+        images.append("postmortem-timeline.png")
     causes = [f for f in found if f.is_cause]
     symptoms = [f for f in found if not f.is_cause]
     steps = inc.earlier(R.MITIGATIONS)
+    outcomes = [o for run in incident_runs(inc.run_dir) for o in R.RunRecords(run).get(R.OUTCOMES)
+                if o.status != "dry-run"]
+    whys = five_whys(inc)
     lines = [
-        f"# Incident Post-Mortem: {inc.id}",
+        f"# Incident Post-Mortem: {title(found)}",
+        "", f"Incident {inc.id}. A draft written by irkit from the evidence in `outputs/{inc.id}/`: edit it.",
         "", "## Summary",
-        f"- **Date**: {(start or inc.started_at).date().isoformat()}",
-        f"- **Duration**: {(inc.current(R.RESPONSE) or {}).get('duration so far', 'unknown')}",
+        f"- **Date**: {(m.onset or inc.started_at).date().isoformat()}",
+        f"- **Duration**: {_span(m.mttr) if m.resolved else 'not resolved at the time of writing'}",
         f"- **Severity**: {severity.name if severity else 'unknown'}",
         f"- **Impact**: {'; '.join(severity.reasons) if severity else 'unknown'}",
+        *_impact(inc, m),
+        f"- **Response**: MTTD {_span(m.mttd)}, MTTA {_span(m.mtta)}, MTTM {_span(m.mttm)}, MTTR {_span(m.mttr)}; "
+        f"response deadline {({True: 'met', False: 'missed', None: 'unknown'})[m.deadline_met]}",
         "", "## Timeline",
-        *[f"- {row['time']}: {row['event']}" for row in inc.rows(R.TIMELINE)],
+        *[f"- {e.time:%Y-%m-%d %H:%M:%S} UTC ({e.source}): {e.text}" + (f" [evidence]({e.link})" if e.link else "")
+          for e in events],
         "", "## Root Cause",
         *([f"{i + 1}. **{f.kind.value}** {f.subject}: {f.detail}" for i, f in enumerate(causes[:5])]
           or ["[Detailed root cause analysis: the investigation found symptoms but no cause]"]),
-        "", "### Symptoms observed",
+        "", "### Symptoms it explains",
         *([f"- **{f.kind.value}** {f.subject}: {f.detail}" for f in symptoms] or ["- none recorded"]),
+        "", "### 5 whys (draft: edit the bracketed answers)",
+        *[f"{i + 1}. {row['question']} {row['answer']}" for i, row in enumerate(whys.to_dict("records"))],
         "", "## Resolution",
-        *([f"- {s.action} {s.target} ({s.status}): `{s.command}`" for s in steps]
+        *([f"- {o.action}: {o.status}, {o.detail} (confirmed by {o.confirmation.get('by', '?')} at "
+           f"{o.confirmation.get('at', '?')})" for o in outcomes]
+          or [f"- planned, not applied by irkit: {s.action} {s.target}: `{s.command}`" for s in steps]
           or ["- no mitigation was planned"]),
         f"- Recovery validated: {_recovery_line(inc.earlier(R.VERDICT))}",
-        "", "## Action Items", "- [ ] [Specific actions to prevent recurrence] (owner, due date)",
-        "", "## Lessons Learned", "[What we learned from this incident]",
+        "", "## Action Items",
+        *([f"- [ ] {item} ({cause}; owner, due date)" for cause, item in suggest(found, _team_items(inc))]
+          or ["- [ ] [Specific actions to prevent recurrence] (owner, due date)"]),
+        "", "## Lessons Learned", "- What went well: [ ]", "- What went wrong: [ ]", "- Where we got lucky: [ ]",
         "", "## Charts", *[f"![{name}]({name})" for name in images],
         "", "## Resolution message", "```", resolution_message(inc).rstrip(), "```", "",
     ]

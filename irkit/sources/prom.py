@@ -37,6 +37,7 @@ __all__ = [
     "Window",
     "connect",
     "error_ratio",
+    "failed_requests",
     "error_ratio_query",
     "explain_no_data",
     "require_data",
@@ -261,6 +262,20 @@ def latency_quantile(prom: Prometheus, q: float = 0.95, window: Window | None = 
                      by_service: bool = False) -> pd.DataFrame:
     """The ``q`` latency quantile in seconds from the histogram (p50/p95/p99)."""
     return _run(prom, latency_quantile_query(prom.config, q, service=service, by_service=by_service), window, at)
+
+
+def failed_requests(prom: Prometheus, start: datetime, end: datetime) -> tuple[float, float] | None:
+    """(failed, all) requests between ``start`` and ``end``: the 5xx and total counts over the incident, for
+    its impact in user terms. None when the counter has no series."""
+    metric = _name(prom.config.prom_requests_metric, "prom_requests_metric")
+    status = _name(prom.config.prom_status_label, "prom_status_label")
+    span = max(60, int((end - start).total_seconds()))
+    errors = _matchers(prom.config, None, f'{status}=~"5.."')
+    failed = prom.instant(f"sum(increase({metric}{errors}[{span}s]))", end)
+    total = prom.instant(f"sum(increase({metric}{_matchers(prom.config, None)}[{span}s]))", end)
+    if failed.empty or total.empty:
+        return None
+    return float(failed["value"].iloc[0]), float(total["value"].iloc[0])
 
 
 def require_data(prom: Prometheus, frame: pd.DataFrame, what: str, metric_key: str,

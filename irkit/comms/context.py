@@ -1,0 +1,141 @@
+"""What the messages and the post-mortem say, in plain words, from the incident's records. Pure.
+
+:func:`title` names what happened the way a person would ("Orders updates blocked by an idle
+database transaction"), from the first cause the investigation found; :func:`context` is every
+variable the templates may use (README: Communications lists them).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from irkit.rules.kinds import Finding, Kind
+
+__all__ = ["FACTS", "context", "customer_title", "status_of", "title"]
+
+# The facts a status update compares with the previous one to say what changed.
+FACTS = ("status", "severity", "impact", "actions")
+_TABLE = re.compile(r"\b(?:UPDATE|INSERT\s+INTO|DELETE\s+FROM|ALTER\s+TABLE|LOCK\s+TABLE)\s+(?:ONLY\s+)?\"?(\w+)",
+                    re.IGNORECASE)
+
+
+def _table(text: Any) -> str:
+    match = _TABLE.search(str(text or ""))
+    return match.group(1) if match else ""
+
+
+def _who(name: Any) -> str:
+    """A workload's name as people say it: backend-deployment -> backend."""
+    return str(name or "").removesuffix("-deployment").removesuffix("-primary").removesuffix("-master") or "service"
+
+
+def title(findings: Sequence[Finding], fallback: str = "Service degradation") -> str:
+    """What happened, in plain words, from the first cause found (else the first symptom)."""
+    found = next((f for f in findings if f.is_cause), findings[0] if findings else None)
+    if found is None:
+        return fallback
+    ev, kind = found.evidence, found.kind
+    if kind is Kind.LOCK_ROOT:
+        table = _table(ev.get("query") or found.detail)
+        state = str(ev.get("state") or found.detail)
+        who = "an idle database transaction" if "idle" in state else "a long database transaction"
+        return f"{table.capitalize() + ' updates' if table else 'Database writes'} blocked by {who}"
+    if kind is Kind.DEADLOCK:
+        return "Database transactions deadlocking"
+    if kind is Kind.DDL_QUEUED:
+        table = _table(ev.get("query") or found.detail)
+        return f"A schema change queued behind a long read blocks {table or 'a table'}"
+    if kind is Kind.LONG_RUNNING_QUERY:
+        return "A long-running query saturates the database"
+    if kind is Kind.DB_SATURATION:
+        return "Database connections exhausted" + (f" by {ev['application']}" if ev.get("application") else "")
+    if kind is Kind.DATASTORE_DOWN:
+        what = "database" if "postgres" in found.subject else ("cache" if "redis" in found.subject else found.subject)
+        return f"The {what} is down"
+    if kind is Kind.BAD_REVISION:
+        image = str(ev.get("image") or "").rsplit(":", 1)[-1]
+        return f"The new {_who(ev.get('deployment', found.subject))} release{' ' + image if image else ''} fails"
+    if kind is Kind.OOM_KILLED:
+        return f"The {_who(ev.get('deployment', found.subject))} runs out of memory"
+    if kind is Kind.IMAGE_PULL:
+        return f"A {_who(found.subject)} release cannot be pulled"
+    if kind is Kind.CRASHLOOP:
+        return f"{_who(found.subject).capitalize()} pods keep crashing"
+    if kind is Kind.PROVIDER_FAILING:
+        return "The blockchain provider is failing"
+    if kind is Kind.UPSTREAM_TIMEOUT:
+        return "An upstream service times out"
+    if kind is Kind.OVERLOAD:
+        return f"Traffic beyond the {_who(ev.get('deployment'))}'s capacity"
+    if kind is Kind.UNSCHEDULABLE:
+        return "New pods cannot be scheduled"
+    if kind is Kind.PODS_NOT_READY:
+        return f"{_who(found.subject).capitalize()} pods are not ready"
+    if kind is Kind.ENDPOINT_DOWN:
+        return f"{ev.get('journey') or found.subject} is failing"
+    if kind is Kind.SLOW_LATENCY:
+        return f"Slow responses on {found.subject}"
+    if kind is Kind.ERROR_SPIKE:
+        return f"Elevated errors on {found.subject}"
+    return fallback
+
+
+def customer_title(severity: str) -> str:
+    """What customers are told happened: no internal names."""
+    return "Service disruption" if severity == "SEV-1" else "Degraded service"
+
+
+def status_of(*, recovered: bool | None, applied: bool, planned: bool) -> str:
+    """The playbook's status words: Investigating, Identified, Monitoring, Resolved."""
+    if recovered:
+        return "Resolved"
+    if applied:
+        return "Monitoring"
+    return "Identified" if planned else "Investigating"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "unknown"
+
+
+def _span(span: timedelta | None) -> str:
+    if span is None:
+        return "unknown"
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def context(*, incident: str, severity: str, findings: Sequence[Finding], affected: Sequence[str],
+            reasons: Sequence[str], onset: datetime | None, now: datetime, recovered: bool | None,
+            resolved_at: datetime | None, applied: Sequence[str], planned: Sequence[str], interval: int,
+            war_room: str, status_page_url: str, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Every variable a template may use. ``previous``: the facts (:data:`FACTS`) of the last update sent
+    or written, to say what changed since."""
+    head = title(findings)
+    cause = next((f for f in findings if f.is_cause), findings[0] if findings else None)
+    status = status_of(recovered=recovered, applied=bool(applied), planned=bool(planned))
+    impact = "; ".join(reasons[:3]) or "under assessment"
+    actions = "; ".join(applied) if applied else (f"planned: {'; '.join(planned)}" if planned else "investigating")
+    facts = {"status": status, "severity": severity, "impact": impact, "actions": actions}
+    changes = [f"{name}: {previous.get(name)} -> {facts[name]}" for name in FACTS
+               if previous and previous.get(name) != facts[name]]
+    end = resolved_at or (now if recovered else None)
+    return {
+        "incident": incident, "severity": severity, "title": head, "issue": head[:1].lower() + head[1:],
+        "customer_title": customer_title(severity),
+        "customer_impact": "some of our services fail or respond slowly" if severity != "SEV-1"
+        else "our marketplace is unavailable or failing for many users",
+        "affected": ", ".join(affected) or "the marketplace", "impact": impact, "status": status,
+        "started": _when(onset), "now": _when(now), "eta": "monitoring after the fix" if applied and not recovered
+        else ("resolved" if recovered else "under investigation"),
+        "interval": interval, "next_update": _when(now + timedelta(minutes=interval)) if not recovered else "none",
+        "actions": actions, "changes": changes, "last_update": str((previous or {}).get("at", "none")),
+        "war_room": war_room, "status_page_url": status_page_url,
+        "root_cause": f"{cause.detail} ({cause.kind.value} {cause.subject})" if cause else "under investigation",
+        "resolution": "; ".join(applied) or "no change was applied by irkit; see the post-mortem",
+        "resolved_at": _when(end), "duration": _span(end - onset if end and onset else None),
+        "facts": facts,
+    }

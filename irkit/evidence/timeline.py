@@ -1,0 +1,126 @@
+"""The incident's timeline gathered from every run of it under ``outputs/<incident>/`` (playbook: data collection).
+
+An incident spans several runs: phases 1-3 when it starts, phase 4 again after the fix, phase 5
+the next morning. :func:`incident_events` reads each run's records (typed, through
+:class:`~irkit.evidence.records.RunRecords`) and its outbox, and turns them into
+:class:`~irkit.rules.timeline.Event` entries whose links point at the evidence
+(``<run id>/phase-2.json``, relative to the incident's directory).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from irkit.evidence import RUN, read_json
+from irkit.evidence import records as R
+from irkit.rules.timeline import Event, merge
+
+__all__ = ["OUTBOX", "incident_events", "incident_runs"]
+
+OUTBOX = "outbox"
+_DEPLOY_HORIZON_HOURS = 24  # deploys older than this before the onset are history, not this incident's
+
+
+def incident_runs(run_dir: Path) -> list[Path]:
+    """This run and every earlier run of the same incident (the directories beside it with a run.json),
+    oldest first."""
+    parent = run_dir.parent
+    runs = [p for p in parent.iterdir() if p.is_dir() and (p / RUN).is_file() and p.name <= run_dir.name] \
+        if parent.is_dir() else []
+    if run_dir not in runs and (run_dir / RUN).is_file():
+        runs.append(run_dir)
+    return sorted(runs, key=lambda p: p.name)
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
+    records = R.RunRecords(run)
+    meta = read_json(run / RUN) or {}
+    link = lambda phase: f"{run.name}/phase-{phase}.json"  # noqa: E731 -- a short local name for a path
+    started = _time(meta.get("started_at"))
+    if started:
+        phases = meta.get("phases") or []
+        yield Event(started, "responder", "run", f"irkit run {run.name} (phases {','.join(map(str, phases))})",
+                    f"{run.name}/run.json")
+    alert = meta.get("alert")
+    if isinstance(alert, dict) and _time(alert.get("startsAt")):
+        yield Event(_time(alert["startsAt"]), "alertmanager", "alert",  # type: ignore[arg-type]
+                    f"alert {alert.get('name', '?')} fired", f"{run.name}/run.json")
+    onset = records.get(R.INCIDENT_START)
+    if onset:
+        yield Event(onset, "prometheus", "onset", "error ratio crossed error_ratio_moderate", link(1))
+    peak = records.get(R.ERROR_RATIO_PEAK)
+    if peak and _time(peak.get("at")):
+        yield Event(_time(peak["at"]), "prometheus", "peak",  # type: ignore[arg-type]
+                    f"peak error ratio {float(peak.get('error_ratio') or 0):.1%} on {peak.get('service')}", link(1))
+    resolved = records.get(R.RESOLVED_AT)
+    if resolved:
+        yield Event(resolved, "prometheus", "resolved", "signals back under their thresholds", link(1))
+    for row in records.get(R.ROLLOUT_HISTORY):
+        created = _time(row.get("created"))
+        horizon = first_onset or onset or started
+        if created and (horizon is None or (horizon - created).total_seconds() < _DEPLOY_HORIZON_HOURS * 3600):
+            yield Event(created, "kubernetes", "deploy", f"deployment/{row.get('deployment')} revision "
+                                                         f"{row.get('revision')}: {row.get('images')}", link(2))
+    for row in records.get(R.WARNING_EVENTS)[:20]:
+        moment = _time(row.get("time"))
+        if moment:
+            yield Event(moment, "kubernetes", "k8s-event", f"{row.get('object')} {row.get('reason')}: "
+                                                           f"{str(row.get('message'))[:160]}", link(2))
+    p2 = records.phase(2)
+    found_at = _time(p2.get("finished_at") or p2.get("started_at"))
+    for finding in records.get(R.FINDINGS)[:5]:
+        if found_at:
+            yield Event(found_at, "irkit", "finding", f"{finding.kind.value} {finding.subject}: {finding.detail}",
+                        link(2))
+    p3 = records.phase(3)
+    planned_at = _time(p3.get("started_at"))
+    for step in records.get(R.STEPS):
+        if planned_at:
+            yield Event(planned_at, "irkit", "planned", f"planned {step.id}: {step.action} {step.target}"
+                        + (f" ({step.refused})" if step.refused else ""), link(3))
+    for outcome in records.get(R.OUTCOMES):
+        if outcome.status == "dry-run":
+            continue
+        confirmed = _time(outcome.confirmation.get("at"))
+        if confirmed:
+            yield Event(confirmed, "responder", "confirmed", f"{outcome.id} confirmed by "
+                                                             f"{outcome.confirmation.get('by')} "
+                                                             f"({outcome.confirmation.get('via')})", link(3))
+        done = _time(outcome.started_at)
+        if done:
+            kind = {"applied": "applied", "undone": "undone"}.get(outcome.status, "failed")
+            yield Event(done, "irkit", kind, f"{outcome.action} {outcome.status}: {outcome.detail}", link(3))
+    verdict = records.get(R.VERDICT)
+    p4 = records.phase(4)
+    if verdict is not None and _time(p4.get("finished_at")):
+        kind = "recovered" if verdict.recovered else "not-recovered"
+        text = "recovery validated (phase 4)" if verdict.recovered else \
+            f"not recovered: {'; '.join((list(verdict.failed) + list(verdict.unmeasured))[:2]) or 'unknown'}"
+        yield Event(_time(p4["finished_at"]), "irkit", kind, text, link(4))  # type: ignore[arg-type]
+    for message in sorted((run / OUTBOX).glob("*.json")) if (run / OUTBOX).is_dir() else []:
+        data = read_json(message)
+        if isinstance(data, dict) and _time(data.get("created_at")):
+            state = data.get("status", "outbox")
+            yield Event(_time(data["created_at"]), "comms", "message",  # type: ignore[arg-type]
+                        f"{data.get('kind')} via {data.get('channel')}: {state}", f"{run.name}/{OUTBOX}/{message.name}")
+
+
+def incident_events(run_dir: Path) -> list[Event]:
+    """Every event of the incident, from this run and the earlier ones beside it, merged."""
+    runs = incident_runs(run_dir)
+    onsets = [o for run in runs if (o := R.RunRecords(run).get(R.INCIDENT_START))]
+    first_onset = min(onsets) if onsets else None  # deploys are weighed against the incident's first onset
+    return merge(event for run in runs for event in _run_events(run, first_onset))
