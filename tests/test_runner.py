@@ -72,7 +72,9 @@ def test_manifest_verifies_and_detects_tampering(run_result: runner.RunResult):
     assert evidence.verify(run_result.run_dir) == {"changed": [], "added": [], "removed": [], "unexpected": [],
                                                    "signature": []}
     postmortem = run_result.run_dir / "postmortem.md"
-    assert postmortem.read_text().startswith("# Incident Post-Mortem: INC-TEST")
+    # Titled by what happened, in plain words (the first cause), not by an id or a finding kind.
+    assert postmortem.read_text().startswith("# Incident Post-Mortem: Orders updates blocked by an idle database "
+                                             "transaction\n\nIncident INC-TEST.")
     original = postmortem.read_text()
     postmortem.write_text(original + "\nedited")
     try:
@@ -117,7 +119,8 @@ def test_every_chart_draws_in_headless_chromium_with_no_network(run_result: runn
         chunk = dom[match.end():following.start() if following else len(dom)]
         drawn.setdefault(match.group(1), []).append('class="trace ' in chunk and 'class="main-svg"' in chunk)
     # Phases 1 and 2 each draw the error ratio and the latency.
-    expected = {"error-ratio": [True, True], "latency": [True, True], "pod-status": [True], "lock-graph": [True]}
+    expected = {"error-ratio": [True, True], "latency": [True, True], "pod-status": [True], "lock-graph": [True],
+                "timeline": [True]}
     assert drawn == expected
 
 
@@ -131,14 +134,14 @@ def test_the_plan_shows_each_command_whole_ready_to_copy(run_result: runner.RunR
 
 def test_postmortem_separates_causes_from_symptoms_and_never_claims_resolved_early(run_result: runner.RunResult):
     text = (run_result.run_dir / "postmortem.md").read_text()
-    root_cause = text.split("## Root Cause", 1)[1].split("### Symptoms observed", 1)[0]
-    symptoms = text.split("### Symptoms observed", 1)[1].split("## Resolution", 1)[0]
+    root_cause = text.split("## Root Cause", 1)[1].split("### Symptoms it explains", 1)[0]
+    symptoms = text.split("### Symptoms it explains", 1)[1].split("### 5 whys", 1)[0]
     assert "**lock-root**" in root_cause and "**bad-revision**" in root_cause
     assert "error-spike" not in root_cause and "**error-spike** backend" in symptoms
     message = text.split("## Resolution message", 1)[1]
     assert "DRAFT, do not send: recovery is not validated" in message  # phase 4 said not recovered
-    assert "Subject: [NOT RESOLVED] lock-root on pid" in message and "[RESOLVED]" not in message
-    assert "Resolution: planned, not yet applied: kubectl exec" in message
+    assert "Subject: [NOT RESOLVED] Orders updates blocked" in message and "[RESOLVED]" not in message
+    assert "Resolution: planned, not yet applied: terminate-backend pid" in message
 
 
 def test_a_run_with_every_source_hung_still_completes_and_names_each(black_hole: str, tmp_path: Path):

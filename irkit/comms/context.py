@@ -135,7 +135,8 @@ def context(*, incident: str, severity: str, findings: Sequence[Finding], affect
         "actions": actions, "changes": changes, "last_update": str((previous or {}).get("at", "none")),
         "war_room": war_room, "status_page_url": status_page_url,
         "root_cause": f"{cause.detail} ({cause.kind.value} {cause.subject})" if cause else "under investigation",
-        "resolution": "; ".join(applied) or "no change was applied by irkit; see the post-mortem",
+        "resolution": "; ".join(applied) or (f"planned, not yet applied: {'; '.join(planned)}" if planned
+                                             else "no change was applied by irkit; see the post-mortem"),
         "resolved_at": _when(end), "duration": _span(end - onset if end and onset else None),
         "facts": facts,
     }

@@ -30,7 +30,7 @@ def incident_runs(run_dir: Path) -> list[Path]:
     parent = run_dir.parent
     runs = [p for p in parent.iterdir() if p.is_dir() and (p / RUN).is_file() and p.name <= run_dir.name] \
         if parent.is_dir() else []
-    if run_dir not in runs and (run_dir / RUN).is_file():
+    if run_dir not in runs and run_dir.is_dir():  # this run counts even without run.json (a notebook's own dir)
         runs.append(run_dir)
     return sorted(runs, key=lambda p: p.name)
 

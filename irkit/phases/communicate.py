@@ -56,7 +56,9 @@ def incident_context(inc: Incident) -> dict[str, Any]:
     verdict = _latest(inc, R.VERDICT)
     applied = [f"{o.action} ({o.id})" for run in incident_runs(inc.run_dir)
                for o in R.RunRecords(run).get(R.OUTCOMES) if o.status == "applied"]
-    planned = [f"{m.action} {m.target}" for m in (_latest(inc, R.MITIGATIONS) or []) if m.status == "planned"]
+    mitigations = _latest(inc, R.MITIGATIONS) or []
+    applied = applied or [m.command for m in mitigations if m.status == "applied"]  # marked applied by hand
+    planned = [f"{m.action} {m.target}" for m in mitigations if m.status == "planned"]
     previous = next((m.payload for m in reversed(_messages(inc)) if m.kind in ("initial", "update")
                      and m.payload.get("facts")), None)
     recovered = verdict.recovered if verdict is not None else None

@@ -19,7 +19,8 @@ def test_resolution_message_says_resolved_only_once_recovery_is_validated(tmp_pa
     phase(3, {"mitigations": [{"command": "SELECT pg_terminate_backend(7);", "status": "applied"}]})
     phase(4, {"verdict": {"recovered": True, "failed": []}})
     message = resolution_message(Incident("INC-9", 5, tmp_path, Config()))
-    assert message.startswith("Subject: [RESOLVED] lock-root on pid 7")  # the cause, not the symptom
+    # What happened in plain words, from the cause, not the symptom.
+    assert message.startswith("Subject: [RESOLVED] Database writes blocked by an idle database transaction")
     assert "has been resolved as of" in message and "Resolution: SELECT pg_terminate_backend(7);" in message
     phase(4, {"verdict": {"recovered": False, "failed": ["error ratio backend: 12%"]}})
     message = resolution_message(Incident("INC-9", 5, tmp_path, Config()))
