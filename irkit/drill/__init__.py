@@ -69,6 +69,8 @@ class Truth:
     ongoing: bool | None = None  # phase 1's "ongoing or resolved"; None: not checked
     recovered: bool | None = None  # phase 4's verdict on the unmitigated drill; None: not checked
     first_three: tuple[Mapping[str, str], ...] = ()  # {kind, subject} that must be among the first three findings
+    # Phase 4's verdict once the plan is applied (--execute-mitigations): recovered, unless a signal stays blind.
+    after_mitigation: bool | None = True
 
     def resolved(self, pids: Mapping[str, int]) -> Truth:
         """The truth with each ``{session}`` replaced by that session's pid."""
@@ -77,7 +79,7 @@ class Truth:
                 return None
             return {k: _SESSION_REF.sub(lambda m: str(pids.get(m.group(1), m.group(0))), v) for k, v in table.items()}
         return Truth(self.real, self.severity, fill(self.root), fill(self.mitigation), self.ongoing, self.recovered,
-                     tuple(t for t in (fill(x) for x in self.first_three) if t is not None))
+                     tuple(t for t in (fill(x) for x in self.first_three) if t is not None), self.after_mitigation)
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,8 @@ def _offset(text: Any, where: str) -> float:
 KEYS: dict[str, frozenset[str]] = {
     "": frozenset({"title", "description", "namespace", "truth", "parameters", "config", "marketplace", "sessions",
                    "traffic", "cluster", "database"}),
-    "truth": frozenset({"real", "severity", "root", "mitigation", "ongoing", "recovered", "first_three"}),
+    "truth": frozenset({"real", "severity", "root", "mitigation", "ongoing", "recovered", "first_three",
+                        "after_mitigation"}),
     "database": frozenset({"max_connections", "down", "deadlocks"}),
     "marketplace": frozenset({"backend_up", "redis", "redis_down", "recovers_when_sessions_end"}),
     "sessions": frozenset({"name", "application", "statements", "repeat"}),
@@ -235,8 +238,11 @@ def _truth(data: Any, where: str) -> Truth:
             isinstance(t, dict) and {"kind", "subject"} <= set(t) and t["kind"] in {k.value for k in Kind}
             for t in first_three):
         raise ScenarioError(f"{at}: first_three must be at most three {{ kind = ..., subject = ... }} with known kinds")
+    after = data.get("after_mitigation", "recovered")
+    if after not in ("recovered", "not-recovered", "unknown"):
+        raise ScenarioError(f"{at}: after_mitigation must be \"recovered\", \"not-recovered\" or \"unknown\"")
     return Truth(bool(_require(data, "real", at, bool)), severity, root, mitigation, checks["ongoing"],
-                 checks["recovered"], tuple(first_three))
+                 checks["recovered"], tuple(first_three), {"recovered": True, "not-recovered": False}.get(after))
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
@@ -430,6 +436,8 @@ class DrillEnvironment:
         # A drill compresses time: rates over 1 minute, so a fix shows in phase 4 within a minute.
         values = {"namespace": sc.namespace, "kubeconfig": str(self.kubeconfig), "pg_dsn": self.postgres.reader_dsn,
                   "pg_action_dsn": self.postgres.responder_dsn,
+                  # Every template is rendered into the outbox (nothing is sent: no credentials, send_messages off).
+                  "statuspage_page_id": "drill", "customer_email_to": "customers@drill.invalid",
                   "circuit_breaker_url": f"{self.marketplace.url}/admin/circuit-breaker/enable",
                   "circuit_breaker_off_url": f"{self.marketplace.url}/admin/circuit-breaker/disable",
                   "prom_rate_window": "1m",
@@ -603,7 +611,8 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
             if ids:  # nothing to apply: nothing to wait for either
                 params.update(confirm=f"{name}:{','.join(ids)}", settle_seconds=settle_seconds)
             phases = sorted(set(phases or [1, 2, 3, 4, 5]) | {1, 2, 3, 4})
-            truth_now = dataclasses.replace(scenario.truth, recovered=True if ids else scenario.truth.recovered)
+            truth_now = dataclasses.replace(scenario.truth, recovered=scenario.truth.after_mitigation if ids
+                                            else scenario.truth.recovered)
         result = runner.run(name, phases, config_path=str(env.config_path),
                             params=params, outputs=outputs, progress=say)
         env.timings["run_seconds"] = round(time.monotonic() - t1, 2)

@@ -97,7 +97,10 @@ class MessagesView:
 
 
 def write_and_send(inc: Incident, stage: str, send_messages: bool = False, *, draft: bool = False) -> MessagesView:
-    """The stage's messages into the outbox, sent when ``send_messages`` is on (a draft never is)."""
+    """The stage's messages into the outbox, sent when ``send_messages`` is on (a draft never is). A false
+    alarm announces nothing."""
+    if _latest(inc, R.REAL) is False:
+        return MessagesView([], "not an incident (phase 1): nothing to announce")
     ctx = incident_context(inc)
     outbox = comms.Outbox(inc.run_dir)
     remote = next((m.remote_id for m in _messages(inc) if m.channel == "statuspage" and m.remote_id), "")

@@ -56,6 +56,22 @@ def test_drill_finds_the_ground_truth(name: str, tmp_path: Path):
         assert summary["findings"][0]["kind"] == truth.root["kind"]
     assert bool(summary["mitigations"]) is (truth.mitigation is not None)
     assert subprocess.run([IRKIT, "verify", str(run_dir)], capture_output=True).returncode == 0
+    if name in FULL:  # five phases: the timeline, the outbox with every template, the post-mortem
+        timeline = json.loads((run_dir / "timeline.json").read_text())
+        kinds = {e["kind"] for e in timeline["events"]}
+        assert "run" in kinds and ("finding" in kinds or not truth.root)
+        assert not any("phase" in e["text"] and "started" in e["text"] for e in timeline["events"])
+        sent = [json.loads(p.read_text()) for p in sorted((run_dir / "outbox").glob("*.json"))]
+        assert all(m["status"] in ("outbox", "draft") for m in sent)  # nothing left the machine
+        if truth.real:
+            assert {m["stage"] for m in sent} == {"initial", "resolution"}
+            assert {m["channel"] for m in sent} >= {"email", "slack", "statuspage"}
+        else:
+            assert sent == []  # a false alarm announces nothing
+        text = (run_dir / "postmortem.md").read_text()
+        for section in ("## Summary", "## Timeline", "## Root Cause", "## Resolution", "## Action Items",
+                        "## Lessons Learned"):
+            assert section in text, section
     ports = _ports(result.stderr)
     assert {"postgresql", "marketplace", "prometheus", "kubernetes"} <= set(ports), result.stderr
     assert not [n for n, port in ports.items() if _listening(port)], "a drill service is still running"
