@@ -157,7 +157,8 @@ ONGOING = _key("ongoing", 1, "is it still happening: true, false, or null (unkno
 UNHEALTHY_PODS = _key("unhealthy_pods", 2, "rows: pod, phase, ready, all_ready, restarts, waiting_reason, "
                                           "last_termination_reason, last_exit_code, last_terminated_at, node, "
                                           "age_seconds, created, owner, app, memory_limit", _rows)
-WARNING_EVENTS = _key("warning_events", 2, "rows: time, type, reason, object, message, count (newest first)", _rows)
+WARNING_EVENTS = _key("warning_events", 2, "rows: last_seen, type, reason, object, message, count, first_seen "
+                                          "(newest first)", _rows)
 TOP_PODS = _key("top_pods", 2, "rows: pod, container, cpu_millicores, memory_mib; or {unavailable: why}", _rows)
 LOGS = _key("logs", 2, "rows: deployment, container, pods, text (identical text folded)", _rows)
 PREVIOUS_LOGS = _key("previous_logs", 2, "rows as logs, of the restarted pods' previous containers", _rows)

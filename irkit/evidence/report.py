@@ -42,6 +42,8 @@ def _summary(summary: dict[str, Any], timeline: list[dict[str, Any]], phases: li
     ongoing = summary.get("ongoing")
     state = ("ongoing: unknown" if ongoing is None else "ongoing" if ongoing
              else "not ongoing (resolved or not happening)")
+    if (summary.get("recovery") or {}).get("recovered"):
+        state = "ongoing when assessed, recovered since (phase 4)" if ongoing else state
     findings = summary.get("findings") or []
     cause = findings[0] if findings else None
     steps = summary.get("mitigations") or []
@@ -60,10 +62,13 @@ def _summary(summary: dict[str, Any], timeline: list[dict[str, Any]], phases: li
     affected = ", ".join(summary.get("affected") or []) or "none named"
     plan = "".join(f"<li>{_e(s['action'])} {_e(s['target'])} ({_e(s.get('status', 'planned'))}): "
                    f"<code>{_e(s['command'])}</code></li>" for s in steps[:5]) or "<li>nothing planned</li>"
-    # The incident's own events, not irkit's phase starts and ends.
-    incident_events = [t for t in timeline if not str(t.get("event", "")).startswith("phase ")]
+    # The moments a reviewer reads first: onset, alert, deploys, the first finding, what was done, the verdict.
+    key = ("onset", "alert", "deploy", "confirmed", "applied", "failed", "undone", "resolved", "recovered",
+           "not-recovered")
+    first_finding = next((t for t in timeline if t.get("kind") == "finding"), None)
+    incident_events = [t for t in timeline if t.get("kind") in key or t is first_finding]
     events = "".join(f"<li>{_e(str(t.get('time', ''))[:19].replace('T', ' '))} {_e(t.get('event', ''))}</li>"
-                     for t in incident_events[:12])
+                     for t in incident_events[-14:])
     links = " · ".join(f"<a href='#{_e(anchor)}'>{_e(title)}</a>" for anchor, title in phases)
     return (
         "<section class='summary' id='summary'><h2>Summary</h2><dl>"

@@ -74,11 +74,17 @@ def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
         if created and (horizon is None or (horizon - created).total_seconds() < _DEPLOY_HORIZON_HOURS * 3600):
             yield Event(created, "kubernetes", "deploy", f"deployment/{row.get('deployment')} revision "
                                                          f"{row.get('revision')}: {row.get('images')}", link(2))
-    for row in records.get(R.WARNING_EVENTS)[:20]:
-        moment = _time(row.get("time"))
-        if moment:
-            yield Event(moment, "kubernetes", "k8s-event", f"{row.get('object')} {row.get('reason')}: "
-                                                           f"{str(row.get('message'))[:160]}", link(2))
+    # Warnings folded per reason and workload (three pods backing off are one event), at the first time seen.
+    folded: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in records.get(R.WARNING_EVENTS):
+        owner = str(row.get("object") or "").rsplit("-", 1)[0]
+        folded.setdefault((str(row.get("reason")), owner), []).append(row)
+    for (reason, owner), rows in list(folded.items())[:20]:
+        moments = [m for r in rows if (m := _time(r.get("first_seen") or r.get("last_seen")))]
+        if moments:
+            many = f" ({len(rows)} objects)" if len(rows) > 1 else ""
+            yield Event(min(moments), "kubernetes", "k8s-event",
+                        f"{reason} {owner}{many}: {str(rows[0].get('message'))[:160]}", link(2))
     p2 = records.phase(2)
     found_at = _time(p2.get("finished_at") or p2.get("started_at"))
     for finding in records.get(R.FINDINGS)[:5]:

@@ -42,8 +42,9 @@ def _measures(inc: Incident, events: list[Event]) -> Measures:
 def timeline(inc: Incident) -> pd.DataFrame:
     """Every event of the incident, from all its runs under outputs/<incident>/, in order; also timeline.json."""
     events = _events(inc)
-    frame = pd.DataFrame([{"time": e.time, "source": e.source, "kind": e.kind, "event": e.text, "link": e.link}
-                          for e in events], columns=["time", "source", "kind", "event", "link"])
+    frame = pd.DataFrame([{"time": e.time.strftime("%Y-%m-%d %H:%M:%S"), "source": e.source, "kind": e.kind,
+                           "event": e.text, "link": e.link} for e in events],
+                         columns=["time", "source", "kind", "event", "link"])
     inc.record(R.TIMELINE, frame)
     evidence.write_json(inc.run_dir / TIMELINE_FILE, {
         "schema_version": evidence.SCHEMA_VERSION, "incident": inc.id,
@@ -67,7 +68,7 @@ def response(inc: Incident) -> pd.DataFrame:
     severity = inc.earlier(R.SEVERITY)
 
     def when(moment: datetime | None) -> str:
-        return moment.isoformat() if moment else "unknown"
+        return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "unknown"
 
     rows = [
         ("severity", severity.name if severity else "unknown"),
@@ -93,9 +94,9 @@ def five_whys(inc: Incident) -> pd.DataFrame:
     symptom = next((f for f in found if not f.is_cause and f.kind.value != "source-unavailable"), None)
     cause = next((f for f in found if f.is_cause), None)
     ev = cause.evidence if cause else {}
-    deeper = ", ".join(f"{k} {v}" for k, v in ev.items() if k in ("state", "application_name", "usename", "image",
-                                                                   "revision", "memory_limit", "age_minutes",
-                                                                   "xact_seconds", "query"))[:300]
+    deeper = ", ".join(f"{k} {round(v) if isinstance(v, float) else v}" for k, v in ev.items()
+                       if k in ("state", "application_name", "usename", "image", "revision", "memory_limit",
+                                "age_minutes", "xact_seconds", "query"))[:300]
     rows = [
         ("What happened?", f"{symptom.detail} on {symptom.subject}" if symptom else title(found)),
         ("Why did it happen?", f"{cause.kind.value} {cause.subject}: {cause.detail}" if cause
