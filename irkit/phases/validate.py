@@ -49,13 +49,15 @@ def checks(inc: Incident, settle_seconds: int = 0) -> pd.DataFrame:
 
     ``settle_seconds``: after a mitigation the signals take a while to come back (a rate over
     five minutes lags a fix by up to five): re-check every 10 s for up to this long, and keep
-    the first round where every check passed, else the last one.
+    the first round where no check failed (every one passed, or the rest cannot be measured), else the last.
     """
     limits.bounded("settle_seconds", settle_seconds)
     deadline = time.monotonic() + settle_seconds
     while True:
         frame = _checks_once(inc)
-        if decide(_check_rows(frame)).recovered or time.monotonic() + 10 > deadline:
+        # Done when nothing failed: recovered, or every measured check passed and the rest cannot be measured
+        # (waiting does not bring back a source that is not configured or not reachable).
+        if not decide(_check_rows(frame)).failed or time.monotonic() + 10 > deadline:
             break
         time.sleep(10)
     inc.record(R.CHECKS, frame)
