@@ -44,6 +44,8 @@ NOTEBOOKS = {
         ("`kubectl top pods`", "investigate.top(inc)"),
         ("`kubectl get deployments,statefulsets`: replicas desired and ready.", "investigate.workloads(inc)"),
         ("Rollout history: what was deployed, and when.", "investigate.rollout_history(inc)"),
+        ("Configuration changes: ConfigMaps and Secrets by when they were last written (metadata only).",
+         "investigate.config_changes(inc)"),
         ("## 2.2 Log analysis\n`kubectl logs deployment/... --tail=N`", "investigate.logs(inc, log_tail)"),
         ("Previous containers of restarted pods: the crash itself.", "investigate.previous_logs(inc, log_tail)"),
         ("## 2.3 Metrics\nError ratio per service over the incident window.",

@@ -160,6 +160,8 @@ UNHEALTHY_PODS = _key("unhealthy_pods", 2, "rows: pod, phase, ready, all_ready, 
 WARNING_EVENTS = _key("warning_events", 2, "rows: last_seen, type, reason, object, message, count, first_seen "
                                           "(newest first)", _rows)
 TOP_PODS = _key("top_pods", 2, "rows: pod, container, cpu_millicores, memory_mib; or {unavailable: why}", _rows)
+CONFIG_CHANGES = _key("config_changes", 2, "rows: kind (ConfigMap, Secret), name, changed_at, manager: when each "
+                                          "was last written (Secrets read as metadata only)", _rows)
 LOGS = _key("logs", 2, "rows: deployment, container, pods, text (identical text folded)", _rows)
 PREVIOUS_LOGS = _key("previous_logs", 2, "rows as logs, of the restarted pods' previous containers", _rows)
 ROLLOUT_HISTORY = _key("rollout_history", 2, "rows: deployment, revision, replicaset, images, created, "

@@ -74,6 +74,12 @@ def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
         if created and (horizon is None or (horizon - created).total_seconds() < _DEPLOY_HORIZON_HOURS * 3600):
             yield Event(created, "kubernetes", "deploy", f"deployment/{row.get('deployment')} revision "
                                                          f"{row.get('revision')}: {row.get('images')}", link(2))
+    for row in records.get(R.CONFIG_CHANGES):
+        changed = _time(row.get("changed_at"))
+        horizon = first_onset or onset or started
+        if changed and (horizon is None or abs((horizon - changed).total_seconds()) < _DEPLOY_HORIZON_HOURS * 3600):
+            yield Event(changed, "kubernetes", "deploy", f"{str(row.get('kind')).lower()}/{row.get('name')} written"
+                        + (f" by {row['manager']}" if row.get("manager") else ""), link(2))
     # Warnings folded per reason and workload (three pods backing off are one event), at the first time seen.
     folded: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in records.get(R.WARNING_EVENTS):

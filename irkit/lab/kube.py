@@ -124,6 +124,8 @@ RESOURCES: dict[str, tuple[str, str, tuple[str, ...], bool, tuple[str, ...]]] = 
     "v1/events": ("Event", "event", ("ev",), True, ()),
     "v1/nodes": ("Node", "node", ("no",), False, ()),
     "v1/namespaces": ("Namespace", "namespace", ("ns",), False, ()),
+    "v1/configmaps": ("ConfigMap", "configmap", ("cm",), True, ()),
+    "v1/secrets": ("Secret", "secret", (), True, ()),
     "apps/v1/deployments": ("Deployment", "deployment", ("deploy",), True, ("scale", "status")),
     "apps/v1/replicasets": ("ReplicaSet", "replicaset", ("rs",), True, ("scale", "status")),
     "apps/v1/statefulsets": ("StatefulSet", "statefulset", ("sts",), True, ("scale", "status")),
@@ -277,6 +279,12 @@ class ClusterEmulator(KubernetesEmulator):
         if request.resource is not None and method == "GET" and request.params.get("watch") in ("true", "1"):
             return await self._watch(request)
         accept = next((v for k, v in request.headers.items() if k.lower() == "accept"), "")
+        if request.resource is not None and method == "GET" and "as=PartialObjectMetadataList" in accept:
+            listing = await self._serve_list(request)  # metadata only, as the API server answers it
+            return aiohttp.web.json_response({
+                "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadataList", "metadata": listing["metadata"],
+                "items": [{"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                           "metadata": item.get("metadata") or {}} for item in listing["items"]]})
         if request.resource is not None and method == "GET" and "as=Table" in accept and not request.subresource:
             return await self._table(request)
         if request.resource is not None and request.name and not request.subresource \
@@ -869,6 +877,17 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
                    "availableReplicas": ready, "observedGeneration": len(revisions)},
     }))
 
+    if kind == "Deployment":  # its configuration, last written when configured (config_changed, else its first deploy)
+        written = now - _duration(workload.get("config_changed", revisions[0].get("age", "7d")))
+        for resource, obj_kind, suffix, body in (("v1/configmaps", "ConfigMap", "config", {"data": {"LOG_LEVEL": "info"}}),
+                                                 ("v1/secrets", "Secret", "secrets",
+                                                  {"type": "Opaque", "data": {"API_KEY": "ZHJpbGwtb25seQ=="}})):
+            cluster.objects.append((resource, {
+                "apiVersion": "v1", "kind": obj_kind,
+                "metadata": _meta(f"{app}-{suffix}", namespace, now - _duration(revisions[0].get("age", "7d")),
+                                  labels=labels, managedFields=[{"manager": "kubectl-client-side-apply",
+                                                                 "operation": "Update", "time": _ts(written)}]),
+                **body}))
     owner_name, owner_kind, pod_hash = name, kind, ""
     if kind == "Deployment":
         for number, revision in enumerate(revisions, start=1):

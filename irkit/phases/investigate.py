@@ -18,6 +18,7 @@ from irkit.rules.diagnosis import Observations, Targets, diagnose
 from irkit.sources import http, k8s, pg, prom
 
 __all__ = [
+    "config_changes",
     "activity", "connections", "database_logs", "traffic", "workloads", "endpoints", "error_ratio", "events", "findings", "fold_logs", "latency", "lock_graph",
     "logs",
     "long_running", "observations", "pod_chart", "previous_logs", "rollout_history", "saturation", "top", "unhealthy_pods",
@@ -176,6 +177,12 @@ def saturation(inc: Incident) -> Any:
     if isinstance(result, Unavailable):
         return result
     return views.SaturationView(str(result), result.ratio, inc.config.pg_saturation_ratio)
+
+
+def config_changes(inc: Incident) -> pd.DataFrame | Note | Unavailable:
+    """ConfigMaps and Secrets and when each was last written, newest first (a Secret's values are never read)."""
+    return shown(inc.record(R.CONFIG_CHANGES, inc.attempt("config changes", lambda: k8s.config_changes(inc.kube))),
+                 "no ConfigMap or Secret in the namespace")
 
 
 def rollout_history(inc: Incident) -> pd.DataFrame | Unavailable:

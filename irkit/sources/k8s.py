@@ -30,6 +30,7 @@ from irkit.errors import KubernetesError, KubernetesTimeout, KubernetesUnavailab
 from irkit.sources import http
 
 __all__ = [
+    "config_changes",
     "Kube",
     "MetricsResult",
     "connect",
@@ -138,7 +139,7 @@ def _api_hint(exc: ApiException, what: str) -> str:
                 "user or the service account token (IRKIT_KUBECONFIG, IRKIT_KUBE_CONTEXT)")
     if status == 403:
         return (f"HTTP 403 {exc.reason}: the credentials may not {what}; grant the role that permission "
-                "(irkit reads get/list on pods, pods/log, events, deployments, statefulsets, replicasets)")
+                "(irkit reads get/list on pods, pods/log, events, deployments, statefulsets, replicasets, configmaps, secrets)")
     if status == 404:
         return f"not found ({what}); check IRKIT_NAMESPACE and the deployment names in irkit.toml"
     body = (exc.body or "")[:300] if isinstance(exc.body, str) else ""
@@ -337,6 +338,38 @@ def deployments(kube: Kube) -> pd.DataFrame:
                          "ready": obj.status.ready_replicas or 0, "updated": obj.status.updated_replicas or 0,
                          "image": ", ".join(c.image for c in obj.spec.template.spec.containers)})
     return pd.DataFrame(rows, columns=["kind", "name", "desired", "ready", "updated", "image"])
+
+
+# Ask for metadata only: a Secret's values never reach irkit (nor its evidence), only its name and write times.
+_METADATA_ONLY = "application/json;as=PartialObjectMetadataList;v=v1;g=meta.k8s.io,application/json"
+
+
+def config_changes(kube: Kube) -> pd.DataFrame:
+    """``kubectl get configmaps,secrets``: when each was last written (the newest managedFields entry, else its
+    creation), and by which manager; newest first. Columns: ``kind, name, changed_at, manager``.
+
+    Secrets are listed as metadata only (PartialObjectMetadataList), so no secret value is transferred.
+    """
+    import json
+    rows = []
+    for kind, fn in (("ConfigMap", kube.core.list_namespaced_config_map),
+                     ("Secret", kube.core.list_namespaced_secret)):
+        answer = kube.call(f"list {kind.lower()}s (metadata only)", fn, kube.namespace, _preload_content=False,
+                           _headers={"Accept": _METADATA_ONLY})
+        try:
+            items = json.loads(answer.data).get("items") or []
+        except (ValueError, AttributeError) as exc:
+            raise KubernetesError(kube.source, f"list {kind.lower()}s", 0.0,
+                                  "the answer is not a Kubernetes list; check the kubeconfig") from exc
+        for item in items:
+            meta = item.get("metadata") or {}
+            writes = sorted((f["time"], f.get("manager") or "") for f in meta.get("managedFields") or []
+                            if f.get("time"))
+            changed, manager = writes[-1] if writes else (meta.get("creationTimestamp"), "")
+            rows.append({"kind": kind, "name": meta.get("name"),
+                         "changed_at": pd.Timestamp(changed) if changed else pd.NaT, "manager": manager})
+    frame = pd.DataFrame(rows, columns=["kind", "name", "changed_at", "manager"])
+    return frame.sort_values("changed_at", ascending=False, na_position="last").reset_index(drop=True)
 
 
 def rollout_history(kube: Kube, deployment: str) -> pd.DataFrame:

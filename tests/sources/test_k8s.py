@@ -150,3 +150,12 @@ def test_field_selector_grammar():
     pod = {"metadata": {"name": "p"}, "status": {"phase": "Running"}}
     assert match_fields("status.phase=Running,metadata.name!=q", pod)
     assert not match_fields("status.phase!=Running", pod)
+
+
+def test_config_changes_read_secrets_as_metadata_only(kube: k8s.Kube, kube_lab):
+    frame = k8s.config_changes(kube)
+    assert {("ConfigMap", "backend-config"), ("Secret", "backend-secrets")} <= set(zip(frame.kind, frame.name))
+    assert frame["changed_at"].is_monotonic_decreasing and (frame["manager"] == "kubectl-client-side-apply").all()
+    secret_lists = [r for r in kube_lab.emulator._requests if "/secrets" in str(r.url)]
+    assert secret_lists and all("as=PartialObjectMetadataList" in r.headers.get("Accept", "") for r in secret_lists)
+    assert "ZHJpbGwtb25seQ==" not in frame.to_json()  # the seeded secret value never reached irkit
