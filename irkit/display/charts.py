@@ -22,6 +22,7 @@ import plotly.io
 
 __all__ = [
     "timeline_chart",
+    "save_images",
     "Chart",
     "downsample",
     "error_ratio_chart",
@@ -242,9 +243,18 @@ def timeline_chart(events: pd.DataFrame) -> Chart:
 
 def save_image(chart: Chart, path: str | Path) -> Path | None:
     """Write a PNG with kaleido (Debian's chromium); None if no browser is available here."""
-    path = Path(path)
+    saved = save_images([(chart, Path(path))])
+    return saved[0] if saved else None
+
+
+def save_images(charts: list[tuple[Chart, Path]]) -> list[Path]:
+    """Write several PNGs in one browser session (starting Chromium costs seconds); [] if none is available."""
+    if not charts:
+        return []
+    import plotly.io as pio
     try:
-        chart.figure.write_image(str(path), width=1000, height=int(chart.figure.layout.height or 420))
+        pio.write_images([c.figure for c, _ in charts], [str(p) for _, p in charts], width=1000,
+                         height=[int(c.figure.layout.height or 420) for c, _ in charts])
     except Exception:  # kaleido raises several unrelated types when chromium is missing
-        return None
-    return path
+        return []
+    return [p for _, p in charts]

@@ -180,7 +180,7 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     events = _events(inc)
     m = _measures(inc, events)
     found = inc.earlier(R.FINDINGS)
-    images: list[str] = []
+    wanted: list[tuple[charts.Chart, Path]] = []
     frame = inc.attempt("error ratio for the post-mortem", lambda: prom.error_ratio(
         inc.prom, prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes))),
         by_service=True))
@@ -189,10 +189,10 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
         chart = charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
                                          incident_start=m.onset, deploys=pd.DataFrame(history) if history else None,
                                          label=cfg.prom_service_label)
-        if charts.save_image(chart, inc.run_dir / "postmortem-error-ratio.png"):
-            images.append("postmortem-error-ratio.png")
-    if events and charts.save_image(timeline_chart(inc), inc.run_dir / "postmortem-timeline.png"):
-        images.append("postmortem-timeline.png")
+        wanted.append((chart, inc.run_dir / "postmortem-error-ratio.png"))
+    if events:
+        wanted.append((timeline_chart(inc), inc.run_dir / "postmortem-timeline.png"))
+    images = [path.name for path in charts.save_images(wanted)]  # one Chromium for both
     causes = [f for f in found if f.is_cause]
     symptoms = [f for f in found if not f.is_cause]
     steps = inc.earlier(R.MITIGATIONS)
