@@ -82,7 +82,7 @@ NOTEBOOKS = {
          "templates. They go to the run's `outbox/`; nothing is sent unless `send_messages = True`.",
          "mitigate.communicate(inc, send_messages)"),
     ]),
-    4: ("settle_seconds = 0           # after a mitigation: re-check every 10 s for up to this long until no check fails", [
+    4: ("settle_seconds = 0           # after a mitigation: re-check every 5 s for up to this long until no check fails", [
         ("## Pre-incident baseline", "validate.baseline(inc)"),
         ("## 4.1-4.3 Checks\nHealth endpoints, error ratio and latency against threshold, pods ready, orders "
          "flowing, no lock waits.", "validate.checks(inc, settle_seconds)"),

@@ -51,6 +51,15 @@ class Chart:
         self.data.extend(paths)
         return self
 
+    def _ipython_display_(self) -> None:
+        # Two outputs: JupyterLab shows a plotly output as the chart alone (it prefers the plotly mime type
+        # over the HTML that carries the links), so the links to the full data are an output of their own.
+        from IPython.display import display
+        display(self._repr_mimebundle_(), raw=True)
+        if self.data:
+            display({"text/markdown": "full data: " + ", ".join(f"[{p}]({p})" for p in self.data),
+                     "text/plain": "full data: " + ", ".join(self.data)}, raw=True)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         spec = json.loads(plotly.io.to_json(self.figure, validate=False))
         div = f"irkit-chart-{uuid.uuid4().hex[:12]}"
@@ -177,25 +186,53 @@ def lock_graph_chart(graph: Any) -> Chart:
         (x0, y0), (x1, y1) = pos[int(w)], pos[int(b)]
         fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
                            showarrow=True, arrowhead=3, arrowwidth=1.5, arrowcolor="#7f8c8d")
-    roots = set(int(p) for p in graph.roots["pid"])
+    roots = {int(r["pid"]): r for r in graph.roots.to_dict("records")}
+
     def attr(pid: int, column: str) -> Any:
-        return sessions.loc[pid, column] if pid in sessions.index else None
+        value: Any = sessions.loc[pid, column] if pid in sessions.index and column in sessions.columns else None
+        return None if value is None or (not isinstance(value, str) and bool(pd.isna(value))) else value
+
     states = [str(attr(p, "state") or "unknown") for p in pids]
-    waits = [float(attr(p, "wait_seconds") or 0) if not pd.isna(attr(p, "wait_seconds")) else 0.0 for p in pids]
+    waits = [float(attr(p, "wait_seconds") or 0) for p in pids]
+    # A root stands out: large (by how many wait behind it), a thick red ring, its state, age and query.
+    sizes = {p: 34 + min(30, 4 * int(roots[p].get("blocked_count") or 0)) if p in roots
+             else 14 + min(24.0, w * 2) for p, w in zip(pids, waits, strict=True)}
+    for w, b in zip(graph.edges["blocked_pid"], graph.edges["blocking_pid"], strict=True):
+        (x0, y0), (x1, y1) = pos[int(w)], pos[int(b)]
+        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
+                           arrowhead=2, arrowsize=1.6, arrowwidth=2, arrowcolor="#475467",
+                           standoff=sizes[int(b)] / 2 + 2, startstandoff=sizes[int(w)] / 2)
+
+    def label(p: int) -> str:
+        if p not in roots:
+            return f"pid {p}"
+        age = roots[p].get("xact_seconds")
+        return (f"ROOT pid {p} · {roots[p].get('state') or '?'}"
+                + (f" {float(age):.0f}s" if age is not None and not pd.isna(age) else "")
+                + f" · blocks {int(roots[p].get('blocked_count') or 0)}<br>{str(roots[p].get('query') or '')[:60]}")
+
+    def hover(p: int, state: str, wait: float) -> str:
+        query = str(attr(p, "query") or (roots[p].get("query") if p in roots else "") or "")[:120]
+        if p in roots:
+            age = roots[p].get("xact_seconds")
+            return (f"ROOT pid {p} [{state}] holds the lock; transaction open "
+                    f"{float(age or 0):.0f}s; {int(roots[p].get('blocked_count') or 0)} wait behind it<br>{query}")
+        return f"pid {p} [{state}] waits {wait:.1f}s<br>{query}"
+
     fig.add_trace(go.Scatter(
         x=[pos[p][0] for p in pids], y=[pos[p][1] for p in pids], mode="markers+text",
-        text=[f"{'ROOT ' if p in roots else ''}pid {p}" for p in pids], textposition="top center",
-        marker={"size": [14 + min(40.0, w * 2) for w in waits],
+        text=[label(p) for p in pids], textposition="top center",
+        marker={"size": [sizes[p] for p in pids],
                 "color": [_STATE_COLOURS.get(s, "#34495e") for s in states],
-                "line": {"width": [4 if p in roots else 1 for p in pids], "color": "#000"}},
-        hovertext=[f"pid {p} [{s}] waits {w:.1f}s<br>{str(attr(p, 'query') or '')[:80]}"
-                   for p, s, w in zip(pids, states, waits, strict=True)],
+                "line": {"width": [5 if p in roots else 1 for p in pids],
+                         "color": ["#b42318" if p in roots else "#000" for p in pids]}},
+        hovertext=[hover(p, s, w) for p, s, w in zip(pids, states, waits, strict=True)],
         hoverinfo="text", name="sessions"))
     # Room around the nodes so labels are not cut at the plot's edges.
     fig.update_layout(title="Lock graph: arrows point from waiter to blocker", template="plotly_white",
-                      height=max(260, 70 * max(rows.values()) + 140), showlegend=False,
-                      xaxis={"visible": False, "range": [-0.4, max(depth.values()) + 0.4]},
-                      yaxis={"visible": False, "range": [-max(rows.values()) - 0.6, -0.3]})
+                      height=max(300, 90 * max(rows.values()) + 160), showlegend=False,
+                      xaxis={"visible": False, "range": [-1.0, max(depth.values()) + 0.6]},
+                      yaxis={"visible": False, "range": [-max(rows.values()) - 0.6, 0.2]})
     return Chart(fig, "lock-graph")
 
 

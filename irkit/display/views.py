@@ -197,6 +197,14 @@ class LockView:
         bundle["text/plain"] = self.graph.tree()
         return bundle
 
+    def _ipython_display_(self) -> None:
+        # The tree and the chart as two outputs: JupyterLab shows a plotly output as the chart alone, and the
+        # tree (pids, states, ages, queries, "blocks 3") is what a responder reads first.
+        from IPython.display import display
+        tree = self.graph.tree()
+        display({"text/plain": tree, "text/html": f"<pre>{escape(tree)}</pre>"}, raw=True)
+        display(charts.lock_graph_chart(self.graph))
+
 
 def metrics_html(available: bool, frame: pd.DataFrame, note: str) -> str:
     if not available:

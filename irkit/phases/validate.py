@@ -48,7 +48,7 @@ def checks(inc: Incident, settle_seconds: int = 0) -> pd.DataFrame:
     """Health endpoints, error ratio and latency against thresholds, pods ready, orders flowing.
 
     ``settle_seconds``: after a mitigation the signals take a while to come back (a rate over
-    five minutes lags a fix by up to five): re-check every 10 s for up to this long, and keep
+    five minutes lags a fix by up to five): re-check every 5 s for up to this long, and keep
     the first round where no check failed (every one passed, or the rest cannot be measured), else the last.
     """
     limits.bounded("settle_seconds", settle_seconds)
@@ -57,9 +57,9 @@ def checks(inc: Incident, settle_seconds: int = 0) -> pd.DataFrame:
         frame = _checks_once(inc)
         # Done when nothing failed: recovered, or every measured check passed and the rest cannot be measured
         # (waiting does not bring back a source that is not configured or not reachable).
-        if not decide(_check_rows(frame)).failed or time.monotonic() + 10 > deadline:
+        if not decide(_check_rows(frame)).failed or time.monotonic() + 5 > deadline:
             break
-        time.sleep(10)
+        time.sleep(5)
     inc.record(R.CHECKS, frame)
     return frame
 

@@ -15,7 +15,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from irkit import drill
@@ -35,9 +34,9 @@ def _ports(stderr: str) -> dict[str, int]:
     return {name: int(port) for name, port in _PORT.findall(stderr)}
 
 
-# The first five scenarios run all five phases; the others phases 1-4, all the ground truth needs (the
-# post-mortem's chart image costs seconds per drill and is tested by the first five).
-FULL = {"lock-contention", "crashloop-after-deploy", "slow-queries", "oom-frontend", "false-alarm"}
+# Three scenarios (a cause found and acted on, a bad deploy, a false alarm) run all five phases; the others
+# phases 1-4, all the ground truth needs (the post-mortem costs seconds per drill and is tested by these three).
+FULL = {"lock-contention", "crashloop-after-deploy", "false-alarm"}
 
 
 @pytest.mark.parametrize("name", sorted(drill.scenarios()))
@@ -280,22 +279,6 @@ def _status(url: str) -> int:
         return exc.code
 
 
-def test_applying_the_plan_in_the_drill_brings_the_service_back():
-    scenario = drill.load_scenario("lock-contention")
-    with drill.DrillEnvironment(scenario) as env:
-        orders = f"{env.marketplace.url}/orders/health-check"
-        assert _status(orders) == 503
-        assert _error_share(env.marketplace.url) == pytest.approx(0.12, abs=0.01)
-        with psycopg.connect(env.postgres.dsn, autocommit=True) as conn:  # the planned command, by hand
-            conn.execute("SELECT pg_terminate_backend(%s)", (env.pids["holder"],))
-        deadline = time.monotonic() + 10
-        while not all(h.finished for h in env.postgres.held) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert all(h.finished for h in env.postgres.held), "the queue behind the lock did not drain"
-        assert _status(orders) == 200
-        assert _error_share(env.marketplace.url) == pytest.approx(0.01, abs=0.005)  # back to the baseline
-
-
 def test_execute_mitigations_applies_the_confirmed_plan_and_the_scenario_recovers(tmp_path: Path):
     result = subprocess.run([IRKIT, "drill", "oom-frontend", "--execute-mitigations", "--check", "--phases", "1-4",
                              "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=400, cwd=tmp_path)
@@ -336,4 +319,6 @@ def test_the_printed_apply_line_pasted_as_is_applies_the_reviewed_plan(tmp_path:
         summary = json.loads((Path(second.stdout.strip().splitlines()[-1]) / "summary.json").read_text())
         assert [a["status"] for a in summary["actions"]] == ["applied"]
         assert summary["recovery"]["recovered"] is True
-        assert all(h.finished for h in env.postgres.held)
+        assert all(h.finished for h in env.postgres.held)  # the queue behind the lock drained
+        assert _status(f"{env.marketplace.url}/orders/health-check") == 200
+        assert _error_share(env.marketplace.url) == pytest.approx(0.01, abs=0.005)  # back to the baseline
