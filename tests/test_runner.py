@@ -188,3 +188,5 @@ def test_the_report_opens_with_a_summary_and_shows_no_notebook_clutter(run_resul
     for clutter in ("Out[", "In&nbsp;[", "\u00b6", "&lt;Incident", "Run it cell by cell", "Close the phase"):
         assert clutter not in body, clutter
     assert "@media print" in page and "size:A4" in page
+    assert page.count('href="data/phase1-error-ratio.csv"') == 1  # each chart's full-data link, once
+    assert "<th>url</th>" in page and "<td>nan</td>" not in page  # tables without index column or NaN

@@ -55,12 +55,17 @@ class Chart:
         # Two outputs: JupyterLab shows a plotly output as the chart alone (it prefers the plotly mime type
         # over the HTML that carries the links), so the links to the full data are an output of their own.
         from IPython.display import display
-        display(self._repr_mimebundle_(), raw=True)
+        display(self._bundle(links=False), raw=True)
         if self.data:
             display({"text/markdown": "full data: " + ", ".join(f"[{p}]({p})" for p in self.data),
                      "text/plain": "full data: " + ", ".join(self.data)}, raw=True)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return self._bundle(links=True)
+
+    def _bundle(self, links: bool) -> dict[str, Any]:
+        """The chart as plotly JSON, HTML that draws it, and text; ``links``: the full-data links in the HTML too
+        (a notebook shows them as an output of their own instead)."""
         spec = json.loads(plotly.io.to_json(self.figure, validate=False))
         div = f"irkit-chart-{uuid.uuid4().hex[:12]}"
         html = (f'<div id="{div}" class="irkit-chart" data-chart="{self.name}" style="height:{int(self.figure.layout.height or 420)}px"></div>'
@@ -68,10 +73,10 @@ class Chart:
                 f"if(window.Plotly){{Plotly.newPlot('{div}',s.data,s.layout,{{responsive:true}});}}"
                 f"else{{document.getElementById('{div}').innerText='chart {self.name}: open report.html "
                 f"or this notebook in JupyterLab to see it';}}}})();</script>")
-        if self.data:
-            links = ", ".join(f'<a href="{path}">{path}</a>' for path in self.data)
-            html += f'<p class="irkit-chart-data">full data: {links}</p>'
-        plain = f"<chart {self.name}>" + (f" full data: {', '.join(self.data)}" if self.data else "")
+        if self.data and links:
+            anchors = ", ".join(f'<a href="{path}">{path}</a>' for path in self.data)
+            html += f'<p class="irkit-chart-data">full data: {anchors}</p>'
+        plain = f"<chart {self.name}>" + (f" full data: {', '.join(self.data)}" if self.data and links else "")
         return {"application/vnd.plotly.v1+json": spec, "text/html": html, "text/plain": plain}
 
 

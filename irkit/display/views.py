@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from irkit.rules.recovery import Verdict
     from irkit.rules.severity import Assessment
 
-__all__ = ["LockView", "LogView", "Note", "PlanView", "SaturationView", "StepsView", "assessment_html", "metrics_html",
+__all__ = ["install_formatters", "table_html", "table_text", "LockView", "LogView", "Note", "PlanView", "SaturationView", "StepsView", "assessment_html", "metrics_html",
            "outcomes_frame",
            "saturation_html", "shown", "unavailable_html", "verdict_html"]
 
@@ -51,6 +51,52 @@ class Note:
 
     def __hash__(self) -> int:
         return hash(self.text)
+
+
+def _cell(column: str, value: Any) -> str:
+    """One table cell as a responder reads it: ratios as percentages, seconds rounded, times to the second,
+    mappings and lists as text, nothing for a missing value (never "nan" beside "None")."""
+    if value is None or (not isinstance(value, (str, dict, list, tuple)) and bool(pd.isna(value))):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_cell(str(k), v)}" for k, v in value.items())[:300]
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_cell(column, v) for v in value)[:300]
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        name = column.lower()
+        if "ratio" in name and 0 <= value <= 1:
+            return f"{value:.1%}"
+        if "seconds" in name or name.endswith("_s"):
+            return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}"
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value):,}"
+    return str(value)
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    """A DataFrame without its index column, cells formatted by :func:`_cell`."""
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{escape(_cell(str(c), v))}</td>" for c, v in zip(frame.columns, row,
+                                                                                           strict=True)) + "</tr>"
+                   for row in frame.itertuples(index=False, name=None))
+    return f"<table class='irkit-table'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def table_text(frame: pd.DataFrame) -> str:
+    """The plain-text table, formatted alike, without the index."""
+    shown = pd.DataFrame({c: [_cell(str(c), v) for v in frame[c]] for c in frame.columns}, columns=frame.columns)
+    return str(shown.to_string(index=False)) if not frame.empty else "(no rows)"
+
+
+def install_formatters(shell: Any) -> None:
+    """Show every DataFrame in the notebook through :func:`table_html` / :func:`table_text` (no index, readable
+    numbers), in JupyterLab and in the saved outputs alike."""
+    formatters = shell.display_formatter.formatters
+    formatters["text/html"].for_type(pd.DataFrame, table_html)
+    formatters["text/plain"].for_type(pd.DataFrame, lambda frame, printer, cycle: printer.text(table_text(frame)))
 
 
 def shown(value: Any, empty: str) -> Any:
@@ -209,4 +255,4 @@ class LockView:
 def metrics_html(available: bool, frame: pd.DataFrame, note: str) -> str:
     if not available:
         return f"<p><b>metrics unavailable:</b> {escape(note)}</p>"
-    return str(frame.to_html(index=False))
+    return table_html(frame)

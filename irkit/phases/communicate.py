@@ -89,8 +89,9 @@ class MessagesView:
         from html import escape
         texts = [f"--- {m.id} ({m.status}) to {m.to}\n{('Subject: ' + m.subject + chr(10)) if m.subject else ''}"
                  f"{m.body.rstrip()}" for m in self.written]
-        plain = "\n".join([self.note, self.frame.to_string(index=False), *texts]).strip()
-        html = (f"<p>{escape(self.note)}</p>" if self.note else "") + str(self.frame.to_html(index=False)) + "".join(
+        from irkit.display.views import table_html, table_text
+        plain = "\n".join([self.note, table_text(self.frame), *texts]).strip()
+        html = (f"<p>{escape(self.note)}</p>" if self.note else "") + table_html(self.frame) + "".join(
             f"<details><summary>{escape(m.id)} ({escape(m.status)})</summary><pre>{escape(t)}</pre></details>"
             for m, t in zip(self.written, texts, strict=True))
         return {"text/plain": plain, "text/html": html}

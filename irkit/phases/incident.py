@@ -203,6 +203,14 @@ def open_incident(incident_id: str, phase: int, run_dir: str = "", config_path: 
     """
     # Notebook tables show whole cells: a truncated command or query is no use at 3 a.m.
     pd.set_option("display.max_colwidth", None)
+    try:  # in a kernel: tables without the index column, ratios as percentages, no raw dicts or NaN
+        from IPython import get_ipython
+        shell = get_ipython()
+        if shell is not None:
+            from irkit.display.views import install_formatters
+            install_formatters(shell)
+    except ImportError:
+        pass
     try:
         cfg = irconfig.load(config_path or None, **{k: v for k, v in overrides.items() if v not in (None, "")})
     except ConfigError as exc:
