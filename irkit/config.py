@@ -474,26 +474,22 @@ def load(path: str | os.PathLike[str] | None = None, *, base: Config | None = No
     if env.get("IRKIT_PG_ACTION_PASSWORD"):
         pg_action_password = Secret(env["IRKIT_PG_ACTION_PASSWORD"])
 
-    prom_token: Secret | None = base.prom_token if base is not None else None
-    if env.get("IRKIT_PROM_TOKEN"):
-        prom_token = Secret(env["IRKIT_PROM_TOKEN"])
-    elif values.get("prom_token_file"):
-        prom_token = _read_secret_file(values["prom_token_file"], "prom_token_file")
-
-    comms_secrets: dict[str, Secret | None] = {}
-    for secret, env_name, file_key in (("slack_webhook", "IRKIT_SLACK_WEBHOOK_URL", "slack_webhook_file"),
+    # Secrets that come from the environment, else from a file named in the configuration.
+    secrets: dict[str, Secret | None] = {}
+    for secret, env_name, file_key in (("prom_token", "IRKIT_PROM_TOKEN", "prom_token_file"),
+                                       ("slack_webhook", "IRKIT_SLACK_WEBHOOK_URL", "slack_webhook_file"),
                                        ("statuspage_token", "IRKIT_STATUSPAGE_TOKEN", "statuspage_token_file"),
                                        ("smtp_password", "IRKIT_SMTP_PASSWORD", "smtp_password_file")):
-        comms_secrets[secret] = getattr(base, secret) if base is not None else None
+        secrets[secret] = getattr(base, secret) if base is not None else None
         if env.get(env_name):
-            comms_secrets[secret] = Secret(env[env_name])
+            secrets[secret] = Secret(env[env_name])
         elif values.get(file_key):
-            comms_secrets[secret] = _read_secret_file(values[file_key], file_key)
+            secrets[secret] = _read_secret_file(values[file_key], file_key)
 
     _consistent(values)
-    return Config(**values, pg_password=pg_password, prom_token=prom_token, pg_action_password=pg_action_password,
-                  slack_webhook=comms_secrets["slack_webhook"], statuspage_token=comms_secrets["statuspage_token"],
-                  smtp_password=comms_secrets["smtp_password"])
+    return Config(**values, pg_password=pg_password, pg_action_password=pg_action_password,
+                  prom_token=secrets["prom_token"], slack_webhook=secrets["slack_webhook"],
+                  statuspage_token=secrets["statuspage_token"], smtp_password=secrets["smtp_password"])
 
 
 def redact(text: str, config: Config | None = None) -> str:

@@ -7,6 +7,7 @@ server-side dry run (``dryRun=All``), and checks its effect on the Deployment's 
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -213,8 +214,7 @@ def undo(kube: Kube, step: Step) -> dict[str, Any]:
     """Apply the step's undo: the rollback's rollback, the old replicas, environment or limit."""
     p = step.params
     if step.action == "scale":
-        return apply(kube, Step(**{**step.as_dict(), "params": {**p, "replicas": p["from_replicas"]},
-                                   "guardrails": tuple(step.guardrails)}), dry=False)
+        return apply(kube, replace(step, params={**p, "replicas": p["from_replicas"]}), dry=False)
     if step.action == "rollout-undo":
         replicaset = step.before.get("replicaset")
         if not replicaset:

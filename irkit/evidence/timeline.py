@@ -68,15 +68,14 @@ def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
     resolved = records.get(R.RESOLVED_AT)
     if resolved:
         yield Event(resolved, "prometheus", "resolved", "signals back under their thresholds", link(1))
+    horizon = first_onset or onset or started  # deploys and config writes are weighed against it
     for row in records.get(R.ROLLOUT_HISTORY):
         created = _time(row.get("created"))
-        horizon = first_onset or onset or started
         if created and (horizon is None or (horizon - created).total_seconds() < _DEPLOY_HORIZON_HOURS * 3600):
             yield Event(created, "kubernetes", "deploy", f"deployment/{row.get('deployment')} revision "
                                                          f"{row.get('revision')}: {row.get('images')}", link(2))
     for row in records.get(R.CONFIG_CHANGES):
         changed = _time(row.get("changed_at"))
-        horizon = first_onset or onset or started
         if changed and (horizon is None or abs((horizon - changed).total_seconds()) < _DEPLOY_HORIZON_HOURS * 3600):
             yield Event(changed, "kubernetes", "deploy", f"{str(row.get('kind')).lower()}/{row.get('name')} written"
                         + (f" by {row['manager']}" if row.get("manager") else ""), link(2))

@@ -19,25 +19,23 @@ from irkit.evidence import records as R
 from irkit.evidence.timeline import incident_runs
 from irkit.phases.incident import Incident
 
-__all__ = ["MessagesView", "earlier_messages", "incident_context", "write_and_send"]
+__all__ = ["MessagesView", "earliest", "earlier_messages", "incident_context", "incident_records", "latest",
+           "write_and_send"]
 
 
-def _latest(inc: Incident, key: R.Key[Any]) -> Any:
+def incident_records(inc: Incident) -> list[R.RunRecords]:
+    """The records of every run of the incident so far, oldest first: read once, asked many times."""
+    return [R.RunRecords(run) for run in incident_runs(inc.run_dir)]
+
+
+def latest(runs: list[R.RunRecords], key: R.Key[Any]) -> Any:
     """The newest value of ``key`` across the incident's runs (this one last)."""
-    value = None
-    for run in incident_runs(inc.run_dir):
-        found = R.RunRecords(run).get(key)
-        if found not in (None, [], {}):
-            value = found
-    return value
+    return next((found for run in reversed(runs) if (found := run.get(key)) not in (None, [], {})), None)
 
 
-def _earliest(inc: Incident, key: R.Key[Any]) -> Any:
-    for run in incident_runs(inc.run_dir):
-        found = R.RunRecords(run).get(key)
-        if found not in (None, [], {}):
-            return found
-    return None
+def earliest(runs: list[R.RunRecords], key: R.Key[Any]) -> Any:
+    """The first value of ``key`` the incident's runs recorded."""
+    return next((found for run in runs if (found := run.get(key)) not in (None, [], {})), None)
 
 
 def _messages(inc: Incident) -> list[comms.Message]:
@@ -52,23 +50,23 @@ def earlier_messages(inc: Incident) -> list[comms.Message]:
 
 def incident_context(inc: Incident) -> dict[str, Any]:
     """The templates' variables from every run of the incident (README: Communications)."""
-    severity = _latest(inc, R.SEVERITY)
-    verdict = _latest(inc, R.VERDICT)
-    applied = [f"{o.action} ({o.id})" for run in incident_runs(inc.run_dir)
-               for o in R.RunRecords(run).get(R.OUTCOMES) if o.status == "applied"]
-    mitigations = _latest(inc, R.MITIGATIONS) or []
+    runs = incident_records(inc)
+    severity = latest(runs, R.SEVERITY)
+    verdict = latest(runs, R.VERDICT)
+    applied = [f"{o.action} ({o.id})" for run in runs for o in run.get(R.OUTCOMES) if o.status == "applied"]
+    mitigations = latest(runs, R.MITIGATIONS) or []
     applied = applied or [m.command for m in mitigations if m.status == "applied"]  # marked applied by hand
     planned = [f"{m.action} {m.target}" for m in mitigations if m.status == "planned"]
     previous = next((m.payload for m in reversed(_messages(inc)) if m.kind in ("initial", "update")
                      and m.payload.get("facts")), None)
     recovered = verdict.recovered if verdict is not None else None
-    p4_done = next((R.RunRecords(run).phase(4).get("finished_at") for run in reversed(incident_runs(inc.run_dir))
-                    if R.RunRecords(run).get(R.VERDICT) is not None), None)
-    resolved_at = _latest(inc, R.RESOLVED_AT) or (datetime.fromisoformat(p4_done) if recovered and p4_done else None)
+    p4_done = next((run.phase(4).get("finished_at") for run in reversed(runs) if run.get(R.VERDICT) is not None),
+                   None)
+    resolved_at = latest(runs, R.RESOLVED_AT) or (datetime.fromisoformat(p4_done) if recovered and p4_done else None)
     return context(
-        incident=inc.id, severity=severity.name if severity else "unknown", findings=_latest(inc, R.FINDINGS) or [],
-        affected=_latest(inc, R.AFFECTED) or [], reasons=list(severity.reasons) if severity else [],
-        onset=_earliest(inc, R.INCIDENT_START), now=datetime.now(UTC), recovered=recovered,
+        incident=inc.id, severity=severity.name if severity else "unknown", findings=latest(runs, R.FINDINGS) or [],
+        affected=latest(runs, R.AFFECTED) or [], reasons=list(severity.reasons) if severity else [],
+        onset=earliest(runs, R.INCIDENT_START), now=datetime.now(UTC), recovered=recovered,
         resolved_at=resolved_at, applied=applied, planned=planned, interval=inc.config.update_minutes,
         war_room=inc.config.war_room, status_page_url=inc.config.status_page_url,
         previous={**previous["facts"], "at": previous.get("at", "")} if previous else None)
@@ -100,7 +98,7 @@ class MessagesView:
 def write_and_send(inc: Incident, stage: str, send_messages: bool = False, *, draft: bool = False) -> MessagesView:
     """The stage's messages into the outbox, sent when ``send_messages`` is on (a draft never is). A false
     alarm announces nothing."""
-    if _latest(inc, R.REAL) is False:
+    if latest(incident_records(inc), R.REAL) is False:
         return MessagesView([], "not an incident (phase 1): nothing to announce")
     ctx = incident_context(inc)
     outbox = comms.Outbox(inc.run_dir)

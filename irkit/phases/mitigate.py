@@ -63,9 +63,8 @@ def who() -> str:
 
 
 def _systems(inc: Incident) -> actions.Systems:
-    if "actions" not in inc._clients:
-        inc._clients["actions"] = actions.Systems(inc.config, kube=inc.kube)
-    systems: actions.Systems = inc._clients["actions"]
+    """The action clients, kept with the incident's other clients (closed with them)."""
+    systems: actions.Systems = inc._client("actions", lambda cfg: actions.Systems(cfg, kube=inc.kube))
     return systems
 
 

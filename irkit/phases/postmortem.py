@@ -16,7 +16,13 @@ from irkit.display import charts
 from irkit.errors import ConfigError
 from irkit.evidence import records as R
 from irkit.evidence.timeline import incident_events, incident_runs
-from irkit.phases.communicate import MessagesView, incident_context, write_and_send
+from irkit.phases.communicate import (
+    MessagesView,
+    earliest,
+    incident_context,
+    incident_records,
+    write_and_send,
+)
 from irkit.phases.incident import Incident
 from irkit.rules.followups import suggest
 from irkit.rules.recovery import Verdict
@@ -34,8 +40,7 @@ def _events(inc: Incident) -> list[Event]:
 
 
 def _measures(inc: Incident, events: list[Event]) -> Measures:
-    severity = inc.earlier(R.SEVERITY) or next(
-        (s for run in incident_runs(inc.run_dir) if (s := R.RunRecords(run).get(R.SEVERITY))), None)
+    severity = inc.earlier(R.SEVERITY) or earliest(incident_records(inc), R.SEVERITY)
     return measures(events, severity.respond_by if severity else None)
 
 
@@ -157,7 +162,7 @@ def _recovery_line(verdict: Verdict | None) -> str:
 
 def _impact(inc: Incident, m: Measures) -> list[str]:
     """The impact in user terms: journeys that failed, requests that failed, for how long, still going on."""
-    endpoints = [r for run in incident_runs(inc.run_dir) for r in R.RunRecords(run).get(R.ENDPOINTS)]
+    endpoints = [r for run in incident_records(inc) for r in run.get(R.ENDPOINTS)]
     journeys = sorted({str(r.get("journey") or r.get("url")) for r in endpoints if r.get("ok") is False})
     lines = [f"- **Journeys that failed**: {', '.join(journeys) if journeys else 'none of the checked journeys'}"]
     if m.onset:
@@ -196,7 +201,7 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     causes = [f for f in found if f.is_cause]
     symptoms = [f for f in found if not f.is_cause]
     steps = inc.earlier(R.MITIGATIONS)
-    outcomes = [o for run in incident_runs(inc.run_dir) for o in R.RunRecords(run).get(R.OUTCOMES)
+    outcomes = [o for run in incident_records(inc) for o in run.get(R.OUTCOMES)
                 if o.status != "dry-run"]
     whys = five_whys(inc)
     lines = [
