@@ -97,6 +97,7 @@ class Config:
     pg_admin_user: str = field(default="postgres", metadata=_key("postgres", "role the plan's psql commands run as (kubectl exec into postgres_statefulset)", "identifier"))
     pg_orders_table: str = field(default="orders", metadata=_key("postgres", "table whose recent rows show orders flowing", "identifier"))
     pg_orders_ts_column: str = field(default="created_at", metadata=_key("postgres", "timestamp column of that table", "identifier"))
+    lock_sample_seconds: float = field(default=30.0, metadata=_key("postgres", "while irkit run runs, sample the lock graph this often (one bounded query; at least 5 s, 0 = off); phases 2 and 4 sample it too", "number", (0.0, 3600.0)))
 
     # [prometheus]
     prom_url: str = field(default="http://prometheus-service:9090", metadata=_key("prometheus", "Prometheus base URL", "http_url"))

@@ -32,6 +32,7 @@ from irkit import evidence, limits
 from irkit import phases as phases_table
 from irkit.config import redact
 from irkit.errors import ConfirmationError, ParameterError, RunError
+from irkit.evidence.lockhistory import LockSampler
 
 __all__ = ["PHASES", "RunResult", "check_parameters", "declared_parameters", "parse_phases", "run", "seal"]
 
@@ -172,7 +173,8 @@ def _error_text(exc: BaseException) -> str:
 
 def run(incident: str, phases: list[int] | None = None, *, config_path: str = "",
         params: Mapping[str, Any] | None = None, outputs: str | Path = "outputs",
-        progress: Callable[[str], None] | None = None, cell_timeout: int = 300) -> RunResult:
+        progress: Callable[[str], None] | None = None, cell_timeout: int = 300,
+        context: Mapping[str, Any] | None = None) -> RunResult:
     """Execute the phases into ``outputs/<incident>/<run id>/``; never raises for a failing phase.
 
     Everything that comes from outside (the incident id, the phases, the parameters, the
@@ -182,6 +184,10 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     On Ctrl-C (or SIGTERM through the CLI) the running phase is marked interrupted, the
     phases that never started skipped, the evidence collected so far written and sealed,
     then KeyboardInterrupt goes on up.
+
+    ``context`` goes into ``run.json`` as is: ``drill`` (the drill session the run belongs to: runs of an
+    earlier drill of the same scenario are another incident), ``alert`` (``{name, startsAt}``, the alert
+    that started it).
     """
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", incident):
         raise ParameterError(f"--incident {_echo(incident)}: use letters, digits, '.', '_' or '-', like INC-123")
@@ -199,17 +205,20 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
                                  "confirm the steps of this incident's plan")
     if config_path and not Path(config_path).is_file():
         raise ParameterError(f"--config {_echo(config_path)}: no such file")
-    irconfig.load(config_path or None)  # a bad key stops the run here, once, not in every phase
+    cfg = irconfig.load(config_path or None)  # a bad key stops the run here, once, not in every phase
     say = progress or (lambda _: None)
     started = datetime.now(UTC)
     run_dir = _new_run_dir(Path(outputs), incident, started)
     begun: list[int] = []
     meta = {"schema_version": evidence.SCHEMA_VERSION, "incident": incident, "run_id": run_dir.name,
-            "phases": phases, "started_at": started.isoformat(), "config_path": config_path, "started": begun}
+            "phases": phases, "started_at": started.isoformat(), "config_path": config_path, "started": begun, **(context or {})}
     evidence.write_json(run_dir / evidence.RUN, meta)
     status: dict[int, dict[str, Any]] = {}
     interrupted = False
-    with _kernel_dir() as kernel_manager:
+    # While the phases run, the lock graph is sampled in the background (lock-history.json): phases 2 and 4
+    # see moments, the sampler the film between them. Phase 5 alone reads history; it samples nothing.
+    sampler = LockSampler(cfg, run_dir, cfg.lock_sample_seconds if set(phases) - {5} else 0)
+    with _kernel_dir() as kernel_manager, sampler:
         try:
             for phase in phases:
                 begun.append(phase)  # a run killed now still shows this phase was under way

@@ -61,6 +61,8 @@ NOTEBOOKS = {
          "investigate.long_running(inc, older_than_seconds)"),
         ("Connection saturation.", "investigate.saturation(inc)"),
         ("## Findings\nRanked: causes before symptoms.", "investigate.findings(inc)"),
+        ("## One time axis\nError ratio, p95 latency, the pods' warnings and terminations, sessions waiting on "
+         "locks, deploys and the onset, lined up: what changed first.", "history.cross_layer(inc, window_minutes)"),
     ]),
     3: ('execute_mitigations = False  # True: confirmed steps are applied; False: every step is a dry run\n'
         'confirm = ""                 # headless confirmation: "INCIDENT:STEP-ID,STEP-ID" (ids from the steps below)\n'
@@ -87,12 +89,20 @@ NOTEBOOKS = {
         ("## 4.1-4.3 Checks\nHealth endpoints, error ratio and latency against threshold, pods ready, orders "
          "flowing, no lock waits.", "validate.checks(inc, settle_seconds)"),
         ("## Verdict", "validate.verdict(inc)"),
+        ("## Lock history\nThe lock graph sampled through the incident (phases 2 and 4, and every "
+         "`lock_sample_seconds` while `irkit run` runs): which root appeared when, how many waited behind it, "
+         "when it cleared.", "history.lock_history(inc)"),
+        ("## One time axis\nThe layers from the onset through the fix to now.",
+         "history.cross_layer(inc, window_minutes)"),
     ]),
     5: ("send_messages = False        # True: the resolution messages leave the outbox (never a draft)", [
         ("## Timeline\nEvery event of the incident, from all its runs under `outputs/<incident>/`: onset, alerts, "
          "deploys, Kubernetes warnings, findings, steps planned, confirmed and applied, messages, the verdict. "
          "Also in `timeline.json`.", "postmortem.timeline(inc)"),
         (None, "postmortem.timeline_chart(inc)"),
+        ("## One time axis\nError ratio, latency, pods, locks and deploys over the incident.",
+         "history.cross_layer(inc, window_minutes)"),
+        ("## Lock history", "history.lock_history(inc)"),
         ("## Response times\nMTTD, MTTA, MTTM, MTTR, and the severity's response deadline.",
          "postmortem.response(inc)"),
         ("## Root cause analysis (5 whys)\nA draft from the findings: the bracketed answers are for people.",
@@ -117,7 +127,8 @@ def build(number: int) -> nbformat.NotebookNode:
     params = new_code_cell(COMMON + ("\n" + extra if extra else ""))
     params.metadata["tags"] = ["parameters", NO_REPORT]
     cells.append(params)
-    setup = new_code_cell(f"from irkit.phases import {module}\nfrom irkit.phases.incident import open_incident\n\n"
+    modules = module + (", history" if any(code.startswith("history.") for _, code in steps) else "")
+    setup = new_code_cell(f"from irkit.phases import {modules}\nfrom irkit.phases.incident import open_incident\n\n"
                           f"inc = open_incident(incident_id, {number}, run_dir=run_dir, config_path=config_path)\n"
                           "inc")
     setup.metadata["tags"] = [NO_REPORT]  # shows where the phase writes: for the notebook, not the report

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io
+from plotly.subplots import make_subplots
 
 __all__ = [
+    "cross_layer_chart",
+    "lock_history_chart",
     "timeline_chart",
     "save_images",
     "Chart",
@@ -239,6 +242,159 @@ def lock_graph_chart(graph: Any) -> Chart:
                       xaxis={"visible": False, "range": [-1.0, max(depth.values()) + 0.6]},
                       yaxis={"visible": False, "range": [-max(rows.values()) - 0.6, 0.2]})
     return Chart(fig, "lock-graph")
+
+
+def cross_layer_chart(*, errors: pd.DataFrame | None, latency: pd.DataFrame | None,
+                      kube_events: Sequence[Mapping[str, Any]], terminations: Sequence[Mapping[str, Any]],
+                      lock_samples: Sequence[Mapping[str, Any]], deploys: pd.DataFrame | None, incident_start: Any,
+                      moderate: float = 0.05, high: float = 0.10, slow_seconds: float = 5.0,
+                      label: str | None = "service") -> Chart:
+    """Every layer on one time axis, so cause and effect line up: the error ratio per service, p95 latency, the
+    pods' trouble (Kubernetes warnings from first to last seen, containers terminated), sessions waiting on
+    locks, with deploys and the onset drawn through all of them. A layer with no data says so."""
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
+                        row_heights=[0.3, 0.22, 0.28, 0.2],
+                        subplot_titles=("error ratio (% of requests)", "p95 latency (s)",
+                                        "pods: warnings (first to last seen) and terminations",
+                                        "sessions waiting on a lock"))
+
+    frames = [f for f in (errors, latency) if f is not None and not f.empty]
+    window = _span(frames)
+
+    def empty(row: int, text: str) -> None:
+        # A trace without points over the window makes the row a subplot on the shared axis, so the deploy
+        # lines and the onset cross it too; then say why it is empty.
+        fig.add_trace(go.Scatter(x=list(window) if window else [], y=[None, None] if window else [],
+                                 showlegend=False, hoverinfo="skip"), row=row, col=1)
+        fig.update_yaxes(showticklabels=False, showgrid=False, row=row, col=1)
+        fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref=f"x{row} domain" if row > 1 else "x domain",
+                           yref=f"y{row} domain" if row > 1 else "y domain", font={"color": "#667085"})
+
+    if errors is not None and not errors.empty:
+        part = downsample(errors, by=label)
+        groups = part.groupby(label) if label and label in part.columns else [("all", part)]
+        for name, group in groups:
+            fig.add_trace(go.Scatter(x=group.index, y=group["value"] * 100, mode="lines", name=f"errors {name}",
+                                     legendgroup="errors"), row=1, col=1)
+        fig.add_hline(y=moderate * 100, line_dash="dot", line_color="#f39c12", row=1, col=1)
+        fig.add_hline(y=high * 100, line_dash="dot", line_color="#c0392b", row=1, col=1)
+    else:
+        empty(1, "no error-ratio series")
+    if latency is not None and not latency.empty:
+        part = downsample(latency)
+        fig.add_trace(go.Scatter(x=part.index, y=part["value"], mode="lines", name="p95", line={"color": "#6941c6"}),
+                      row=2, col=1)
+        fig.add_hline(y=slow_seconds, line_dash="dot", line_color="#c0392b", row=2, col=1)
+    else:
+        empty(2, "no latency series")
+    lanes = 0
+    for event in kube_events[:30]:
+        first, last = event.get("first_seen") or event.get("last_seen"), event.get("last_seen")
+        if not first:
+            continue
+        obj = str(event.get("object") or "").split("/")[-1]
+        lane = f"{event.get('reason')} {obj.rsplit('-', 2)[0] if obj.count('-') > 2 else obj}"[:34]
+        fig.add_trace(go.Scatter(x=[pd.Timestamp(first), pd.Timestamp(last or first)], y=[lane, lane],
+                                 mode="lines+markers", line={"width": 6, "color": "#dc6803"}, showlegend=False,
+                                 text=[f"x{event.get('count') or 1}: {str(event.get('message') or '')[:120]}"] * 2,
+                                 hovertemplate="%{x}<br>%{text}<extra>" + lane + "</extra>"), row=3, col=1)
+        lanes += 1
+    ended = [t for t in terminations if t.get("last_terminated_at")]
+    if ended:
+        fig.add_trace(go.Scatter(x=[pd.Timestamp(t["last_terminated_at"]) for t in ended],
+                                 y=[f"terminated {t.get('last_termination_reason') or ''}".strip() for t in ended],
+                                 mode="markers", marker={"symbol": "x", "size": 10, "color": "#b42318"},
+                                 text=[f"{t.get('pod')} restarts {t.get('restarts')}" for t in ended],
+                                 hovertemplate="%{x}<br>%{text}<extra></extra>", showlegend=False), row=3, col=1)
+        lanes += 1
+    if not lanes:
+        empty(3, "no Kubernetes warning, no container terminated")
+    taken = [s for s in lock_samples if isinstance(s.get("roots"), list)]
+    if taken:
+        fig.add_trace(go.Scatter(x=[pd.Timestamp(s["at"]) for s in taken], y=[int(s.get("waiting") or 0) for s in taken],
+                                 mode="lines+markers", line={"shape": "hv", "color": "#475467"}, name="waiting on locks",
+                                 text=[", ".join(f"pid {r.get('pid')} blocks {r.get('blocked_count')}"
+                                                 for r in s["roots"][:3]) or "no root" for s in taken],
+                                 hovertemplate="%{x}<br>%{y} waiting; %{text}<extra></extra>"), row=4, col=1)
+        fig.update_yaxes(rangemode="tozero", row=4, col=1)
+    else:
+        empty(4, "no lock-graph sample")
+    # The window of the series; later samples and events (phase 4 after the fix) stretch it to the right.
+    # The window of the series; later samples (phase 4 after the fix) stretch it to the right. Without a series,
+    # the moments the other layers saw (and the onset) make the span: a deploy days before stays out of it.
+    moments = [_utc(s["at"]) for s in taken] + [_utc(m) for e in kube_events
+                                               for m in (e.get("first_seen"), e.get("last_seen")) if m]
+    if incident_start is not None and not pd.isna(incident_start):
+        moments.append(_utc(incident_start))
+    span = (_utc(window[0]), _utc(window[1])) if window else (
+        (min(moments), max(moments)) if moments else None)
+    if span is not None:
+        span = (span[0], max([span[1], *moments]))
+        fig.update_xaxes(range=[span[0].to_pydatetime(), span[1].to_pydatetime()])
+    for row in (deploys.to_dict("records") if deploys is not None and not deploys.empty else []):
+        at = _utc(row["created"])
+        if span is not None and not span[0] <= at <= span[1]:
+            continue
+        fig.add_vline(x=at.to_pydatetime(), line_dash="dot", line_color="#6941c6", row="all", col=1)
+        fig.add_annotation(x=at.to_pydatetime(), y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False,
+                           text=f"deploy {str(row.get('deployment') or '').removesuffix('-deployment')} "
+                                f"r{row.get('revision', '')}", font={"color": "#6941c6", "size": 10})
+    if incident_start is not None and not pd.isna(incident_start):
+        fig.add_vline(x=pd.Timestamp(incident_start).to_pydatetime(), line_color="#c0392b", line_width=2,
+                      row="all", col=1)
+    fig.update_layout(title="Cross-layer view: errors, latency, pods, locks and deploys on one time axis",
+                      template="plotly_white", height=820, legend={"orientation": "h", "y": -0.06},
+                      margin={"t": 90})
+    fig.update_xaxes(showticklabels=True, row=4, col=1)
+    return Chart(fig, "cross-layer")
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    moment = pd.Timestamp(value)
+    return moment.tz_convert("UTC") if moment.tzinfo else moment.tz_localize("UTC")
+
+
+def lock_history_chart(samples: Sequence[Mapping[str, Any]], episodes: pd.DataFrame) -> Chart:
+    """The lock graph through the incident: sessions waiting in all (grey), each root's queue as a line from
+    the sample it appeared in to the one it was gone from (dropping to 0 there), and samples that failed."""
+    fig = go.Figure()
+    taken = [s for s in samples if isinstance(s.get("roots"), list)]
+    failed = [s for s in samples if not isinstance(s.get("roots"), list)]
+    if not taken:
+        fig.add_annotation(text="no lock-graph sample" + (f" ({len(failed)} failed)" if failed else ""),
+                           showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    else:
+        at = [pd.Timestamp(s["at"]) for s in taken]
+        fig.add_trace(go.Scatter(x=at, y=[int(s.get("waiting") or 0) for s in taken], mode="lines",
+                                 line={"shape": "hv", "color": "#98a2b3", "width": 1}, fill="tozeroy",
+                                 fillcolor="rgba(152,162,179,0.25)", name="waiting (all)"))
+        for episode in episodes.to_dict("records"):
+            pid, start, end = int(episode["root"]), episode["first_seen"], episode["cleared_at"]
+            points = [(pd.Timestamp(s["at"]), next(int(r.get("blocked_count") or 0) for r in s["roots"]
+                                                   if int(r.get("pid", -1)) == pid))
+                      for s in taken if start <= s["at"] <= episode["last_seen"]
+                      and any(int(r.get("pid", -1)) == pid for r in s["roots"])]
+            if end:
+                points.append((pd.Timestamp(end), 0))
+            query = str(episode.get("query") or "")[:50]
+            name = f"root pid {pid} ({episode.get('state') or '?'}): {query}"
+            fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
+                                     line={"shape": "hv", "width": 3}, name=name,
+                                     hovertemplate="%{x}<br>%{y} waiting behind pid " + str(pid) + "<extra></extra>"))
+            fig.add_annotation(x=points[0][0].to_pydatetime(), y=points[0][1], text=f"pid {pid} appears",
+                               showarrow=True, arrowhead=2, ay=-30, font={"color": "#b42318"})
+            if end:
+                fig.add_annotation(x=pd.Timestamp(end).to_pydatetime(), y=0, text=f"pid {pid} cleared",
+                                   showarrow=True, arrowhead=2, ay=-30, font={"color": "#067647"})
+    if failed:
+        fig.add_trace(go.Scatter(x=[pd.Timestamp(s["at"]) for s in failed], y=[0] * len(failed), mode="markers",
+                                 marker={"symbol": "x", "color": "#dc6803", "size": 9}, name="not sampled",
+                                 text=[str(s.get("error") or "")[:120] for s in failed],
+                                 hovertemplate="%{x}<br>%{text}<extra></extra>"))
+    fig.update_layout(title="Lock history: sessions waiting behind each root over time", template="plotly_white",
+                      height=380, yaxis_title="sessions waiting", xaxis_title="time (UTC)",
+                      legend={"orientation": "h", "y": -0.25})
+    return Chart(fig, "lock-history")
 
 
 def pod_status_chart(pods: pd.DataFrame) -> Chart:

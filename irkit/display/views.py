@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from irkit.rules.recovery import Verdict
     from irkit.rules.severity import Assessment
 
-__all__ = ["install_formatters", "table_html", "table_text", "LockView", "LogView", "Note", "PlanView", "SaturationView", "StepsView", "assessment_html", "metrics_html",
+__all__ = ["ChartAndTable", "install_formatters", "table_html", "table_text", "LockView", "LogView", "Note", "PlanView", "SaturationView", "StepsView", "assessment_html", "metrics_html",
            "outcomes_frame",
            "saturation_html", "shown", "unavailable_html", "verdict_html"]
 
@@ -250,6 +250,26 @@ class LockView:
         tree = self.graph.tree()
         display({"text/plain": tree, "text/html": f"<pre>{escape(tree)}</pre>"}, raw=True)
         display(charts.lock_graph_chart(self.graph))
+
+
+class ChartAndTable:
+    """A chart above the table a responder reads beside it (the lock history and its episodes)."""
+
+    def __init__(self, chart: charts.Chart, table: pd.DataFrame | Note) -> None:
+        self.chart = chart
+        self.table = table
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        bundle = self.chart._repr_mimebundle_()
+        table = self.table._repr_html_() if isinstance(self.table, Note) else table_html(self.table)
+        bundle["text/html"] += table
+        bundle["text/plain"] += "\n" + (str(self.table) if isinstance(self.table, Note) else table_text(self.table))
+        return bundle
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+        display(self.chart)
+        display(self.table)
 
 
 def metrics_html(available: bool, frame: pd.DataFrame, note: str) -> str:

@@ -24,6 +24,7 @@ import re
 import shutil
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -440,7 +441,7 @@ class DrillEnvironment:
                   "statuspage_page_id": "drill", "customer_email_to": "customers@drill.invalid",
                   "circuit_breaker_url": f"{self.marketplace.url}/admin/circuit-breaker/enable",
                   "circuit_breaker_off_url": f"{self.marketplace.url}/admin/circuit-breaker/disable",
-                  "prom_rate_window": "1m",
+                  "prom_rate_window": "1m", "lock_sample_seconds": 10,  # a lock history of several moments
                   "prom_url": self.prometheus.url, "health_endpoints": list(self.marketplace.health_endpoints),
                   **({"redis_url": self.redis.url} if self.redis else {}), **sc.config}
         self.config_path.write_text(f"# irkit drill {sc.name}: the drill environment\n" + irconfig.to_toml(values))
@@ -596,6 +597,8 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
     say = progress or (lambda _: None)
     t0 = time.monotonic()
     name = incident or f"DRILL-{scenario.name}"
+    # Each drill is an incident of its own: its runs' timeline must not pick up an earlier drill's runs.
+    context = {"drill": f"{scenario.name}-{uuid.uuid4().hex[:8]}"}
     with DrillEnvironment(scenario, progress=say) as env:
         say(f"drill services up in {env.timings['services_up_seconds']:.1f} s; running the phases")
         t1 = time.monotonic()
@@ -603,7 +606,7 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
         truth_now = scenario.truth
         if execute_mitigations:
             planned = runner.run(name, [2, 3], config_path=str(env.config_path), outputs=outputs, progress=say,
-                                 params=dict(scenario.parameters))
+                                 params=dict(scenario.parameters), context=context)
             from irkit.evidence import records as R
             ids = [s.id for s in R.RunRecords(planned.run_dir).get(R.STEPS) if not s.refused]
             say(f"plan {planned.run_dir.name}: confirming {', '.join(ids) or 'nothing'}")
@@ -614,7 +617,7 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
             truth_now = dataclasses.replace(scenario.truth, recovered=scenario.truth.after_mitigation if ids
                                             else scenario.truth.recovered)
         result = runner.run(name, phases, config_path=str(env.config_path),
-                            params=params, outputs=outputs, progress=say)
+                            params=params, outputs=outputs, progress=say, context=context)
         env.timings["run_seconds"] = round(time.monotonic() - t1, 2)
         differences = check(result.summary, truth_now, env.pids)
         truth = dataclasses.asdict(truth_now.resolved(env.pids))

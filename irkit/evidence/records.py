@@ -174,6 +174,9 @@ LOCK_ROOTS = _key("lock_roots", 2, "rows: pid, state, blocked_count, direct_coun
 LOCK_CYCLES: Key[list[list[int]]] = _key("lock_cycles", 2, "lists of pids waiting on each other",
                                          lambda v: [list(c) for c in v if isinstance(c, list)] if isinstance(v, list)
                                          else [])
+LOCK_SAMPLES = _key("lock_samples", 2, "the lock graph at moments of this phase (phase 4 records its own): at, source, "
+                                     "waiting, roots (pid, state, query, application_name, xact_seconds, "
+                                     "blocked_count), more_roots, cycles", _rows)
 LOCK_TREE = _key("lock_tree", 2, "the lock graph as indented text", _text)
 LONG_RUNNING = _key("long_running", 2, "rows: pid, state, age_seconds, query_seconds, xact_seconds, "
                                       "wait_event_type, wait_event, usename, application_name, query", _rows)

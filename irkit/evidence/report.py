@@ -1,7 +1,8 @@
 """``report.html``: a summary a reviewer reads in ten seconds, then every phase's outputs, in one
 self-contained page (plotly.js inlined once, no network) that also prints on A4.
 
-The summary comes from ``summary.json`` and the phase records: severity and whether it is ongoing, the
+The newest cross-layer chart (error ratio, latency, pods, locks and deploys on one time axis) follows the
+summary. The summary comes from ``summary.json`` and the phase records: severity and whether it is ongoing, the
 cause, the impact, what was done or planned, the recovery verdict, the timeline, and a link to each phase.
 Below it the phases show their outputs only: no prompts, no heading anchors, no setup cells (tagged
 ``no-report`` by the notebook generator), no instructions meant for JupyterLab.
@@ -84,6 +85,18 @@ def _summary(summary: dict[str, Any], timeline: list[dict[str, Any]], phases: li
     )
 
 
+def _cross_layer(notebook: Any) -> str:
+    """The HTML of the notebook's last cross-layer chart, its element renamed (the phase below shows it too)."""
+    found = ""
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            html_out = output.get("data", {}).get("text/html", "")
+            html_out = "".join(html_out) if isinstance(html_out, list) else html_out
+            if 'data-chart="cross-layer"' in html_out:
+                found = html_out.replace("irkit-chart-", "irkit-overview-chart-")
+    return found
+
+
 def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path]) -> Path:
     """One self-contained ``report.html``: the summary, then every phase's outputs, plotly.js inlined once."""
     import nbformat  # the report's libraries load only when a report is written: verify stays quick
@@ -97,11 +110,14 @@ def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path]) 
                             exclude_input_prompt=True, exclude_output_prompt=True)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={NO_REPORT}), enabled=True)
     sections, anchors = [], []
+    overview = ""
     for path in notebooks:
         if not path.exists():
             continue
         try:
-            body, _ = exporter.from_notebook_node(nbformat.read(path, as_version=4))
+            notebook = nbformat.read(path, as_version=4)
+            overview = _cross_layer(notebook) or overview  # the newest phase's view wins
+            body, _ = exporter.from_notebook_node(notebook)
         except Exception as exc:  # a notebook cut short by an interruption; the rest of the report stands
             body = f"<p>this notebook could not be rendered: {html.escape(str(exc)[:300])}</p>"
         anchor = f"phase-{path.stem}"
@@ -118,6 +134,7 @@ def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path]) 
         f"<style>{_STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>"
         f"<h1>Incident {_e(summary['incident'])}</h1><p>Run {_e(summary['run_id'])}</p>"
         + _summary(summary, timeline, anchors)
+        + (f"<section class='overview' id='overview'><h2>One time axis</h2>{overview}</section>" if overview else "")
         + f"<table><tr><th>phase</th><th>name</th><th>status</th><th>duration</th><th>error</th></tr>{rows}</table>"
         + "".join(sections) + "</body></html>"
     )

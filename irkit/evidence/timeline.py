@@ -26,13 +26,20 @@ _DEPLOY_HORIZON_HOURS = 24  # deploys older than this before the onset are histo
 
 def incident_runs(run_dir: Path) -> list[Path]:
     """This run and every earlier run of the same incident (the directories beside it with a run.json),
-    oldest first."""
+    oldest first. A drill's runs belong to their drill only (``drill`` in run.json): drilling a scenario
+    again is another incident under the same name."""
     parent = run_dir.parent
-    runs = [p for p in parent.iterdir() if p.is_dir() and (p / RUN).is_file() and p.name <= run_dir.name] \
-        if parent.is_dir() else []
+    drill = _drill(run_dir)
+    runs = [p for p in parent.iterdir() if p.is_dir() and (p / RUN).is_file() and p.name <= run_dir.name
+            and _drill(p) == drill] if parent.is_dir() else []
     if run_dir not in runs and run_dir.is_dir():  # this run counts even without run.json (a notebook's own dir)
         runs.append(run_dir)
     return sorted(runs, key=lambda p: p.name)
+
+
+def _drill(run: Path) -> Any:
+    meta = read_json(run / RUN)
+    return meta.get("drill") if isinstance(meta, dict) else None
 
 
 def _time(value: Any) -> datetime | None:

@@ -71,6 +71,7 @@ class Incident:
         self.problems: list[dict[str, Any]] = []
         self._clients: dict[str, Any] = {}
         self._down: dict[str, tuple[SourceError, float]] = {}
+        self.frames: dict[str, Any] = {}  # the series this phase saved, by name: asked once, drawn twice
         run_dir.mkdir(parents=True, exist_ok=True)
         self._flush()
 
@@ -162,6 +163,7 @@ class Incident:
         path = self.run_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(path)
+        self.frames[name] = frame
         return relative
 
     def earlier(self, key: Key[T], phase: int | None = None) -> T:

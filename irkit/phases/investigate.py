@@ -12,7 +12,7 @@ import pandas as pd
 from irkit import limits
 from irkit.display import charts, views
 from irkit.evidence import records as R
-from irkit.phases import assess
+from irkit.phases import assess, history
 from irkit.phases.incident import Incident, Note, Unavailable, shown
 from irkit.rules.diagnosis import Observations, Targets, diagnose
 from irkit.sources import http, k8s, pg, prom
@@ -160,6 +160,7 @@ def lock_graph(inc: Incident) -> Any:
     inc.record(R.LOCK_ROOTS, graph.roots)
     inc.record(R.LOCK_CYCLES, graph.cycles)
     inc.record(R.LOCK_TREE, graph.tree())
+    history.record_sample(inc, graph, "phase 2")
     return views.LockView(graph)
 
 

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from irkit import comms, evidence, limits
+from irkit import comms, evidence
 from irkit.comms.context import title
 from irkit.display import charts
 from irkit.errors import ConfigError
 from irkit.evidence import records as R
 from irkit.evidence.timeline import incident_events, incident_runs
+from irkit.phases import history
 from irkit.phases.communicate import (
     MessagesView,
     earliest,
@@ -180,23 +181,17 @@ def _impact(inc: Incident, m: Measures) -> list[str]:
 
 def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     """``postmortem.md`` in the playbook's template, beside the notebooks, with chart images."""
-    cfg = inc.config
     severity = inc.earlier(R.SEVERITY)
     events = _events(inc)
     m = _measures(inc, events)
     found = inc.earlier(R.FINDINGS)
-    wanted: list[tuple[charts.Chart, Path]] = []
-    frame = inc.attempt("error ratio for the post-mortem", lambda: prom.error_ratio(
-        inc.prom, prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes))),
-        by_service=True))
-    if isinstance(frame, pd.DataFrame):
-        history = inc.run.get(R.ROLLOUT_HISTORY)
-        chart = charts.error_ratio_chart(frame, moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high,
-                                         incident_start=m.onset, deploys=pd.DataFrame(history) if history else None,
-                                         label=cfg.prom_service_label)
-        wanted.append((chart, inc.run_dir / "postmortem-error-ratio.png"))
+    wanted: list[tuple[charts.Chart, Path]] = [
+        (history.cross_layer(inc, window_minutes), inc.run_dir / "postmortem-cross-layer.png")]
     if events:
         wanted.append((timeline_chart(inc), inc.run_dir / "postmortem-timeline.png"))
+    lock_episodes = history.lock_episodes(inc)
+    if not lock_episodes.empty:
+        wanted.append((history.lock_history(inc).chart, inc.run_dir / "postmortem-lock-history.png"))
     images = [path.name for path in charts.save_images(wanted)]  # one Chromium for both
     causes = [f for f in found if f.is_cause]
     symptoms = [f for f in found if not f.is_cause]
@@ -218,6 +213,7 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
         "", "## Timeline",
         *[f"- {e.time:%Y-%m-%d %H:%M:%S} UTC ({e.source}): {e.text}" + (f" [evidence]({e.link})" if e.link else "")
           for e in events],
+        *(["", "### Lock history", *history.episode_lines(lock_episodes)] if not lock_episodes.empty else []),
         "", "## Root Cause",
         *([f"{i + 1}. **{f.kind.value}** {f.subject}: {f.detail}" for i, f in enumerate(causes[:5])]
           or ["[Detailed root cause analysis: the investigation found symptoms but no cause]"]),

@@ -10,6 +10,7 @@ import pandas as pd
 
 from irkit import limits
 from irkit.evidence import records as R
+from irkit.phases import history
 from irkit.phases.incident import Incident, Unavailable
 from irkit.rules.recovery import Verdict, decide
 from irkit.sources import http, k8s, pg, prom
@@ -97,6 +98,7 @@ def _checks_once(inc: Incident) -> pd.DataFrame:
         _check(rows, "no lock waits", None, locks.error)
     else:
         _check(rows, "no lock waits", locks.empty, f"{len(locks.edges)} waiting session(s)")
+        history.record_sample(inc, locks, "phase 4")
     return pd.DataFrame(rows, columns=["check", "ok", "detail"])
 
 

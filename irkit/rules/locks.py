@@ -9,13 +9,15 @@ session's depth. The tree text, the diagnosis and the chart read the result.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
-__all__ = ["EDGE_COLUMNS", "SESSION_COLUMNS", "LockGraph", "build_lock_graph"]
+__all__ = ["EDGE_COLUMNS", "EPISODE_COLUMNS", "SESSION_COLUMNS", "LockGraph", "build_lock_graph", "episodes",
+           "sample"]
 
 EDGE_COLUMNS = [
     "blocked_pid", "blocking_pid", "wait_event_type", "wait_event", "wait_seconds", "blocked_query",
@@ -191,3 +193,56 @@ def _cycles(blockers_of: dict[int, set[int]]) -> tuple[tuple[int, ...], ...]:
                 if len(component) > 1:
                     found.append(tuple(sorted(component)))
     return tuple(sorted(found))
+
+
+# ---------------------------------------------------------------- history: the graph sampled through the incident
+MAX_ROOTS_PER_SAMPLE = 10  # a sample keeps the roots with the longest queues; the rest are counted
+EPISODE_COLUMNS = ["root", "state", "query", "application_name", "first_seen", "last_seen", "cleared_at",
+                   "peak_waiting", "samples"]
+
+
+def sample(graph: LockGraph, at: datetime, source: str) -> dict[str, Any]:
+    """One moment of the lock graph, small enough to keep hundreds of: when, who sampled it (``phase 2``,
+    ``phase 4``, ``sampler``), how many sessions waited, and the roots with their queues."""
+    waiting = int(graph.edges["blocked_pid"].nunique()) if not graph.empty else 0
+    roots = []
+    for row in graph.roots.head(MAX_ROOTS_PER_SAMPLE).to_dict("records"):
+        age = row.get("xact_seconds")
+        roots.append({"pid": int(row["pid"]), "state": _plain(row.get("state")),
+                      "query": " ".join(str(_plain(row.get("query")) or "").split())[:200],
+                      "application_name": _plain(row.get("application_name")),
+                      "xact_seconds": None if age is None or pd.isna(age) else round(float(age), 1),
+                      "blocked_count": int(row.get("blocked_count") or 0)})
+    return {"at": at.isoformat(), "source": source, "waiting": waiting, "roots": roots,
+            "more_roots": max(0, len(graph.roots) - MAX_ROOTS_PER_SAMPLE), "cycles": len(graph.cycles)}
+
+
+def _plain(value: Any) -> Any:
+    return None if value is None or (not isinstance(value, str) and bool(pd.isna(value))) else value
+
+
+def episodes(samples: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Each root's episode across the samples (pure): when it was first and last seen holding others, the first
+    sample without it (``cleared_at``; None while it still blocks at the last sample), and its longest queue.
+
+    A root is one pid; a pid that clears and blocks again later is a new episode. Samples that could not
+    be taken (an ``error`` instead of ``roots``) neither extend nor clear an episode. Columns:
+    ``root, state, query, application_name, first_seen, last_seen, cleared_at, peak_waiting, samples``.
+    """
+    ordered = sorted((s for s in samples if isinstance(s.get("roots"), list) and s.get("at")),
+                     key=lambda s: str(s["at"]))
+    open_: dict[int, dict[str, Any]] = {}
+    done: list[dict[str, Any]] = []
+    for s in ordered:
+        present = {int(r["pid"]): r for r in s["roots"] if isinstance(r, Mapping) and r.get("pid") is not None}
+        for pid in [p for p in open_ if p not in present]:
+            done.append({**open_.pop(pid), "cleared_at": s["at"]})
+        for pid, root in present.items():
+            episode = open_.setdefault(pid, {"root": pid, "state": root.get("state"), "query": root.get("query"),
+                                             "application_name": root.get("application_name"),
+                                             "first_seen": s["at"], "peak_waiting": 0, "samples": 0})
+            episode.update(last_seen=s["at"], samples=episode["samples"] + 1,
+                           peak_waiting=max(episode["peak_waiting"], int(root.get("blocked_count") or 0)))
+    done += [{**e, "cleared_at": None} for e in open_.values()]
+    frame = pd.DataFrame(done, columns=EPISODE_COLUMNS).sort_values(["first_seen", "root"]).reset_index(drop=True)
+    return frame.astype(object).where(frame.notna(), None)  # a root still blocking: cleared_at None, not NaN

@@ -42,3 +42,30 @@ def test_the_bands_say_the_configured_thresholds():
     texts = [a.text for a in charts.error_ratio_chart(frame, moderate=0.02, high=0.04, label=None)
              .figure.layout.annotations]
     assert "SEV-3 2-4%" in texts and "SEV-2 >4%" in texts
+
+
+def test_the_cross_layer_chart_lines_up_every_layer_on_one_axis_and_says_which_layer_saw_nothing():
+    from irkit.display import charts
+    now = pd.Timestamp.now(tz="UTC")
+    index = pd.date_range(now - pd.Timedelta(minutes=30), now, freq="1min")
+    errors = pd.DataFrame({"value": [0.01] * 20 + [0.2] * 11, "service": "backend"}, index=index)
+    deploy = now - pd.Timedelta(minutes=11)
+    events = [{"reason": "BackOff", "object": "Pod/backend-deployment-5d9c7-abcde", "count": 7, "message": "restarting",
+               "first_seen": (now - pd.Timedelta(minutes=9)).isoformat(), "last_seen": now.isoformat()}]
+    later = (now + pd.Timedelta(minutes=3)).isoformat()  # phase 4 after the fix, past the series
+    samples = [{"at": later, "waiting": 0, "roots": []}]
+    chart = charts.cross_layer_chart(
+        errors=errors, latency=None, kube_events=events, terminations=[], lock_samples=samples,
+        deploys=pd.DataFrame([{"deployment": "backend-deployment", "revision": 4, "created": deploy},
+                              {"deployment": "backend-deployment", "revision": 3, "created": now - pd.Timedelta(days=3)}]),
+        incident_start=now - pd.Timedelta(minutes=10))
+    fig = chart.figure
+    texts = [a.text for a in fig.layout.annotations]
+    assert "no latency series" in texts  # a layer without data says so; it is not drawn as flat
+    assert "deploy backend r4" in texts and "deploy backend r3" not in texts
+    lines = [s for s in fig.layout.shapes if s.type == "line" and s.x0 == s.x1]
+    # The deploy and the onset cross all four rows, so cause and effect line up.
+    assert sorted({s.xref for s in lines}) == ["x", "x2", "x3", "x4"] and len(lines) == 8
+    assert pd.Timestamp(fig.layout.xaxis.range[1]) == pd.Timestamp(later)  # stretched to the last sample
+    [lane] = [t for t in fig.data if t.yaxis == "y3"]
+    assert lane.y[0] == "BackOff backend-deployment" and "x7" in lane.text[0]

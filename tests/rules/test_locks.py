@@ -36,3 +36,30 @@ def test_depths_are_computed_once_with_the_graph():
     graph = build_lock_graph(_edges((2, 1), (3, 2), (4, 1), (6, 5), (5, 6)), pd.DataFrame({"pid": []}))
     assert graph.depths[1] == 0 and graph.depths[2] == 1 and graph.depths[3] == 2 and graph.depths[4] == 1
     assert graph.depths[5] in (0, 1) and graph.depths[6] in (0, 1)  # a cycle has no root: it is drawn at the left
+
+
+def _at(second: int) -> str:
+    return f"2026-12-01T04:00:{second:02d}+00:00"
+
+
+def _sample(second: int, *roots: tuple[int, int]) -> dict:
+    return {"at": _at(second), "source": "sampler", "waiting": sum(n for _, n in roots),
+            "roots": [{"pid": pid, "state": "idle in transaction", "query": f"q{pid}", "blocked_count": n}
+                      for pid, n in roots]}
+
+
+def test_lock_history_says_when_each_root_appeared_how_many_waited_and_when_it_cleared():
+    from irkit.rules.locks import episodes
+    samples = [_sample(0), _sample(10, (7, 1)), _sample(20, (7, 4), (9, 1)), _sample(30, (9, 2)),
+               {"at": _at(40), "source": "sampler", "error": "timed out"},  # neither extends nor clears
+               _sample(50, (9, 2)), _sample(55)]
+    found = episodes(list(reversed(samples))).to_dict("records")  # any order in, time order out
+    assert [(e["root"], e["first_seen"], e["last_seen"], e["cleared_at"], e["peak_waiting"]) for e in found] == [
+        (7, _at(10), _at(20), _at(30), 4), (9, _at(20), _at(50), _at(55), 2)]
+
+
+def test_a_root_that_blocks_again_later_is_a_new_episode_and_one_still_blocking_has_no_clear_time():
+    from irkit.rules.locks import episodes
+    found = episodes([_sample(0, (7, 1)), _sample(10), _sample(20, (7, 3))]).to_dict("records")
+    assert [(e["first_seen"], e["cleared_at"], e["peak_waiting"]) for e in found] == [
+        (_at(0), _at(10), 1), (_at(20), None, 3)]
