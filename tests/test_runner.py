@@ -118,9 +118,10 @@ def test_every_chart_draws_in_headless_chromium_with_no_network(run_result: runn
     for match, following in zip(starts, [*starts[1:], None]):
         chunk = dom[match.end():following.start() if following else len(dom)]
         drawn.setdefault(match.group(1), []).append('class="trace ' in chunk and 'class="main-svg"' in chunk)
-    # Phases 1 and 2 each draw the error ratio and the latency.
+    # Phases 1 and 2 each draw the error ratio and the latency; the cross-layer view is drawn by phases 2, 4 and 5
+    # and once more at the top; the lock history by phases 4 and 5.
     expected = {"error-ratio": [True, True], "latency": [True, True], "pod-status": [True], "lock-graph": [True],
-                "timeline": [True]}
+                "timeline": [True], "cross-layer": [True] * 4, "lock-history": [True, True]}
     assert drawn == expected
 
 
@@ -190,3 +191,114 @@ def test_the_report_opens_with_a_summary_and_shows_no_notebook_clutter(run_resul
     assert "@media print" in page and "size:A4" in page
     assert page.count('href="data/phase1-error-ratio.csv"') == 1  # each chart's full-data link, once
     assert "<th>url</th>" in page and "<td>nan</td>" not in page  # tables without index column or NaN
+
+
+def test_the_lock_graph_is_sampled_through_the_run_and_the_report_opens_with_one_time_axis(
+        run_result: runner.RunResult, lock_holder: HeldSession):
+    from irkit.evidence.lockhistory import run_samples
+    from irkit.rules.locks import episodes
+    samples = run_samples(run_result.run_dir)
+    assert {s["source"] for s in samples} == {"sampler", "phase 2", "phase 4"}  # the film, and the two moments
+    [episode] = episodes(samples).to_dict("records")
+    assert episode["root"] == lock_holder.pid and episode["peak_waiting"] == 1
+    assert episode["cleared_at"] is None  # the holder still holds: no clearing is invented
+    page = (run_result.run_dir / "report.html").read_text()
+    overview = page.split("<section class='overview' id='overview'>", 1)[1].split("</section>", 1)[0]
+    assert 'data-chart="cross-layer"' in overview and 'id="irkit-overview-chart-' in overview
+    assert page.index("id='summary'") < page.index("id='overview'") < page.index("class='phase'")
+    postmortem = (run_result.run_dir / "postmortem.md").read_text()
+    assert "![postmortem-cross-layer.png](postmortem-cross-layer.png)" in postmortem
+    assert f"- pid {lock_holder.pid} (idle in transaction" in postmortem and "still blocking" in postmortem
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _plotly_outputs(notebook: Path) -> int:
+    cells = json.loads(notebook.read_text())["cells"]
+    return sum("application/vnd.plotly.v1+json" in o.get("data", {}) for c in cells for o in c.get("outputs", []))
+
+
+_PANEL = "document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer')"
+_DRAWN_CELLS = ("() => Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) "
+                ".js-plotly-plot .main-svg')).map(e => { const c = e.closest('.jp-Cell'); "
+                "return c.getAttribute('data-windowed-list-index') + ':' + "
+                "(c.querySelector('.gtitle') || {textContent: ''}).textContent; })")
+_SCROLL = f"() => {{ const p = {_PANEL}; p.scrollBy(0, 700); return p.scrollTop + p.clientHeight >= p.scrollHeight - 2; }}"
+_TOP = f"() => {{ {_PANEL}.scrollTo(0, 0); }}"
+
+
+def test_jupyterlab_in_chromium_shows_every_chart_and_the_lock_tree_and_opening_changes_no_evidence(
+        run_result: runner.RunResult, lock_holder: HeldSession, tmp_path: Path):
+    """A responder opens the executed run in JupyterLab (Debian's chromium, headless) and keeps it open longer
+    than the autosave interval: every chart draws, the lock tree reads, and `irkit verify` still passes."""
+    import sys
+    import time
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    run_dir = run_result.run_dir
+    autosave = 2  # seconds: JupyterLab's setting, shortened so the test outlasts it several times
+    settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosaveInterval": autosave}))
+    port = _free_port()
+    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    lab = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                            "--IdentityProvider.token=irkit-test", f"--ServerApp.root_dir={run_dir.parent}",
+                            "--allow-root"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=irkit-test", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and lab.poll() is None, "JupyterLab did not start"
+                time.sleep(0.2)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                         args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            opened = time.monotonic()
+            for name in ("02-investigate", "04-recover-and-validate", "05-post-incident"):
+                page.goto(f"http://127.0.0.1:{port}/lab/tree/{run_dir.name}/{name}.ipynb?token=irkit-test&reset")  # one notebook open at a time
+                panel = page.locator(".jp-NotebookPanel:visible")
+                panel.locator(".jp-Cell").first.wait_for(timeout=60_000)
+                wanted = _plotly_outputs(run_dir / f"{name}.ipynb")
+                assert wanted >= 2, name
+                # JupyterLab draws only the cells near the viewport: scroll through as a reader does and collect
+                # the cells whose chart the plotly renderer drew (an SVG), none left as the text stub.
+                drawn: set[str] = set()
+                deadline = time.monotonic() + 60
+                while len(drawn) < wanted and time.monotonic() < deadline:
+                    drawn |= set(page.evaluate(_DRAWN_CELLS))
+                    at_end = page.evaluate(_SCROLL)
+                    page.wait_for_timeout(300)
+                    if at_end:
+                        drawn |= set(page.evaluate(_DRAWN_CELLS))
+                        if len(drawn) < wanted:
+                            page.evaluate(_TOP)
+                assert len(drawn) == wanted, (name, drawn)
+                if name == "02-investigate":  # the lock tree as text: root, state, who waits behind it
+                    output = panel.locator(".jp-OutputArea-output pre", has_text="blocks 1").first
+                    output.scroll_into_view_if_needed()
+                    tree = output.inner_text()  # what is on the screen, not only in the page
+                    assert f"pid {lock_holder.pid} [idle in transaction" in tree
+                    assert page.get_by_text("full data: data/phase2-error-ratio.csv").count() >= 1
+            # Open longer than the autosave interval, several times over: nothing may have been written back.
+            page.wait_for_timeout(max(0, int((autosave * 4 - (time.monotonic() - opened)) * 1000)))
+            page.screenshot(path=str(tmp_path / "jupyterlab.png"))
+            browser.close()
+    finally:
+        lab.terminate()
+        lab.wait(20)
+    assert evidence.verify(run_dir) == {"changed": [], "added": [], "removed": [], "unexpected": [],
+                                        "signature": []}
