@@ -10,14 +10,17 @@ still run.
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextlib
 import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +28,7 @@ from typing import Any, ClassVar
 
 import papermill
 from jupyter_client.manager import AsyncKernelManager
+from papermill.engines import NBClientEngine, NotebookExecutionManager, papermill_engines
 from traitlets import CaselessStrEnum, default
 
 from irkit import config as irconfig
@@ -33,6 +37,7 @@ from irkit import phases as phases_table
 from irkit.config import redact
 from irkit.errors import ConfirmationError, ParameterError, RunError
 from irkit.evidence.lockhistory import LockSampler
+from irkit.evidence.report import Section, render_section
 
 __all__ = ["PHASES", "RunResult", "check_parameters", "declared_parameters", "parse_phases", "run", "seal"]
 
@@ -57,6 +62,98 @@ class _IpcKernelManager(AsyncKernelManager):
     def _private_connection_file(self) -> str:
         return os.path.join(self.kernel_dir or tempfile.gettempdir(), f"kernel-{uuid.uuid4()}.json")
 
+
+class _WarmKernel:
+    """The next phase's kernel, started and its libraries imported while the current phase runs.
+
+    Starting a kernel and importing pandas, plotly, the Kubernetes client and psycopg costs a second or
+    two per phase; done one phase ahead on the other core it costs the run nothing. The notebook still
+    imports them itself (they are already loaded), so the executed notebook is the same as without it. If
+    anything goes wrong here the phase starts its own kernel, as papermill does by default.
+    """
+
+    def __init__(self, manager: type[AsyncKernelManager], phase: int) -> None:
+        self.km = manager(kernel_name="python3")
+        self.error: BaseException | None = None
+        module = f"irkit.phases.{phases_table.phase(phase).module}"
+        # Imported without binding a name (the notebook's namespace stays as papermill would leave it), then the
+        # phase's own preparation if it has one (phase 5 starts the browser that draws its images).
+        self._code = (f"[__import__(m) for m in ({module!r}, 'irkit.phases.incident', 'irkit.phases.history', "
+                      "'pandas', 'plotly.graph_objects', 'kubernetes.client', 'psycopg')]\n"
+                      f"getattr(__import__({module!r}, fromlist=['prepare']), 'prepare', lambda: None)()")
+        self._thread = threading.Thread(target=self._start, name=f"irkit-kernel-phase-{phase}", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            asyncio.run(self._warm())
+        except BaseException as exc:  # any failure: the phase starts its own kernel
+            self.error = exc
+
+    async def _warm(self) -> None:
+        await self.km.start_kernel(cwd=str(Path.cwd()), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        client = self.km.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            wanted = client.execute(self._code, silent=True, store_history=False)
+            while True:  # the reply to that execution; anything else on the shell channel is not ours
+                reply = await client.get_shell_msg(timeout=60)
+                if reply["parent_header"].get("msg_id") == wanted:
+                    break
+        finally:
+            client.stop_channels()
+
+    def take(self) -> AsyncKernelManager | None:
+        """The started kernel's manager, or None (then papermill starts one): waits for the start to finish."""
+        self._thread.join(90)
+        if self._thread.is_alive() or self.error is not None or not self.km.has_kernel:
+            self.discard()
+            return None
+        return self.km
+
+    def discard(self) -> None:
+        """Stop the kernel (a phase skipped, the run interrupted, or its phase done with it)."""
+        with contextlib.suppress(Exception):
+            if self.km.has_kernel:
+                asyncio.run(self._shutdown())
+
+    async def _shutdown(self) -> None:
+        await self.km.shutdown_kernel(now=True)
+
+
+class _Saving(NotebookExecutionManager):
+    """papermill's bookkeeping, writing the executed notebook at most once a second instead of twice per cell.
+
+    papermill rewrites the whole notebook when each cell starts and when it ends: fifty writes of a
+    notebook of a few hundred KB for phase 2, seconds of a run. Once a second still shows a person
+    watching the file what runs now; papermill writes the complete notebook when the phase ends, failed
+    or not, and the phase's records are on disk as each step finishes whatever happens to the notebook.
+    """
+
+    def save(self, **kwargs: Any) -> None:
+        if (self.now() - self.last_save_time).total_seconds() >= 1.0:
+            super().save(**kwargs)
+
+
+class _Engine(NBClientEngine):
+    """papermill's nbclient engine with :class:`_Saving` (registered as ``irkit``)."""
+
+    @classmethod
+    def execute_notebook(cls, nb: Any, kernel_name: str, output_path: str | None = None, progress_bar: bool = True,
+                         log_output: bool = False, autosave_cell_every: int = 30, **kwargs: Any) -> Any:
+        manager = _Saving(nb, output_path=output_path, progress_bar=progress_bar, log_output=log_output,
+                          autosave_cell_every=autosave_cell_every)
+        manager.notebook_start()
+        try:
+            cls.execute_managed_notebook(manager, kernel_name, log_output=log_output, **kwargs)
+        finally:
+            manager.cleanup_pbar()
+            manager.notebook_complete()
+        return manager.nb
+
+
+papermill_engines.register("irkit", _Engine)
 
 _PHASE_PART = re.compile(r"\s*(\d{1,2})\s*(?:-\s*(\d{1,2})\s*)?")
 
@@ -218,17 +315,28 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     # While the phases run, the lock graph is sampled in the background (lock-history.json): phases 2 and 4
     # see moments, the sampler the film between them. Phase 5 alone reads history; it samples nothing.
     sampler = LockSampler(cfg, run_dir, cfg.lock_sample_seconds if set(phases) - {5} else 0)
-    with _kernel_dir() as kernel_manager, sampler:
+    # Each finished phase is rendered for the report while the next one runs: sealing only assembles the page.
+    rendering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="irkit-report")
+    rendered: dict[Path, Future[Section | None]] = {}
+    with _kernel_dir() as kernel_manager, sampler, rendering:
+        warm: dict[int, _WarmKernel] = {phases[0]: _WarmKernel(kernel_manager, phases[0])}
         try:
-            for phase in phases:
+            for index, phase in enumerate(phases):
+                if index + 1 < len(phases):  # the next phase's kernel starts while this one runs
+                    warm[phases[index + 1]] = _WarmKernel(kernel_manager, phases[index + 1])
                 begun.append(phase)  # a run killed now still shows this phase was under way
                 evidence.write_json(run_dir / evidence.RUN, meta)
                 status[phase] = _run_phase(phase, status, incident, run_dir, config_path, per_phase[phase],
-                                           cell_timeout, say, kernel_manager)
+                                           cell_timeout, say, kernel_manager, warm.pop(phase))
+                notebook = run_dir / f"{PHASES[phase]}.ipynb"
+                rendered[notebook] = rendering.submit(render_section, notebook)
                 if status[phase]["status"] == "interrupted":
                     raise KeyboardInterrupt
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM, wherever it lands: keep what was collected, then stop
             interrupted = True
+        finally:
+            for unused in warm.values():
+                unused.discard()
     running = next((p for p in phases if p not in status), None) if interrupted else None
     for phase in phases:
         if phase not in status:
@@ -236,7 +344,8 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
             status[phase] = (_record(phase, "interrupted", "interrupted (Ctrl-C or SIGTERM)") if phase == running
                              else _record(phase, "skipped", "the run was interrupted before this phase"))
             say(f"phase {phase} {PHASES[phase]}: {status[phase]['status']}")
-    summary = _seal(run_dir, incident, started, [status[p] for p in phases])
+    summary = _seal(run_dir, incident, started, [status[p] for p in phases],
+                    {path: future.result() for path, future in rendered.items() if not future.exception()})
     say(f"evidence: {run_dir}")
     if interrupted:
         raise KeyboardInterrupt(f"interrupted; the evidence collected so far is in {run_dir}")
@@ -260,12 +369,13 @@ def _new_run_dir(outputs: Path, incident: str, started: datetime) -> Path:
     return run_dir
 
 
-def _seal(run_dir: Path, incident: str, started: datetime, phases: list[dict[str, Any]]) -> dict[str, Any]:
+def _seal(run_dir: Path, incident: str, started: datetime, phases: list[dict[str, Any]],
+          rendered: Mapping[Path, Section | None] | None = None) -> dict[str, Any]:
     """Write the summary, the report and the manifest of a run: the last step of every run, also an
     interrupted one, and of ``irkit seal`` on a run whose process died."""
     summary = evidence.summarize(run_dir, incident, started, phases)
     try:
-        evidence.write_report(run_dir, summary, [run_dir / f"{PHASES[p['phase']]}.ipynb" for p in phases])
+        evidence.write_report(run_dir, summary, [run_dir / f"{PHASES[p['phase']]}.ipynb" for p in phases], rendered)
         summary["artifacts"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) + [
             "summary.json", "manifest.json"]
         evidence.write_json(run_dir / "summary.json", summary)
@@ -327,29 +437,36 @@ def _record(phase: int, status: str, error: str | None = None) -> dict[str, Any]
 
 def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: str, run_dir: Path,
                config_path: str, params: Mapping[str, Any], cell_timeout: int,
-               say: Callable[[str], None], kernel_manager: type[AsyncKernelManager]) -> dict[str, Any]:
+               say: Callable[[str], None], kernel_manager: type[AsyncKernelManager],
+               warm: _WarmKernel | None = None) -> dict[str, Any]:
     """Execute one phase notebook; a failure is recorded, never raised."""
     name = PHASES[phase]
     blocked = [d for d in phases_table.phase(phase).requires if status.get(d, {}).get("status") not in (None, "ok")]
     if blocked:
+        if warm is not None:
+            warm.discard()
         record = _record(phase, "skipped", f"depends on phase {blocked[0]}, which did not succeed")
         say(f"phase {phase} {name}: skipped ({record['error']})")
         return record
     record = _record(phase, "running")
     say(f"phase {phase} {name}: running")
     t0 = time.monotonic()
+    km = warm.take() if warm is not None else None
     try:
         papermill.execute_notebook(
             str(phases_table.phase(phase).path), str(run_dir / f"{name}.ipynb"),
             parameters={"incident_id": incident, "run_dir": str(run_dir), "config_path": config_path, **params},
-            kernel_name="python3", progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
-            log_output=False, kernel_manager_class=kernel_manager,
+            kernel_name="python3", engine_name="irkit", progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
+            log_output=False, kernel_manager_class=kernel_manager, **({"km": km} if km is not None else {}),
         )
         record["status"] = "ok"
     except Exception as exc:  # papermill has saved the partial notebook; keep going
         # Ctrl-C reaches the kernel too (the whole process group): its cell dies of KeyboardInterrupt.
         interrupted = getattr(exc, "ename", "") == "KeyboardInterrupt"
         record.update(status="interrupted" if interrupted else "failed", error=redact(_error_text(exc)))
+    finally:
+        if warm is not None:
+            warm.discard()  # a kernel papermill did not start is not papermill's to stop
     record["duration_seconds"] = round(time.monotonic() - t0, 2)
     say(f"phase {phase} {name}: {record['status']} ({record['duration_seconds']:.1f} s)"
         + (f": {record['error']}" if record["error"] else ""))

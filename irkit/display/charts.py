@@ -10,8 +10,12 @@ with no network at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
+import threading
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +30,7 @@ __all__ = [
     "lock_history_chart",
     "timeline_chart",
     "save_images",
+    "warm_renderer",
     "Chart",
     "downsample",
     "error_ratio_chart",
@@ -439,6 +444,27 @@ def timeline_chart(events: pd.DataFrame) -> Chart:
     return Chart(fig, "timeline")
 
 
+_warming: list[threading.Thread] = []
+
+
+def warm_renderer() -> None:
+    """Start the image renderer (Chromium, through kaleido's server) in the background, so the images a phase
+    draws later do not wait for a browser to start: seconds saved per run. Idempotent; never raises."""
+    if _warming:
+        return
+
+    def warm() -> None:
+        with contextlib.suppress(Exception), warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+            warnings.simplefilter("ignore")
+            import kaleido
+            import plotly.io as pio
+            kaleido.start_sync_server(silence_warnings=True)
+            pio.write_images([go.Figure()], [str(Path(tmp) / "warm.png")], width=10, height=10)
+
+    _warming.append(threading.Thread(target=warm, name="irkit-renderer", daemon=True))
+    _warming[0].start()
+
+
 def save_image(chart: Chart, path: str | Path) -> Path | None:
     """Write a PNG with kaleido (Debian's chromium); None if no browser is available here."""
     saved = save_images([(chart, Path(path))])
@@ -450,9 +476,13 @@ def save_images(charts: list[tuple[Chart, Path]]) -> list[Path]:
     if not charts:
         return []
     import plotly.io as pio
+    for thread in _warming:
+        thread.join(60)  # a renderer being started: use it once it is up
     try:
-        pio.write_images([c.figure for c, _ in charts], [str(p) for _, p in charts], width=1000,
-                         height=[int(c.figure.layout.height or 420) for c, _ in charts])
+        with warnings.catch_warnings():  # kaleido's server warns that it ignores per-call browser options
+            warnings.simplefilter("ignore")
+            pio.write_images([c.figure for c, _ in charts], [str(p) for _, p in charts], width=1000,
+                             height=[int(c.figure.layout.height or 420) for c, _ in charts])
     except Exception:  # kaleido raises several unrelated types when chromium is missing
         return []
     return [p for _, p in charts]

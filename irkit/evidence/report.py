@@ -10,11 +10,14 @@ Below it the phases show their outputs only: no prompts, no heading anchors, no 
 
 from __future__ import annotations
 
+import functools
 import html
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NO_REPORT", "write_report"]
+__all__ = ["NO_REPORT", "Section", "render_section", "write_report"]
 
 NO_REPORT = "no-report"  # the cell tag that keeps a notebook cell out of the report
 
@@ -97,32 +100,56 @@ def _cross_layer(notebook: Any) -> str:
     return found
 
 
-def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path]) -> Path:
-    """One self-contained ``report.html``: the summary, then every phase's outputs, plotly.js inlined once."""
-    import nbformat  # the report's libraries load only when a report is written: verify stays quick
-    import plotly.offline
-    from nbconvert import HTMLExporter
+@dataclass(frozen=True)
+class Section:
+    """One phase notebook rendered for the report: its anchor, its HTML, and its cross-layer chart if any."""
+
+    anchor: str
+    title: str
+    html: str
+    overview: str
+
+
+@functools.lru_cache(maxsize=1)
+def _exporter() -> Any:
+    from nbconvert import HTMLExporter  # the report's libraries load only when a report is written
     from nbconvert.preprocessors import TagRemovePreprocessor
-
-    from irkit.evidence.records import TIMELINE, RunRecords
-
     exporter = HTMLExporter(template_name="basic", anchor_link_text="", exclude_input=True,
                             exclude_input_prompt=True, exclude_output_prompt=True)
     exporter.register_preprocessor(TagRemovePreprocessor(remove_cell_tags={NO_REPORT}), enabled=True)
-    sections, anchors = [], []
+    return exporter
+
+
+def render_section(path: Path) -> Section | None:
+    """A finished phase's notebook as the report shows it (``irkit run`` renders each phase as it ends, while
+    the next one runs); None when the notebook is missing."""
+    import nbformat
+    if not path.exists():
+        return None
     overview = ""
-    for path in notebooks:
-        if not path.exists():
-            continue
-        try:
-            notebook = nbformat.read(path, as_version=4)
-            overview = _cross_layer(notebook) or overview  # the newest phase's view wins
-            body, _ = exporter.from_notebook_node(notebook)
-        except Exception as exc:  # a notebook cut short by an interruption; the rest of the report stands
-            body = f"<p>this notebook could not be rendered: {html.escape(str(exc)[:300])}</p>"
-        anchor = f"phase-{path.stem}"
-        anchors.append((anchor, path.stem))
-        sections.append(f"<section class='phase' id='{_e(anchor)}'><h2>{_e(path.stem)}</h2>{body}</section>")
+    try:
+        notebook = nbformat.read(path, as_version=4)
+        overview = _cross_layer(notebook)
+        body, _ = _exporter().from_notebook_node(notebook)
+    except Exception as exc:  # a notebook cut short by an interruption; the rest of the report stands
+        body = f"<p>this notebook could not be rendered: {html.escape(str(exc)[:300])}</p>"
+    anchor = f"phase-{path.stem}"
+    return Section(anchor, path.stem,
+                   f"<section class='phase' id='{_e(anchor)}'><h2>{_e(path.stem)}</h2>{body}</section>", overview)
+
+
+def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path],
+                 rendered: Mapping[Path, Section | None] | None = None) -> Path:
+    """One self-contained ``report.html``: the summary, then every phase's outputs, plotly.js inlined once.
+    ``rendered``: sections already rendered, by notebook path (the rest are rendered now)."""
+    import plotly.offline
+
+    from irkit.evidence.records import TIMELINE, RunRecords
+
+    done = rendered or {}
+    sections = [found for path in notebooks if (found := done[path] if path in done else render_section(path))]
+    overview = next((s.overview for s in reversed(sections) if s.overview), "")  # the newest phase's view
+    anchors = [(s.anchor, s.title) for s in sections]
     rows = "".join(
         f"<tr><td>{p['phase']}</td><td><a href='#phase-{_e(p['name'])}'>{_e(p['name'])}</a></td>"
         f"<td class='status-{p['status']}'>{p['status']}</td><td>{p['duration_seconds']:.1f} s</td>"
@@ -136,7 +163,7 @@ def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path]) 
         + _summary(summary, timeline, anchors)
         + (f"<section class='overview' id='overview'><h2>One time axis</h2>{overview}</section>" if overview else "")
         + f"<table><tr><th>phase</th><th>name</th><th>status</th><th>duration</th><th>error</th></tr>{rows}</table>"
-        + "".join(sections) + "</body></html>"
+        + "".join(s.html for s in sections) + "</body></html>"
     )
     path = run_dir / "report.html"
     path.write_text(page)

@@ -167,7 +167,7 @@ def pod_health(inc: Incident) -> pd.DataFrame | Unavailable:
 
 def endpoint_health(inc: Incident) -> pd.DataFrame:
     """The configured health endpoints, like ``curl -f``."""
-    return inc.record(R.ENDPOINTS, http.check_all(inc.config))
+    return inc.record(R.ENDPOINTS, inc.fetched("endpoints", lambda: http.check_all(inc.config)))
 
 
 def lock_waits(inc: Incident) -> Note | Unavailable:

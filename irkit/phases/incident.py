@@ -12,8 +12,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +31,7 @@ from irkit.evidence.records import Key, RunRecords, Unavailable
 __all__ = ["Incident", "Note", "Unavailable", "jsonable", "open_incident", "shown"]
 
 T = TypeVar("T")
+PREFETCH_FRESH = 60.0  # seconds a prefetched answer stands for "now"
 _CLIENT_ERRORS = {"pg": PostgresError, "prom": PrometheusError, "kube": KubernetesError}
 
 
@@ -72,6 +75,9 @@ class Incident:
         self._clients: dict[str, Any] = {}
         self._down: dict[str, tuple[SourceError, float]] = {}
         self.frames: dict[str, Any] = {}  # the series this phase saved, by name: asked once, drawn twice
+        self._lock = threading.RLock()  # steps may run on threads (phase 4's checks, prefetches): one writer
+        self._prefetched: dict[str, tuple[float, Future[Any]]] = {}
+        self._pool: ThreadPoolExecutor | None = None
         run_dir.mkdir(parents=True, exist_ok=True)
         self._flush()
 
@@ -80,14 +86,15 @@ class Incident:
         # A source that did not answer is not asked again for a while: during an outage a dozen
         # steps each waiting out the timeout of the same hung server is minutes lost. The pause
         # is short, so re-running a cell in JupyterLab after fixing a port-forward asks again.
-        if name in self._down:
-            error, since = self._down[name]
-            if time.monotonic() - since < self.config.retry_after:
-                raise error.not_retried()
-            del self._down[name]
-        if name not in self._clients:
-            self._clients[name] = factory(self.config)
-        return self._clients[name]
+        with self._lock:
+            if name in self._down:
+                error, since = self._down[name]
+                if time.monotonic() - since < self.config.retry_after:
+                    raise error.not_retried()
+                del self._down[name]
+            if name not in self._clients:
+                self._clients[name] = factory(self.config)
+            return self._clients[name]
 
     @property
     def pg(self) -> Any:
@@ -105,6 +112,9 @@ class Incident:
         return self._client("kube", k8s.connect)
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         for client in self._clients.values():
             try:
                 client.close()
@@ -123,15 +133,39 @@ class Incident:
                     if isinstance(exc, kind):
                         self._down.setdefault(name, (exc, time.monotonic()))
             message = irconfig.redact(str(exc), self.config)
-            self.problems.append({"step": what, "kind": type(exc).__name__, "error": message,
-                                  "at": datetime.now(UTC).isoformat()})
-            self._flush()
+            with self._lock:
+                self.problems.append({"step": what, "kind": type(exc).__name__, "error": message,
+                                      "at": datetime.now(UTC).isoformat()})
+                self._flush()
             return records.Unavailable(what, message, type(exc).__name__)
+
+    def prefetch(self, name: str, fn: Callable[[], Any]) -> None:
+        """Start asking a source now, in the background, for a step further down the notebook
+        (:meth:`fetched`): independent sources answer at once instead of one cell after another."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="irkit-prefetch")
+        self._prefetched[name] = (time.monotonic(), self._pool.submit(fn))
+
+    def fetched(self, name: str, fn: Callable[[], T]) -> T:
+        """What :meth:`prefetch` started under ``name`` (its error raised here, inside the step's attempt);
+        ``fn()`` now, kept under ``name``, when nothing was asked or it was asked more than
+        :data:`PREFETCH_FRESH` seconds ago: the cells of a phase that need the pods ask once, and a cell run
+        later in JupyterLab asks again."""
+        started, future = self._prefetched.get(name, (0.0, None))
+        if future is None or time.monotonic() - started > PREFETCH_FRESH:
+            future = Future()
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+            self._prefetched[name] = (time.monotonic(), future)
+        return future.result()
 
     def record(self, key: Key[Any], value: T) -> T:
         """Keep ``value`` as record ``key`` of this phase (on disk at once) and return it."""
-        self.records[key.name] = jsonable(value)
-        self._flush()
+        with self._lock:
+            self.records[key.name] = jsonable(value)
+            self._flush()
         return value
 
     def rows(self, key: Key[Any]) -> list[dict[str, Any]]:
@@ -223,4 +257,10 @@ def open_incident(incident_id: str, phase: int, run_dir: str = "", config_path: 
         # A sealed run is evidence: re-running its notebook ("Run All" in JupyterLab) writes a new run beside it.
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         directory = directory.parent / f"interactive-{stamp}-from-{directory.name}"
-    return Incident(incident_id, phase, directory, cfg)
+    inc = Incident(incident_id, phase, directory, cfg)
+    if phase in (1, 2):  # the sources answer at once while the first cells run
+        from irkit.sources import http, k8s
+        inc.prefetch("endpoints", lambda: http.check_all(cfg))
+        if phase == 2:
+            inc.prefetch("pods", lambda: k8s.pods(inc.kube))
+    return inc

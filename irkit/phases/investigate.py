@@ -27,17 +27,22 @@ __all__ = [
 
 def endpoints(inc: Incident) -> pd.DataFrame:
     """health-check.sh: every configured endpoint with status and time."""
-    return inc.record(R.ENDPOINTS, http.check_all(inc.config))
+    return inc.record(R.ENDPOINTS, inc.fetched("endpoints", lambda: http.check_all(inc.config)))
 
 
 def unhealthy_pods(inc: Incident) -> pd.DataFrame | Note | Unavailable:
     """``kubectl get pods | grep -v Running``."""
-    return shown(inc.record(R.UNHEALTHY_PODS, inc.attempt("unhealthy pods", lambda: k8s.unhealthy_pods(inc.kube))),
+    return shown(inc.record(R.UNHEALTHY_PODS, inc.attempt("unhealthy pods", lambda: k8s.unhealthy(_pods(inc)))),
                  "no unhealthy pod: every pod is Running and ready")
 
 
+def _pods(inc: Incident) -> pd.DataFrame:
+    """The namespace's pods, listed once for the phase's cells (unhealthy pods, the chart, previous logs)."""
+    return inc.fetched("pods", lambda: k8s.pods(inc.kube))
+
+
 def pod_chart(inc: Incident) -> charts.Chart | Unavailable:
-    frame = inc.attempt("pods", lambda: k8s.pods(inc.kube))
+    frame = inc.attempt("pods", lambda: _pods(inc))
     return frame if isinstance(frame, Unavailable) else charts.pod_status_chart(frame)
 
 
@@ -85,7 +90,7 @@ def previous_logs(inc: Incident, tail: int = 50) -> views.LogView | Unavailable:
     """``kubectl logs --previous`` of the pods that restarted: the crash itself, identical pods folded."""
     limits.bounded("log_tail", tail)
     def run() -> pd.DataFrame:
-        restarted = k8s.pods(inc.kube)
+        restarted = _pods(inc)
         restarted = restarted[restarted["restarts"] > 0]
         frames = []
         for deployment in inc.config.deployments:

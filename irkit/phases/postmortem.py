@@ -30,7 +30,7 @@ from irkit.rules.recovery import Verdict
 from irkit.rules.timeline import Event, Measures, measures
 from irkit.sources import prom
 
-__all__ = ["action_items", "communicate", "five_whys", "resolution_message", "response", "timeline",
+__all__ = ["prepare", "action_items", "communicate", "five_whys", "resolution_message", "response", "timeline",
            "timeline_chart", "write_postmortem"]
 
 TIMELINE_FILE = "timeline.json"
@@ -45,8 +45,14 @@ def _measures(inc: Incident, events: list[Event]) -> Measures:
     return measures(events, severity.respond_by if severity else None)
 
 
+def prepare() -> None:
+    """Before the phase runs (``irkit run`` calls it in the kernel it starts ahead): start the image renderer."""
+    charts.warm_renderer()
+
+
 def timeline(inc: Incident) -> pd.DataFrame:
     """Every event of the incident, from all its runs under outputs/<incident>/, in order; also timeline.json."""
+    charts.warm_renderer()  # the post-mortem's images come a few cells later: start the browser now
     events = _events(inc)
     frame = pd.DataFrame([{"time": e.time.strftime("%Y-%m-%d %H:%M:%S"), "source": e.source, "kind": e.kind,
                            "event": e.text, "link": e.link} for e in events],

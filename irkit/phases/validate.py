@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,32 +69,40 @@ def checks(inc: Incident, settle_seconds: int = 0) -> pd.DataFrame:
 def _checks_once(inc: Incident) -> pd.DataFrame:
     cfg = inc.config
     rows: list[dict[str, Any]] = []
+    # The sources at once (each with its own bounds): a hung one costs its timeout, not the sum of them all.
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="irkit-checks") as pool:
+        endpoints = pool.submit(http.check_all, cfg)
+        measured = pool.submit(lambda: (
+            inc.attempt("error ratio now", lambda: prom.require_data(
+                inc.prom, prom.error_ratio(inc.prom, by_service=True), "error ratio now", "prom_requests_metric")),
+            inc.attempt("p95 now", lambda: prom.require_data(
+                inc.prom, prom.latency_quantile(inc.prom, 0.95, by_service=True), "p95 now", "prom_latency_metric"))))
+        workloads_asked = pool.submit(inc.attempt, "workloads", lambda: k8s.deployments(inc.kube))
+        database = pool.submit(lambda: (
+            inc.attempt("recent orders", lambda: pg.recent_rows(inc.pg, window=timedelta(hours=1))),
+            inc.attempt("lock graph", lambda: pg.lock_graph(inc.pg))))
     if not cfg.health_endpoints:
         _check(rows, "health endpoints", None, "none configured; set health_endpoints (playbook 4.1)")
-    for ep in http.check_all(cfg).to_dict("records"):
+    for ep in endpoints.result().to_dict("records"):
         _check(rows, f"endpoint {ep['url']}", ep["ok"], f"HTTP {ep['status']} in {ep['seconds']:.2f} s"
                if ep["status"] else ep["error"])
-    ratio = inc.attempt("error ratio now", lambda: prom.require_data(
-        inc.prom, prom.error_ratio(inc.prom, by_service=True), "error ratio now", "prom_requests_metric"))
+    ratio, p95 = measured.result()
     _frame_checks(rows, inc, "error ratio", ratio, lambda v: v < cfg.error_ratio_moderate,
                   lambda v: f"{v:.1%} (threshold {cfg.error_ratio_moderate:.0%})")
-    p95 = inc.attempt("p95 now", lambda: prom.require_data(
-        inc.prom, prom.latency_quantile(inc.prom, 0.95, by_service=True), "p95 now", "prom_latency_metric"))
     _frame_checks(rows, inc, "p95 latency", p95, lambda v: v <= cfg.latency_p95_slow_seconds,
                   lambda v: f"{v:.2f} s")
-    workloads = inc.attempt("workloads", lambda: k8s.deployments(inc.kube))
+    workloads = workloads_asked.result()
     if isinstance(workloads, Unavailable):
         _check(rows, "pods ready", None, workloads.error)
     else:
         for row in workloads.to_dict("records"):
             _check(rows, f"{row['kind']} {row['name']} ready", row["ready"] >= row["desired"],
                    f"{row['ready']}/{row['desired']} ready")
-    recent = inc.attempt("recent orders", lambda: pg.recent_rows(inc.pg, window=timedelta(hours=1)))
+    recent, locks = database.result()
     if isinstance(recent, Unavailable):
         _check(rows, "orders flowing", None, recent.error)
     else:
         _check(rows, "orders flowing", recent.count > 0, f"{recent.count} orders in the last hour")
-    locks = inc.attempt("lock graph", lambda: pg.lock_graph(inc.pg))
     if isinstance(locks, Unavailable):
         _check(rows, "no lock waits", None, locks.error)
     else:

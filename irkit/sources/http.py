@@ -7,6 +7,7 @@ a redirect chase past 3 hops, results as a DataFrame.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -15,6 +16,8 @@ import requests
 import urllib3
 
 from irkit.config import Config, redact
+
+MAX_PARALLEL = 16  # endpoints checked at once
 
 __all__ = ["FAILURES", "HealthCheck", "check", "check_all", "failure", "urllib3_failure"]
 
@@ -100,9 +103,11 @@ def check_all(config: Config) -> pd.DataFrame:
             matched = [target]
         for url in matched:
             journeys[url] = (name, level)
+    # All at once: an outage makes several endpoints hang, and their timeouts must not add up.
+    with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(urls)) or 1, thread_name_prefix="irkit-health") as pool:
+        results = list(pool.map(lambda url: check(url, config.http_timeout), urls))
     rows = []
-    for url in urls:
-        result = check(url, config.http_timeout).__dict__
+    for url, result in zip(urls, results, strict=True):
         journey, journey_level = journeys.get(url, ("", None))
-        rows.append({**result, "journey": journey, "journey_level": journey_level})
+        rows.append({**result.__dict__, "journey": journey, "journey_level": journey_level})
     return pd.DataFrame(rows, columns=["url", "ok", "status", "seconds", "error", "journey", "journey_level"])

@@ -42,7 +42,7 @@ __all__ = [
     "rollout_history",
     "top_nodes",
     "top_pods",
-    "unhealthy_pods",
+    "unhealthy", "unhealthy_pods",
 ]
 
 POD_COLUMNS = ["pod", "phase", "ready", "all_ready", "restarts", "waiting_reason", "last_termination_reason",
@@ -201,7 +201,11 @@ def pods(kube: Kube, selector: str | None = None) -> pd.DataFrame:
 
 def unhealthy_pods(kube: Kube, selector: str | None = None) -> pd.DataFrame:
     """``kubectl get pods | grep -v Running``, plus running pods that are not ready or were just killed."""
-    frame = pods(kube, selector)
+    return unhealthy(pods(kube, selector))
+
+
+def unhealthy(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a :func:`pods` listing that :func:`unhealthy_pods` shows."""
     bad = (
         (frame["phase"] != "Running") & (frame["phase"] != "Succeeded")
         | ~frame["all_ready"].astype(bool)

@@ -46,3 +46,16 @@ def test_a_journey_named_by_path_marks_its_endpoint_and_a_url_is_checked_too(sho
 def test_a_refused_endpoint_says_so(shop: str):
     closed = health.check("http://127.0.0.1:9/health", timeout=1.0)
     assert not closed.ok and closed.error == "connection refused"
+
+
+def test_hung_endpoints_cost_one_timeout_not_one_each(shop: str, black_hole: str):
+    """During an outage several endpoints hang: checked at once, the check takes one timeout, not their sum."""
+    import time
+    hung = [f"http://{black_hole}/health/{i}" for i in range(4)]
+    cfg = config.load(env={}, health_endpoints=[*hung, f"{shop}/api/health"], http_timeout=1.0)
+    started = time.monotonic()
+    rows = health.check_all(cfg).to_dict("records")
+    took = time.monotonic() - started
+    assert [r["url"] for r in rows] == [*hung, f"{shop}/api/health"]  # in the configured order
+    assert [r["error"] for r in rows[:4]] == ["no answer within 1 s"] * 4 and rows[4]["ok"]
+    assert took < 3.0  # four 1 s timeouts one after another would be 4 s
