@@ -12,7 +12,7 @@ from irkit import drill
 
 IRKIT = str(Path(sys.executable).parent / "irkit")
 # aiohttp and attrs stay: the kubernetes client and jsonschema need them in the plain install too.
-EXTRAS = ("kmock", "pytest", "pytest_asyncio", "nbval", "_pytest", "aiosmtpd", "trustme")  # redis is runtime (FLUSHDB)
+EXTRAS = ("kmock", "pytest", "pytest_asyncio", "nbval", "_pytest", "aiosmtpd", "trustme", "playwright")  # redis is runtime (FLUSHDB)
 
 BLOCKER = f"""
 import sys

@@ -104,10 +104,27 @@ def downsample(frame: pd.DataFrame, max_points: int = MAX_POINTS, by: str | None
     return pd.concat(parts).sort_index()
 
 
+MAX_SERIES = 10  # lines per chart: the services that rose highest; the full data file has every one
+
+
+def top_series(frame: pd.DataFrame, label: str | None, n: int = MAX_SERIES) -> tuple[pd.DataFrame, int]:
+    """The rows of the ``n`` series (by ``label``) that reached the highest values, and how many were left out."""
+    if frame.empty or not label or label not in frame.columns:
+        return frame, 0
+    peaks = frame.groupby(label)["value"].max().sort_values(ascending=False)
+    if len(peaks) <= n:
+        return frame, 0
+    return frame[frame[label].isin(peaks.index[:n])], len(peaks) - n
+
+
 def _series(fig: go.Figure, frame: pd.DataFrame, label: str | None, scale: float = 1.0) -> None:
     if frame.empty:
         fig.add_annotation(text="no data", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
         return
+    frame, left_out = top_series(frame, label)
+    if left_out:
+        fig.add_annotation(text=f"the {MAX_SERIES} highest of {MAX_SERIES + left_out} {label}s drawn", showarrow=False,
+                           x=1, y=1.02, xref="paper", yref="paper", xanchor="right", yanchor="bottom")
     frame = downsample(frame, by=label)
     groups = frame.groupby(label) if label and label in frame.columns else [("all", frame)]
     for name, group in groups:
@@ -177,6 +194,9 @@ def latency_chart(frames: Mapping[str, pd.DataFrame], *, slow_seconds: float = 5
     return Chart(fig, "latency")
 
 
+MAX_LOCK_NODES = 60  # sessions in the lock graph chart
+
+
 def lock_graph_chart(graph: Any) -> Chart:
     """Sessions as nodes (colour = state, size = wait), edges from waiter to blocker, roots marked."""
     fig = go.Figure()
@@ -190,15 +210,18 @@ def lock_graph_chart(graph: Any) -> Chart:
         return Chart(fig, "lock-graph")
     # Depth = distance from a root (blockers at the left), computed once with the graph.
     depth = {pid: int(graph.depths.get(pid, 0)) for pid in pids}
+    everyone = len(pids)
+    if everyone > MAX_LOCK_NODES:  # the blockers and the sessions nearest them; the tree lists every one
+        pids = sorted(sorted(pids, key=lambda p: (depth[p], p))[:MAX_LOCK_NODES])
+        kept = set(pids)
+        edges = graph.edges[graph.edges["blocked_pid"].isin(kept) & graph.edges["blocking_pid"].isin(kept)]
+    else:
+        edges = graph.edges
     rows: dict[int, int] = {}
     pos: dict[int, tuple[float, float]] = {}
     for pid in sorted(pids, key=lambda p: (depth[p], p)):
         rows[depth[pid]] = rows.get(depth[pid], 0) + 1
         pos[pid] = (float(depth[pid]), float(-rows[depth[pid]]))
-    for w, b in zip(graph.edges["blocked_pid"], graph.edges["blocking_pid"], strict=True):
-        (x0, y0), (x1, y1) = pos[int(w)], pos[int(b)]
-        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y",
-                           showarrow=True, arrowhead=3, arrowwidth=1.5, arrowcolor="#7f8c8d")
     roots = {int(r["pid"]): r for r in graph.roots.to_dict("records")}
 
     def attr(pid: int, column: str) -> Any:
@@ -210,11 +233,17 @@ def lock_graph_chart(graph: Any) -> Chart:
     # A root stands out: large (by how many wait behind it), a thick red ring, its state, age and query.
     sizes = {p: 34 + min(30, 4 * int(roots[p].get("blocked_count") or 0)) if p in roots
              else 14 + min(24.0, w * 2) for p, w in zip(pids, waits, strict=True)}
-    for w, b in zip(graph.edges["blocked_pid"], graph.edges["blocking_pid"], strict=True):
-        (x0, y0), (x1, y1) = pos[int(w)], pos[int(b)]
-        fig.add_annotation(x=x1, y=y1, ax=x0, ay=y0, xref="x", yref="y", axref="x", ayref="y", showarrow=True,
-                           arrowhead=2, arrowsize=1.6, arrowwidth=2, arrowcolor="#475467",
-                           standoff=sizes[int(b)] / 2 + 2, startstandoff=sizes[int(w)] / 2)
+    # One arrow per edge, given to the layout at once (add_annotation validates each: seconds for a long chain).
+    fig.update_layout(annotations=[
+        {"x": pos[int(b)][0], "y": pos[int(b)][1], "ax": pos[int(w)][0], "ay": pos[int(w)][1], "xref": "x",
+         "yref": "y", "axref": "x", "ayref": "y", "showarrow": True, "arrowhead": 2, "arrowsize": 1.6,
+         "arrowwidth": 2, "arrowcolor": "#475467", "standoff": sizes[int(b)] / 2 + 2,
+         "startstandoff": sizes[int(w)] / 2}
+        for w, b in zip(edges["blocked_pid"], edges["blocking_pid"], strict=True)])
+    if everyone > len(pids):
+        fig.add_annotation(text=f"{len(pids)} of {everyone} sessions drawn, nearest the roots; the tree lists "
+                                "every one", showarrow=False, x=1, y=1.02, xref="paper", yref="paper",
+                           xanchor="right", yanchor="bottom")
 
     def label(p: int) -> str:
         if p not in roots:
@@ -244,7 +273,7 @@ def lock_graph_chart(graph: Any) -> Chart:
     # Room around the nodes so labels are not cut at the plot's edges.
     fig.update_layout(title="Lock graph: arrows point from waiter to blocker", template="plotly_white",
                       height=max(300, 90 * max(rows.values()) + 160), showlegend=False,
-                      xaxis={"visible": False, "range": [-1.0, max(depth.values()) + 0.6]},
+                      xaxis={"visible": False, "range": [-1.0, max(depth[p] for p in pids) + 0.6]},
                       yaxis={"visible": False, "range": [-max(rows.values()) - 0.6, 0.2]})
     return Chart(fig, "lock-graph")
 
@@ -276,7 +305,7 @@ def cross_layer_chart(*, errors: pd.DataFrame | None, latency: pd.DataFrame | No
                            yref=f"y{row} domain" if row > 1 else "y domain", font={"color": "#667085"})
 
     if errors is not None and not errors.empty:
-        part = downsample(errors, by=label)
+        part = downsample(top_series(errors, label)[0], by=label)
         groups = part.groupby(label) if label and label in part.columns else [("all", part)]
         for name, group in groups:
             fig.add_trace(go.Scatter(x=group.index, y=group["value"] * 100, mode="lines", name=f"errors {name}",
@@ -402,16 +431,27 @@ def lock_history_chart(samples: Sequence[Mapping[str, Any]], episodes: pd.DataFr
     return Chart(fig, "lock-history")
 
 
+MAX_PODS = 40  # bars in the pod chart
+
+
 def pod_status_chart(pods: pd.DataFrame) -> Chart:
     """Restarts per pod, coloured by what is wrong with it."""
     fig = go.Figure()
     if pods.empty:
         fig.add_annotation(text="no pods", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     else:
-        status = pods["waiting_reason"].fillna(pods["last_termination_reason"]).fillna(pods["phase"])
+        # The pods worth a bar: restarted or not running and ready, the most restarts first, at most MAX_PODS.
+        trouble = pods[(pods["restarts"] > 0) | (pods["phase"] != "Running") | ~pods["all_ready"].astype(bool)]
+        shown = trouble.sort_values(["restarts", "pod"], ascending=[False, True]).head(MAX_PODS)
+        status = shown["waiting_reason"].fillna(shown["last_termination_reason"]).fillna(shown["phase"])
         for name in sorted(status.unique()):
-            part = pods[status == name]
+            part = shown[status == name]
             fig.add_trace(go.Bar(x=part["pod"], y=part["restarts"], name=str(name)))
+        if len(pods) > len(shown):
+            fig.add_annotation(text=f"{len(shown)} of {len(pods)} pods drawn: the others run, ready, never restarted"
+                               if len(trouble) <= MAX_PODS else f"the {MAX_PODS} with the most restarts of "
+                               f"{len(trouble)} troubled pods ({len(pods)} in all)", showarrow=False, x=1, y=1.02,
+                               xref="paper", yref="paper", xanchor="right", yanchor="bottom")
         if not pods["restarts"].any():
             fig.add_annotation(text=f"no pod has restarted ({len(pods)} pods)", showarrow=False, x=0.5, y=0.5,
                                xref="paper", yref="paper")

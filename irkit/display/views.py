@@ -76,19 +76,32 @@ def _cell(column: str, value: Any) -> str:
     return str(value)
 
 
+MAX_ROWS = 50  # rows a table shows; a notebook's size must not grow with the cluster
+
+
+def _more(frame: pd.DataFrame) -> str:
+    return (f"first {MAX_ROWS} of {len(frame):,} rows, the most telling first; every row is in the phase's record "
+            "(phase-N.json)") if len(frame) > MAX_ROWS else ""
+
+
 def table_html(frame: pd.DataFrame) -> str:
-    """A DataFrame without its index column, cells formatted by :func:`_cell`."""
+    """A DataFrame without its index column, cells formatted by :func:`_cell`; at most :data:`MAX_ROWS` rows."""
+    more = _more(frame)
+    frame = frame.head(MAX_ROWS)
     head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
     rows = "".join("<tr>" + "".join(f"<td>{escape(_cell(str(c), v))}</td>" for c, v in zip(frame.columns, row,
                                                                                            strict=True)) + "</tr>"
                    for row in frame.itertuples(index=False, name=None))
-    return f"<table class='irkit-table'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return (f"<table class='irkit-table'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            + (f"<p><i>{escape(more)}</i></p>" if more else ""))
 
 
 def table_text(frame: pd.DataFrame) -> str:
-    """The plain-text table, formatted alike, without the index."""
+    """The plain-text table, formatted alike, without the index; at most :data:`MAX_ROWS` rows."""
+    more = _more(frame)
+    frame = frame.head(MAX_ROWS)
     shown = pd.DataFrame({c: [_cell(str(c), v) for v in frame[c]] for c in frame.columns}, columns=frame.columns)
-    return str(shown.to_string(index=False)) if not frame.empty else "(no rows)"
+    return (str(shown.to_string(index=False)) + (f"\n({more})" if more else "")) if not frame.empty else "(no rows)"
 
 
 def install_formatters(shell: Any) -> None:
@@ -160,7 +173,9 @@ class LogView:
         self.title = title
 
     def _blocks(self) -> list[tuple[str, str]]:
-        return [(f"{row['deployment']} / {row['container']}: {len(row['pods'])} pod(s) {', '.join(row['pods'])}",
+        def pods(names: list[str]) -> str:
+            return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        return [(f"{row['deployment']} / {row['container']}: {len(row['pods'])} pod(s) {pods(row['pods'])}",
                  str(row["text"])) for row in self.frame.to_dict("records")]
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:

@@ -146,8 +146,9 @@ def latency_history(inc: Incident, window_minutes: int = 120) -> charts.Chart | 
     top = peak(frame, cfg.prom_service_label)
     if top is not None:
         inc.record(R.LATENCY_P95_PEAK, {"service": top["service"], "seconds": top["value"], "at": top["at"]})
-    frames = {str(name): group.drop(columns=[cfg.prom_service_label]) for name, group in frame.groupby(
-        cfg.prom_service_label)} if cfg.prom_service_label in frame.columns else {"all": frame}
+    drawn = charts.top_series(frame, cfg.prom_service_label)[0]  # the services that rose highest
+    frames = {str(name): group.drop(columns=[cfg.prom_service_label]) for name, group in drawn.groupby(
+        cfg.prom_service_label)} if cfg.prom_service_label in drawn.columns else {"all": drawn}
     return charts.latency_chart({f"p95 {name}": f for name, f in frames.items()},
                                 slow_seconds=cfg.latency_p95_slow_seconds,
                                 incident_start=inc.current(R.INCIDENT_START)).with_data(

@@ -94,8 +94,14 @@ def previous_logs(inc: Incident, tail: int = 50) -> views.LogView | Unavailable:
         restarted = restarted[restarted["restarts"] > 0]
         frames = []
         for deployment in inc.config.deployments:
-            frame = k8s.logs(inc.kube, deployment, tail=tail, previous=True)
-            frames.append(frame[frame["pod"].isin(restarted["pod"])].assign(deployment=deployment))
+            # A Deployment's pods belong to its ReplicaSets, named <deployment>-<hash>: none restarted, nothing to ask.
+            mine = restarted[restarted["owner"].fillna("").str.startswith(f"ReplicaSet/{deployment}-")]
+            if mine.empty:
+                continue
+            frame = k8s.logs(inc.kube, deployment, tail=tail, previous=True, only=mine["pod"])
+            frames.append(frame.assign(deployment=deployment))
+        if not frames:
+            return pd.DataFrame(columns=["pod", "container", "previous", "text", "deployment"])
         return pd.concat(frames, ignore_index=True)
     frame = inc.attempt("previous logs", run)
     if isinstance(frame, Unavailable):

@@ -254,10 +254,10 @@ def lock_graph(conn: PgSession) -> LockGraph:
     params = {"db": conn.config.pg_database}
     edges = conn.query(
         """
-        WITH waiting AS (
+        WITH waiting AS (  -- pg_blocking_pids() only for sessions waiting on a lock: its cost grows with them
             SELECT a.*, pg_blocking_pids(a.pid) AS blockers
             FROM pg_stat_activity a
-            WHERE a.datname = %(db)s
+            WHERE a.datname = %(db)s AND a.wait_event_type = 'Lock'
         )
         SELECT w.pid AS blocked_pid,
                b.pid AS blocking_pid,

@@ -69,3 +69,34 @@ def test_the_cross_layer_chart_lines_up_every_layer_on_one_axis_and_says_which_l
     assert pd.Timestamp(fig.layout.xaxis.range[1]) == pd.Timestamp(later)  # stretched to the last sample
     [lane] = [t for t in fig.data if t.yaxis == "y3"]
     assert lane.y[0] == "BackOff backend-deployment" and "x7" in lane.text[0]
+
+
+def test_charts_stay_the_same_size_however_big_the_cluster():
+    """5,000 pods, 50 services: the charts draw what a responder reads, not one mark per object."""
+    from irkit.display import charts
+    pods = pd.DataFrame({"pod": [f"svc-{i:04d}" for i in range(5000)], "phase": "Running", "all_ready": True,
+                         "restarts": 0, "waiting_reason": None, "last_termination_reason": None})
+    pods.loc[[7, 4000], "restarts"] = [3, 9]
+    pods.loc[4000, "waiting_reason"] = "CrashLoopBackOff"
+    fig = charts.pod_status_chart(pods).figure
+    assert sorted(x for t in fig.data for x in t.x) == ["svc-0007", "svc-4000"]
+    assert "2 of 5000 pods drawn" in " ".join(a.text for a in fig.layout.annotations)
+    now = pd.Timestamp.now(tz="UTC")
+    index = pd.date_range(now - pd.Timedelta(hours=1), now, freq="1min")
+    frame = pd.concat([pd.DataFrame({"value": 0.001 * i, "service": f"s{i:02d}"}, index=index) for i in range(50)])
+    fig = charts.error_ratio_chart(frame).figure
+    assert sorted(t.name for t in fig.data) == [f"s{i:02d}" for i in range(40, 50)]  # the ten that rose highest
+    assert "the 10 highest of 50 services drawn" in " ".join(str(a.text) for a in fig.layout.annotations)
+
+
+def test_a_hundred_deep_lock_chain_draws_the_sessions_nearest_its_root():
+    from irkit.display import charts
+    from irkit.rules.locks import build_lock_graph
+    edges = pd.DataFrame({"blocked_pid": range(2, 102), "blocking_pid": range(1, 101)})
+    graph = build_lock_graph(edges, pd.DataFrame({"pid": range(1, 102), "state": "active"}))
+    fig = charts.lock_graph_chart(graph).figure
+    [nodes] = fig.data
+    assert len(nodes.x) == charts.MAX_LOCK_NODES and 1 in [int(t.split()[2]) for t in nodes.text if "ROOT" in t]
+    assert max(nodes.x) == charts.MAX_LOCK_NODES - 1  # depths 0..59: the root and the 59 nearest it
+    assert "60 of 101 sessions drawn" in " ".join(str(a.text) for a in fig.layout.annotations)
+    assert len(graph.tree().splitlines()) == 101  # the tree keeps every session

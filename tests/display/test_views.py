@@ -34,3 +34,12 @@ def test_the_notebook_shows_every_dataframe_that_way():
     bundle, _ = shell.display_formatter.format(FRAME)
     assert bundle["text/html"] == table_html(FRAME)
     assert bundle["text/plain"] == table_text(FRAME) and "12.0%" in bundle["text/plain"]
+
+
+def test_a_long_table_shows_its_first_rows_and_says_where_the_rest_is():
+    from irkit.display import views
+    frame = pd.DataFrame({"pod": [f"p{i}" for i in range(120)], "restarts": range(120)})
+    html, text = views.table_html(frame), views.table_text(frame)
+    assert html.count("<tr>") == 1 + views.MAX_ROWS and "first 50 of 120 rows" in html and "phase-N.json" in html
+    assert "p49" in text and "p50" not in text and "first 50 of 120 rows" in text
+    assert "first" not in views.table_html(frame.head(50))
