@@ -27,7 +27,7 @@ _MODULES = {
     "validate": "irkit.phases.validate", "postmortem": "irkit.phases.postmortem", "incident": "irkit.phases.incident",
     "phases": "irkit.phases", "rules": "irkit.rules", "sources": "irkit.sources", "display": "irkit.display",
     "evidence": "irkit.evidence", "drill": "irkit.drill", "lab": "irkit.lab", "cli": "irkit.cli", "config": "irkit.config",
-    "errors": "irkit.errors", "limits": "irkit.limits", "runner": "irkit.runner",
+    "errors": "irkit.errors", "limits": "irkit.limits", "runner": "irkit.runner", "serve": "irkit.serve",
 }
 
 
@@ -72,6 +72,7 @@ __all__ = [
     "prom",
     "rules",
     "runner",
+    "serve",
     "severity",
     "sources",
     "validate",

@@ -42,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("run_dir")
     send.add_argument("ids", nargs="*", help="message ids (outbox/<id>.json); default: every one not sent")
     send.add_argument("--config", default="", help="irkit.toml to use (default: IRKIT_CONFIG or ./irkit.toml)")
+    serve = sub.add_parser("serve", help="receive Alertmanager's webhook and start runs (token: IRKIT_SERVE_TOKEN)")
+    serve.add_argument("--listen", default="127.0.0.1:9095", help="HOST:PORT to listen on (default 127.0.0.1:9095)")
+    serve.add_argument("--config", default="", help="irkit.toml the runs use (default: IRKIT_CONFIG or ./irkit.toml)")
+    serve.add_argument("--outputs", default="outputs", help="where runs are kept (default outputs/)")
+    serve.add_argument("--state", default=".irkit-serve", help="where the job queue is kept (default .irkit-serve/)")
+    serve.add_argument("--max-runs", type=int, default=2, help="runs at once (default 2; 0: queue only)")
+    serve.add_argument("--firing-phases", default="1-2", help="phases a firing group runs (default 1-2)")
+    serve.add_argument("--resolved-phases", default="4", help="phases a resolved group runs (default 4)")
     drill = sub.add_parser("drill", help="run the five phases on a self-contained drill environment")
     drill.add_argument("scenario", nargs="?", help="a built-in scenario name (see --list) or a scenario file")
     drill.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
@@ -106,6 +114,27 @@ def _drill(args: argparse.Namespace) -> int:
     return 1 if args.check and result.differences else 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from irkit import serve  # papermill and jupyter load only for the commands that run notebooks
+
+    host, _, port = args.listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ParameterError(f"--listen {args.listen[:40]!r} is not HOST:PORT, like 127.0.0.1:9095")
+    if args.config and not Path(args.config).is_file():
+        raise ParameterError(f"--config {args.config[:40]!r}: no such file")
+    server = serve.Serve(token=serve.read_token(), config_path=args.config, outputs=args.outputs,
+                         state_dir=args.state, listen=(host, int(port)), max_runs=args.max_runs,
+                         firing_phases=args.firing_phases, resolved_phases=args.resolved_phases).start()
+    _say(f"irkit serve: POST alert groups to {server.url}/alerts (GET /healthz); {len(server.queue.jobs)} job(s) "
+         f"in {Path(args.state) / 'queue.json'}; Ctrl-C stops")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        _say("irkit serve: stopping; queued jobs stay in the queue for the next start")
+        server.stop()
+    return OK
+
+
 def _wait_for_ctrl_c(env: Any) -> None:
     from irkit.rules.plan import shell  # every word quoted: a printed line is pasted into a shell
 
@@ -162,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             return _drill(args)
         if args.command == "send":
             return _send(Path(args.run_dir), args.ids, args.config)
+        if args.command == "serve":
+            return _serve(args)
     except IrkitError as exc:
         _say(f"irkit: {_one_line(str(exc))}")
         return BAD_INPUT

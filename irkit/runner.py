@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import atexit
 import contextlib
 import os
 import re
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -63,6 +65,20 @@ class _IpcKernelManager(AsyncKernelManager):
         return os.path.join(self.kernel_dir or tempfile.gettempdir(), f"kernel-{uuid.uuid4()}.json")
 
 
+_STARTED: set[_WarmKernel] = set()  # kernels started ahead and not yet stopped, for the exit handler
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """At exit, no kernel started ahead outlives the run (it would hold the caller's pipes open): each still alive
+    is killed with its process group (its own session, never irkit's)."""
+    for warm in list(_STARTED):
+        process = getattr(getattr(warm.km, "provisioner", None), "process", None)
+        with contextlib.suppress(Exception):
+            if process is not None and process.poll() is None and os.getpgid(process.pid) != os.getpgrp():
+                os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+
+
 class _WarmKernel:
     """The next phase's kernel, started and its libraries imported while the current phase runs.
 
@@ -82,6 +98,7 @@ class _WarmKernel:
                       "'pandas', 'plotly.graph_objects', 'kubernetes.client', 'psycopg')]\n"
                       f"getattr(__import__({module!r}, fromlist=['prepare']), 'prepare', lambda: None)()")
         self._thread = threading.Thread(target=self._start, name=f"irkit-kernel-phase-{phase}", daemon=True)
+        _STARTED.add(self)
         self._thread.start()
 
     def _start(self) -> None:
@@ -113,10 +130,14 @@ class _WarmKernel:
         return self.km
 
     def discard(self) -> None:
-        """Stop the kernel (a phase skipped, the run interrupted, or its phase done with it)."""
+        """Stop the kernel (a phase skipped, the run interrupted, or its phase done with it); a start still under
+        way is waited for first (seconds), else its kernel would outlive the run."""
+        self._thread.join(30)
         with contextlib.suppress(Exception):
             if self.km.has_kernel:
                 asyncio.run(self._shutdown())
+        if not self._thread.is_alive():
+            _STARTED.discard(self)
 
     async def _shutdown(self) -> None:
         await self.km.shutdown_kernel(now=True)
@@ -451,13 +472,13 @@ def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: st
     record = _record(phase, "running")
     say(f"phase {phase} {name}: running")
     t0 = time.monotonic()
-    km = warm.take() if warm is not None else None
     try:
+        km = warm.take() if warm is not None else None  # inside the try: Ctrl-C while waiting still stops it
         papermill.execute_notebook(
             str(phases_table.phase(phase).path), str(run_dir / f"{name}.ipynb"),
             parameters={"incident_id": incident, "run_dir": str(run_dir), "config_path": config_path, **params},
-            kernel_name="python3", engine_name="irkit", progress_bar=False, cwd=str(Path.cwd()), execution_timeout=cell_timeout,
-            log_output=False, kernel_manager_class=kernel_manager, **({"km": km} if km is not None else {}),
+            kernel_name="python3", engine_name="irkit", progress_bar=False, cwd=str(Path.cwd()),
+            execution_timeout=cell_timeout, log_output=False, kernel_manager_class=kernel_manager, **({"km": km} if km is not None else {}),
         )
         record["status"] = "ok"
     except Exception as exc:  # papermill has saved the partial notebook; keep going

@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(postgresql-15 prometheus redis-server chromium)
+packages=(postgresql-15 prometheus prometheus-alertmanager redis-server chromium)
 # kubectl for the tests that paste irkit's printed commands into it against the drill's API emulator:
 # the machine's own if it has one, else Debian's.
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # The Debian prometheus package starts a system service; irkit starts its own.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus redis-server 2>/dev/null || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl stop prometheus prometheus-alertmanager redis-server 2>/dev/null || true; fi
 
 python=${PYTHON:-python3.11}
 command -v "$python" >/dev/null 2>&1 || python=python3

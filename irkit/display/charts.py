@@ -29,6 +29,7 @@ __all__ = [
     "cross_layer_chart",
     "lock_history_chart",
     "timeline_chart",
+    "top_series",
     "save_images",
     "warm_renderer",
     "Chart",

@@ -177,7 +177,7 @@ class PrometheusLab:
         targets = list(self.scrape_targets)
         config = os.path.join(self._root, "prometheus.yml")
         with open(config, "w") as fh:
-            fh.write(f"global:\n  scrape_interval: {self.scrape_interval}\n  evaluation_interval: 5s\n")
+            fh.write(f"global:\n  scrape_interval: {self.scrape_interval}\n  evaluation_interval: 1s\n")
             if targets:
                 fh.write("scrape_configs:\n  - job_name: live\n    static_configs:\n      - targets: [")
                 fh.write(", ".join(f"'{t}'" for t in targets) + "]\n")
@@ -203,6 +203,18 @@ class PrometheusLab:
                 time.sleep(0.1)
         self.stop()
         raise DrillError("prometheus did not become ready within 30 s")
+
+    def route_alerts(self, rules: str, alertmanager: str) -> None:
+        """Add alerting rules (a rule file's YAML) and send what fires to ``alertmanager`` (host:port), as a team
+        configures its Prometheus; the config is reloaded in place (``/-/reload``)."""
+        with open(os.path.join(self._root, "rules.yml"), "w") as fh:
+            fh.write(rules)
+        with open(os.path.join(self._root, "prometheus.yml"), "a") as fh:
+            fh.write(f"rule_files: ['{self._root}/rules.yml']\n"
+                     f"alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager}']\n")
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=10):
+            pass
 
     def stop(self) -> None:
         stop_process(getattr(self, "_proc", None))

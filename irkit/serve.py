@@ -1,0 +1,312 @@
+"""``irkit serve``: Alertmanager's webhook starts runs where the incident is (issue 15, alert-triggered runs).
+
+Alertmanager posts an alert group (webhook payload version 4) to ``POST /alerts``. Each group is one incident,
+``ALERT-<12 hex digits of the group key>``: when the group fires, phases 1-2 run (``serve_firing_phases``);
+when it resolves, phase 4 (``serve_resolved_phases``). A rule binds itself to the runbook with annotations on its
+alerts: ``irkit_phases`` (e.g. ``1-3``) and ``irkit_parameters`` (``window_minutes=60,log_tail=100``).
+
+The caller authenticates with a bearer token (``IRKIT_SERVE_TOKEN`` or the file ``IRKIT_SERVE_TOKEN_FILE``):
+anything else is 401. A body over 1 MiB is 413; one that is not JSON, or not a version-4 alert group, 400 with
+the reason. Accepted groups become jobs in a queue kept in ``<state>/queue.json`` (rewritten atomically at
+each change), so jobs waiting when ``irkit serve`` stops run after it starts again; a job that was running
+then is run again (its cut run can be sealed with ``irkit seal``). At most ``max_runs`` runs at once; never two
+for one group (a group's jobs run in order), and no second firing run for a group whose firing run is queued
+or running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from irkit import evidence, runner
+from irkit.errors import ConfigError, IrkitError, ParameterError
+
+__all__ = ["MAX_BODY", "BadGroup", "Group", "Job", "JobQueue", "Serve", "TOKEN_ENV", "TOKEN_FILE_ENV", "incident_id", "parse_group",
+           "read_token"]
+
+MAX_BODY = 1 << 20
+TOKEN_ENV, TOKEN_FILE_ENV = "IRKIT_SERVE_TOKEN", "IRKIT_SERVE_TOKEN_FILE"
+FIRING_PHASES, RESOLVED_PHASES = "1-2", "4"
+
+
+class BadGroup(ValueError):
+    """A webhook body that is not an alert group Alertmanager sends (version 4); its text is the 400's reason."""
+
+
+@dataclass(frozen=True)
+class Group:
+    """What a run needs of an alert group."""
+
+    key: str
+    status: str  # firing | resolved
+    name: str  # alertname of the group (or of its first alert)
+    starts_at: str
+    phases: str
+    parameters: dict[str, str]
+
+
+def read_token(env: Mapping[str, str] | None = None) -> str:
+    """The token callers must present: ``IRKIT_SERVE_TOKEN``, or the file ``IRKIT_SERVE_TOKEN_FILE`` names."""
+    env = os.environ if env is None else env
+    if env.get(TOKEN_ENV):
+        return env[TOKEN_ENV]
+    path = env.get(TOKEN_FILE_ENV)
+    if not path:
+        raise ConfigError(f"irkit serve needs a bearer token for Alertmanager: set {TOKEN_ENV}, or {TOKEN_FILE_ENV} to "
+                          "a file holding it (the same value as the receiver's http_config authorization)")
+    try:
+        token = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"{TOKEN_FILE_ENV}={path!r} cannot be read ({exc.strerror}); fix the path") from exc
+    if not token:
+        raise ConfigError(f"{TOKEN_FILE_ENV}={path!r} is empty; put the token in it")
+    return token
+
+
+def incident_id(group_key: str) -> str:
+    """The incident an alert group is: stable for the group, whatever its alerts do meanwhile."""
+    return "ALERT-" + hashlib.sha256(group_key.encode()).hexdigest()[:12]
+
+
+def _strings(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise BadGroup(f"{what} must be an object of strings")
+    return dict(value)
+
+
+def parse_group(body: bytes, firing_phases: str = FIRING_PHASES, resolved_phases: str = RESOLVED_PHASES) -> Group:
+    """An Alertmanager webhook body (version 4) as a :class:`Group`; :class:`BadGroup` says what is wrong."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise BadGroup("the body is not JSON") from exc
+    if not isinstance(data, dict):
+        raise BadGroup("the body must be a JSON object (an Alertmanager alert group)")
+    if data.get("version") != "4":
+        raise BadGroup(f"version {str(data.get('version'))[:20]!r} is not 4: irkit reads Alertmanager's webhook "
+                       "payload version 4")
+    key, status, alerts = data.get("groupKey"), data.get("status"), data.get("alerts")
+    if not isinstance(key, str) or not key or len(key) > 4096:
+        raise BadGroup("groupKey must be a non-empty string")
+    if status not in ("firing", "resolved"):
+        raise BadGroup("status must be firing or resolved")
+    if not isinstance(alerts, list) or not alerts or not all(isinstance(a, dict) for a in alerts):
+        raise BadGroup("alerts must be a non-empty list of alerts")
+    labels = [_strings(a.get("labels"), "an alert's labels") for a in alerts]
+    annotations = [_strings(a.get("annotations"), "an alert's annotations") for a in alerts]
+    common = _strings(data.get("commonLabels"), "commonLabels")
+    group_labels = _strings(data.get("groupLabels"), "groupLabels")
+    starts = sorted(str(a.get("startsAt")) for a in alerts if isinstance(a.get("startsAt"), str))
+    name = group_labels.get("alertname") or common.get("alertname") or labels[0].get("alertname") or "alert"
+    bound = next((a for a in annotations if "irkit_phases" in a or "irkit_parameters" in a), {})
+    phases = bound.get("irkit_phases", firing_phases) if status == "firing" else resolved_phases
+    parameters: dict[str, str] = {}
+    for item in filter(None, (p.strip() for p in bound.get("irkit_parameters", "").split(","))):
+        pname, sep, value = item.partition("=")
+        if not sep or not pname.strip():
+            raise BadGroup(f"annotation irkit_parameters: {item[:40]!r} is not name=value")
+        parameters[pname.strip()] = value.strip()
+    runner.parse_phases(phases)  # a rule naming phases that do not exist is refused now, not in a worker
+    return Group(key, status, name, starts[0] if starts else "", phases, parameters)
+
+
+@dataclass
+class Job:
+    """One run to start: for an alert group, firing or resolved."""
+
+    id: str
+    incident: str
+    group_key: str
+    status: str  # firing | resolved
+    phases: str
+    parameters: dict[str, str]
+    alert: dict[str, str]
+    state: str = "queued"  # queued | running | done | failed
+    received_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    run_dir: str = ""
+    error: str = ""
+
+
+class JobQueue:
+    """The jobs, kept in ``<state>/queue.json``: waiting jobs survive a restart of ``irkit serve``."""
+
+    def __init__(self, state_dir: Path, keep_done: int = 200) -> None:
+        self.path = state_dir / "queue.json"
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.keep_done = keep_done
+        self._lock = threading.Condition()
+        data = evidence.read_json(self.path)
+        self.jobs = [Job(**j) for j in (data.get("jobs") or [])] if isinstance(data, dict) else []
+        for job in self.jobs:
+            if job.state == "running":  # cut short when serve stopped: run it again
+                job.state, job.error = "queued", "requeued: irkit serve stopped while it ran"
+        self._save()
+
+    def _save(self) -> None:
+        finished = [j for j in self.jobs if j.state in ("done", "failed")]
+        if len(finished) > self.keep_done:  # bounded: the oldest finished jobs go first
+            drop = {id(j) for j in finished[:len(finished) - self.keep_done]}
+            self.jobs = [j for j in self.jobs if id(j) not in drop]
+        evidence.write_json(self.path, {"jobs": [asdict(j) for j in self.jobs]})
+
+    def add(self, group: Group) -> tuple[Job, bool]:
+        """Queue a run for ``group``; (the job, False) when a firing run of the group is queued or running."""
+        with self._lock:
+            if group.status == "firing":
+                pending = next((j for j in self.jobs if j.group_key == group.key and j.status == "firing"
+                                and j.state in ("queued", "running")), None)
+                if pending is not None:
+                    return pending, False
+            job = Job(uuid.uuid4().hex[:12], incident_id(group.key), group.key, group.status, group.phases,
+                      group.parameters, {"name": group.name, "startsAt": group.starts_at, "status": group.status})
+            self.jobs.append(job)
+            self._save()
+            self._lock.notify_all()
+            return job, True
+
+    def take(self, stop: threading.Event) -> Job | None:
+        """The oldest queued job whose group has none running (a group's runs go in order); waits for one."""
+        with self._lock:
+            while not stop.is_set():
+                busy = {j.group_key for j in self.jobs if j.state == "running"}
+                job = next((j for j in self.jobs if j.state == "queued" and j.group_key not in busy), None)
+                if job is not None:
+                    job.state = "running"
+                    self._save()
+                    return job
+                self._lock.wait(0.5)
+            return None
+
+    def finish(self, job: Job, state: str, run_dir: str = "", error: str = "") -> None:
+        with self._lock:
+            job.state, job.run_dir, job.error = state, run_dir, error
+            self._save()
+            self._lock.notify_all()
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            found: dict[str, int] = {}
+            for job in self.jobs:
+                found[job.state] = found.get(job.state, 0) + 1
+            return found
+
+
+class Serve:
+    """The receiver and its workers: ``Serve(...).start()``, then ``stop()``."""
+
+    def __init__(self, *, token: str, config_path: str = "", outputs: str | Path = "outputs",
+                 state_dir: str | Path = ".irkit-serve", listen: tuple[str, int] = ("127.0.0.1", 9095),
+                 max_runs: int = 2, firing_phases: str = FIRING_PHASES, resolved_phases: str = RESOLVED_PHASES,
+                 start_run: Callable[..., Any] | None = None) -> None:
+        if not 0 <= max_runs <= 16:
+            raise ParameterError("--max-runs must be 0 to 16 (0: only queue, run nothing)")
+        runner.parse_phases(firing_phases)
+        runner.parse_phases(resolved_phases)
+        self.token, self.config_path, self.outputs = token, config_path, Path(outputs)
+        self.firing_phases, self.resolved_phases = firing_phases, resolved_phases
+        self.queue = JobQueue(Path(state_dir))
+        self._run = start_run or runner.run
+        self._stop = threading.Event()
+        self._workers = [threading.Thread(target=self._work, name=f"irkit-serve-{i}", daemon=True)
+                         for i in range(max_runs)]
+        self.server = http.server.ThreadingHTTPServer(listen, _handler(self))
+        self.server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Serve:
+        threading.Thread(target=self.server.serve_forever, name="irkit-serve-http", daemon=True).start()
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def stop(self, wait: float = 5.0) -> None:
+        """Stop taking requests and jobs; runs under way finish (or are requeued at the next start)."""
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+        deadline = time.monotonic() + wait
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            job = self.queue.take(self._stop)
+            if job is None:
+                return
+            try:
+                result = self._run(job.incident, runner.parse_phases(job.phases), config_path=self.config_path,
+                                   params=job.parameters, outputs=self.outputs,
+                                   context={"alert": job.alert, "alert_group": job.group_key})
+                self.queue.finish(job, "done", str(result.run_dir))
+            except IrkitError as exc:
+                self.queue.finish(job, "failed", error=str(exc)[:500])
+            except Exception as exc:  # a worker must outlive any one run
+                self.queue.finish(job, "failed", error=f"{type(exc).__name__}: {str(exc)[:400]}")
+
+
+def _handler(serve: Serve) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        server_version = "irkit-serve"
+        timeout = 10  # a client that sends its body slowly is cut off
+
+        def _answer(self, code: int, body: Mapping[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:
+            if self.path != "/healthz":
+                self._answer(404, {"error": "POST alert groups to /alerts; GET /healthz"})
+                return
+            self._answer(200, {"ok": True, "jobs": serve.queue.counts()})
+
+        def do_POST(self) -> None:
+            if self.path != "/alerts":
+                self._answer(404, {"error": "POST alert groups to /alerts"})
+                return
+            given = self.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {serve.token}".encode()):
+                self._answer(401, {"error": "a bearer token is required (the receiver's http_config authorization)"})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", ""))
+            except ValueError:
+                self._answer(411, {"error": "Content-Length is required"})
+                return
+            if not 0 <= length <= MAX_BODY:
+                self._answer(413, {"error": f"the body is over {MAX_BODY} bytes"})
+                return
+            try:
+                group = parse_group(self.rfile.read(length), serve.firing_phases, serve.resolved_phases)
+            except (BadGroup, ParameterError) as exc:
+                self._answer(400, {"error": str(exc)})
+                return
+            job, new = serve.queue.add(group)
+            self._answer(202, {"incident": job.incident, "job": job.id,
+                               "status": "queued" if new else f"a run for this group is {job.state} already"})
+
+        def log_message(self, *args: Any) -> None:
+            pass  # requests are recorded as jobs; the access log would print tokens' absence, not evidence
+
+    return Handler
