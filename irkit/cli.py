@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from irkit import evidence
-from irkit.errors import ConfigError, IrkitError, ParameterError
+from irkit.errors import STOP_REQUESTED, ConfigError, IrkitError, ParameterError
 
 __all__ = ["main"]
 
@@ -155,7 +155,10 @@ def _wait_for_ctrl_c(env: Any) -> None:
 
 
 def _terminate(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops like Ctrl-C: context managers stop what was started
+    # Ctrl-C and SIGTERM alike: context managers stop what was started. The flag first: Python may swallow the
+    # exception (raised inside a weakref callback), and the runner checks the flag between steps.
+    STOP_REQUESTED.set()
+    raise KeyboardInterrupt
 
 
 # Exit codes (the README's table).
@@ -167,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
         # Also when started in the background, where the shell leaves SIGINT ignored.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _terminate)
     try:
         if args.command == "run":
             from irkit import runner  # papermill and jupyter load only for the commands that run notebooks

@@ -37,7 +37,7 @@ from irkit import config as irconfig
 from irkit import evidence, limits
 from irkit import phases as phases_table
 from irkit.config import redact
-from irkit.errors import ConfirmationError, ParameterError, RunError
+from irkit.errors import STOP_REQUESTED, ConfirmationError, ParameterError, RunError
 from irkit.evidence.lockhistory import LockSampler
 from irkit.evidence.report import Section, render_section
 
@@ -68,15 +68,19 @@ class _IpcKernelManager(AsyncKernelManager):
 _STARTED: set[_WarmKernel] = set()  # kernels started ahead and not yet stopped, for the exit handler
 
 
+def _kill(warm: _WarmKernel) -> None:
+    """SIGKILL a kernel started ahead, with its process group (its own session, never irkit's)."""
+    process = getattr(getattr(warm.km, "provisioner", None), "process", None)
+    with contextlib.suppress(Exception):
+        if process is not None and process.poll() is None and os.getpgid(process.pid) != os.getpgrp():
+            os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+
+
 @atexit.register
 def _kill_leftovers() -> None:
-    """At exit, no kernel started ahead outlives the run (it would hold the caller's pipes open): each still alive
-    is killed with its process group (its own session, never irkit's)."""
+    """At exit, no kernel started ahead outlives the run (it would hold the caller's pipes open)."""
     for warm in list(_STARTED):
-        process = getattr(getattr(warm.km, "provisioner", None), "process", None)
-        with contextlib.suppress(Exception):
-            if process is not None and process.poll() is None and os.getpgid(process.pid) != os.getpgrp():
-                os.killpg(os.getpgid(process.pid), signal.SIGKILL)
+        _kill(warm)
 
 
 class _WarmKernel:
@@ -98,6 +102,7 @@ class _WarmKernel:
                       "'pandas', 'plotly.graph_objects', 'kubernetes.client', 'psycopg')]\n"
                       f"getattr(__import__({module!r}, fromlist=['prepare']), 'prepare', lambda: None)()")
         self._thread = threading.Thread(target=self._start, name=f"irkit-kernel-phase-{phase}", daemon=True)
+        self._abort = threading.Event()
         _STARTED.add(self)
         self._thread.start()
 
@@ -108,7 +113,12 @@ class _WarmKernel:
             self.error = exc
 
     async def _warm(self) -> None:
+        if self._abort.is_set():
+            return
         await self.km.start_kernel(cwd=str(Path.cwd()), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        if self._abort.is_set():
+            _kill(self)
+            return
         client = self.km.client()
         client.start_channels()
         try:
@@ -130,11 +140,14 @@ class _WarmKernel:
         return self.km
 
     def discard(self) -> None:
-        """Stop the kernel (a phase skipped, the run interrupted, or its phase done with it); a start still under
-        way is waited for first (seconds), else its kernel would outlive the run."""
-        self._thread.join(30)
+        """Stop the kernel (a phase skipped, the run interrupted, or its phase done with it). A start still under
+        way gets two seconds, then its kernel is killed: Ctrl-C must not wait for imports on a loaded machine."""
+        self._abort.set()
+        self._thread.join(2)
         with contextlib.suppress(Exception):
-            if self.km.has_kernel:
+            if self._thread.is_alive():
+                _kill(self)
+            elif self.km.has_kernel:
                 asyncio.run(self._shutdown())
         if not self._thread.is_alive():
             _STARTED.discard(self)
@@ -310,6 +323,7 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", incident):
         raise ParameterError(f"--incident {_echo(incident)}: use letters, digits, '.', '_' or '-', like INC-123")
     phases = phases or list(PHASES)
+    STOP_REQUESTED.clear()  # a Ctrl-C of an earlier run in this process is not this run's
     per_phase = check_parameters(params or {}, phases)
     confirm = str((params or {}).get("confirm") or "").strip()
     if confirm:  # checked before anything runs: a confirmation of another incident is refused outright
@@ -343,6 +357,8 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
         warm: dict[int, _WarmKernel] = {phases[0]: _WarmKernel(kernel_manager, phases[0])}
         try:
             for index, phase in enumerate(phases):
+                if STOP_REQUESTED.is_set():  # a Ctrl-C whose KeyboardInterrupt Python lost
+                    raise KeyboardInterrupt
                 if index + 1 < len(phases):  # the next phase's kernel starts while this one runs
                     warm[phases[index + 1]] = _WarmKernel(kernel_manager, phases[index + 1])
                 begun.append(phase)  # a run killed now still shows this phase was under way
@@ -474,6 +490,8 @@ def _run_phase(phase: int, status: Mapping[int, Mapping[str, Any]], incident: st
     t0 = time.monotonic()
     try:
         km = warm.take() if warm is not None else None  # inside the try: Ctrl-C while waiting still stops it
+        if STOP_REQUESTED.is_set():
+            raise KeyboardInterrupt
         papermill.execute_notebook(
             str(phases_table.phase(phase).path), str(run_dir / f"{name}.ipynb"),
             parameters={"incident_id": incident, "run_dir": str(run_dir), "config_path": config_path, **params},

@@ -12,10 +12,14 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import time
+import urllib.request
+from types import TracebackType
+from typing import Any
 
 from irkit.errors import DrillError
 
-__all__ = ["find_binary", "free_port", "stop_process"]
+__all__ = ["ServerProcess", "find_binary", "free_port", "stop_process"]
 
 
 def free_port() -> int:
@@ -47,3 +51,44 @@ def stop_process(proc: subprocess.Popen[bytes] | subprocess.Popen[str] | None, t
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(timeout=5)
+
+
+class ServerProcess:
+    """A server binary run in a session of its own, its output in ``<root>/<name>.log``; ready when ``ready_url``
+    answers 200. Stopping it (also as a context manager) stops the process and removes the root."""
+
+    _root: str
+    _proc: subprocess.Popen[bytes]
+
+    def _launch(self, name: str, argv: list[str], ready_url: str, seconds: float = 30.0) -> None:
+        self._log = open(f"{self._root}/{name}.log", "w")
+        self._proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise DrillError(f"{name} exited at start; see {self._log.name}")
+            try:
+                with urllib.request.urlopen(ready_url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise DrillError(f"{name} did not become ready within {seconds:.0f} s")
+
+    def stop(self) -> None:
+        stop_process(getattr(self, "_proc", None))
+        if getattr(self, "_log", None) is not None:
+            self._log.close()
+        if getattr(self, "_root", None):
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    def start(self) -> Any:
+        raise NotImplementedError
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

@@ -9,23 +9,18 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 
-from irkit.errors import DrillError
-from irkit.lab import find_binary, free_port, stop_process
+from irkit.lab import ServerProcess, find_binary, free_port
 
 __all__ = ["AlertmanagerLab"]
 
 
 @dataclass
-class AlertmanagerLab:
+class AlertmanagerLab(ServerProcess):
     webhook_url: str
     token: str
     port: int = 0
@@ -51,23 +46,10 @@ class AlertmanagerLab:
                     "http_config": {"authorization": {"type": "Bearer", "credentials": self.token}}}]}],
             }, fh)
         self.port = free_port()
-        self._log = open(os.path.join(self._root, "alertmanager.log"), "w")
-        self._proc = subprocess.Popen(
-            [binary, f"--config.file={config}", f"--storage.path={self._root}/data",
-             f"--web.listen-address={self.address}", "--cluster.listen-address="],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise DrillError(f"alertmanager exited at start; see {self._log.name}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise DrillError("alertmanager did not become ready within 30 s")
+        self._launch("alertmanager", [binary, f"--config.file={config}", f"--storage.path={self._root}/data",
+                                      f"--web.listen-address={self.address}", "--cluster.listen-address="],
+                     f"{self.url}/-/ready")
+        return self
 
     def post(self, alerts: list[dict[str, Any]]) -> None:
         """Alerts as Prometheus sends them (``/api/v2/alerts``): labels, annotations, startsAt, endsAt."""
@@ -76,16 +58,3 @@ class AlertmanagerLab:
         with urllib.request.urlopen(request, timeout=5):
             pass
 
-    def stop(self) -> None:
-        stop_process(getattr(self, "_proc", None))
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-        if getattr(self, "_root", None):
-            shutil.rmtree(self._root, ignore_errors=True)
-
-    def __enter__(self) -> AlertmanagerLab:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()

@@ -12,17 +12,15 @@ from __future__ import annotations
 import math
 import os
 import random
-import shutil
 import subprocess
 import tempfile
 import time
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from irkit.errors import DrillError
-from irkit.lab import find_binary, free_port, stop_process
+from irkit.lab import ServerProcess, find_binary, free_port
 
 __all__ = ["BUCKETS", "Counters", "PrometheusLab", "Segment", "ServiceHistory", "exposition", "openmetrics"]
 
@@ -146,7 +144,7 @@ def exposition(counters: Mapping[str, Counters], names: _Names | None = None) ->
 
 
 @dataclass
-class PrometheusLab:
+class PrometheusLab(ServerProcess):
     """A Prometheus on a free port holding the backfilled histories."""
 
     histories: Sequence[ServiceHistory]
@@ -182,27 +180,13 @@ class PrometheusLab:
                 fh.write("scrape_configs:\n  - job_name: live\n    static_configs:\n      - targets: [")
                 fh.write(", ".join(f"'{t}'" for t in targets) + "]\n")
         self.port = free_port()
-        self._log = open(os.path.join(self._root, "prometheus.log"), "w")
         # A retention far longer than the history: retention counts from the newest
         # block, and the default would delete the backfilled past within a minute.
-        self._proc = subprocess.Popen(
-            [prometheus, f"--config.file={config}", f"--storage.tsdb.path={data}",
-             "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{self.port}",
-             "--web.enable-lifecycle"],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise DrillError(f"prometheus exited at start; see {self._log.name}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                    if resp.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.1)
-        self.stop()
-        raise DrillError("prometheus did not become ready within 30 s")
+        self._launch("prometheus", [prometheus, f"--config.file={config}", f"--storage.tsdb.path={data}",
+                                    "--storage.tsdb.retention.time=100y",
+                                    f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"],
+                     f"{self.url}/-/ready")
+        return self
 
     def route_alerts(self, rules: str, alertmanager: str) -> None:
         """Add alerting rules (a rule file's YAML) and send what fires to ``alertmanager`` (host:port), as a team
@@ -216,16 +200,3 @@ class PrometheusLab:
         with urllib.request.urlopen(request, timeout=10):
             pass
 
-    def stop(self) -> None:
-        stop_process(getattr(self, "_proc", None))
-        if getattr(self, "_log", None) is not None:
-            self._log.close()
-        if getattr(self, "_root", None):
-            shutil.rmtree(self._root, ignore_errors=True)
-
-    def __enter__(self) -> PrometheusLab:
-        return self.start()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
