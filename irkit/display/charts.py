@@ -140,21 +140,27 @@ def _span(frames: list[pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | Non
     return min(i.min() for i in indexes), max(i.max() for i in indexes)
 
 
+def _deploy_marks(deploys: pd.DataFrame | None,
+                  span: tuple[pd.Timestamp, pd.Timestamp] | None) -> list[tuple[pd.Timestamp, str]]:
+    """Each deploy inside the plotted span (older ones would stretch the axis over days), as (time, label)."""
+    marks = []
+    for row in deploys.to_dict("records") if deploys is not None and not deploys.empty else []:
+        at = _utc(row["created"])
+        if span is None or _utc(span[0]) <= at <= _utc(span[1]):
+            marks.append((at, f"deploy {str(row.get('deployment') or '').removesuffix('-deployment')} "
+                              f"r{row.get('revision', '')}".replace("  ", " ")))
+    return marks
+
+
 def _markers(fig: go.Figure, deploys: pd.DataFrame | None, incident_start: Any,
              span: tuple[pd.Timestamp, pd.Timestamp] | None) -> None:
     """Deploys inside the plotted span (older ones would stretch the axis over days), and the onset."""
     if span is not None:
         fig.update_xaxes(range=[span[0].to_pydatetime(), span[1].to_pydatetime()])
-    if deploys is not None and not deploys.empty:
-        for row in deploys.to_dict("records"):
-            at = pd.Timestamp(row["created"])
-            if span is not None and not span[0] <= (at.tz_convert(span[0].tz) if at.tzinfo else at) <= span[1]:
-                continue
-            fig.add_vline(x=pd.Timestamp(row["created"]).to_pydatetime(), line_dash="dot", line_color="#7f8c8d")
-            fig.add_annotation(x=pd.Timestamp(row["created"]).to_pydatetime(), y=1, yref="paper",
-                               text=f"deploy {str(row.get('deployment') or '').removesuffix('-deployment')} "
-                                    f"r{row.get('revision', '')}".replace("  ", " "),
-                               showarrow=False, yanchor="bottom", textangle=-90, xanchor="right")
+    for at, text in _deploy_marks(deploys, span):
+        fig.add_vline(x=at.to_pydatetime(), line_dash="dot", line_color="#7f8c8d")
+        fig.add_annotation(x=at.to_pydatetime(), y=1, yref="paper", text=text, showarrow=False, yanchor="bottom",
+                           textangle=-90, xanchor="right")
     if incident_start is not None and not pd.isna(incident_start):
         fig.add_vline(x=pd.Timestamp(incident_start).to_pydatetime(), line_color="#c0392b", line_width=2)
         fig.add_annotation(x=pd.Timestamp(incident_start).to_pydatetime(), y=0.95, yref="paper",
@@ -354,7 +360,6 @@ def cross_layer_chart(*, errors: pd.DataFrame | None, latency: pd.DataFrame | No
         fig.update_yaxes(rangemode="tozero", row=4, col=1)
     else:
         empty(4, "no lock-graph sample")
-    # The window of the series; later samples and events (phase 4 after the fix) stretch it to the right.
     # The window of the series; later samples (phase 4 after the fix) stretch it to the right. Without a series,
     # the moments the other layers saw (and the onset) make the span: a deploy days before stays out of it.
     moments = [_utc(s["at"]) for s in taken] + [_utc(m) for e in kube_events
@@ -366,14 +371,10 @@ def cross_layer_chart(*, errors: pd.DataFrame | None, latency: pd.DataFrame | No
     if span is not None:
         span = (span[0], max([span[1], *moments]))
         fig.update_xaxes(range=[span[0].to_pydatetime(), span[1].to_pydatetime()])
-    for row in (deploys.to_dict("records") if deploys is not None and not deploys.empty else []):
-        at = _utc(row["created"])
-        if span is not None and not span[0] <= at <= span[1]:
-            continue
+    for at, text in _deploy_marks(deploys, span):
         fig.add_vline(x=at.to_pydatetime(), line_dash="dot", line_color="#6941c6", row="all", col=1)
         fig.add_annotation(x=at.to_pydatetime(), y=1, xref="x", yref="paper", yanchor="bottom", showarrow=False,
-                           text=f"deploy {str(row.get('deployment') or '').removesuffix('-deployment')} "
-                                f"r{row.get('revision', '')}", font={"color": "#6941c6", "size": 10})
+                           text=text, font={"color": "#6941c6", "size": 10})
     if incident_start is not None and not pd.isna(incident_start):
         fig.add_vline(x=pd.Timestamp(incident_start).to_pydatetime(), line_color="#c0392b", line_width=2,
                       row="all", col=1)

@@ -14,20 +14,17 @@ from irkit.display import charts, views
 from irkit.evidence import records as R
 from irkit.evidence.lockhistory import incident_samples
 from irkit.evidence.timeline import incident_runs
+from irkit.phases.communicate import incident_records
 from irkit.phases.incident import Incident, Note
 from irkit.rules.locks import episodes, sample
 from irkit.sources import prom
 
-__all__ = ["cross_layer", "episode_lines", "lock_episodes", "lock_history", "record_sample"]
+__all__ = ["cross_layer", "episode_lines", "lock_history", "record_sample"]
 
 
 def record_sample(inc: Incident, graph: Any, source: str) -> None:
     """Add the lock graph just read to this phase's samples (phase 2's cell, each of phase 4's rounds)."""
     inc.record(R.LOCK_SAMPLES, [*inc.rows(R.LOCK_SAMPLES), sample(graph, datetime.now(UTC), source)])
-
-
-def _runs(inc: Incident) -> list[R.RunRecords]:
-    return [R.RunRecords(run) for run in incident_runs(inc.run_dir)]
 
 
 def _series(inc: Incident, name: str, what: str, query: Any) -> pd.DataFrame | None:
@@ -48,7 +45,7 @@ def cross_layer(inc: Incident, window_minutes: int = 120) -> charts.Chart:
     window = prom.Window.last(timedelta(minutes=limits.bounded("window_minutes", window_minutes)))
     errors = _series(inc, "error-ratio", "error ratio", lambda: prom.error_ratio(inc.prom, window, by_service=True))
     latency = _series(inc, "latency-p95", "p95 latency", lambda: prom.latency_quantile(inc.prom, 0.95, window))
-    runs = _runs(inc)
+    runs = incident_records(inc)
     # This phase's records (not yet read back when the phase is phase 2) and the earlier runs', newest first.
     events = inc.rows(R.WARNING_EVENTS) or next((rows for run in reversed(runs)
                                                  if (rows := run.get(R.WARNING_EVENTS))), [])
@@ -59,7 +56,7 @@ def cross_layer(inc: Incident, window_minutes: int = 120) -> charts.Chart:
     onset = next((found for run in runs if (found := run.get(R.INCIDENT_START))), None)
     chart = charts.cross_layer_chart(
         errors=errors, latency=latency, kube_events=events, terminations=pods,
-        lock_samples=_samples(inc),
+        lock_samples=incident_samples(run.run_dir for run in runs),
         deploys=pd.DataFrame(list(deploys.values())) if deploys else None, incident_start=onset,
         moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high, slow_seconds=cfg.latency_p95_slow_seconds,
         label=cfg.prom_service_label)
@@ -80,9 +77,9 @@ def lock_history(inc: Incident) -> views.ChartAndTable:
     return views.ChartAndTable(charts.lock_history_chart(samples, found), table)
 
 
-def lock_episodes(inc: Incident) -> pd.DataFrame:
-    """Each lock root's episode across the incident's samples (see :func:`irkit.rules.locks.episodes`)."""
-    return episodes(_samples(inc))
+def _samples(inc: Incident) -> list[dict[str, Any]]:
+    """The incident's samples: every run's on disk; this phase's own are among them (flushed as taken)."""
+    return incident_samples(incident_runs(inc.run_dir))
 
 
 def episode_lines(found: pd.DataFrame) -> list[str]:
@@ -94,8 +91,3 @@ def episode_lines(found: pd.DataFrame) -> list[str]:
             f"waiting behind it; " + (f"cleared by {at(e['cleared_at'])} UTC" if e["cleared_at"]
                                       else "still blocking at the last sample")
             for e in found.to_dict("records")]
-
-
-def _samples(inc: Incident) -> list[dict[str, Any]]:
-    """The incident's samples: every run's on disk; this phase's own are among them (flushed as taken)."""
-    return incident_samples(incident_runs(inc.run_dir))

@@ -195,9 +195,10 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
         (history.cross_layer(inc, window_minutes), inc.run_dir / "postmortem-cross-layer.png")]
     if events:
         wanted.append((timeline_chart(inc), inc.run_dir / "postmortem-timeline.png"))
-    lock_episodes = history.lock_episodes(inc)
-    if not lock_episodes.empty:
-        wanted.append((history.lock_history(inc).chart, inc.run_dir / "postmortem-lock-history.png"))
+    locks = history.lock_history(inc)  # a table of episodes, or a note that no session blocked another
+    lock_episodes = locks.table if isinstance(locks.table, pd.DataFrame) else None
+    if lock_episodes is not None:
+        wanted.append((locks.chart, inc.run_dir / "postmortem-lock-history.png"))
     images = [path.name for path in charts.save_images(wanted)]  # one Chromium for both
     causes = [f for f in found if f.is_cause]
     symptoms = [f for f in found if not f.is_cause]
@@ -219,7 +220,7 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
         "", "## Timeline",
         *[f"- {e.time:%Y-%m-%d %H:%M:%S} UTC ({e.source}): {e.text}" + (f" [evidence]({e.link})" if e.link else "")
           for e in events],
-        *(["", "### Lock history", *history.episode_lines(lock_episodes)] if not lock_episodes.empty else []),
+        *(["", "### Lock history", *history.episode_lines(lock_episodes)] if lock_episodes is not None else []),
         "", "## Root Cause",
         *([f"{i + 1}. **{f.kind.value}** {f.subject}: {f.detail}" for i, f in enumerate(causes[:5])]
           or ["[Detailed root cause analysis: the investigation found symptoms but no cause]"]),

@@ -402,17 +402,11 @@ def config_changes(kube: Kube) -> pd.DataFrame:
 
     Secrets are listed as metadata only (PartialObjectMetadataList), so no secret value is transferred.
     """
-    import json
     rows = []
     for kind, fn in (("ConfigMap", kube.core.list_namespaced_config_map),
                      ("Secret", kube.core.list_namespaced_secret)):
-        answer = kube.call(f"list {kind.lower()}s (metadata only)", fn, kube.namespace, _preload_content=False,
+        items = kube.items(f"list {kind.lower()}s (metadata only)", fn, kube.namespace,
                            _headers={"Accept": _METADATA_ONLY})
-        try:
-            items = json.loads(answer.data).get("items") or []
-        except (ValueError, AttributeError) as exc:
-            raise KubernetesError(kube.source, f"list {kind.lower()}s", 0.0,
-                                  "the answer is not a Kubernetes list; check the kubeconfig") from exc
         for item in items:
             meta = item.get("metadata") or {}
             writes = sorted((f["time"], f.get("manager") or "") for f in meta.get("managedFields") or []
