@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 from irkit import evidence
 from irkit.errors import STOP_REQUESTED, ConfigError, IrkitError, ParameterError
+from irkit.evidence.remote import fetch, is_remote
 
 __all__ = ["main"]
 
@@ -33,8 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", default="", help="irkit.toml to use (default: IRKIT_CONFIG or ./irkit.toml)")
     run.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                      help="a notebook parameter, e.g. -p window_minutes 60 (repeatable)")
-    run.add_argument("--outputs", default="outputs", help="where runs are kept (default outputs/)")
-    verify = sub.add_parser("verify", help="check a run directory against its manifest.json")
+    run.add_argument("--outputs", default="outputs",
+                     help="where runs are kept: a directory (default outputs/) or s3://BUCKET/PREFIX")
+    run.add_argument("--context", default="", metavar="JSON",
+                     help="what started the run, kept in run.json (irkit serve passes the alert to its Jobs)")
+    verify = sub.add_parser("verify", help="check a run directory (or s3://.../INCIDENT/RUN) against its manifest.json")
     verify.add_argument("run_dir")
     seal = sub.add_parser("seal", help="seal a run whose process died: summary, report and manifest of what is there")
     seal.add_argument("run_dir")
@@ -45,11 +49,15 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="receive Alertmanager's webhook and start runs (token: IRKIT_SERVE_TOKEN)")
     serve.add_argument("--listen", default="127.0.0.1:9095", help="HOST:PORT to listen on (default 127.0.0.1:9095)")
     serve.add_argument("--config", default="", help="irkit.toml the runs use (default: IRKIT_CONFIG or ./irkit.toml)")
-    serve.add_argument("--outputs", default="outputs", help="where runs are kept (default outputs/)")
+    serve.add_argument("--outputs", default="outputs",
+                       help="where runs are kept: a directory (default outputs/) or s3://BUCKET/PREFIX")
     serve.add_argument("--state", default=".irkit-serve", help="where the job queue is kept (default .irkit-serve/)")
     serve.add_argument("--max-runs", type=int, default=2, help="runs at once (default 2; 0: queue only)")
     serve.add_argument("--firing-phases", default="1-2", help="phases a firing group runs (default 1-2)")
     serve.add_argument("--resolved-phases", default="4", help="phases a resolved group runs (default 4)")
+    serve.add_argument("--job-template", default="", metavar="PATH",
+                       help="start each run as a Kubernetes Job made from this template (deploy/job-template.yaml) "
+                            "instead of in this process; needs --outputs s3://...")
     drill = sub.add_parser("drill", help="run the five phases on a self-contained drill environment")
     drill.add_argument("scenario", nargs="?", help="a built-in scenario name (see --list) or a scenario file")
     drill.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
@@ -122,9 +130,15 @@ def _serve(args: argparse.Namespace) -> int:
         raise ParameterError(f"--listen {args.listen[:40]!r} is not HOST:PORT, like 127.0.0.1:9095")
     if args.config and not Path(args.config).is_file():
         raise ParameterError(f"--config {args.config[:40]!r}: no such file")
-    server = serve.Serve(token=serve.read_token(), config_path=args.config, outputs=args.outputs,
+    token = serve.read_token()
+    launcher = None
+    if args.job_template:
+        from irkit import config as irconfig
+        launcher = serve.JobLauncher(irconfig.load(args.config or None), args.job_template, outputs=args.outputs)
+    server = serve.Serve(token=token, config_path=args.config, outputs=args.outputs,
                          state_dir=args.state, listen=(host, int(port)), max_runs=args.max_runs,
-                         firing_phases=args.firing_phases, resolved_phases=args.resolved_phases).start()
+                         firing_phases=args.firing_phases, resolved_phases=args.resolved_phases,
+                         start_run=launcher).start()
     _say(f"irkit serve: POST alert groups to {server.url}/alerts (GET /healthz); {len(server.queue.jobs)} job(s) "
          f"in {Path(args.state) / 'queue.json'}; Ctrl-C stops")
     try:
@@ -176,12 +190,14 @@ def main(argv: list[str] | None = None) -> int:
             from irkit import runner  # papermill and jupyter load only for the commands that run notebooks
 
             result = runner.run(args.incident, runner.parse_phases(args.phases), config_path=args.config,
-                                params=dict(args.parameter), outputs=args.outputs,
-                                progress=_say)
+                                params=dict(args.parameter), outputs=args.outputs, progress=_say,
+                                context=runner.parse_context(args.context) if args.context else None)
             _next_step(result, args)
-            print(result.run_dir)
+            print(result.location or result.run_dir)
             return _run_exit(result)
         if args.command == "verify":
+            if is_remote(args.run_dir):  # copied down whole, then checked as on disk
+                return _verify(fetch(args.run_dir), shown=args.run_dir.rstrip("/"))
             return _verify(Path(args.run_dir))
         if args.command == "seal":
             from irkit import runner
@@ -268,8 +284,9 @@ def _run_exit(result: Any) -> int:
     return OK
 
 
-def _verify(run_dir: Path) -> int:
+def _verify(run_dir: Path, shown: str = "") -> int:
     problems = evidence.verify(run_dir)
+    shown = shown or str(run_dir)
     for kind, names in problems.items():
         for name in names:
             print(f"{kind} run: {name}" if kind == "unfinished" else f"{kind}: {name}")
@@ -277,10 +294,10 @@ def _verify(run_dir: Path) -> int:
         return FAILED
     signed = evidence.signed(run_dir)
     if signed and evidence.KEY_ENV not in os.environ and evidence.KEY_FILE_ENV not in os.environ:
-        print(f"ok: every file in {run_dir} matches manifest.json; its signature was not checked "
+        print(f"ok: every file in {shown} matches manifest.json; its signature was not checked "
               f"(set {evidence.KEY_ENV} or {evidence.KEY_FILE_ENV})")
     else:
-        print(f"ok: every file in {run_dir} matches manifest.json" + (", and its signature is valid" if signed else
+        print(f"ok: every file in {shown} matches manifest.json" + (", and its signature is valid" if signed else
                                                                       " (unsigned)"))
     return OK
 

@@ -13,6 +13,7 @@ import ast
 import asyncio
 import atexit
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -39,9 +40,11 @@ from irkit import phases as phases_table
 from irkit.config import redact
 from irkit.errors import STOP_REQUESTED, ConfirmationError, ParameterError, RunError
 from irkit.evidence.lockhistory import LockSampler
+from irkit.evidence.remote import Remote, is_remote
 from irkit.evidence.report import Section, render_section
 
-__all__ = ["PHASES", "RunResult", "check_parameters", "declared_parameters", "parse_phases", "run", "seal"]
+__all__ = ["PHASES", "RunResult", "check_parameters", "declared_parameters", "parse_context", "parse_phases", "run",
+           "seal"]
 
 # Phase number -> notebook name, from the one phase table.
 PHASES: dict[int, str] = {p.number: p.notebook for p in phases_table.PHASES}
@@ -210,6 +213,22 @@ def parse_phases(text: str) -> list[int]:
     return sorted(phases)
 
 
+CONTEXT_KEYS = ("alert", "alert_group", "serve_job")  # what irkit serve passes a run it starts as a Job
+
+
+def parse_context(text: str) -> dict[str, Any]:
+    """``--context``: a JSON object of :data:`CONTEXT_KEYS` (the alert that started the run), at most 8 KiB."""
+    try:
+        value = json.loads(text) if len(text) <= 8192 else None
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or set(value) - set(CONTEXT_KEYS) or not all(
+            isinstance(v, (str, dict)) for v in value.values()):
+        raise ParameterError(f"--context {_echo(text)} is not a JSON object of {', '.join(CONTEXT_KEYS)} (at most "
+                             "8 KiB); irkit serve writes it: leave it out when running by hand")
+    return value
+
+
 def _echo(text: str) -> str:
     """An input as it goes into a one-line error: its repr, cut short."""
     shown = repr(text)
@@ -285,6 +304,7 @@ def _type_of(declared: Mapping[str, Any]) -> str:
 class RunResult:
     run_dir: Path
     summary: dict[str, Any]
+    location: str = ""  # s3://... when the run was kept in object storage (run_dir is then the staging copy)
 
     @property
     def ok(self) -> bool:
@@ -339,6 +359,12 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
         raise ParameterError(f"--config {_echo(config_path)}: no such file")
     cfg = irconfig.load(config_path or None)  # a bad key stops the run here, once, not in every phase
     say = progress or (lambda _: None)
+    remote = None
+    if is_remote(outputs):  # written locally as always, each finished file copied to the bucket
+        remote = Remote(str(outputs), timeout=cfg.request_timeout)
+        staging = Path(tempfile.mkdtemp(prefix="irkit-outputs-"))
+        remote.pull(incident, staging)  # the incident's earlier runs: the timeline and histories read them
+        outputs = staging
     started = datetime.now(UTC)
     run_dir = _new_run_dir(Path(outputs), incident, started)
     begun: list[int] = []
@@ -367,6 +393,8 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
                                            cell_timeout, say, kernel_manager, warm.pop(phase))
                 notebook = run_dir / f"{PHASES[phase]}.ipynb"
                 rendered[notebook] = rendering.submit(render_section, notebook)
+                if remote is not None:
+                    _push(remote, run_dir, say, final=False)
                 if status[phase]["status"] == "interrupted":
                     raise KeyboardInterrupt
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM, wherever it lands: keep what was collected, then stop
@@ -383,10 +411,28 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
             say(f"phase {phase} {PHASES[phase]}: {status[phase]['status']}")
     summary = _seal(run_dir, incident, started, [status[p] for p in phases],
                     {path: future.result() for path, future in rendered.items() if not future.exception()})
-    say(f"evidence: {run_dir}")
+    location = str(run_dir)
+    if remote is not None:
+        location = remote.location(run_dir)
+        if not _push(remote, run_dir, say, final=not interrupted):
+            location = str(run_dir)  # interrupted and the upload failed: what there is stays here
+    say(f"evidence: {location}")
     if interrupted:
-        raise KeyboardInterrupt(f"interrupted; the evidence collected so far is in {run_dir}")
-    return RunResult(run_dir, summary)
+        raise KeyboardInterrupt(f"interrupted; the evidence collected so far is in {location}")
+    return RunResult(run_dir, summary, "" if remote is None else location)
+
+
+def _push(remote: Remote, run_dir: Path, say: Callable[[str], None], *, final: bool) -> bool:
+    """Copy the run's finished files to the bucket. During the run a failure is said and the run goes on (the
+    next push sends everything not sent); at the end it is a RunError naming the staging directory."""
+    try:
+        remote.push(run_dir)
+        return True
+    except RunError as exc:
+        if final:
+            raise
+        say(f"upload: {exc}")
+        return False
 
 
 def _new_run_dir(outputs: Path, incident: str, started: datetime) -> Path:

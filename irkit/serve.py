@@ -12,15 +12,21 @@ each change), so jobs waiting when ``irkit serve`` stops run after it starts aga
 then is run again (its cut run can be sealed with ``irkit seal``). At most ``max_runs`` runs at once; never two
 for one group (a group's jobs run in order), and no second firing run for a group whose firing run is queued
 or running.
+
+A run is started in-process (``runner.run``), or, with ``--job-template``, as a Kubernetes Job made from the
+template (:class:`JobLauncher`): Kubernetes runs it in a pod of its own, with the runs' service account; irkit
+serve follows the Job to its end, so the queue's order and bounds hold the same way.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import http.server
 import json
 import os
+import re
 import threading
 import time
 import uuid
@@ -31,9 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from irkit import evidence, runner
-from irkit.errors import ConfigError, IrkitError, ParameterError
+from irkit.errors import ConfigError, IrkitError, KubernetesError, ParameterError, RunError
+from irkit.evidence.remote import is_remote
 
-__all__ = ["MAX_BODY", "BadGroup", "Group", "Job", "JobQueue", "Serve", "TOKEN_ENV", "TOKEN_FILE_ENV", "incident_id", "parse_group",
+__all__ = ["MAX_BODY", "BadGroup", "Group", "Job", "JobLauncher", "JobQueue", "Launched", "Serve", "TOKEN_ENV", "TOKEN_FILE_ENV", "incident_id", "parse_group",
            "read_token"]
 
 MAX_BODY = 1 << 20
@@ -216,7 +223,8 @@ class Serve:
             raise ParameterError("--max-runs must be 0 to 16 (0: only queue, run nothing)")
         runner.parse_phases(firing_phases)
         runner.parse_phases(resolved_phases)
-        self.token, self.config_path, self.outputs = token, config_path, Path(outputs)
+        self.token, self.config_path = token, config_path
+        self.outputs: str | Path = str(outputs) if is_remote(outputs) else Path(outputs)  # s3://: not a path
         self.firing_phases, self.resolved_phases = firing_phases, resolved_phases
         self.queue = JobQueue(Path(state_dir))
         self._run = start_run or runner.run
@@ -240,6 +248,9 @@ class Serve:
     def stop(self, wait: float = 5.0) -> None:
         """Stop taking requests and jobs; runs under way finish (or are requeued at the next start)."""
         self._stop.set()
+        closing = getattr(self._run, "close", None)
+        if callable(closing):  # a JobLauncher stops following its Jobs (they run on; the next start follows them)
+            closing()
         self.server.shutdown()
         self.server.server_close()
         deadline = time.monotonic() + wait
@@ -254,12 +265,117 @@ class Serve:
             try:
                 result = self._run(job.incident, runner.parse_phases(job.phases), config_path=self.config_path,
                                    params=job.parameters, outputs=self.outputs,
-                                   context={"alert": job.alert, "alert_group": job.group_key})
+                                   context={"alert": job.alert, "alert_group": job.group_key, "serve_job": job.id})
                 self.queue.finish(job, "done", str(result.run_dir))
             except IrkitError as exc:
                 self.queue.finish(job, "failed", error=str(exc)[:500])
             except Exception as exc:  # a worker must outlive any one run
                 self.queue.finish(job, "failed", error=f"{type(exc).__name__}: {str(exc)[:400]}")
+
+
+@dataclass(frozen=True)
+class Launched:
+    """What a Job run leaves for the queue: where it ran (``job <namespace>/<name>``), in place of a run dir."""
+
+    run_dir: str
+
+
+class JobLauncher:
+    """``start_run`` for :class:`Serve` that runs each job as a Kubernetes Job made from a template.
+
+    The template (deploy/job-template.yaml) is a ``batch/v1`` Job with one container; irkit fills in the name
+    (``irkit-<incident>-<job id>``: the same job is the same Job, so a restarted serve follows the Job it
+    created instead of starting a second), labels, and the container's args (``run --incident ... --phases ...
+    --outputs ... --context ...``). The Job is created in the template's namespace, else the service account's.
+    Then it is read every ``poll`` seconds until it succeeds (the run is done) or fails, within the template's
+    ``activeDeadlineSeconds`` and two minutes more.
+    """
+
+    def __init__(self, config: Any, template: str | Path, *, outputs: str, poll: float = 2.0) -> None:
+        import yaml
+
+        from irkit.sources import k8s
+        path = Path(template)
+        try:
+            spec = yaml.safe_load(path.read_text())
+        except OSError as exc:
+            raise ParameterError(f"--job-template {str(path)[:80]!r} cannot be read ({exc.strerror}); name the Job "
+                                 "template file (deploy/job-template.yaml)") from exc
+        except yaml.YAMLError as exc:
+            raise ParameterError(f"--job-template {str(path)[:80]!r} is not YAML ({str(exc).splitlines()[0]}); "
+                                 "fix the file") from exc
+        pod = ((spec.get("spec") or {}).get("template") or {}).get("spec") if isinstance(spec, dict) else None
+        if not isinstance(spec, dict) or spec.get("kind") != "Job" or not isinstance(pod, dict) \
+                or len(pod.get("containers") or []) != 1:
+            raise ParameterError(f"--job-template {str(path)[:80]!r} is not a batch/v1 Job with one container; start "
+                                 "from deploy/job-template.yaml")
+        if "://" not in outputs:
+            raise ParameterError("runs in Jobs keep their evidence in object storage: give irkit serve --outputs "
+                                 "s3://BUCKET/PREFIX (a path would be inside each Job's pod, gone with it)")
+        self.template, self.outputs, self.poll = spec, outputs, poll
+        self.kube = k8s.connect(config)
+        account = Path(config.kube_token_file).with_name("namespace")
+        self.namespace = str((spec.get("metadata") or {}).get("namespace") or (
+            account.read_text().strip() if account.is_file() else config.namespace))
+        self.deadline = float((spec.get("spec") or {}).get("activeDeadlineSeconds") or 3600) + 120
+        self._closed = threading.Event()
+
+    def close(self) -> None:
+        self._closed.set()
+
+    def manifest(self, incident: str, phases: list[int], params: Mapping[str, Any],
+                 context: Mapping[str, Any]) -> dict[str, Any]:
+        """The Job for one run (pure: the template with the run's name, labels and args)."""
+        job = copy.deepcopy(self.template)
+        ident = str(context.get("serve_job") or uuid.uuid4().hex[:12])
+        stem = re.sub(r"[^a-z0-9-]+", "-", incident.lower()).strip("-")[:40]
+        meta = job.setdefault("metadata", {})
+        meta.pop("generateName", None)
+        meta.update(name=f"irkit-{stem}-{ident[:8]}", namespace=self.namespace)
+        labels = {"app.kubernetes.io/name": "irkit", "irkit.dev/incident": stem, "irkit.dev/serve-job": ident}
+        meta["labels"] = {**(meta.get("labels") or {}), **labels}
+        pod = job["spec"]["template"]
+        pod.setdefault("metadata", {})["labels"] = {**(pod["metadata"].get("labels") or {}), **labels}
+        args = ["run", "--incident", incident, "--phases", ",".join(str(p) for p in phases),
+                "--outputs", self.outputs, "--context", json.dumps(dict(context), sort_keys=True)]
+        for name, value in params.items():
+            args += ["-p", str(name), str(value)]
+        pod["spec"]["containers"][0]["args"] = args
+        return job
+
+    def __call__(self, incident: str, phases: list[int], *, params: Mapping[str, Any] | None = None,
+                 context: Mapping[str, Any] | None = None, **_: Any) -> Launched:
+        from kubernetes.client.rest import ApiException
+
+        from irkit.rules.plan import shell  # a printed command is pasted: every word quoted
+        job = self.manifest(incident, phases, params or {}, context or {})
+        name = job["metadata"]["name"]
+        where = f"job {self.namespace}/{name}"
+        try:
+            self.kube.call(f"create job {name}", self.kube.batch.create_namespaced_job, self.namespace, job)
+        except KubernetesError as exc:
+            if not (isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 409):
+                raise
+            # 409: this job's Job exists (serve restarted while it ran): follow it.
+        started, last_error = time.monotonic(), ""
+        while not self._closed.wait(self.poll):
+            try:
+                status = self.kube.call(f"get job {name}", self.kube.batch.read_namespaced_job, name,
+                                        self.namespace).status
+            except KubernetesError as exc:  # the API server may be what is down: keep asking until the deadline
+                last_error, status = str(exc), None
+            if status is not None and (status.succeeded or 0) >= 1:
+                return Launched(where)
+            failed = [c for c in (status.conditions or []) if c.type == "Failed" and c.status == "True"] \
+                if status is not None else []
+            if failed or (status is not None and (status.failed or 0) >= 1):
+                reason = f"{failed[0].reason}: {failed[0].message}" if failed else "its pod failed"
+                raise RunError(f"{where} failed ({reason}); what it collected is under {self.outputs}/{incident}/; "
+                               + shell("kubectl", "-n", self.namespace, "logs", f"job/{name}"))
+            if time.monotonic() - started > self.deadline:
+                raise RunError(f"{where} did not finish within {self.deadline:.0f} s"
+                               + (f"; {last_error}" if last_error else ""))
+        raise RunError(f"{where}: irkit serve stopped while it ran; the next start follows it")
 
 
 def _handler(serve: Serve) -> type[http.server.BaseHTTPRequestHandler]:

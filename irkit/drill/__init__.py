@@ -368,8 +368,11 @@ class DrillEnvironment:
     """The scenario's system, running; a context manager that always stops it all."""
 
     def __init__(self, scenario: Scenario, workdir: str | Path | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None, kube: KubeLab | None = None) -> None:
+        """``kube``: the Kubernetes API emulator to seed instead of a plain-HTTP one (one over TLS that
+        checks tokens, as a cluster's API server does for a pod); the environment stops it all the same."""
         self.scenario = scenario
+        self._kube = kube
         self.say = progress or (lambda _: None)
         self.workdir = Path(workdir) if workdir else None
         self.pids: dict[str, int] = {}
@@ -414,7 +417,7 @@ class DrillEnvironment:
             sc.traffic, history_start=sc.history_start, ahead=0.0,
             scrape_targets=[f"127.0.0.1:{self.marketplace.port}"], scrape_interval="1s"))
         self.say(f"prometheus  {self.prometheus.url}")
-        kube = self.kube = self._stack.enter_context(KubeLab())
+        kube = self.kube = self._stack.enter_context(self._kube or KubeLab())
         kube.load(build_cluster(sc.cluster, sc.namespace))
         kube.emulator.on_pod_replaced.append(self._pod_replaced)
         # Workloads with pods that do not run (and could: pending and unschedulable pods wait for room

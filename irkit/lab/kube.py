@@ -34,6 +34,7 @@ import copy
 import hashlib
 import json
 import re
+import ssl
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -43,6 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import aiohttp.test_utils
 import aiohttp.web
 import attrs
 from kmock import KubernetesEmulator, ResourceInfo, Server
@@ -129,6 +131,7 @@ RESOURCES: dict[str, tuple[str, str, tuple[str, ...], bool, tuple[str, ...]]] = 
     "apps/v1/deployments": ("Deployment", "deployment", ("deploy",), True, ("scale", "status")),
     "apps/v1/replicasets": ("ReplicaSet", "replicaset", ("rs",), True, ("scale", "status")),
     "apps/v1/statefulsets": ("StatefulSet", "statefulset", ("sts",), True, ("scale", "status")),
+    "batch/v1/jobs": ("Job", "job", (), True, ("status",)),
     "metrics.k8s.io/v1beta1/pods": ("PodMetrics", "", (), True, ()),
     "metrics.k8s.io/v1beta1/nodes": ("NodeMetrics", "", (), False, ()),
 }
@@ -248,6 +251,9 @@ class ClusterEmulator(KubernetesEmulator):
     # Called (off the lock, in the emulator's thread) with (namespace, pod, workload) once a deleted pod is back.
     on_pod_replaced: list[Callable[[str, str, str], None]] = attrs.field(factory=list)
     metrics_api: bool = True
+    # Bearer tokens the API server accepts; empty: any caller (a drill). Others are answered 401, as a
+    # token that expired or was never issued is.
+    tokens: set[str] = attrs.field(factory=set)
     _version: int = 1000
     _made: int = 0
 
@@ -265,6 +271,11 @@ class ClusterEmulator(KubernetesEmulator):
                                            namespaced=namespaced, verbs=set(verbs), subresources=set(subresources))
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
+        if self.tokens:
+            auth = next((v for k, v in request.headers.items() if k.lower() == "authorization"), "")
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or token.strip() not in self.tokens:
+                return self._status(401, "Unauthorized", "Unauthorized")
         plural = getattr(request.resource, "plural", None)
         if plural in self.forbidden:
             group = getattr(request.resource, "group", "") or ""
@@ -641,6 +652,8 @@ class KubeLab:
 
     url: str = ""
     emulator: ClusterEmulator = field(default_factory=ClusterEmulator)
+    # Serve HTTPS with this context (a certificate for 127.0.0.1), as an API server does in a cluster.
+    tls: ssl.SSLContext | None = None
 
     def start(self) -> KubeLab:
         self._ready = threading.Event()
@@ -665,7 +678,8 @@ class KubeLab:
 
     async def _main(self) -> None:
         self._stopping = asyncio.Event()
-        async with self.emulator as handler, Server(handler) as server:
+        server_cls = _tls_server(self.tls) if self.tls is not None else aiohttp.test_utils.RawTestServer
+        async with self.emulator as handler, Server(handler, server_cls=server_cls) as server:
             self.url = str(server.url).rstrip("/")
             self._ready.set()
             await self._stopping.wait()
@@ -692,6 +706,23 @@ class KubeLab:
                     self.emulator.declare("metrics.k8s.io/v1beta1/nodes")
         asyncio.run_coroutine_threadsafe(store(), self._loop).result(10)
 
+    @property
+    def requests(self) -> list[Any]:
+        """Every request served so far, as kmock recorded it (method, resource, namespace, name, headers)."""
+        return list(self.emulator)
+
+    def write_service_account(self, directory: str | Path, token: str, ca_pem: bytes,
+                              namespace: str = "irkit") -> dict[str, str]:
+        """What a pod's service account mount holds (token, ca.crt, namespace) in ``directory``; returns the
+        environment the kubelet gives the pod (KUBERNETES_SERVICE_HOST/PORT) for this emulator."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "token").write_text(token)
+        (directory / "ca.crt").write_bytes(ca_pem)
+        (directory / "namespace").write_text(namespace)
+        host, _, port = self.url.split("://", 1)[1].rpartition(":")
+        return {"KUBERNETES_SERVICE_HOST": host, "KUBERNETES_SERVICE_PORT": port}
+
     def write_kubeconfig(self, path: str | Path, namespace: str, context: str = "irkit-drill") -> Path:
         """A kubeconfig whose ``context`` points the official client at this emulator."""
         import json
@@ -710,6 +741,14 @@ class KubeLab:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+def _tls_server(context: ssl.SSLContext) -> type[aiohttp.test_utils.RawTestServer]:
+    """kmock's server class, listening with TLS (aiohttp's test server takes the context at start)."""
+    class TLSServer(aiohttp.test_utils.RawTestServer):
+        async def start_server(self, loop: asyncio.AbstractEventLoop | None = None, **kwargs: Any) -> None:
+            await super().start_server(loop, ssl=context, **kwargs)
+    return TLSServer
 
 
 # --------------------------------------------------------------------------- the seeded cluster

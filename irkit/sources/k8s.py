@@ -59,20 +59,25 @@ class Kube:
         self.namespace = config.namespace
         configuration = kclient.Configuration()
         started = time.monotonic()
+        in_cluster = config.kubeconfig == "in-cluster" or (
+            not config.kubeconfig and "KUBERNETES_SERVICE_HOST" in os.environ
+            and not os.path.exists(os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config"))))
         try:
-            if config.kubeconfig == "in-cluster" or (
-                    not config.kubeconfig and "KUBERNETES_SERVICE_HOST" in os.environ
-                    and not os.path.exists(os.path.expanduser(os.environ.get("KUBECONFIG", "~/.kube/config")))):
-                kconfig.load_incluster_config(client_configuration=configuration)
+            if in_cluster:
+                # The kubelet rotates a projected token in place: the loader reads the file again before it expires.
+                kconfig.incluster_config.InClusterConfigLoader(
+                    token_filename=config.kube_token_file, cert_filename=config.kube_ca_file,
+                ).load_and_set(configuration)
             else:
                 kconfig.load_kube_config(config_file=config.kubeconfig or None,
                                          context=config.kube_context or None,
                                          client_configuration=configuration)
         except (ConfigException, OSError) as exc:
-            raise KubernetesUnavailable(
-                "Kubernetes", "load kubeconfig", time.monotonic() - started,
-                f"{exc}; set IRKIT_KUBECONFIG / IRKIT_KUBE_CONTEXT, or run in-cluster with a service account",
-            ) from exc
+            hint = ("in-cluster: check KUBERNETES_SERVICE_HOST/PORT and the service account's token and CA files "
+                    "(IRKIT_KUBE_TOKEN_FILE, IRKIT_KUBE_CA_FILE)" if in_cluster else
+                    "set IRKIT_KUBECONFIG / IRKIT_KUBE_CONTEXT, or run in-cluster with a service account")
+            raise KubernetesUnavailable("Kubernetes", "load the service account" if in_cluster else "load kubeconfig",
+                                        time.monotonic() - started, f"{exc}; {hint}") from exc
         configuration.retries = 0  # one bounded attempt: retries multiply the wait during an outage
         self.source = f"Kubernetes API at {configuration.host}"
         self.api_client = kclient.ApiClient(configuration)
@@ -87,6 +92,10 @@ class Kube:
     @functools.cached_property
     def apps(self) -> Any:
         return kclient.AppsV1Api(self.api_client)
+
+    @functools.cached_property
+    def batch(self) -> Any:  # irkit serve's Jobs
+        return kclient.BatchV1Api(self.api_client)
 
     @functools.cached_property
     def custom(self) -> Any:
@@ -158,7 +167,7 @@ def _api_hint(exc: ApiException, what: str) -> str:
                 "user or the service account token (IRKIT_KUBECONFIG, IRKIT_KUBE_CONTEXT)")
     if status == 403:
         return (f"HTTP 403 {exc.reason}: the credentials may not {what}; grant the role that permission "
-                "(irkit reads get/list on pods, pods/log, events, deployments, statefulsets, replicasets, configmaps, secrets)")
+                "(deploy/rbac-read.yaml lists what irkit reads; deploy/mitigations/ what its actions change)")
     if status == 404:
         return f"not found ({what}); check IRKIT_NAMESPACE and the deployment names in irkit.toml"
     body = (exc.body or "")[:300] if isinstance(exc.body, str) else ""
@@ -403,8 +412,10 @@ def config_changes(kube: Kube) -> pd.DataFrame:
     Secrets are listed as metadata only (PartialObjectMetadataList), so no secret value is transferred.
     """
     rows = []
-    for kind, fn in (("ConfigMap", kube.core.list_namespaced_config_map),
-                     ("Secret", kube.core.list_namespaced_secret)):
+    kinds = [("ConfigMap", kube.core.list_namespaced_config_map)]
+    if kube.config.secret_changes:  # off where the role may not list Secrets (deploy/): it asks nothing then
+        kinds.append(("Secret", kube.core.list_namespaced_secret))
+    for kind, fn in kinds:
         items = kube.items(f"list {kind.lower()}s (metadata only)", fn, kube.namespace,
                            _headers={"Accept": _METADATA_ONLY})
         for item in items:
