@@ -32,3 +32,6 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[dev]'
+# The evidence-in-S3 tests: the s3 extra and a real S3 server (moto's), added to the resolved environment (see
+# pyproject.toml: resolved in one step with the rest, pip backtracks for many minutes).
+.venv/bin/python -m pip install -q -e '.[s3]' 'moto[server]>=5.0'
