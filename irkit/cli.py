@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import signal
@@ -13,7 +14,7 @@ from typing import Any, NoReturn
 
 from irkit import evidence
 from irkit.errors import STOP_REQUESTED, ConfigError, IrkitError, ParameterError
-from irkit.evidence.remote import fetch, is_remote
+from irkit.evidence.remote import Remote, fetch, is_remote
 
 __all__ = ["main"]
 
@@ -40,7 +41,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="what started the run, kept in run.json (irkit serve passes the alert to its Jobs)")
     verify = sub.add_parser("verify", help="check a run directory (or s3://.../INCIDENT/RUN) against its manifest.json")
     verify.add_argument("run_dir")
-    seal = sub.add_parser("seal", help="seal a run whose process died: summary, report and manifest of what is there")
+    seal = sub.add_parser("seal", help="seal a run whose process died (a directory or s3://.../INCIDENT/RUN): summary, "
+                                       "report and manifest of what is there")
     seal.add_argument("run_dir")
     send = sub.add_parser("send", help="send a run's outbox messages (those not sent yet, or the ones named)")
     send.add_argument("run_dir")
@@ -202,9 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "seal":
             from irkit import runner
 
-            result = runner.seal(args.run_dir)
+            if is_remote(args.run_dir):  # a Job's pod died mid-run: seal the bucket's copy, and put it back
+                url = args.run_dir.rstrip("/")
+                local = fetch(url)
+                result = runner.seal(local)
+                Remote(url).push(local, to=url)
+                result = dataclasses.replace(result, location=url)
+            else:
+                result = runner.seal(args.run_dir)
             _say("sealed: " + ", ".join(f"phase {p['phase']} {p['status']}" for p in result.summary["phases"]))
-            print(result.run_dir)
+            print(result.location or result.run_dir)
             return OK
         if args.command == "drill":
             return _drill(args)

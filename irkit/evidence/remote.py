@@ -81,8 +81,10 @@ class Remote:
         except Exception as exc:  # s3fs and botocore raise their own; all mean the store cannot be read
             raise self._fail(ParameterError, "reading the incident's earlier runs", exc) from exc
 
-    def push(self, run_dir: Path) -> list[str]:
-        """Upload what changed in ``run_dir`` since the last push (the manifest last); the files sent."""
+    def push(self, run_dir: Path, to: str = "") -> list[str]:
+        """Upload what changed in ``run_dir`` since the last push (the manifest last) to :meth:`location`, or to
+        the run URL ``to``; the files sent."""
+        target = (to or self.location(run_dir)).rstrip("/").removeprefix("s3://")
         files = sorted((p for p in run_dir.rglob("*") if p.is_file()), key=lambda p: p.name == "manifest.json")
         sent = []
         try:
@@ -91,7 +93,7 @@ class Remote:
                 if self._sent.get(path) == (stat.st_size, stat.st_mtime_ns):
                     continue
                 rel = path.relative_to(run_dir).as_posix()
-                self.fs.put_file(str(path), f"{self.location(run_dir)[5:]}/{rel}")
+                self.fs.put_file(str(path), f"{target}/{rel}")
                 self._sent[path] = (stat.st_size, stat.st_mtime_ns)
                 sent.append(rel)
         except Exception as exc:
@@ -104,7 +106,7 @@ class Remote:
 
 
 def fetch(url: str, *, timeout: float = 30.0) -> Path:
-    """A run in the bucket copied whole into a new temporary directory (for ``irkit verify``)."""
+    """A run in the bucket copied whole into a new temporary directory (for ``irkit verify`` and ``seal``)."""
     remote = Remote(url, timeout=timeout)
     base = remote.root
     local = Path(tempfile.mkdtemp(prefix="irkit-verify-")) / base.rsplit("/", 1)[-1]

@@ -82,14 +82,8 @@ def test_a_run_lands_in_the_bucket_verifies_there_and_a_later_run_reads_it(s3, e
 
 def test_a_run_interrupted_midway_leaves_in_the_bucket_what_it_finished(s3, env, toml, tmp_path):
     url = f"s3://{BUCKET}/cut"
-    proc = subprocess.Popen([IRKIT, "run", "--incident", "INC-CUT", "--config", str(toml), "--outputs", url],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
-                            start_new_session=True)
+    proc = _start_and_wait_for_phase_1(url, "INC-CUT", env, toml, tmp_path, s3)
     fs = bucket(s3)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not [k for k in fs.find(f"{BUCKET}/cut") if k.endswith("01-detect-and-assess.ipynb")]:
-        time.sleep(0.2)
-        fs.invalidate_cache()
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: phase 1 is in the bucket, phase 2 under way
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-2000:]
@@ -99,6 +93,34 @@ def test_a_run_interrupted_midway_leaves_in_the_bucket_what_it_finished(s3, env,
     statuses = {p["phase"]: p["status"] for p in summary["phases"]}
     assert statuses[1] == "ok" and "interrupted" in statuses.values() and statuses[5] == "skipped", statuses
     assert f"s3://{location}" in err  # the message says where the evidence is
+    assert irkit("verify", f"s3://{location}", env=env, cwd=tmp_path).returncode == 0
+
+
+def _start_and_wait_for_phase_1(url: str, incident: str, env: dict[str, str], toml: Path, cwd: Path,
+                                s3: S3Lab) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([IRKIT, "run", "--incident", incident, "--config", str(toml), "--outputs", url],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
+                            start_new_session=True)
+    fs, prefix = bucket(s3), url.removeprefix("s3://")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not [k for k in fs.find(prefix) if k.endswith("01-detect-and-assess.ipynb")]:
+        time.sleep(0.2)
+        fs.invalidate_cache()
+    return proc
+
+
+def test_a_job_killed_midway_leaves_an_unfinished_run_that_seal_closes_in_the_bucket(s3, env, toml, tmp_path):
+    url = f"s3://{BUCKET}/killed"
+    proc = _start_and_wait_for_phase_1(url, "INC-KILLED", env, toml, tmp_path, s3)
+    os.killpg(proc.pid, signal.SIGKILL)  # the node was lost: nothing seals the run
+    proc.communicate(timeout=60)
+    fs = bucket(s3)
+    [location] = {k.rsplit("/", 1)[0] for k in fs.find(f"{BUCKET}/killed") if k.endswith("run.json")}
+    unfinished = irkit("verify", f"s3://{location}", env=env, cwd=tmp_path)
+    assert unfinished.returncode == 1 and "unfinished run" in unfinished.stdout, unfinished.stdout
+    sealed = irkit("seal", f"s3://{location}", env=env, cwd=tmp_path)
+    assert sealed.returncode == 0 and sealed.stdout.strip() == f"s3://{location}", sealed.stderr
+    assert "phase 1 ok" in sealed.stderr
     assert irkit("verify", f"s3://{location}", env=env, cwd=tmp_path).returncode == 0
 
 
