@@ -370,7 +370,8 @@ class JobLauncher:
                 if status is not None else []
             if failed or (status is not None and (status.failed or 0) >= 1):
                 reason = f"{failed[0].reason}: {failed[0].message}" if failed else "its pod failed"
-                raise RunError(f"{where} failed ({reason}); what it collected is under {self.outputs}/{incident}/; "
+                raise RunError(f"{where} failed ({reason}; irkit run exits 1 when a phase failed, 3 when a verdict "
+                               f"is unknown); what it collected is under {self.outputs}/{incident}/; "
                                + shell("kubectl", "-n", self.namespace, "logs", f"job/{name}"))
             if time.monotonic() - started > self.deadline:
                 raise RunError(f"{where} did not finish within {self.deadline:.0f} s"

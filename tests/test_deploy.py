@@ -10,6 +10,7 @@ test, and so does a verb a Role grants that no request used.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -333,3 +334,57 @@ def test_a_context_that_is_not_what_serve_writes_is_refused_in_one_line(text: st
         runner.parse_context(text)
     assert runner.parse_context('{"alert": {"name": "X"}, "serve_job": "abc"}') == {"alert": {"name": "X"},
                                                                                    "serve_job": "abc"}
+
+
+def test_an_alert_becomes_a_job_that_runs_in_the_cluster_and_leaves_its_evidence_in_the_bucket(
+        ca, tmp_path, monkeypatch):
+    """Everything in deploy/ at once: serve (its own account) makes the Job from the template, a kubelet stand-in
+    runs the Job's container (irkit run in-cluster over TLS with the runs' account), the evidence lands in S3,
+    the Job completes and serve's job is done; every request checked against the Role of the account that made it."""
+    import s3fs
+
+    from irkit.lab.kube import JobProcess
+    from irkit.lab.s3 import S3Lab
+    from tests.evidence.test_evidence import IRKIT
+    from tests.test_serve import _group, _post, _wait
+    lab = tls_lab(ca)
+    lab.emulator.tokens.add("serve-token")
+    with S3Lab() as s3, drill.DrillEnvironment(drill.load_scenario("lock-contention"), kube=lab) as env:
+        fs = s3fs.S3FileSystem(endpoint_url=s3.url, key="k", secret="s", skip_instance_cache=True)
+        fs.mkdir("evidence")
+        pod_env = lab.write_service_account(tmp_path / "run-sa", TOKEN, ca.cert_pem.bytes())
+        lab.write_service_account(tmp_path / "serve-sa", "serve-token", ca.cert_pem.bytes())
+        for name, value in pod_env.items():
+            monkeypatch.setenv(name, value)
+        lab.emulator.run_job = JobProcess([IRKIT], {**pod_env, **s3.environment(), "AWS_EC2_METADATA_DISABLED": "true",
+                                                    "IRKIT_CONFIG": str(_in_cluster_config(env, tmp_path / "run-sa"))})
+        serve_cfg = irconfig.load(env={}, kube_token_file=str(tmp_path / "serve-sa" / "token"),
+                                  kube_ca_file=str(tmp_path / "serve-sa" / "ca.crt"))
+        launcher = serve.JobLauncher(serve_cfg, DEPLOY / "job-template.yaml", outputs="s3://evidence/runs", poll=0.2)
+        server = serve.Serve(token="t0ken", state_dir=tmp_path / "state", listen=("127.0.0.1", 0),
+                             start_run=launcher, outputs="s3://evidence/runs").start()
+        try:
+            code, answer = _post(server.url, _group(), token="t0ken")
+            assert code == 202
+            job = _wait(lambda: [j for j in server.queue.jobs if j.state in ("done", "failed")], 180, "the Job")[0]
+        finally:
+            server.stop()
+        assert job.state == "done", job.error
+        [key] = [k for k in fs.find("evidence/runs") if k.endswith("/run.json")]
+        run = json.loads(fs.cat(key))
+        assert run["incident"] == answer["incident"] and run["phases"] == [1, 2]
+        assert run["alert"]["name"] == "HighErrorRatio" and run["serve_job"] == job.id  # the timeline starts there
+        summary = json.loads(fs.cat(key.replace("run.json", "summary.json")))
+        assert [p["status"] for p in summary["phases"]] == ["ok", "ok"]
+        first = summary["findings"][0]
+        assert (first["kind"], first["subject"]) == ("lock-root", f"pid {env.pids['holder']}"), first  # the holder
+        verified = subprocess.run([IRKIT, "verify", f"s3://{key.rsplit('/', 1)[0]}"], capture_output=True, text=True,
+                                  timeout=120, env={**os.environ, **s3.environment()})
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        requests = lab.requests
+    by = {token: [r for r in requests if (rbac.attributes(r) or rbac.Attributes("", "", "", "", "", "")).token == token]
+          for token in (TOKEN, "serve-token")}
+    assert by[TOKEN] and by["serve-token"]
+    assert all(not _writes(r) for r in by[TOKEN])  # phases 1-2 read, nothing else
+    _check(by[TOKEN], rbac.grants(resources(DEPLOY), "irkit", "irkit"), "the Job's run with irkit-read")
+    _check(by["serve-token"], rbac.grants(resources(DEPLOY), "irkit-serve", "irkit"), "serve with irkit-serve")

@@ -52,7 +52,7 @@ from kmock import KubernetesEmulator, ResourceInfo, Server
 from irkit.errors import DrillError
 from irkit.lab.patches import PatchError, apply_patch
 
-__all__ = ["Cluster", "ClusterEmulator", "KubeLab", "build_cluster", "match_fields", "match_labels", "signature"]
+__all__ = ["Cluster", "ClusterEmulator", "JobProcess", "KubeLab", "build_cluster", "match_fields", "match_labels", "signature"]
 
 
 # --------------------------------------------------------------------------- selectors
@@ -254,6 +254,8 @@ class ClusterEmulator(KubernetesEmulator):
     # Bearer tokens the API server accepts; empty: any caller (a drill). Others are answered 401, as a
     # token that expired or was never issued is.
     tokens: set[str] = attrs.field(factory=set)
+    # Runs a created Job's pod (a kubelet's part): (succeeded, what its container said); None: Jobs only stored.
+    run_job: Callable[[dict[str, Any]], tuple[bool, str]] | None = None
     _version: int = 1000
     _made: int = 0
 
@@ -303,7 +305,22 @@ class ClusterEmulator(KubernetesEmulator):
             return await self._write(request, method)
         if request.resource is not None and method == "POST" and request.params.get("dryRun") == "All":
             return aiohttp.web.json_response(request.data)  # a dry-run create stores nothing
-        return await super()._handle(request)
+        response = await super()._handle(request)
+        if self.run_job is not None and method == "POST" and getattr(request.resource, "plural", "") == "jobs" \
+                and response.status in (200, 201) and isinstance(request.data, dict):
+            threading.Thread(target=self._run_job, args=(request.data,), name="irkit-emulated-job", daemon=True).start()
+        return response
+
+    def _run_job(self, job: dict[str, Any]) -> None:
+        """Run a created Job's pod through :attr:`run_job`, then write its status as the Job controller does."""
+        ok, message = self.run_job(job) if self.run_job is not None else (False, "")
+        meta = job["metadata"]
+        condition = {"type": "Complete" if ok else "Failed", "status": "True",
+                     "reason": "Completed" if ok else "BackoffLimitExceeded", "message": message[-300:]}
+        status = {"succeeded": 1} if ok else {"failed": 1}
+        for key, obj in list(self.objects.items()):
+            if key[0].plural == "jobs" and key[1] == meta.get("namespace") and key[2] == meta["name"]:
+                self.objects[key] = {**obj.raw, "status": {**status, "conditions": [condition]}}
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         # kmock's path parser fails on /api/v1/namespaces[/NAME] itself (it reads
@@ -741,6 +758,31 @@ class KubeLab:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+@dataclass
+class JobProcess:
+    """A kubelet for the emulator's Jobs (:attr:`ClusterEmulator.run_job`): runs the Job's one container as a local
+    process of ``command`` (the image's entrypoint: the irkit script) with the container's args and its plain env
+    values, ``env`` on top (what the pod's volumes would give it: the service account mount, the config file), within
+    the Job's ``activeDeadlineSeconds``. Succeeded is exit 0, as for a pod."""
+
+    command: list[str]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def __call__(self, job: dict[str, Any]) -> tuple[bool, str]:
+        import os
+        import subprocess
+        [container] = job["spec"]["template"]["spec"]["containers"]
+        env = {**os.environ, **{e["name"]: str(e["value"]) for e in container.get("env") or [] if "value" in e},
+               **self.env}
+        deadline = float(job["spec"].get("activeDeadlineSeconds") or 600)
+        try:
+            proc = subprocess.run([*self.command, *(container.get("args") or [])], env=env, capture_output=True,
+                                  text=True, timeout=deadline)
+        except subprocess.TimeoutExpired:
+            return False, f"DeadlineExceeded: the pod ran longer than {deadline:.0f} s"
+        return proc.returncode == 0, f"exit {proc.returncode}: {(proc.stderr or '').strip()[-250:]}"
 
 
 def _tls_server(context: ssl.SSLContext) -> type[aiohttp.test_utils.RawTestServer]:
