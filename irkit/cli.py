@@ -120,7 +120,7 @@ def _drill(args: argparse.Namespace) -> int:
         _say("differences from the ground truth:\n" + "\n".join(f"  - {d}" for d in result.differences))
     elif args.check:
         _say("check: the runbook found the ground truth (severity, first finding, first mitigation)")
-    print(result.run_dir)
+    print(result.location or result.run_dir)
     return 1 if args.check and result.differences else 0
 
 

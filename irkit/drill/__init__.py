@@ -578,6 +578,7 @@ class DrillResult:
     timings: dict[str, float]
     pids: Mapping[str, int] = field(default_factory=dict)  # session name -> pid, as the truth names them
     truth: Truth | None = None  # what the run was checked against (--execute-mitigations expects recovery)
+    location: str = ""  # s3://... when the run was kept in object storage
 
     @property
     def ok(self) -> bool:
@@ -628,11 +629,15 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
             {"scenario": scenario.name, "title": scenario.title, "truth": truth, "sessions": env.pids,
              "differences": differences, "timings": env.timings}, indent=2))
         evidence.write_manifest(result.run_dir)
+        if result.location:  # kept in object storage: the comparison and the new manifest go there too
+            from irkit.evidence.remote import Remote
+            Remote(str(outputs)).push(result.run_dir, to=result.location)
         if keep_running is not None:
             keep_running(env)
         timings = dict(env.timings)
     timings["total_seconds"] = round(time.monotonic() - t0, 2)
-    return DrillResult(scenario, result.run_dir, result.summary, differences, timings, dict(env.pids), truth_now)
+    return DrillResult(scenario, result.run_dir, result.summary, differences, timings, dict(env.pids), truth_now,
+                       result.location)
 
 
 
