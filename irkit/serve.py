@@ -332,7 +332,8 @@ class JobLauncher:
         meta = job.setdefault("metadata", {})
         meta.pop("generateName", None)
         meta.update(name=f"irkit-{stem}-{ident[:8]}", namespace=self.namespace)
-        labels = {"app.kubernetes.io/name": "irkit", "irkit.dev/incident": stem, "irkit.dev/serve-job": ident}
+        labels = {"app.kubernetes.io/name": "irkit", "irkit.dev/incident": stem, "irkit.dev/serve-job": ident,
+                  "irkit.dev/phases": ".".join(str(p) for p in phases)}
         meta["labels"] = {**(meta.get("labels") or {}), **labels}
         pod = job["spec"]["template"]
         pod.setdefault("metadata", {})["labels"] = {**(pod["metadata"].get("labels") or {}), **labels}
@@ -345,18 +346,39 @@ class JobLauncher:
 
     def __call__(self, incident: str, phases: list[int], *, params: Mapping[str, Any] | None = None,
                  context: Mapping[str, Any] | None = None, **_: Any) -> Launched:
+        """Run one job as a Job. The cluster, not serve's queue file, says what runs: a Job of the incident still
+        running with the same phases is this run (serve lost its queue: a new pod, an emptyDir) and is followed;
+        one with other phases is waited for first (a resolution after its firing run)."""
         from kubernetes.client.rest import ApiException
-
-        from irkit.rules.plan import shell  # a printed command is pasted: every word quoted
         job = self.manifest(incident, phases, params or {}, context or {})
-        name = job["metadata"]["name"]
-        where = f"job {self.namespace}/{name}"
+        name, labels = job["metadata"]["name"], job["metadata"]["labels"]
+        for other in self._active(labels["irkit.dev/incident"], name):
+            if (other.get("metadata") or {}).get("labels", {}).get("irkit.dev/phases") == labels["irkit.dev/phases"]:
+                return self._follow(other["metadata"]["name"], incident)
+            try:
+                self._follow(other["metadata"]["name"], incident)
+            except RunError:
+                pass  # its failure is its own job's; this run goes on
         try:
             self.kube.call(f"create job {name}", self.kube.batch.create_namespaced_job, self.namespace, job)
         except KubernetesError as exc:
             if not (isinstance(exc.__cause__, ApiException) and exc.__cause__.status == 409):
                 raise
             # 409: this job's Job exists (serve restarted while it ran): follow it.
+        return self._follow(name, incident)
+
+    def _active(self, incident_label: str, own: str) -> list[dict[str, Any]]:
+        """The incident's Jobs other than ``own`` that have not finished, oldest first."""
+        items = self.kube.items(f"list jobs of {incident_label}", self.kube.batch.list_namespaced_job, self.namespace,
+                                label_selector=f"irkit.dev/incident={incident_label}")
+        running = [j for j in items if j.get("metadata", {}).get("name") != own
+                   and not ((j.get("status") or {}).get("succeeded") or (j.get("status") or {}).get("failed"))]
+        return sorted(running, key=lambda j: str(j.get("metadata", {}).get("creationTimestamp") or ""))
+
+    def _follow(self, name: str, incident: str) -> Launched:
+        """Read the Job every ``poll`` seconds until it succeeds (its Launched) or fails (RunError, saying why)."""
+        from irkit.rules.plan import shell  # a printed command is pasted: every word quoted
+        where = f"job {self.namespace}/{name}"
         started, last_error = time.monotonic(), ""
         while not self._closed.wait(self.poll):
             try:

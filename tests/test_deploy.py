@@ -322,6 +322,29 @@ def test_serve_starts_each_run_as_a_job_from_the_template_and_follows_it_with_it
         with pytest.raises(RunError, match="BackoffLimitExceeded"):
             again(failed.incident, [4], context=context)
         assert len(_jobs(lab)) == 2
+        # serve's queue is lost (a new pod, an emptyDir) while a firing Job runs: the group fires again and the new
+        # serve follows the Job the cluster still runs instead of starting a second run.
+        first_pod = serve.Serve(token="t0ken", state_dir=tmp_path / "state-a", listen=("127.0.0.1", 0),
+                                start_run=launcher, outputs="s3://irkit-evidence/runs").start()
+        launcher._closed.clear()  # the same launcher object served the stopped serve above
+        try:
+            assert _post(first_pod.url, _group(), token="t0ken")[0] == 202
+            running = _wait(lambda: _jobs(lab)[2:], 10, "a third Job")[0]
+        finally:
+            first_pod.stop()
+        new_pod = serve.Serve(token="t0ken", state_dir=tmp_path / "state-b", listen=("127.0.0.1", 0),
+                              start_run=serve.JobLauncher(cfg, DEPLOY / "job-template.yaml",
+                                                          outputs="s3://irkit-evidence/runs", poll=0.1),
+                              outputs="s3://irkit-evidence/runs").start()
+        try:
+            assert _post(new_pod.url, _group(), token="t0ken")[0] == 202
+            time.sleep(0.5)
+            assert len(_jobs(lab)) == 3  # no second firing run
+            _finish(lab, running, "Complete")
+            adopted = _wait(lambda: [j for j in new_pod.queue.jobs if j.state == "done"], 5, "the adopted run")[0]
+            assert adopted.run_dir == f"job irkit/{running['metadata']['name']}"
+        finally:
+            new_pod.stop()
         requests = lab.requests
     grants = rbac.grants(resources(DEPLOY), "irkit-serve", "irkit")
     assert _check(requests, grants, "irkit serve with its Role") == set().union(*(g.pairs() for g in grants))
