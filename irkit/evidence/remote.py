@@ -69,17 +69,17 @@ class Remote:
             if not self.fs.exists(self.bucket):
                 raise FileNotFoundError(f"no bucket {self.bucket}")
             found = self.fs.find(base) if self.fs.exists(base) else []
-            count = 0
-            for key in found:
-                if key.endswith(_NOT_PULLED):
-                    continue
-                target = outputs / incident / key[len(base) + 1:]
-                target.parent.mkdir(parents=True, exist_ok=True)
-                self.fs.get_file(key, str(target))
-                count += 1
-            return count
+            return self.download([k for k in found if not k.endswith(_NOT_PULLED)], base, outputs / incident)
         except Exception as exc:  # s3fs and botocore raise their own; all mean the store cannot be read
             raise self._fail(ParameterError, "reading the incident's earlier runs", exc) from exc
+
+    def download(self, keys: list[Any], base: str, local: Path) -> int:
+        """Copy ``keys`` (under ``base`` in the bucket) to the same relative paths under ``local``; how many."""
+        for key in keys:
+            target = local / key[len(base) + 1:]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self.fs.get_file(key, str(target))
+        return len(keys)
 
     def push(self, run_dir: Path, to: str = "") -> list[str]:
         """Upload what changed in ``run_dir`` since the last push (the manifest last) to :meth:`location`, or to
@@ -114,10 +114,7 @@ def fetch(url: str, *, timeout: float = 30.0) -> Path:
         keys: list[Any] = remote.fs.find(base)
         if not keys:
             raise FileNotFoundError(f"nothing under {url}")
-        for key in keys:
-            target = local / key[len(base) + 1:]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            remote.fs.get_file(key, str(target))
+        remote.download(keys, base, local)
     except Exception as exc:
         raise remote._fail(ParameterError, "reading the run", exc) from exc
     return local
