@@ -28,6 +28,7 @@ _MODULES = {
     "phases": "irkit.phases", "rules": "irkit.rules", "sources": "irkit.sources", "display": "irkit.display",
     "evidence": "irkit.evidence", "drill": "irkit.drill", "lab": "irkit.lab", "cli": "irkit.cli", "config": "irkit.config",
     "errors": "irkit.errors", "limits": "irkit.limits", "runner": "irkit.runner", "serve": "irkit.serve",
+    "escaping": "irkit.escaping", "redaction": "irkit.redaction",
 }
 
 
@@ -56,6 +57,7 @@ __all__ = [
     "display",
     "drill",
     "errors",
+    "escaping",
     "evidence",
     "http",
     "incident",
@@ -70,6 +72,7 @@ __all__ = [
     "plan",
     "postmortem",
     "prom",
+    "redaction",
     "rules",
     "runner",
     "serve",

@@ -20,6 +20,7 @@ as :class:`Secret`, whose ``repr`` and ``str`` are masked.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -29,12 +30,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from irkit import limits
+from irkit import limits, redaction
 from irkit.errors import ConfigError, IrkitError
 
-__all__ = ["CHECKS", "Config", "Secret", "keys", "load", "read_toml", "redact", "to_toml"]
+__all__ = ["CHECKS", "Config", "Secret", "keys", "load", "read_toml", "redact", "redact_frame", "to_toml"]
 
 _MASK = "***"
 
@@ -170,6 +171,10 @@ class Config:
     statuspage_token_file: str = field(default="", metadata=_key("comms", "file holding the status page API key (or set IRKIT_STATUSPAGE_TOKEN)", "path"))
     action_items_file: str = field(default="", metadata=_key("comms", "a TOML file of action items the post-mortem suggests per cause kind (lock-root = [\"...\"]), added to the built-in ones", "path"))
     templates_dir: str = field(default="", metadata=_key("comms", "a directory of Jinja2 templates that replace the built-in ones by file name (README: Communications)", "path"))
+
+    # [evidence] what irkit keeps, and who may read it
+    redact_patterns: tuple[str, ...] = field(default=(), metadata=_key("evidence", "regular expressions of secrets of your own (an internal token format) removed from everything irkit reads, besides the built-in ones (README: What irkit trusts)", "regex"))
+    evidence_group: str = field(default="", metadata=_key("evidence", "a group that may read the evidence: files 0640 and directories 0750 owned by it; empty = 0600 and 0700, the owner only", "group"))
 
     # [timeouts] seconds
     connect_timeout: float = field(default=5.0, metadata=_key("timeouts", "connecting to any source", "number", (0.0, 600.0)))
@@ -341,7 +346,18 @@ CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
                        "NAME=VALUE, an environment variable assignment"),
     "email": (lambda v: re.fullmatch(r"[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+", v) is not None, "an email address"),
     "text": (lambda v: not any(ord(c) < 32 for c in v), "text without control characters"),
+    "group": (lambda v: re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}|[0-9]{1,10}", v) is not None,
+              "a group name or id"),
+    "regex": (lambda v: len(v) <= 512 and _compiles(v), "a Python regular expression of at most 512 characters"),
 }
+
+
+def _compiles(pattern: str) -> bool:
+    try:
+        re.compile(pattern)
+    except re.error:
+        return False
+    return True
 
 
 def _checked(name: str, value: str, check: str) -> str:
@@ -497,21 +513,21 @@ def load(path: str | os.PathLike[str] | None = None, *, base: Config | None = No
 
 
 def redact(text: str, config: Config | None = None) -> str:
-    """Mask every secret irkit knows of in ``text``: configured secrets and URL passwords."""
+    """``text`` with every secret irkit knows of removed: the configured ones (IRKIT_PG_PASSWORD, the Slack
+    webhook...) by name, then what :mod:`irkit.redaction` recognises and the team's ``redact_patterns``."""
     if config is not None:
-        for secret in (config.pg_password, config.prom_token, config.pg_action_password, config.slack_webhook,
-                       config.statuspage_token, config.smtp_password):
+        for f in fields(Config):
+            secret = getattr(config, f.name) if "secret" in f.metadata else None
             if secret:
-                text = text.replace(secret.reveal(), _MASK)
-    return _redact_urls(text)
+                text = text.replace(secret.reveal(), redaction.redacted(f.metadata["secret"]))
+    return redaction.redact(text, _extra(config.redact_patterns if config is not None else ()))
 
 
-def _redact_urls(text: str) -> str:
-    def mask(match: re.Match[str]) -> str:
-        parts = urlsplit(match.group(0))
-        if parts.password is None:
-            return match.group(0)
-        netloc = f"{parts.username}:{_MASK}@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
+def redact_frame(frame: Any, config: Config | None, columns: Any = None) -> Any:
+    """A source's table with its text cells redacted like :func:`redact` (every text column by default)."""
+    return redaction.redact_frame(frame, columns, lambda text: redact(text, config))
 
-    return re.sub(r"[a-z][a-z0-9+.-]*://[^\s'\"<>]+", mask, text)
+
+@functools.lru_cache(maxsize=8)
+def _extra(patterns: tuple[str, ...]) -> tuple[redaction.Pattern, ...]:
+    return redaction.compile_extra(patterns)

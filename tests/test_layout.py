@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).parent.parent / "irkit"
-FLOOR = {"errors": 0, "config": 0, "limits": 0, "sources": 1, "rules": 1, "evidence": 2, "display": 2,
+FLOOR = {"errors": 0, "config": 0, "limits": 0, "escaping": 0, "redaction": 0, "sources": 1, "rules": 1, "evidence": 2, "display": 2,
          "actions": 2, "comms": 2, "phases": 3, "runner": 4, "cli": 4, "serve": 4, "drill": 5, "lab": 5}
 
 
