@@ -10,6 +10,7 @@ and never echoes a secret it was given.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ class Case:
     code: int = 2
     env: dict[str, str] = field(default_factory=dict)
     files: dict[str, bytes] = field(default_factory=dict)  # written into the case's directory first
+    links: dict[str, str] = field(default_factory=dict)  # symlinks planted there: name -> target
+    fifos: tuple[str, ...] = ()  # FIFOs planted there (a reader that opens one blocks forever)
 
 
 def _toml(section: str, line: str) -> dict[str, bytes]:
@@ -174,6 +177,20 @@ CASES = [
     Case("verify-manifest-list", ("verify", "run"), r"not an irkit manifest",
          files={**MANIFEST_RUN, "run/manifest.json": b'{"files": []}'}),
     Case("seal-not-a-run", ("seal", "."), r"not a run directory"),
+    # --- what others planted in outputs/ (read without blocking, never written through)
+    Case("outputs-incident-link", (*RUN, "--outputs", "out"), r"out/INC-1 is a symlink", links={"out/INC-1": "/"}),
+    Case("verify-manifest-fifo", ("verify", "run"), r"not an irkit manifest", files=MANIFEST_RUN,
+         fifos=("run/manifest.json",)),
+    Case("verify-manifest-dev-zero", ("verify", "run"), r"not an irkit manifest", files=MANIFEST_RUN,
+         links={"run/manifest.json": "/dev/zero"}),
+    Case("seal-record-fifo", ("seal", "run"), r"phase 1 skipped\n.*not evidence irkit wrote.*phase-1.json \(FIFO\)",
+         code=0, files=MANIFEST_RUN,
+         fifos=("run/phase-1.json",)),
+    Case("send-outbox-fifo", ("send", "run"), r"^$", code=0, files=MANIFEST_RUN, fifos=("run/outbox/001-a-slack.json",)),
+    Case("serve-queue-zero", ("serve", "--max-queued", "0"), r"--max-queued must be 1 to 10000",
+         env={"IRKIT_SERVE_TOKEN": "t"}),
+    Case("redact-pattern-bad", CFG, r"redact_patterns=.*regular expression", files=_toml("evidence", 'redact_patterns = ["("]')),
+    Case("evidence-group-bad", CFG, r"evidence_group=.*group name", files=_toml("evidence", 'evidence_group = "a b; rm"')),
     # --- accepted harmlessly
     Case("drill-list", ("drill", "--list"), r"lock-contention", code=0),
     Case("verify-unfinished", ("verify", "run"), r"unfinished run: phase 1 skipped", code=1, files=MANIFEST_RUN),
@@ -218,6 +235,12 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, ob
         for name, content in case.files.items():
             (directory / name).parent.mkdir(parents=True, exist_ok=True)
             (directory / name).write_bytes(content)
+        for name, target in case.links.items():
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            (directory / name).symlink_to(target)
+        for name in case.fifos:
+            (directory / name).parent.mkdir(parents=True, exist_ok=True)
+            os.mkfifo(directory / name)
         specs.append({"id": case.id, "argv": list(case.argv), "env": case.env, "dir": str(directory)})
     proc = subprocess.run([sys.executable, "-c", _DRIVER, str(MEMORY_LIMIT)], input=json.dumps(specs),
                           capture_output=True, text=True, timeout=600)

@@ -24,41 +24,34 @@ from irkit.errors import ConfigError, ParameterError
 from irkit.evidence import records
 from irkit.evidence.records import RunRecords
 from irkit.evidence.report import write_report
+from irkit.evidence.rundir import read_json, write_json
 
-__all__ = ["MANIFEST", "RUN", "SCHEMA_VERSION", "RunState", "RunSummary", "read_json", "run_state", "signed",
-           "summaries", "summarize", "verify", "write_json", "write_manifest", "write_report"]
+__all__ = ["MANIFEST", "RUN", "SCHEMA_VERSION", "RunState", "RunSummary", "Trust", "read_json", "run_state",
+           "signed", "summaries", "summarize", "trust", "verify", "write_json", "write_manifest", "write_report"]
 
 MANIFEST = "manifest.json"
 RUN = "run.json"  # written when a run starts: what it set out to do, so a run cut short can be sealed later
 SCHEMA_VERSION = records.SCHEMA_VERSION
-_MAX_JSON = 64 << 20  # a manifest or summary read back; real ones are a few KiB
 # The key that signs manifests (HMAC-SHA256), from the environment or a file; never from irkit.toml.
 KEY_ENV, KEY_FILE_ENV = "IRKIT_EVIDENCE_KEY", "IRKIT_EVIDENCE_KEY_FILE"
 
 
-def write_json(path: Path, data: Any) -> Path:
-    """Write ``data`` as JSON atomically: a reader sees the old file or the new one, never half of one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(path)
-    return path
-
-
-def read_json(path: Path) -> Any:
-    """The JSON in ``path``, or None when it is missing, too large, or not JSON (a run cut short)."""
-    try:
-        if path.stat().st_size > _MAX_JSON:
-            return None
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _sha256(path: Path) -> str:
+    """The file's digest, read through a descriptor that follows no link and blocks on nothing; a path that is
+    not a regular file (swapped for a FIFO or a link since it was listed) digests as such, never read."""
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 16), b""):
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror})"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "not a regular file"
+        os.set_blocking(fd, True)
+        while block := os.read(fd, 1 << 20):
             digest.update(block)
+    finally:
+        os.close(fd)
     return digest.hexdigest()
 
 
@@ -232,6 +225,42 @@ def _check_signature(manifest: dict[str, Any], recorded: dict[str, str]) -> list
     return []
 
 
+@dataclass(frozen=True)
+class Trust:
+    """Whether an earlier run's records may be believed: ``verified`` (its files match its manifest, signed with
+    the key when one is set), ``unsealed`` (no manifest yet: still running, killed, or an interactive run) or
+    ``tampered`` (``problems`` says how it differs)."""
+
+    state: str
+    problems: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        if self.state == "tampered":
+            return "does not match its manifest (" + "; ".join(self.problems[:3]) + ")"
+        return "not sealed, so not verified" if self.state == "unsealed" else "verified"
+
+
+_TRUSTED: dict[tuple[str, int, int], Trust] = {}
+
+
+def trust(run_dir: Path) -> Trust:
+    """:class:`Trust` of a run, checked with :func:`verify` once per state of its manifest (cached)."""
+    try:
+        info = (run_dir / MANIFEST).lstat()
+    except OSError:
+        return Trust("unsealed")
+    cache = (str(run_dir.resolve()), info.st_mtime_ns, info.st_size)
+    if cache not in _TRUSTED:
+        try:
+            found = verify(run_dir)
+        except (ParameterError, ConfigError) as exc:
+            _TRUSTED[cache] = Trust("tampered", (str(exc)[:200],))
+        else:
+            problems = tuple(f"{kind}: {name}" for kind, names in found.items() for name in names)
+            _TRUSTED[cache] = Trust("tampered" if problems else "verified", problems)
+    return _TRUSTED[cache]
+
+
 def signed(run_dir: Path) -> bool | None:
     """Whether the manifest carries a signature (None: no readable manifest)."""
     manifest = read_json(run_dir / MANIFEST)
@@ -282,11 +311,19 @@ class RunSummary:
     finished_at: datetime | None
 
 
+MAX_SUMMARIES = 2000  # earlier runs looked at for related incidents: the newest
+
+
 def summaries(outputs: Path) -> list[RunSummary]:
-    """Every sealed run under ``outputs/<incident>/<run id>/``; unreadable summaries are passed over."""
+    """The newest :data:`MAX_SUMMARIES` sealed runs under ``outputs/<incident>/<run id>/`` (real directories, not
+    links); summaries that are unreadable, not regular files or over a MiB are passed over."""
     found = []
-    for path in sorted(outputs.glob("*/*/summary.json")):
-        data = read_json(path)
+    runs = [run for incident in (outputs.iterdir() if outputs.is_dir() else ())
+            if not incident.is_symlink() and incident.is_dir()
+            for run in incident.iterdir() if not run.is_symlink() and run.is_dir()]
+    for run in sorted(runs, key=lambda p: p.name)[-MAX_SUMMARIES:]:
+        path = run / "summary.json"
+        data = read_json(path, 1 << 20)
         if not isinstance(data, dict):
             continue
         severity = data.get("severity")

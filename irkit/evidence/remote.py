@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from irkit.errors import ParameterError, RunError
+from irkit.evidence.rundir import make_dir, regular
 
 __all__ = ["Remote", "fetch", "is_remote"]
 
@@ -76,8 +77,12 @@ class Remote:
     def download(self, keys: list[Any], base: str, local: Path) -> int:
         """Copy ``keys`` (under ``base`` in the bucket) to the same relative paths under ``local``; how many."""
         for key in keys:
-            target = local / key[len(base) + 1:]
-            target.parent.mkdir(parents=True, exist_ok=True)
+            relative = PurePosixPath(key[len(base) + 1:])
+            if not key.startswith(base + "/") or relative.is_absolute() or ".." in relative.parts:
+                raise ParameterError(f"{self.url}: the key {key[:120]!r} would land outside {local}; a run's keys "
+                                     "are plain names under it")
+            target = local.joinpath(*relative.parts)
+            make_dir(target.parent)
             self.fs.get_file(key, str(target))
         return len(keys)
 
@@ -85,7 +90,8 @@ class Remote:
         """Upload what changed in ``run_dir`` since the last push (the manifest last) to :meth:`location`, or to
         the run URL ``to``; the files sent."""
         target = (to or self.location(run_dir)).rstrip("/").removeprefix("s3://")
-        files = sorted((p for p in run_dir.rglob("*") if p.is_file()), key=lambda p: p.name == "manifest.json")
+        # Regular files only: a link planted in the run would otherwise upload whatever it points at.
+        files = sorted((p for p in run_dir.rglob("*") if regular(p)), key=lambda p: p.name == "manifest.json")
         sent = []
         try:
             for path in files:

@@ -9,32 +9,46 @@ the next morning. :func:`incident_events` reads each run's records (typed, throu
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from irkit.evidence import RUN, read_json
+from irkit.evidence import RUN, Trust, read_json, trust
 from irkit.evidence import records as R
+from irkit.evidence.rundir import regular
 from irkit.rules.timeline import Event, merge
 
-__all__ = ["OUTBOX", "incident_events", "incident_runs"]
+__all__ = ["OUTBOX", "incident_events", "incident_runs", "left_out"]
 
 OUTBOX = "outbox"
 _DEPLOY_HORIZON_HOURS = 24  # deploys older than this before the onset are history, not this incident's
 
 
-def incident_runs(run_dir: Path) -> list[Path]:
-    """This run and every earlier run of the same incident (the directories beside it with a run.json),
-    oldest first. A drill's runs belong to their drill only (``drill`` in run.json): drilling a scenario
-    again is another incident under the same name."""
+def _candidates(run_dir: Path) -> list[Path]:
+    """This run and the directories beside it with a run.json (real directories, not links), oldest first."""
     parent = run_dir.parent
     drill = _drill(run_dir)
-    runs = [p for p in parent.iterdir() if p.is_dir() and (p / RUN).is_file() and p.name <= run_dir.name
-            and _drill(p) == drill] if parent.is_dir() else []
+    runs = [p for p in parent.iterdir() if not p.is_symlink() and p.is_dir() and regular(p / RUN)
+            and p.name <= run_dir.name and _drill(p) == drill] if parent.is_dir() else []
     if run_dir not in runs and run_dir.is_dir():  # this run counts even without run.json (a notebook's own dir)
         runs.append(run_dir)
     return sorted(runs, key=lambda p: p.name)
+
+
+def incident_runs(run_dir: Path) -> list[Path]:
+    """This run and every earlier run of the same incident whose records may be believed, oldest first. A
+    drill's runs belong to their drill only (``drill`` in run.json): drilling a scenario again is another
+    incident under the same name. An earlier run that does not match its manifest (edited after it was
+    sealed, or signed without the key) is left out: :func:`left_out` names it."""
+    return [run for run in _candidates(run_dir) if run == run_dir or trust(run).state != "tampered"]
+
+
+def left_out(run_dir: Path) -> list[tuple[Path, Trust]]:
+    """The incident's earlier runs whose evidence does not verify, with why: their records count for nothing."""
+    return [(run, found) for run in _candidates(run_dir) if run != run_dir
+            and (found := trust(run)).state == "tampered"]
 
 
 def _drill(run: Path) -> Any:
@@ -119,8 +133,9 @@ def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
                                                              f"({outcome.confirmation.get('via')})", link(3))
         done = _time(outcome.started_at)
         if done:
-            kind = {"applied": "applied", "undone": "undone"}.get(outcome.status, "failed")
-            yield Event(done, "irkit", kind, f"{outcome.action} {outcome.status}: {outcome.detail}", link(3))
+            kind = {"applied": "applied", "undone": "undone", "applying": "applying"}.get(outcome.status, "failed")
+            status = "in flight, may have been applied" if outcome.status == "applying" else outcome.status
+            yield Event(done, "irkit", kind, f"{outcome.action} {status}: {outcome.detail}", link(3))
     verdict = records.get(R.VERDICT)
     p4 = records.phase(4)
     if verdict is not None and _time(p4.get("finished_at")):
@@ -136,9 +151,24 @@ def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
                         f"{data.get('kind')} via {data.get('channel')}: {state}", f"{run.name}/{OUTBOX}/{message.name}")
 
 
+def _marked(events: Iterable[Event], run: Path, current: Path) -> Iterable[Event]:
+    """An earlier run that is not sealed (killed, still running, or interactive) speaks unverified."""
+    if run == current or trust(run).state == "verified":
+        yield from events
+        return
+    for event in events:
+        yield dataclasses.replace(event, text=f"{event.text} (unverified: run {run.name} is not sealed)")
+
+
 def incident_events(run_dir: Path) -> list[Event]:
-    """Every event of the incident, from this run and the earlier ones beside it, merged."""
+    """Every event of the incident, from this run and the earlier ones beside it, merged; an earlier run whose
+    evidence does not verify is one event saying so, its records left out."""
     runs = incident_runs(run_dir)
     onsets = [o for run in runs if (o := R.RunRecords(run).get(R.INCIDENT_START))]
     first_onset = min(onsets) if onsets else None  # deploys are weighed against the incident's first onset
-    return merge(event for run in runs for event in _run_events(run, first_onset))
+    refused = [Event(_time(read_json(run / RUN).get("started_at")) or datetime.now(UTC), "irkit", "tampered",
+                     f"run {run.name} {found.describe()}: its records are left out; check it with irkit verify",
+                     f"{run.name}/manifest.json") for run, found in left_out(run_dir)
+               if isinstance(read_json(run / RUN), dict)]
+    return merge([*refused, *(event for run in runs for event in _marked(_run_events(run, first_onset), run,
+                                                                             run_dir))])

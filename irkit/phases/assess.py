@@ -257,12 +257,14 @@ def _affected(inc: Incident) -> list[str]:
     return sorted(set(services)) + sorted(set(workloads))
 
 
-def related_incidents(inc: Incident, outputs: str | Path = "outputs", days: int = 30) -> pd.DataFrame | Note:
-    """Earlier runs in ``outputs/`` whose affected services overlap this one's."""
+def related_incidents(inc: Incident, outputs: str | Path | None = None, days: int = 30) -> pd.DataFrame | Note:
+    """Earlier runs whose affected services overlap this one's, in the outputs this run is kept in (default:
+    the directory two levels above the run, ``outputs/<incident>/<run>``)."""
     affected = set(_affected(inc))
     rows: list[dict[str, Any]] = []
     cutoff = datetime.now(UTC) - timedelta(days=days)
-    for run in evidence.summaries(Path(outputs)):
+    outputs = Path(outputs) if outputs is not None else inc.run_dir.parent.parent
+    for run in evidence.summaries(outputs):
         if run.run_dir.resolve() == inc.run_dir.resolve():
             continue
         if run.finished_at is not None and run.finished_at < cutoff:

@@ -10,7 +10,6 @@ so one dead dependency never stops the rest of the playbook.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import threading
 import time
@@ -27,6 +26,7 @@ from irkit.display.views import Note, shown  # re-exported: phases and notebooks
 from irkit.errors import ConfigError, IrkitError, KubernetesError, PostgresError, PrometheusError, SourceError
 from irkit.evidence import records
 from irkit.evidence.records import Key, RunRecords, Unavailable
+from irkit.evidence.rundir import make_dir, read_json, write_json, write_text
 
 __all__ = ["Incident", "Note", "Unavailable", "jsonable", "open_incident", "shown"]
 
@@ -78,7 +78,7 @@ class Incident:
         self._lock = threading.RLock()  # steps may run on threads (phase 4's checks, prefetches): one writer
         self._prefetched: dict[str, tuple[float, Future[Any]]] = {}
         self._pool: ThreadPoolExecutor | None = None
-        run_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(run_dir)
         self._flush()
 
     # ---------------------------------------------------------------- connections
@@ -195,8 +195,8 @@ class Incident:
         """
         relative = f"data/phase{self.phase}-{name}.csv"
         path = self.run_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(path)
+        make_dir(path.parent)
+        write_text(path, frame.to_csv())
         self.frames[name] = frame
         return relative
 
@@ -216,14 +216,12 @@ class Incident:
 
     def _flush(self, finished: bool = False) -> dict[str, Any]:
         path = self.run_dir / f"phase-{self.phase}.json"
-        previous = json.loads(path.read_text()) if path.exists() else {}
+        previous = read_json(path) or {}
         data = {"schema_version": records.SCHEMA_VERSION, "incident": self.id, "phase": self.phase,
                 "started_at": self.started_at.isoformat(),
                 "finished_at": datetime.now(UTC).isoformat() if finished else previous.get("finished_at"),
                 "records": self.records, "problems": self.problems}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str))
-        tmp.replace(path)
+        write_json(path, data)
         return data
 
     def __repr__(self) -> str:

@@ -24,8 +24,8 @@ from typing import Any
 __all__ = ["KINDS", "Event", "Measures", "measures", "merge"]
 
 # The kinds of event, in the order a post-mortem reads them when two share a time.
-KINDS = ("onset", "alert", "deploy", "k8s-event", "run", "finding", "planned", "confirmed", "applied", "failed",
-         "undone", "message", "peak", "resolved", "recovered", "not-recovered")
+KINDS = ("tampered", "onset", "alert", "deploy", "k8s-event", "run", "finding", "planned", "confirmed", "applying",
+         "applied", "failed", "undone", "message", "peak", "resolved", "recovered", "not-recovered")
 
 
 @dataclass(frozen=True)

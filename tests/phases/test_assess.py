@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from irkit.config import Config
 from irkit.evidence import records as R
 from irkit.phases import assess
@@ -39,3 +41,26 @@ def test_a_peak_with_sessions_still_queueing_is_not_called_resolved(tmp_path: Pa
     inc.record(R.ERROR_RATIO_PEAK, {"service": "backend", "error_ratio": 0.14, "at": "2026-11-30T01:05:00+00:00"})
     result = assess.assessment(inc)
     assert result.name == "SEV-2" and result.reasons[-1] == "not over: 2 session(s) still wait on locks"
+
+
+def test_related_incidents_come_from_the_outputs_the_run_is_kept_in_and_a_planted_fifo_blocks_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import json
+    import os
+    elsewhere = tmp_path / "elsewhere"  # where `irkit run --outputs elsewhere` keeps this incident
+    earlier = elsewhere / "INC-0" / "20261130T000000Z"
+    earlier.mkdir(parents=True)
+    (earlier / "summary.json").write_text(json.dumps({"incident": "INC-0", "run_id": earlier.name,
+                                                      "severity": {"name": "SEV-2"}, "affected": ["backend"],
+                                                      "finished_at": "2099-01-01T00:00:00+00:00"}))
+    poisoned = elsewhere / "INC-X" / "20261130T000000Z"
+    poisoned.mkdir(parents=True)
+    os.mkfifo(poisoned / "summary.json")  # opening it to read would wait forever
+    cwd_outputs = tmp_path / "outputs" / "INC-9" / "20261130T000000Z"  # ./outputs: not where this run lives
+    cwd_outputs.mkdir(parents=True)
+    (cwd_outputs / "summary.json").write_text((earlier / "summary.json").read_text().replace("INC-0", "INC-9"))
+    monkeypatch.chdir(tmp_path)
+    inc = Incident("INC-1", 1, elsewhere / "INC-1" / "20261201T000000Z", Config())
+    inc.record(R.ERROR_RATIO_NOW, [{"service": "backend", "error_ratio": 0.2}])
+    found = assess.related_incidents(inc)
+    assert list(found["incident"]) == ["INC-0"]
