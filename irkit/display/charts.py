@@ -25,6 +25,9 @@ import plotly.graph_objects as go
 import plotly.io
 from plotly.subplots import make_subplots
 
+from irkit.escaping import html, markdown, script_json
+from irkit.escaping import plotly_text as _t
+
 __all__ = [
     "cross_layer_chart",
     "lock_history_chart",
@@ -66,7 +69,7 @@ class Chart:
         from IPython.display import display
         display(self._bundle(links=False), raw=True)
         if self.data:
-            display({"text/markdown": "full data: " + ", ".join(f"[{p}]({p})" for p in self.data),
+            display({"text/markdown": "full data: " + ", ".join(f"[{markdown(p)}](<{p}>)" for p in self.data),
                      "text/plain": "full data: " + ", ".join(self.data)}, raw=True)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
@@ -74,19 +77,22 @@ class Chart:
 
     def _bundle(self, links: bool) -> dict[str, Any]:
         """The chart as plotly JSON, HTML that draws it, and text; ``links``: the full-data links in the HTML too
-        (a notebook shows them as an output of their own instead)."""
-        spec = json.loads(plotly.io.to_json(self.figure, validate=False))
+        (a notebook shows them as an output of their own instead). The JSON goes into the script as plotly wrote
+        it, made safe for a ``<script>`` element: a label holding ``</script>`` stays text."""
+        text = plotly.io.to_json(self.figure, validate=False)
         div = f"irkit-chart-{uuid.uuid4().hex[:12]}"
-        html = (f'<div id="{div}" class="irkit-chart" data-chart="{self.name}" style="height:{int(self.figure.layout.height or 420)}px"></div>'
-                f"<script>(function(){{var s={json.dumps(spec)};"
-                f"if(window.Plotly){{Plotly.newPlot('{div}',s.data,s.layout,{{responsive:true}});}}"
-                f"else{{document.getElementById('{div}').innerText='chart {self.name}: open report.html "
-                f"or this notebook in JupyterLab to see it';}}}})();</script>")
+        name = html(self.name)
+        html_out = (f'<div id="{div}" class="irkit-chart" data-chart="{name}" '
+                    f'style="height:{int(self.figure.layout.height or 420)}px"></div>'
+                    f"<script>(function(){{var s={script_json(text)};"
+                    f"if(window.Plotly){{Plotly.newPlot('{div}',s.data,s.layout,{{responsive:true}});}}"
+                    f"else{{document.getElementById('{div}').innerText='chart {name}: open report.html "
+                    f"or this notebook in JupyterLab to see it';}}}})();</script>")
         if self.data and links:
-            anchors = ", ".join(f'<a href="{path}">{path}</a>' for path in self.data)
-            html += f'<p class="irkit-chart-data">full data: {anchors}</p>'
+            anchors = ", ".join(f'<a href="{html(path)}">{html(path)}</a>' for path in self.data)
+            html_out += f'<p class="irkit-chart-data">full data: {anchors}</p>'
         plain = f"<chart {self.name}>" + (f" full data: {', '.join(self.data)}" if self.data and links else "")
-        return {"application/vnd.plotly.v1+json": spec, "text/html": html, "text/plain": plain}
+        return {"application/vnd.plotly.v1+json": json.loads(text), "text/html": html_out, "text/plain": plain}
 
 
 def downsample(frame: pd.DataFrame, max_points: int = MAX_POINTS, by: str | None = None) -> pd.DataFrame:
@@ -129,7 +135,7 @@ def _series(fig: go.Figure, frame: pd.DataFrame, label: str | None, scale: float
     frame = downsample(frame, by=label)
     groups = frame.groupby(label) if label and label in frame.columns else [("all", frame)]
     for name, group in groups:
-        fig.add_trace(go.Scatter(x=group.index, y=group["value"] * scale, mode="lines", name=str(name)))
+        fig.add_trace(go.Scatter(x=group.index, y=group["value"] * scale, mode="lines", name=_t(name)))
 
 
 def _span(frames: list[pd.DataFrame]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
@@ -147,8 +153,8 @@ def _deploy_marks(deploys: pd.DataFrame | None,
     for row in deploys.to_dict("records") if deploys is not None and not deploys.empty else []:
         at = _utc(row["created"])
         if span is None or _utc(span[0]) <= at <= _utc(span[1]):
-            marks.append((at, f"deploy {str(row.get('deployment') or '').removesuffix('-deployment')} "
-                              f"r{row.get('revision', '')}".replace("  ", " ")))
+            marks.append((at, _t(f"deploy {str(row.get('deployment') or '').removesuffix('-deployment')} "
+                                 f"r{row.get('revision', '')}".replace("  ", " "))))
     return marks
 
 
@@ -256,12 +262,13 @@ def lock_graph_chart(graph: Any) -> Chart:
         if p not in roots:
             return f"pid {p}"
         age = roots[p].get("xact_seconds")
-        return (f"ROOT pid {p} · {roots[p].get('state') or '?'}"
+        return (f"ROOT pid {p} · {_t(roots[p].get('state') or '?')}"
                 + (f" {float(age):.0f}s" if age is not None and not pd.isna(age) else "")
-                + f" · blocks {int(roots[p].get('blocked_count') or 0)}<br>{str(roots[p].get('query') or '')[:60]}")
+                + f" · blocks {int(roots[p].get('blocked_count') or 0)}<br>{_t(str(roots[p].get('query') or '')[:60])}")
 
     def hover(p: int, state: str, wait: float) -> str:
-        query = str(attr(p, "query") or (roots[p].get("query") if p in roots else "") or "")[:120]
+        query = _t(str(attr(p, "query") or (roots[p].get("query") if p in roots else "") or "")[:120])
+        state = _t(state)
         if p in roots:
             age = roots[p].get("xact_seconds")
             return (f"ROOT pid {p} [{state}] holds the lock; transaction open "
@@ -315,7 +322,7 @@ def cross_layer_chart(*, errors: pd.DataFrame | None, latency: pd.DataFrame | No
         part = downsample(top_series(errors, label)[0], by=label)
         groups = part.groupby(label) if label and label in part.columns else [("all", part)]
         for name, group in groups:
-            fig.add_trace(go.Scatter(x=group.index, y=group["value"] * 100, mode="lines", name=f"errors {name}",
+            fig.add_trace(go.Scatter(x=group.index, y=group["value"] * 100, mode="lines", name=_t(f"errors {name}"),
                                      legendgroup="errors"), row=1, col=1)
         fig.add_hline(y=moderate * 100, line_dash="dot", line_color="#f39c12", row=1, col=1)
         fig.add_hline(y=high * 100, line_dash="dot", line_color="#c0392b", row=1, col=1)
@@ -334,18 +341,19 @@ def cross_layer_chart(*, errors: pd.DataFrame | None, latency: pd.DataFrame | No
         if not first:
             continue
         obj = str(event.get("object") or "").split("/")[-1]
-        lane = f"{event.get('reason')} {obj.rsplit('-', 2)[0] if obj.count('-') > 2 else obj}"[:34]
+        lane = _t(f"{event.get('reason')} {obj.rsplit('-', 2)[0] if obj.count('-') > 2 else obj}"[:34])
         fig.add_trace(go.Scatter(x=[pd.Timestamp(first), pd.Timestamp(last or first)], y=[lane, lane],
                                  mode="lines+markers", line={"width": 6, "color": "#dc6803"}, showlegend=False,
-                                 text=[f"x{event.get('count') or 1}: {str(event.get('message') or '')[:120]}"] * 2,
-                                 hovertemplate="%{x}<br>%{text}<extra>" + lane + "</extra>"), row=3, col=1)
+                                 text=[_t(f"x{event.get('count') or 1}: {str(event.get('message') or '')[:120]}")] * 2,
+                                 hovertemplate="%{x}<br>%{text}<extra>" + lane.replace("%", "%%") + "</extra>"),
+                      row=3, col=1)
         lanes += 1
     ended = [t for t in terminations if t.get("last_terminated_at")]
     if ended:
         fig.add_trace(go.Scatter(x=[pd.Timestamp(t["last_terminated_at"]) for t in ended],
-                                 y=[f"terminated {t.get('last_termination_reason') or ''}".strip() for t in ended],
+                                 y=[_t(f"terminated {t.get('last_termination_reason') or ''}".strip()) for t in ended],
                                  mode="markers", marker={"symbol": "x", "size": 10, "color": "#b42318"},
-                                 text=[f"{t.get('pod')} restarts {t.get('restarts')}" for t in ended],
+                                 text=[_t(f"{t.get('pod')} restarts {t.get('restarts')}") for t in ended],
                                  hovertemplate="%{x}<br>%{text}<extra></extra>", showlegend=False), row=3, col=1)
         lanes += 1
     if not lanes:
@@ -354,8 +362,8 @@ def cross_layer_chart(*, errors: pd.DataFrame | None, latency: pd.DataFrame | No
     if taken:
         fig.add_trace(go.Scatter(x=[pd.Timestamp(s["at"]) for s in taken], y=[int(s.get("waiting") or 0) for s in taken],
                                  mode="lines+markers", line={"shape": "hv", "color": "#475467"}, name="waiting on locks",
-                                 text=[", ".join(f"pid {r.get('pid')} blocks {r.get('blocked_count')}"
-                                                 for r in s["roots"][:3]) or "no root" for s in taken],
+                                 text=[_t(", ".join(f"pid {r.get('pid')} blocks {r.get('blocked_count')}"
+                                                    for r in s["roots"][:3])) or "no root" for s in taken],
                                  hovertemplate="%{x}<br>%{y} waiting; %{text}<extra></extra>"), row=4, col=1)
         fig.update_yaxes(rangemode="tozero", row=4, col=1)
     else:
@@ -413,7 +421,7 @@ def lock_history_chart(samples: Sequence[Mapping[str, Any]], episodes: pd.DataFr
             if end:
                 points.append((pd.Timestamp(end), 0))
             query = str(episode.get("query") or "")[:50]
-            name = f"root pid {pid} ({episode.get('state') or '?'}): {query}"
+            name = _t(f"root pid {pid} ({episode.get('state') or '?'}): {query}")
             fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[p[1] for p in points], mode="lines+markers",
                                      line={"shape": "hv", "width": 3}, name=name,
                                      hovertemplate="%{x}<br>%{y} waiting behind pid " + str(pid) + "<extra></extra>"))
@@ -425,7 +433,7 @@ def lock_history_chart(samples: Sequence[Mapping[str, Any]], episodes: pd.DataFr
     if failed:
         fig.add_trace(go.Scatter(x=[pd.Timestamp(s["at"]) for s in failed], y=[0] * len(failed), mode="markers",
                                  marker={"symbol": "x", "color": "#dc6803", "size": 9}, name="not sampled",
-                                 text=[str(s.get("error") or "")[:120] for s in failed],
+                                 text=[_t(str(s.get("error") or "")[:120]) for s in failed],
                                  hovertemplate="%{x}<br>%{text}<extra></extra>"))
     fig.update_layout(title="Lock history: sessions waiting behind each root over time", template="plotly_white",
                       height=380, yaxis_title="sessions waiting", xaxis_title="time (UTC)",
@@ -448,7 +456,7 @@ def pod_status_chart(pods: pd.DataFrame) -> Chart:
         status = shown["waiting_reason"].fillna(shown["last_termination_reason"]).fillna(shown["phase"])
         for name in sorted(status.unique()):
             part = shown[status == name]
-            fig.add_trace(go.Bar(x=part["pod"], y=part["restarts"], name=str(name)))
+            fig.add_trace(go.Bar(x=[_t(p) for p in part["pod"]], y=part["restarts"], name=_t(name)))
         if len(pods) > len(shown):
             fig.add_annotation(text=f"{len(shown)} of {len(pods)} pods drawn: the others run, ready, never restarted"
                                if len(trouble) <= MAX_PODS else f"the {MAX_PODS} with the most restarts of "
@@ -466,7 +474,7 @@ def pod_status_chart(pods: pd.DataFrame) -> Chart:
 _LANES = ("prometheus", "alertmanager", "kubernetes", "responder", "irkit", "comms")
 _KIND_COLOURS = {"onset": "#b42318", "alert": "#b42318", "peak": "#b42318", "deploy": "#6941c6",
                  "k8s-event": "#dc6803", "finding": "#475467", "planned": "#475467", "confirmed": "#1570ef",
-                 "applied": "#067647", "failed": "#b42318", "undone": "#dc6803", "message": "#0e9384",
+                 "applying": "#dc6803", "applied": "#067647", "failed": "#b42318", "tampered": "#b42318", "undone": "#dc6803", "message": "#0e9384",
                  "resolved": "#067647", "recovered": "#067647", "not-recovered": "#b42318", "run": "#1570ef"}
 
 
@@ -479,7 +487,8 @@ def timeline_chart(events: pd.DataFrame) -> Chart:
         part = events[events["kind"] == kind]
         fig.add_trace(go.Scatter(x=part["time"], y=part["source"], mode="markers", name=kind,
                                  marker={"size": 12, "color": _KIND_COLOURS[kind], "symbol": "diamond"},
-                                 text=part["event"], hovertemplate="%{x}<br>%{text}<extra>" + kind + "</extra>"))
+                                 text=[_t(e) for e in part["event"]],
+                                 hovertemplate="%{x}<br>%{text}<extra>" + kind + "</extra>"))
     lanes = [lane for lane in _LANES if not events.empty and (events["source"] == lane).any()]
     fig.update_yaxes(categoryorder="array", categoryarray=lanes[::-1])
     fig.update_layout(title="Incident timeline", template="plotly_white", height=360, xaxis_title="time (UTC)")

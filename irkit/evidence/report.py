@@ -1,6 +1,12 @@
 """``report.html``: a summary a reviewer reads in ten seconds, then every phase's outputs, in one
 self-contained page (plotly.js inlined once, no network) that also prints on A4.
 
+The page shows data from the systems that failed, which an attacker may have written. Besides escaping every
+value (``irkit.escaping``), the page carries a Content-Security-Policy that lets only its own scripts run (each
+carries the report's nonce: plotly.js and a script per chart, rebuilt here from the chart's plotly JSON, never
+copied from the notebook's HTML) and lets nothing load or send anything: a script planted in the data neither
+runs nor reaches the network.
+
 The newest cross-layer chart (error ratio, latency, pods, locks and deploys on one time axis) follows the
 summary. The summary comes from ``summary.json`` and the phase records: severity and whether it is ongoing, the
 cause, the impact, what was done or planned, the recovery verdict, the timeline, and a link to each phase.
@@ -12,12 +18,17 @@ from __future__ import annotations
 
 import functools
 import html
+import json
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NO_REPORT", "Section", "render_section", "write_report"]
+from irkit.escaping import script_json
+from irkit.evidence.rundir import read_text, write_text
+
+__all__ = ["CSP", "NO_REPORT", "Section", "chart_html", "new_nonce", "render_section", "write_report"]
 
 NO_REPORT = "no-report"  # the cell tag that keeps a notebook cell out of the report
 
@@ -88,26 +99,80 @@ def _summary(summary: dict[str, Any], timeline: list[dict[str, Any]], phases: li
     )
 
 
-def _cross_layer(notebook: Any) -> str:
-    """The HTML of the notebook's last cross-layer chart, its element renamed (the phase below shows it too)."""
+PLOTLY_MIME = "application/vnd.plotly.v1+json"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = "(buttons shown in JupyterLab: what they applied is in the outcomes above and in phase-3.json)"
+MAX_NOTEBOOK = 256 << 20  # bytes of an executed notebook rendered (irkit's are under 1 MiB at any scale)
+# Nothing but the page's own scripts runs, and nothing is fetched or sent: no image, frame, font or connection.
+CSP = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; img-src data:; font-src data:; "
+       "base-uri 'none'; form-action 'none'")
+
+
+def new_nonce() -> str:
+    """A fresh nonce for one report's scripts (unguessable: the data was written before it existed)."""
+    return secrets.token_urlsafe(18)
+
+
+def chart_html(spec: Any, name: str, div: str, nonce: str) -> str:
+    """A chart for the report: its div and a script (with the nonce) drawing the plotly JSON ``spec``."""
+    data = script_json(spec if isinstance(spec, str) else json.dumps(spec))
+    height = _height(spec)
+    return (f'<div id="{html.escape(div)}" class="irkit-chart" data-chart="{html.escape(name)}" '
+            f'style="height:{height}px"></div><script nonce="{nonce}">(function(){{var s={data};'
+            f"Plotly.newPlot({json.dumps(div)},s.data,s.layout,{{responsive:true}});}})();</script>")
+
+
+def _height(spec: Any) -> int:
+    try:
+        layout = (json.loads(spec) if isinstance(spec, str) else spec).get("layout") or {}
+        return max(100, min(3000, int(layout.get("height") or 420)))
+    except (AttributeError, TypeError, ValueError):
+        return 420
+
+
+def _charts(notebook: Any, nonce: str, anchor: str) -> str:
+    """Give every chart output HTML drawn from its plotly JSON (see the module docstring) and every widget a line
+    saying what it was, in place; the HTML of the notebook's last cross-layer chart, renamed for the overview
+    (the phase below shows it too)."""
     found = ""
+    count = 0
+    notebook.metadata.pop("widgets", None)  # widget state: nothing in a static page uses it
     for cell in notebook.cells:
         for output in cell.get("outputs", []):
-            html_out = output.get("data", {}).get("text/html", "")
-            html_out = "".join(html_out) if isinstance(html_out, list) else html_out
-            if 'data-chart="cross-layer"' in html_out:
-                found = html_out.replace("irkit-chart-", "irkit-overview-chart-")
+            data = output.get("data") or {}
+            if WIDGET_MIME in data:  # JupyterLab's buttons: in a page they would be a script that draws nothing
+                output["data"] = {"text/plain": WIDGET_NOTE, "text/html": f"<p><i>{html.escape(WIDGET_NOTE)}</i></p>"}
+                continue
+            if PLOTLY_MIME not in data:
+                continue
+            count += 1
+            old = data.get("text/html", "")
+            old = "".join(old) if isinstance(old, list) else str(old)
+            name = "cross-layer" if 'data-chart="cross-layer"' in old else _chart_name(old)
+            spec = data[PLOTLY_MIME]
+            data["text/html"] = chart_html(spec, name, f"irkit-chart-{anchor}-{count}", nonce)
+            if name == "cross-layer":
+                found = chart_html(spec, name, f"irkit-overview-chart-{anchor}-{count}", nonce)
     return found
+
+
+def _chart_name(old_html: str) -> str:
+    marker = 'data-chart="'
+    start = old_html.find(marker)
+    name = old_html[start + len(marker):old_html.find('"', start + len(marker))] if start >= 0 else "chart"
+    return name if name.replace("-", "").isalnum() else "chart"
 
 
 @dataclass(frozen=True)
 class Section:
-    """One phase notebook rendered for the report: its anchor, its HTML, and its cross-layer chart if any."""
+    """One phase notebook rendered for the report: its anchor, its HTML, its cross-layer chart if any, and the
+    nonce its chart scripts carry (a section rendered for another page is rendered again)."""
 
     anchor: str
     title: str
     html: str
     overview: str
+    nonce: str
 
 
 @functools.lru_cache(maxsize=1)
@@ -120,34 +185,38 @@ def _exporter() -> Any:
     return exporter
 
 
-def render_section(path: Path) -> Section | None:
+def render_section(path: Path, nonce: str) -> Section | None:
     """A finished phase's notebook as the report shows it (``irkit run`` renders each phase as it ends, while
     the next one runs); None when the notebook is missing."""
     import nbformat
-    if not path.exists():
+    text = read_text(path, MAX_NOTEBOOK)  # a regular file only: a planted FIFO or link is no notebook
+    if text is None:
         return None
     overview = ""
+    anchor = f"phase-{path.stem}"
     try:
-        notebook = nbformat.read(path, as_version=4)
-        overview = _cross_layer(notebook)
+        notebook = nbformat.reads(text, as_version=4)
+        overview = _charts(notebook, nonce, path.stem[:2])
         body, _ = _exporter().from_notebook_node(notebook)
     except Exception as exc:  # a notebook cut short by an interruption; the rest of the report stands
         body = f"<p>this notebook could not be rendered: {html.escape(str(exc)[:300])}</p>"
-    anchor = f"phase-{path.stem}"
     return Section(anchor, path.stem,
-                   f"<section class='phase' id='{_e(anchor)}'><h2>{_e(path.stem)}</h2>{body}</section>", overview)
+                   f"<section class='phase' id='{_e(anchor)}'><h2>{_e(path.stem)}</h2>{body}</section>", overview,
+                   nonce)
 
 
 def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path],
-                 rendered: Mapping[Path, Section | None] | None = None) -> Path:
+                 rendered: Mapping[Path, Section | None] | None = None, nonce: str = "") -> Path:
     """One self-contained ``report.html``: the summary, then every phase's outputs, plotly.js inlined once.
-    ``rendered``: sections already rendered, by notebook path (the rest are rendered now)."""
+    ``rendered``: sections already rendered with ``nonce``, by notebook path (the rest are rendered now)."""
     import plotly.offline
 
     from irkit.evidence.records import TIMELINE, RunRecords
 
-    done = rendered or {}
-    sections = [found for path in notebooks if (found := done[path] if path in done else render_section(path))]
+    nonce = nonce or new_nonce()
+    done = {path: section for path, section in (rendered or {}).items() if section is None or section.nonce == nonce}
+    sections = [found for path in notebooks
+                if (found := done[path] if path in done else render_section(path, nonce))]
     overview = next((s.overview for s in reversed(sections) if s.overview), "")  # the newest phase's view
     anchors = [(s.anchor, s.title) for s in sections]
     rows = "".join(
@@ -157,14 +226,13 @@ def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path],
     timeline = RunRecords(run_dir).get(TIMELINE, 5)
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP.format(nonce=nonce)}\">"
         f"<title>{_e(summary['incident'])} {_e(summary['run_id'])}</title>"
-        f"<style>{_STYLE}</style><script>{plotly.offline.get_plotlyjs()}</script></head><body>"
+        f"<style>{_STYLE}</style><script nonce='{nonce}'>{plotly.offline.get_plotlyjs()}</script></head><body>"
         f"<h1>Incident {_e(summary['incident'])}</h1><p>Run {_e(summary['run_id'])}</p>"
         + _summary(summary, timeline, anchors)
         + (f"<section class='overview' id='overview'><h2>One time axis</h2>{overview}</section>" if overview else "")
         + f"<table><tr><th>phase</th><th>name</th><th>status</th><th>duration</th><th>error</th></tr>{rows}</table>"
         + "".join(s.html for s in sections) + "</body></html>"
     )
-    path = run_dir / "report.html"
-    path.write_text(page)
-    return path
+    return write_text(run_dir / "report.html", page)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from irkit import limits
 from irkit.display import charts, views
+from irkit.escaping import code_span, markdown
 from irkit.evidence import records as R
 from irkit.evidence.lockhistory import incident_samples
 from irkit.evidence.timeline import incident_runs
@@ -83,11 +84,12 @@ def _samples(inc: Incident) -> list[dict[str, Any]]:
 
 
 def episode_lines(found: pd.DataFrame) -> list[str]:
-    """The episodes as the post-mortem's sentences."""
+    """The episodes as the post-mortem's sentences (Markdown; the sessions' words escaped)."""
     def at(value: Any) -> str:
         return pd.Timestamp(value).strftime("%H:%M:%S") if value else "?"
-    return [f"- pid {e['root']} ({e['state'] or '?'}, {e['application_name'] or 'no application name'}) "
-            f"`{e['query'] or ''}`: first seen blocking at {at(e['first_seen'])} UTC, up to {e['peak_waiting']} "
+    return [f"- pid {e['root']} ({markdown(e['state'] or '?')}, "
+            f"{markdown(e['application_name'] or 'no application name')}) "
+            f"{code_span(e['query'] or '')}: first seen blocking at {at(e['first_seen'])} UTC, up to {e['peak_waiting']} "
             f"waiting behind it; " + (f"cleared by {at(e['cleared_at'])} UTC" if e["cleared_at"]
                                       else "still blocking at the last sample")
             for e in found.to_dict("records")]

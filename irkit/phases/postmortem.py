@@ -14,7 +14,9 @@ from irkit import comms, evidence
 from irkit.comms.context import title
 from irkit.display import charts
 from irkit.errors import ConfigError
+from irkit.escaping import code_span, fence, markdown
 from irkit.evidence import records as R
+from irkit.evidence.rundir import write_text
 from irkit.evidence.timeline import incident_events, incident_runs
 from irkit.phases import history
 from irkit.phases.communicate import (
@@ -140,7 +142,7 @@ def action_items(inc: Incident) -> pd.DataFrame:
 def resolution_message(inc: Incident) -> str:
     """The playbook's resolution notification from the template; a marked draft until recovery is validated."""
     ctx = incident_context(inc)
-    text = comms.render("resolution.txt.j2", ctx, inc.config.templates_dir)
+    text = comms.render("resolution.txt.j2", ctx, inc.config.templates_dir, "email")
     if ctx["status"] != "Resolved":
         verdict = inc.earlier(R.VERDICT)
         reasons = (list(verdict.failed) + list(verdict.unmeasured)) if verdict else []
@@ -171,7 +173,7 @@ def _impact(inc: Incident, m: Measures) -> list[str]:
     """The impact in user terms: journeys that failed, requests that failed, for how long, still going on."""
     endpoints = [r for run in incident_records(inc) for r in run.get(R.ENDPOINTS)]
     journeys = sorted({str(r.get("journey") or r.get("url")) for r in endpoints if r.get("ok") is False})
-    lines = [f"- **Journeys that failed**: {', '.join(journeys) if journeys else 'none of the checked journeys'}"]
+    lines = [f"- **Journeys that failed**: {markdown(', '.join(journeys)) if journeys else 'none of the checked journeys'}"]
     if m.onset:
         end = m.resolved or datetime.now(UTC)
         counted = inc.attempt("failed requests", lambda: prom.failed_requests(inc.prom, m.onset, end))  # type: ignore[arg-type]
@@ -207,41 +209,43 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
                 if o.status != "dry-run"]
     whys = five_whys(inc)
     lines = [
-        f"# Incident Post-Mortem: {title(found)}",
+        f"# Incident Post-Mortem: {markdown(title(found))}",
         "", f"Incident {inc.id}. A draft written by irkit from the evidence in `outputs/{inc.id}/`: edit it.",
         "", "## Summary",
         f"- **Date**: {(m.onset or inc.started_at).date().isoformat()}",
         f"- **Duration**: {_span(m.mttr) if m.resolved else 'not resolved at the time of writing'}",
         f"- **Severity**: {severity.name if severity else 'unknown'}",
-        f"- **Impact**: {'; '.join(severity.reasons) if severity else 'unknown'}",
+        f"- **Impact**: {markdown('; '.join(severity.reasons)) if severity else 'unknown'}",
         *_impact(inc, m),
         f"- **Response**: MTTD {_span(m.mttd)}, MTTA {_span(m.mtta)}, MTTM {_span(m.mttm)}, MTTR {_span(m.mttr)}; "
         f"response deadline {({True: 'met', False: 'missed', None: 'unknown'})[m.deadline_met]}",
         "", "## Timeline",
-        *[f"- {e.time:%Y-%m-%d %H:%M:%S} UTC ({e.source}): {e.text}" + (f" [evidence]({e.link})" if e.link else "")
-          for e in events],
+        # Links are relative to outputs/<incident>/, and this file is in one run's directory below it.
+        *[f"- {e.time:%Y-%m-%d %H:%M:%S} UTC ({e.source}): {markdown(e.text)}"
+          + (f" [evidence](<../{e.link}>)" if e.link else "") for e in events],
         *(["", "### Lock history", *history.episode_lines(lock_episodes)] if lock_episodes is not None else []),
         "", "## Root Cause",
-        *([f"{i + 1}. **{f.kind.value}** {f.subject}: {f.detail}" for i, f in enumerate(causes[:5])]
+        *([f"{i + 1}. **{f.kind.value}** {markdown(f.subject)}: {markdown(f.detail)}" for i, f in enumerate(causes[:5])]
           or ["[Detailed root cause analysis: the investigation found symptoms but no cause]"]),
         "", "### Symptoms it explains",
-        *([f"- **{f.kind.value}** {f.subject}: {f.detail}" for f in symptoms] or ["- none recorded"]),
+        *([f"- **{f.kind.value}** {markdown(f.subject)}: {markdown(f.detail)}" for f in symptoms] or ["- none recorded"]),
         "", "### 5 whys (draft: edit the bracketed answers)",
-        *[f"{i + 1}. {row['question']} {row['answer']}" for i, row in enumerate(whys.to_dict("records"))],
+        *[f"{i + 1}. {row['question']} {markdown(row['answer'])}" for i, row in enumerate(whys.to_dict("records"))],
         "", "## Resolution",
-        *([f"- {o.action}: {o.status}, {o.detail} (confirmed by {o.confirmation.get('by', '?')} at "
-           f"{o.confirmation.get('at', '?')})" for o in outcomes]
-          or [f"- planned, not applied by irkit: {s.action} {s.target}: `{s.command}`" for s in steps]
+        *([f"- {markdown(o.action)}: {markdown(o.status)}, {markdown(o.detail)} (confirmed by "
+           f"{markdown(o.confirmation.get('by', '?'))} at {markdown(o.confirmation.get('at', '?'))})" for o in outcomes]
+          or [f"- planned, not applied by irkit: {markdown(s.action)} {markdown(s.target)}: {code_span(s.command)}"
+              for s in steps]
           or ["- no mitigation was planned"]),
-        f"- Recovery validated: {_recovery_line(inc.earlier(R.VERDICT))}",
+        f"- Recovery validated: {markdown(_recovery_line(inc.earlier(R.VERDICT)))}",
         "", "## Action Items",
-        *([f"- [ ] {item} ({cause}; owner, due date)" for cause, item in suggest(found, _team_items(inc))]
+        *([f"- [ ] {markdown(item)} ({markdown(cause)}; owner, due date)"
+           for cause, item in suggest(found, _team_items(inc))]
           or ["- [ ] [Specific actions to prevent recurrence] (owner, due date)"]),
         "", "## Lessons Learned", "- What went well: [ ]", "- What went wrong: [ ]", "- Where we got lucky: [ ]",
         "", "## Charts", *[f"![{name}]({name})" for name in images],
-        "", "## Resolution message", "```", resolution_message(inc).rstrip(), "```", "",
+        "", "## Resolution message", fence(resolution_message(inc)), "",
     ]
-    path = inc.run_dir / "postmortem.md"
-    path.write_text("\n".join(lines))
+    path = write_text(inc.run_dir / "postmortem.md", "\n".join(lines))
     inc.record(R.POSTMORTEM, {"path": str(path), "images": images})
     return path
