@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     seal = sub.add_parser("seal", help="seal a run whose process died (a directory or s3://.../INCIDENT/RUN): summary, "
                                        "report and manifest of what is there")
     seal.add_argument("run_dir")
+    seal.add_argument("--config", default="", help="irkit.toml (for evidence_group; default: IRKIT_CONFIG or ./irkit.toml)")
     send = sub.add_parser("send", help="send a run's outbox messages (those not sent yet, or the ones named)")
     send.add_argument("run_dir")
     send.add_argument("ids", nargs="*", help="message ids (outbox/<id>.json); default: every one not sent")
@@ -55,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="where runs are kept: a directory (default outputs/) or s3://BUCKET/PREFIX")
     serve.add_argument("--state", default=".irkit-serve", help="where the job queue is kept (default .irkit-serve/)")
     serve.add_argument("--max-runs", type=int, default=2, help="runs at once (default 2; 0: queue only)")
+    serve.add_argument("--max-queued", type=int, default=100,
+                       help="jobs that may wait (default 100); beyond it a POST is answered 503 with Retry-After")
     serve.add_argument("--firing-phases", default="1-2", help="phases a firing group runs (default 1-2)")
     serve.add_argument("--resolved-phases", default="4", help="phases a resolved group runs (default 4)")
     serve.add_argument("--job-template", default="", metavar="PATH",
@@ -140,7 +143,9 @@ def _serve(args: argparse.Namespace) -> int:
     server = serve.Serve(token=token, config_path=args.config, outputs=args.outputs,
                          state_dir=args.state, listen=(host, int(port)), max_runs=args.max_runs,
                          firing_phases=args.firing_phases, resolved_phases=args.resolved_phases,
-                         start_run=launcher).start()
+                         start_run=launcher, max_queued=args.max_queued).start()
+    if server.queue.damaged:
+        _say(f"irkit serve: {server.queue.damaged}")
     _say(f"irkit serve: POST alert groups to {server.url}/alerts (GET /healthz); {len(server.queue.jobs)} job(s) "
          f"in {Path(args.state) / 'queue.json'}; Ctrl-C stops")
     try:
@@ -202,17 +207,23 @@ def main(argv: list[str] | None = None) -> int:
                 return _verify(fetch(args.run_dir), shown=args.run_dir.rstrip("/"))
             return _verify(Path(args.run_dir))
         if args.command == "seal":
+            from irkit import config as irconfig
             from irkit import runner
 
+            group = irconfig.load(args.config or None).evidence_group
             if is_remote(args.run_dir):  # a Job's pod died mid-run: seal the bucket's copy, and put it back
                 url = args.run_dir.rstrip("/")
                 local = fetch(url)
-                result = runner.seal(local)
+                result = runner.seal(local, group)
                 Remote(url).push(local, to=url)
                 result = dataclasses.replace(result, location=url)
             else:
-                result = runner.seal(args.run_dir)
+                result = runner.seal(args.run_dir, group)
             _say("sealed: " + ", ".join(f"phase {p['phase']} {p['status']}" for p in result.summary["phases"]))
+            _say_in_flight(result)
+            odd = evidence.verify(result.run_dir).get("unexpected") or []
+            if odd:
+                _say("not evidence irkit wrote (left in place; irkit verify will report it): " + ", ".join(odd))
             print(result.location or result.run_dir)
             return OK
         if args.command == "drill":
@@ -265,7 +276,13 @@ def _send(run_dir: Path, ids: list[str], config_path: str) -> int:
     from irkit import comms
     from irkit import config as irconfig
 
-    evidence.run_state(run_dir)  # a directory that is no run: one line, exit 2
+    state = evidence.run_state(run_dir)  # a directory that is no run: one line, exit 2
+    if state.sealed:  # re-sealing signs what is there: never sign what no longer matches what was sealed
+        found = [f"{kind}: {name}" for kind, names in evidence.verify(run_dir).items() for name in names]
+        if found:
+            _say(f"irkit: {run_dir} does not match its manifest ({'; '.join(found[:3])}): nothing sent, nothing "
+                 f"re-signed; check it with irkit verify")
+            return FAILED
     cfg = irconfig.load(config_path or None)
     outbox = comms.Outbox(run_dir)
     chosen = [outbox.get(i) for i in ids] if ids else [m for m in outbox.all() if m.status in ("outbox", "failed")]
@@ -281,6 +298,13 @@ def _send(run_dir: Path, ids: list[str], config_path: str) -> int:
     if (run_dir / evidence.MANIFEST).exists():
         evidence.write_manifest(run_dir)  # the outbox changed: the manifest says so, signed again
     return FAILED if failed else OK
+
+
+def _say_in_flight(result: Any) -> None:
+    """Steps a run was applying when it stopped: the change may have been made. A person must look."""
+    if result.in_flight:
+        _say("applied or in flight when the run stopped (check each target; the change may have been made): "
+             + ", ".join(result.in_flight))
 
 
 def _run_exit(result: Any) -> int:

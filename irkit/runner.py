@@ -13,6 +13,7 @@ import ast
 import asyncio
 import atexit
 import contextlib
+import functools
 import json
 import os
 import re
@@ -38,10 +39,11 @@ from irkit import config as irconfig
 from irkit import evidence, limits
 from irkit import phases as phases_table
 from irkit.config import redact
-from irkit.errors import STOP_REQUESTED, ConfirmationError, ParameterError, RunError
+from irkit.errors import STOP_REQUESTED, ConfigError, ConfirmationError, ParameterError, RunError
 from irkit.evidence.lockhistory import LockSampler
 from irkit.evidence.remote import Remote, is_remote
-from irkit.evidence.report import Section, render_section
+from irkit.evidence.report import Section, new_nonce, render_section
+from irkit.evidence.rundir import harden, make_dir, regular
 
 __all__ = ["PHASES", "RunResult", "check_parameters", "declared_parameters", "parse_context", "parse_phases", "run",
            "seal"]
@@ -235,6 +237,7 @@ def _echo(text: str) -> str:
     return shown if len(shown) <= 40 else shown[:37] + "..."
 
 
+@functools.lru_cache(maxsize=8)
 def declared_parameters(phase: int) -> dict[str, dict[str, Any]]:
     return dict(papermill.inspect_notebook(str(phases_table.phase(phase).path)))
 
@@ -311,6 +314,11 @@ class RunResult:
         return all(p["status"] == "ok" for p in self.summary["phases"])
 
     @property
+    def in_flight(self) -> list[str]:
+        """Steps that were being applied when the run stopped: each may or may not have changed its target."""
+        return [f"{a['id']} ({a['action']})" for a in self.summary.get("actions") or [] if a.get("status") == "applying"]
+
+    @property
     def inconclusive(self) -> list[str]:
         """The verdicts this run could not support with data (exit code 3), each with why."""
         return list(self.summary.get("inconclusive") or [])
@@ -378,6 +386,7 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     sampler = LockSampler(cfg, run_dir, cfg.lock_sample_seconds if set(phases) - {5} else 0)
     # Each finished phase is rendered for the report while the next one runs: sealing only assembles the page.
     rendering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="irkit-report")
+    nonce = new_nonce()  # the report's scripts carry it; made before this run reads any data
     rendered: dict[Path, Future[Section | None]] = {}
     with _kernel_dir() as kernel_manager, sampler, rendering:
         warm: dict[int, _WarmKernel] = {phases[0]: _WarmKernel(kernel_manager, phases[0])}
@@ -392,7 +401,7 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
                 status[phase] = _run_phase(phase, status, incident, run_dir, config_path, per_phase[phase],
                                            cell_timeout, say, kernel_manager, warm.pop(phase))
                 notebook = run_dir / f"{PHASES[phase]}.ipynb"
-                rendered[notebook] = rendering.submit(render_section, notebook)
+                rendered[notebook] = rendering.submit(render_section, notebook, nonce)
                 if remote is not None:
                     _push(remote, run_dir, say, final=False)
                 if status[phase]["status"] == "interrupted":
@@ -410,7 +419,8 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
                              else _record(phase, "skipped", "the run was interrupted before this phase"))
             say(f"phase {phase} {PHASES[phase]}: {status[phase]['status']}")
     summary = _seal(run_dir, incident, started, [status[p] for p in phases],
-                    {path: future.result() for path, future in rendered.items() if not future.exception()})
+                    {path: future.result() for path, future in rendered.items() if not future.exception()},
+                    cfg.evidence_group, nonce)
     location = str(run_dir)
     if remote is not None:
         location = remote.location(run_dir)
@@ -418,7 +428,9 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
             location = str(run_dir)  # interrupted and the upload failed: what there is stays here
     say(f"evidence: {location}")
     if interrupted:
-        raise KeyboardInterrupt(f"interrupted; the evidence collected so far is in {location}")
+        flying = RunResult(run_dir, summary).in_flight
+        raise KeyboardInterrupt(f"interrupted; the evidence collected so far is in {location}" + (
+            f"; applied or in flight when it stopped (check each target): {', '.join(flying)}" if flying else ""))
     return RunResult(run_dir, summary, "" if remote is None else location)
 
 
@@ -436,16 +448,20 @@ def _push(remote: Remote, run_dir: Path, say: Callable[[str], None], *, final: b
 
 
 def _new_run_dir(outputs: Path, incident: str, started: datetime) -> Path:
-    """``outputs/<incident>/<UTC timestamp>``, created; an unusable ``--outputs`` is a ParameterError."""
+    """``outputs/<incident>/<UTC timestamp>``, created private (0700); an unusable ``--outputs`` is a
+    ParameterError, and so is an ``outputs/<incident>`` that is a symlink (evidence is never written through one)."""
     if outputs.exists() and not outputs.is_dir():
         raise ParameterError(f"--outputs {_echo(str(outputs))} is a file; name a directory (default outputs/)")
     run_id = started.strftime("%Y%m%dT%H%M%SZ")
-    run_dir = (outputs / incident / run_id).resolve()
-    if run_dir.exists():
+    run_dir = outputs.resolve() / incident / run_id  # the incident's directory is not resolved: a link is refused
+    if run_dir.exists() or run_dir.is_symlink():
         run_id += f"-{time.monotonic_ns() % 10000}"
         run_dir = run_dir.with_name(run_id)
     try:
-        run_dir.mkdir(parents=True)
+        make_dir(run_dir.parent)
+        run_dir.mkdir(mode=0o700)
+    except ConfigError as exc:
+        raise ParameterError(str(exc)) from exc
     except OSError as exc:
         raise ParameterError(f"--outputs {_echo(str(outputs))}: cannot create {run_dir.name} there "
                              f"({exc.strerror}); name a writable directory") from exc
@@ -453,24 +469,28 @@ def _new_run_dir(outputs: Path, incident: str, started: datetime) -> Path:
 
 
 def _seal(run_dir: Path, incident: str, started: datetime, phases: list[dict[str, Any]],
-          rendered: Mapping[Path, Section | None] | None = None) -> dict[str, Any]:
+          rendered: Mapping[Path, Section | None] | None = None, group: str = "", nonce: str = "") -> dict[str, Any]:
     """Write the summary, the report and the manifest of a run: the last step of every run, also an
-    interrupted one, and of ``irkit seal`` on a run whose process died."""
+    interrupted one, and of ``irkit seal`` on a run whose process died. The files are made private (0600 in
+    0700 directories, or readable by ``evidence_group``)."""
     summary = evidence.summarize(run_dir, incident, started, phases)
     try:
-        evidence.write_report(run_dir, summary, [run_dir / f"{PHASES[p['phase']]}.ipynb" for p in phases], rendered)
-        summary["artifacts"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file()) + [
+        evidence.write_report(run_dir, summary, [run_dir / f"{PHASES[p['phase']]}.ipynb" for p in phases], rendered,
+                              nonce)
+        summary["artifacts"] = sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if regular(p)) + [
             "summary.json", "manifest.json"]
         evidence.write_json(run_dir / "summary.json", summary)
         evidence.write_manifest(run_dir)
+        harden(run_dir, group)
     except OSError as exc:
         raise RunError(f"could not write the evidence in {run_dir}: {exc}") from exc
     return summary
 
 
-def seal(run_dir: str | Path) -> RunResult:
+def seal(run_dir: str | Path, group: str = "") -> RunResult:
     """Seal a run whose process died (``kill -9``, a lost node): summary, report and manifest of what is
-    there, each phase marked as it was found (``ok``, ``partial`` or ``skipped``)."""
+    there, each phase marked as it was found (``ok``, ``partial`` or ``skipped``). A step that was being applied
+    when the process died is in the summary as ``applying`` (:attr:`RunResult.in_flight`)."""
     run_dir = Path(run_dir)
     state = evidence.run_state(run_dir)
     if state.sealed:
@@ -482,7 +502,7 @@ def seal(run_dir: str | Path) -> RunResult:
         found = state.found[phase]
         record = _record(phase, "ok" if found == "complete" else found, notes.get(found))
         phases.append(record)
-    return RunResult(run_dir, _seal(run_dir, state.incident, state.started_at, phases))
+    return RunResult(run_dir, _seal(run_dir, state.incident, state.started_at, phases, group=group))
 
 
 @contextlib.contextmanager

@@ -23,13 +23,15 @@ from typing import TYPE_CHECKING, Any
 from irkit.actions.model import SYSTEMS, Confirmation, Outcome, Step, step_id
 from irkit.config import Config, redact
 from irkit.errors import ActionError, ConfirmationError, GuardrailError, IrkitError, SourceError
+from irkit.rules.names import belongs_to
 
 if TYPE_CHECKING:
     from irkit.rules.plan import Mitigation
     from irkit.sources.k8s import Kube
     from irkit.sources.pg import PgSession
 
-__all__ = ["ConfirmationError", "Confirmation", "Outcome", "Step", "Systems", "execute", "guardrails", "prepare", "revert", "step_id"]
+__all__ = ["ConfirmationError", "Confirmation", "Outcome", "Step", "Systems", "applying", "execute", "guardrails",
+           "held", "prepare", "revert", "step_id"]
 
 
 class Systems:
@@ -93,7 +95,7 @@ def guardrails(cfg: Config, m: Mitigation) -> list[str]:
             raise GuardrailError(f"namespace {p.get('namespace')} is not in allowed_namespaces ({', '.join(namespaces)})"
                                  "; add it there to let irkit change it")
         passed.append("allowed_namespaces")
-        workload = p.get("deployment") or next((w for w in _workloads(cfg) if str(p.get("pod", "")).startswith(w + "-")),
+        workload = p.get("deployment") or next((w for w in _workloads(cfg) if belongs_to(str(p.get("pod", "")), w)),
                                                None)
         if workload not in _workloads(cfg):
             raise GuardrailError(f"{m.target} does not belong to allowed_workloads ({', '.join(_workloads(cfg))}); "
@@ -165,6 +167,9 @@ def prepare(plan: Iterable[Mitigation], systems: Systems, incident: str, *, dry_
     signalled = 0
     for m in plan:
         step = _prepare_one(m, systems, incident, dry_run)
+        # The id covers what was read while preparing (the sessions of an application, the pod's uid, the
+        # revision rolled back to): a confirmation pasted after the situation moved names another step.
+        step = replace(step, id=step_id(incident, step.action, step.target, step.params))
         if step.system == "postgresql" and not step.refused:
             signalled += pg.signals(step)
             if signalled > systems.config.max_terminations:
@@ -206,7 +211,7 @@ def _state(systems: Systems, step: Step) -> dict[str, Any]:
     return {}
 
 
-def _gate(step: Step, incident: str, enabled: bool, confirmation: Confirmation | None) -> str:
+def held(step: Step, incident: str, enabled: bool, confirmation: Confirmation | None) -> str:
     """Why the step is not applied ('' when it may be)."""
     if step.refused:
         return step.refused
@@ -219,14 +224,23 @@ def _gate(step: Step, incident: str, enabled: bool, confirmation: Confirmation |
     return ""
 
 
+def applying(step: Step, confirmation: Confirmation, *, undo: bool = False) -> Outcome:
+    """The record written before a confirmed step (or its undo) is carried out: if the run dies before the step's
+    outcome is written, the evidence still says it was in flight and may have been applied."""
+    return Outcome(step.id, f"undo {step.action}" if undo else step.action, "applying",
+                   "in flight: being applied when this was recorded; if nothing followed, the run stopped while it "
+                   "ran and the change may have been made", dict(step.before), dict(step.after),
+                   confirmation.as_dict(), datetime.now(UTC).isoformat())
+
+
 def execute(step: Step, systems: Systems, *, incident: str, enabled: bool = False,
             confirmation: Confirmation | None = None) -> Outcome:
-    """Apply one step if it may be applied (see :func:`_gate`), then watch for its effect within action_timeout."""
+    """Apply one step if it may be applied (see :func:`held`), then watch for its effect within action_timeout."""
     cfg, started, t0 = systems.config, datetime.now(UTC), time.monotonic()
-    held = _gate(step, incident, enabled, confirmation)
-    if held:
-        status = "refused" if held.startswith("refused") else "dry-run"
-        return Outcome(step.id, step.action, status, held, dict(step.before), dict(step.after),
+    held_by = held(step, incident, enabled, confirmation)
+    if held_by:
+        status = "refused" if held_by.startswith("refused") else "dry-run"
+        return Outcome(step.id, step.action, status, held_by, dict(step.before), dict(step.after),
                        started_at=started.isoformat())
     assert confirmation is not None
     before = _state(systems, step)
@@ -262,10 +276,10 @@ def revert(step: Step, systems: Systems, *, incident: str, enabled: bool = False
            confirmation: Confirmation | None = None) -> Outcome:
     """Apply the step's undo (confirmed like the step: the confirmation names the step's id) and check it."""
     cfg, started, t0 = systems.config, datetime.now(UTC), time.monotonic()
-    held = _gate(replace(step, refused=""), incident, enabled, confirmation)
-    if held:
-        return Outcome(step.id, f"undo {step.action}", "dry-run" if not held.startswith("refused") else "refused",
-                       held, started_at=started.isoformat())
+    held_by = held(replace(step, refused=""), incident, enabled, confirmation)
+    if held_by:
+        return Outcome(step.id, f"undo {step.action}", "dry-run" if not held_by.startswith("refused") else "refused",
+                       held_by, started_at=started.isoformat())
     assert confirmation is not None
     try:
         if step.system == "kubernetes":

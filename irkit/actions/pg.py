@@ -22,7 +22,7 @@ __all__ = ["apply", "prepare", "recheck", "signals", "verify"]
 
 _SESSION = """
 SELECT pid, backend_start::text AS backend_start, backend_type, usename, application_name, state,
-       left(query, 200) AS query, query_start::text AS query_start,
+       query, query_start::text AS query_start,
        coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = usename), false) AS superuser,
        pid = pg_backend_pid() AS own,
        (SELECT count(*) FROM pg_stat_activity w WHERE a.pid = ANY(pg_blocking_pids(w.pid)))::int AS blocking
@@ -37,7 +37,11 @@ ORDER BY pid
 
 def _session(pg: PgSession, pid: int) -> dict[str, Any] | None:
     rows = pg.query(_SESSION, {"pid": int(pid)}, what=f"read session {pid}").to_dict("records")
-    return {str(k): (v.item() if hasattr(v, "item") else v) for k, v in rows[0].items()} if rows else None
+    if not rows:
+        return None
+    session = {str(k): (v.item() if hasattr(v, "item") else v) for k, v in rows[0].items()}
+    session["query"] = str(session.get("query") or "")[:200]  # cut after the source removed its secrets
+    return session
 
 
 def _guard(cfg: Config, session: dict[str, Any] | None, pid: int) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import requests
 from irkit.actions.model import Step
 from irkit.config import Config, redact
 from irkit.errors import ActionError, GuardrailError
+from irkit.sources import http
 
 __all__ = ["SNAPSHOT_KEYS", "flush", "flush_prepare", "post", "redis_client", "restore", "verify_flush"]
 
@@ -24,7 +25,8 @@ SNAPSHOT_KEYS = 10_000
 def post(cfg: Config, url: str) -> dict[str, Any]:
     """POST to an admin endpoint, bounded by http_timeout; its status and a little of its answer."""
     try:
-        answer = requests.post(url, timeout=(cfg.connect_timeout, cfg.http_timeout))
+        with http.bounded_session(cfg.connect_timeout + cfg.http_timeout, 64 << 10, truncate=True) as session:
+            answer = session.post(url, timeout=(cfg.connect_timeout, cfg.http_timeout))
     except requests.RequestException as exc:
         raise ActionError(f"POST {redact(url)} failed: {type(exc).__name__}; check circuit_breaker_url and that "
                           "irkit can reach it") from exc

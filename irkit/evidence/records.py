@@ -194,9 +194,11 @@ MITIGATIONS = _key("mitigations", 3, "the plan: action, target, why, command, fi
                    _typed_list(Mitigation))
 STEPS = _key("steps", 3, "the plan prepared: id, action, target, system, why, command, params, before, after, "
                          "guardrails, refused, dry_run, undo, undo_command", _typed_list(Step))
-OUTCOMES = _key("outcomes", 3, "what became of each step: id, action, status (dry-run, refused, applied, failed, "
-                               "undone, undo-failed), detail, before, after, confirmation {incident, ids, by, at, "
-                               "via}, started_at, seconds", _typed_list(Outcome))
+OUTCOMES = _key("outcomes", 3, "what became of each step: id, action, status (dry-run, refused, applying: written "
+                               "before the change is made and replaced by its outcome, so a run killed in between "
+                               "says the step was in flight; applied, failed, undone, undo-failed), detail, before, "
+                               "after, confirmation {incident, ids, by, at, via}, started_at, seconds",
+                _typed_list(Outcome))
 # Phase 4: recovery and validation
 BASELINE = _key("baseline", 4, "rows: service, value: the error ratio 10 minutes before the onset", _rows)
 CHECKS = _key("checks", 4, "rows: check, ok (true, false, or null: not measured), detail", _rows)

@@ -80,9 +80,17 @@ def prepared_steps(inc: Incident) -> views.StepsView:
 
 
 def _record(inc: Incident, outcomes: list[actions.Outcome]) -> None:
-    """Add outcomes to the phase's record (a button press adds one at a time), and mark each planned
-    mitigation with what became of its step (applied, failed, refused, undone; a dry run leaves it planned)."""
-    every = [*inc.current(R.OUTCOMES), *outcomes]
+    """Add outcomes to the phase's record (on disk at once), and mark each planned mitigation with what became
+    of its step (applied, failed, refused, undone; a dry run leaves it planned). An outcome takes the place of
+    its step's ``applying`` record, the one written before the step was carried out."""
+    every = list(inc.current(R.OUTCOMES))
+    for outcome in outcomes:
+        pending = next((i for i in range(len(every) - 1, -1, -1) if every[i].id == outcome.id
+                        and every[i].status == "applying"), None)
+        if pending is not None and outcome.status != "applying":
+            every[pending] = outcome
+        else:
+            every.append(outcome)
     inc.record(R.OUTCOMES, every)
     latest = {o.id: o.status for o in every if o.status != "dry-run"}
     steps = inc.current(R.STEPS)
@@ -104,10 +112,21 @@ def apply_confirmed(inc: Incident, execute_mitigations: bool = False, confirm: s
         confirmation.check(inc.id, [s.id for s in steps])
     if not steps:
         return views.Note("nothing to apply: no steps were prepared")
-    outcomes = [actions.execute(step, _systems(inc), incident=inc.id, enabled=execute_mitigations,
-                                confirmation=confirmation) for step in steps]
-    _record(inc, outcomes)
+    outcomes = [_carry_out(inc, step, confirmation, execute_mitigations) for step in steps]
     return views.outcomes_frame(outcomes)
+
+
+def _carry_out(inc: Incident, step: actions.Step, confirmation: actions.Confirmation | None, enabled: bool, *,
+               undo: bool = False) -> actions.Outcome:
+    """One step (or its undo), recorded as it goes: ``applying`` on disk before the change is made, its outcome
+    the moment it is known. A run killed in between leaves evidence that says the step was in flight."""
+    if confirmation is not None and not actions.held(replace(step, refused="") if undo else step, inc.id, enabled,
+                                                     confirmation):
+        _record(inc, [actions.applying(step, confirmation, undo=undo)])
+    run = actions.revert if undo else actions.execute
+    outcome = run(step, _systems(inc), incident=inc.id, enabled=enabled, confirmation=confirmation)
+    _record(inc, [outcome])
+    return outcome
 
 
 def controls(inc: Incident, execute_mitigations: bool = False) -> Any:
@@ -134,8 +153,7 @@ def controls(inc: Incident, execute_mitigations: bool = False) -> Any:
                   apply_button: widgets.Button = apply_button, undo_button: widgets.Button = undo_button) -> None:
             confirmation = actions.Confirmation(inc.id, (step.id,), who(), datetime.now(UTC), "widget")
             apply_button.disabled = True
-            outcome = actions.execute(step, _systems(inc), incident=inc.id, enabled=True, confirmation=confirmation)
-            _record(inc, [outcome])
+            outcome = _carry_out(inc, step, confirmation, True)
             undo_button.disabled = outcome.status not in ("applied", "failed")
             out.append_stdout(f"{outcome.status} by {confirmation.by} at {confirmation.at:%H:%M:%S} UTC: "
                               f"{outcome.detail}\n")
@@ -144,8 +162,7 @@ def controls(inc: Incident, execute_mitigations: bool = False) -> Any:
                        undo_button: widgets.Button = undo_button) -> None:
             confirmation = actions.Confirmation(inc.id, (step.id,), who(), datetime.now(UTC), "widget")
             undo_button.disabled = True
-            outcome = actions.revert(step, _systems(inc), incident=inc.id, enabled=True, confirmation=confirmation)
-            _record(inc, [outcome])
+            outcome = _carry_out(inc, step, confirmation, True, undo=True)
             out.append_stdout(f"{outcome.status} by {confirmation.by} at {confirmation.at:%H:%M:%S} UTC: "
                               f"{outcome.detail}\n")
 

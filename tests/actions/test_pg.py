@@ -125,6 +125,32 @@ def test_idle_sessions_of_one_application_are_terminated_and_no_other(pg_lab: Po
             conn.close()
 
 
+def test_a_confirmation_of_idle_sessions_names_those_sessions_and_no_new_ones(pg_lab: PostgresLab,
+                                                                             systems: Systems):
+    """A confirmation pasted after more sessions appeared must not terminate them: the step's id covers the
+    sessions it was prepared with, so the re-planned step is another step."""
+    m = Mitigation("terminate-idle", "application batch-worker", "t", "c", "f",
+                   params={"namespace": "x", "application": "batch-worker"})
+    systems.config = systems.config.replace(max_terminations=10)
+    first = [psycopg.connect(pg_lab.app_dsn, autocommit=True, application_name="batch-worker") for _ in range(2)]
+    later: list[psycopg.Connection[Any]] = []
+    try:
+        [reviewed] = actions.prepare([m], systems, INCIDENT)
+        [again] = actions.prepare([m], systems, INCIDENT)
+        assert again.id == reviewed.id  # nothing moved: the same step
+        later = [psycopg.connect(pg_lab.app_dsn, autocommit=True, application_name="batch-worker") for _ in range(3)]
+        [replanned] = actions.prepare([m], systems, INCIDENT)
+        assert replanned.before["idle_sessions"] == 5 and replanned.id != reviewed.id
+        with pytest.raises(actions.ConfirmationError, match="situation may have changed"):
+            confirm(reviewed).check(INCIDENT, [replanned.id])
+        outcome = actions.execute(reviewed, systems, incident=INCIDENT, enabled=True, confirmation=confirm(reviewed))
+        assert outcome.status == "applied", outcome.detail  # the reviewed step signals only what was reviewed
+        assert all(alive(pg_lab, c.info.backend_pid) for c in later)
+    finally:
+        for conn in (*first, *later):
+            conn.close()
+
+
 def test_without_pg_action_dsn_a_database_step_says_how_to_configure_it(systems: Systems):
     systems.config = systems.config.replace(pg_action_dsn="")
     systems._pg = None
