@@ -8,7 +8,9 @@
   error page from a proxy, garbage, or a body cut short of its Content-Length;
 - ``cut``: forwards to ``upstream``, but only the first ``limit`` bytes of the answer, then
   drops both sides: a connection lost half-way;
-- ``count``: forwards everything and counts the answer's bytes (to calibrate ``cut``).
+- ``count``: forwards everything and counts the answer's bytes (to calibrate ``cut``);
+- ``drip``: reads the request, then sends ``response`` one byte every ``delay`` seconds, headers included;
+- ``flood``: reads the request, sends ``response`` (a status line and headers), then body bytes without end.
 """
 
 from __future__ import annotations
@@ -63,6 +65,21 @@ class FaultServer:
             if self.mode == "hung":
                 while not self._stop.is_set() and client.recv(65536):
                     pass
+            elif self.mode in ("drip", "flood"):
+                client.settimeout(2)
+                with contextlib.suppress(OSError):
+                    client.recv(65536)
+                if self.mode == "drip":
+                    for byte in self.response:
+                        if self._stop.wait(self.delay):
+                            break
+                        client.sendall(bytes([byte]))
+                else:
+                    client.sendall(self.response)
+                    block = b"x" * 65536
+                    while not self._stop.is_set():
+                        client.sendall(block)
+                        self.answered += len(block)
             elif self.mode == "respond":
                 client.settimeout(2)
                 with contextlib.suppress(OSError):

@@ -5,7 +5,7 @@ delete/watch. This module fills the gaps the official client meets when it reads
 a cluster the way the playbook does:
 
 - label and field selectors on lists (kmock ignores them);
-- pod logs as ``text/plain``, current and ``previous=true``;
+- pod logs as ``text/plain``, current and ``previous=true``, with ``tailLines`` and ``limitBytes``;
 - the ``scale`` subresource answering a ``Scale`` (kmock answers the Deployment);
 - namespaces (kmock answers 500);
 - uid, resourceVersion and creationTimestamp on stored objects;
@@ -618,7 +618,9 @@ class ClusterEmulator(KubernetesEmulator):
         tail = request.params.get("tailLines")
         if tail:
             text = "".join(text.splitlines(keepends=True)[-int(tail):])
-        return aiohttp.web.Response(text=text, content_type="text/plain")
+        limit = request.params.get("limitBytes")  # as the kubelet: stop after that many bytes of the output
+        body = text.encode()[:int(limit)] if limit else text.encode()
+        return aiohttp.web.Response(body=body, content_type="text/plain", charset="utf-8")
 
     async def _serve_scale(self, request: Any) -> aiohttp.web.StreamResponse:
         key = (request.resource, request.namespace, request.name)

@@ -26,7 +26,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.config.config_exception import ConfigException
 from kubernetes.utils import parse_quantity
 
-from irkit.config import Config
+from irkit.config import Config, redact, redact_frame
 from irkit.errors import KubernetesError, KubernetesTimeout, KubernetesUnavailable
 from irkit.sources import http
 
@@ -81,7 +81,9 @@ class Kube:
         configuration.retries = 0  # one bounded attempt: retries multiply the wait during an outage
         self.source = f"Kubernetes API at {configuration.host}"
         self.api_client = kclient.ApiClient(configuration)
+        http.watch_pool(self.api_client.rest_client.pool_manager)  # each call keeps to a total deadline too
         self.timeout = (config.connect_timeout, config.request_timeout)
+        self.deadline = config.connect_timeout + 2 * config.request_timeout
 
     # The client imports an API group's models on first use (over a second for all of them):
     # a phase that only reads Deployments does not pay for the core group.
@@ -115,7 +117,13 @@ class Kube:
         """
         started = time.monotonic()
         try:
-            return fn(*args, _request_timeout=self.timeout, **kwargs)
+            with http.deadline(self.deadline) as whole:
+                try:
+                    return fn(*args, _request_timeout=self.timeout, **kwargs)
+                except (urllib3.exceptions.HTTPError, OSError) as exc:
+                    if whole.fired:  # the socket was shut down at the deadline: a timeout, said as one
+                        raise urllib3.exceptions.ReadTimeoutError(None, "", "total deadline") from exc  # type: ignore[arg-type]
+                    raise
         except ApiException as exc:
             raise KubernetesError(self.source, what, time.monotonic() - started, _api_hint(exc, what)) from exc
         except ValueError as exc:  # pydantic's ValidationError and JSON errors: not a Kubernetes answer
@@ -273,6 +281,7 @@ def events(kube: Kube, *, warnings_only: bool = False, newest_first: bool = True
                      "object": f"{obj.get('kind')}/{obj.get('name')}" if obj else None, "message": ev.get("message"),
                      "count": ev.get("count") or 1, "first_seen": first or last})
     frame = pd.DataFrame(rows, columns=["last_seen", "type", "reason", "object", "message", "count", "first_seen"])
+    redact_frame(frame, kube.config, ["reason", "message"])  # an event's message quotes what the pod said
     frame["last_seen"] = pd.to_datetime(frame["last_seen"], utc=True)
     frame = frame.sort_values("last_seen", ascending=not newest_first, kind="stable")
     return frame.head(limit).reset_index(drop=True)
@@ -346,6 +355,23 @@ def _selector(kube: Kube, workload: str, kind: str = "Deployment") -> str:
 
 
 MAX_LOG_PODS = 10  # pods whose logs are read per workload: kubectl reads one; identical lines fold anyway
+MAX_LOG_BYTES = 256 << 10  # read per container (kubectl logs --limit-bytes): a pod decides how long its lines are
+MAX_LOG_LINE = 2000  # characters kept of one line; the rest is cut and says how much
+
+
+def _bounded_log(text: Any, config: Config) -> str:
+    """A container's log as irkit keeps it: secrets removed, then each line at most :data:`MAX_LOG_LINE`
+    characters. When the API cut the log at :data:`MAX_LOG_BYTES`, its last line (cut mid-way, perhaps
+    mid-secret) is left out."""
+    raw = str(text)
+    if len(raw.encode()) >= MAX_LOG_BYTES and "\n" in raw:
+        raw = raw[:raw.rindex("\n") + 1]
+    lines = []
+    for line in redact(raw, config).splitlines():
+        if len(line) > MAX_LOG_LINE:
+            line = f"{line[:MAX_LOG_LINE]} [{len(line) - MAX_LOG_LINE} characters cut]"
+        lines.append(line)
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 def logs(kube: Kube, deployment: str, *, tail: int = 100, previous: bool = False,
@@ -376,13 +402,13 @@ def logs(kube: Kube, deployment: str, *, tail: int = 100, previous: bool = False
             try:
                 text = kube.call(f"logs of {pod}/{name}", kube.core.read_namespaced_pod_log,
                                  pod, kube.namespace, container=name, tail_lines=tail,
-                                 previous=previous)
+                                 previous=previous, limit_bytes=MAX_LOG_BYTES)
             except KubernetesError as exc:
                 cause = exc.__cause__
                 if not (isinstance(cause, ApiException) and cause.status in (400, 404)):
                     raise
                 text = f"(no {'previous ' if previous else ''}logs: {cause.reason})"
-            rows.append({"pod": pod, "container": name, "previous": previous, "text": text})
+            rows.append({"pod": pod, "container": name, "previous": previous, "text": _bounded_log(text, kube.config)})
     return pd.DataFrame(rows, columns=["pod", "container", "previous", "text"])
 
 
@@ -425,7 +451,8 @@ def config_changes(kube: Kube) -> pd.DataFrame:
             changed, manager = writes[-1] if writes else (meta.get("creationTimestamp"), "")
             rows.append({"kind": kind, "name": meta.get("name"),
                          "changed_at": pd.Timestamp(changed) if changed else pd.NaT, "manager": manager})
-    frame = pd.DataFrame(rows, columns=["kind", "name", "changed_at", "manager"])
+    frame = redact_frame(pd.DataFrame(rows, columns=["kind", "name", "changed_at", "manager"]), kube.config,
+                         ["manager"])  # a field manager's name is whatever the writer chose
     return frame.sort_values("changed_at", ascending=False, na_position="last").reset_index(drop=True)
 
 
@@ -451,7 +478,8 @@ def rollout_history(kube: Kube, deployment: str) -> pd.DataFrame:
             "created": rs.metadata.creation_timestamp,
             "replicas": rs.status.replicas or 0,
             "ready": rs.status.ready_replicas or 0,
-            "change_cause": annotations.get("kubernetes.io/change-cause"),
+            "change_cause": redact(str(annotations["kubernetes.io/change-cause"])[:MAX_LOG_LINE], kube.config)
+            if annotations.get("kubernetes.io/change-cause") else None,
         })
     frame = pd.DataFrame(rows, columns=["revision", "replicaset", "images", "created", "replicas", "ready",
                                         "change_cause"])

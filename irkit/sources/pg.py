@@ -1,6 +1,7 @@
 """PostgreSQL investigation: playbook 2.4 (database health, locks) and 4.3 (data integrity).
 
-Every query runs in a session that cannot write (``default_transaction_read_only``),
+What a query returns has every secret removed (``irkit.redaction``: a password in SQL text or an
+``application_name``). Every query runs in a session that cannot write (``default_transaction_read_only``),
 is bounded on the server (``statement_timeout``, ``lock_timeout``) and on the client
 (a watchdog drops the socket when the server stops answering altogether), and is
 named ``application_name='irkit'`` so a DBA can tell it apart. Results are
@@ -29,7 +30,7 @@ import psycopg.conninfo
 import psycopg.errors
 from psycopg import sql
 
-from irkit.config import Config, redact
+from irkit.config import Config, redact, redact_frame
 from irkit.errors import PostgresError, PostgresTimeout, PostgresUnavailable
 from irkit.rules.locks import SESSION_COLUMNS, LockGraph, build_lock_graph
 
@@ -141,7 +142,8 @@ class PgSession:
             raise self._translate(exc, what, time.monotonic() - started, fired.is_set()) from exc
         finally:
             watchdog.cancel()
-        return pd.DataFrame(rows, columns=columns)
+        # SQL text, application names and the like are the sessions' own words: secrets in them go here.
+        return redact_frame(pd.DataFrame(rows, columns=columns), self.config)
 
     def _translate(self, exc: psycopg.Error, what: str, elapsed: float, hung: bool) -> PostgresError:
         cfg = self.config

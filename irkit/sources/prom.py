@@ -30,6 +30,7 @@ from irkit.errors import (
     PrometheusTimeout,
     PrometheusUnavailable,
 )
+from irkit.escaping import one_line
 from irkit.sources import http
 
 __all__ = [
@@ -48,6 +49,8 @@ __all__ = [
     "request_rate_query",
 ]
 
+MAX_BODY = 64 << 20  # bytes of one answer: a day of 50 services at a 15 s step is about 10 MiB
+MAX_ERROR_TEXT = 64 << 10  # characters of an error answer looked at for Prometheus's own message
 # The checks config.load applies, applied again to a Config built by hand: one definition, in config.CHECKS.
 _IS_NAME, _IS_DURATION = CHECKS["promname"][0], CHECKS["duration"][0]
 
@@ -95,6 +98,10 @@ class Prometheus:
         headers = {"Authorization": f"Bearer {config.prom_token.reveal()}"} if config.prom_token else None
         self._client = PrometheusConnect(url=config.prom_url.rstrip("/"), headers=headers,
                                          retry=Retry(total=0, raise_on_status=False))
+        # The client mounts its own adapter on the URL; ours takes its place: a whole answer within the connect
+        # and request timeouts, at most MAX_BODY of it (a proxy's endless page is not read to the end).
+        self._client._session.mount(self._client.url, http.BoundedAdapter(
+            seconds=config.connect_timeout + config.request_timeout, max_bytes=MAX_BODY))
         self._timeout = (config.connect_timeout, config.request_timeout)
 
     def __repr__(self) -> str:
@@ -120,11 +127,16 @@ class Prometheus:
             # requests' JSONDecodeError is a ValueError; a missing "data" key a KeyError.
             raise PrometheusError(self.source, what, time.monotonic() - started, _NOT_PROMETHEUS) from exc
 
+    def _labels(self, item: dict[str, Any]) -> dict[str, str]:
+        """A series' labels as irkit keeps them: the services chose their values, so secrets in them go here."""
+        metric = item.get("metric") or {}
+        return {str(k): redact(str(v), self.config) for k, v in metric.items()} if isinstance(metric, dict) else {}
+
     def instant(self, promql: str, at: datetime | None = None) -> pd.DataFrame:
         """The value of each series at ``at`` (default now)."""
         params = {"time": f"{at.timestamp():.3f}"} if at is not None else None
         result = self._call(f"query {promql}", self._client.custom_query, promql, params=params)
-        rows = [{**item.get("metric", {}), "time": float(item["value"][0]), "value": float(item["value"][1])}
+        rows = [{**self._labels(item), "time": float(item["value"][0]), "value": float(item["value"][1])}
                 for item in _vector(result)]
         return _frame(rows)
 
@@ -139,7 +151,7 @@ class Prometheus:
             values = item.get("values") or []
             part = pd.DataFrame(values, columns=["time", "value"], dtype=float) if values else None
             if part is not None:
-                parts.append(part.assign(**item.get("metric", {})))
+                parts.append(part.assign(**self._labels(item)))
         if not parts:
             return _frame([])
         return _frame(pd.concat(parts, ignore_index=True))
@@ -167,26 +179,30 @@ def _vector(result: Any) -> list[dict[str, Any]]:
 
 
 def _api_error(message: str) -> str:
-    """Prometheus's own error text out of prometheus-api-client's message, or what a non-Prometheus answer means."""
+    """Prometheus's own error text out of prometheus-api-client's message, or what a non-Prometheus answer means.
+    Linear in the message and bounded: the body is whatever answered (a proxy's page of megabytes)."""
+    message = message[:MAX_ERROR_TEXT]
     # The client formats the body as a bytes repr: "HTTP Status Code 400 (b'{...}')".
-    status = re.search(r"HTTP Status Code (\d+)", message)
+    status = re.match(r"HTTP Status Code (\d{3})", message)
     code = status.group(1) if status else "?"
     if code in ("401", "403"):
         return (f"HTTP {code}: Prometheus refused the credentials; check IRKIT_PROM_TOKEN or prom_token_file, "
                 "and that the token may query")
-    if re.search(r"<html|<!DOCTYPE", message, re.I):
-        title = re.search(r"<title>(.*?)</title>", message, re.I | re.S)
-        return (f"HTTP {code} with an HTML page ({title.group(1).strip()[:60] if title else 'no title'}), not the "
-                "Prometheus API: a proxy or load balancer in front of it answered; check IRKIT_PROM_URL and "
-                "whether Prometheus is up behind it")
-    match = re.search(r"\((b'.*')\)\s*$", message, re.S)
-    detail = message[:300]
-    if match:
+    lower = message.lower()
+    if "<html" in lower or "<!doctype" in lower:
+        start = lower.find("<title>")
+        end = lower.find("</title>", start) if start >= 0 else -1
+        title = one_line(message[start + 7:end])[:60] if 0 <= start < end else "no title"
+        return (f"HTTP {code} with an HTML page ({title}), not the Prometheus API: a proxy or load balancer in "
+                "front of it answered; check IRKIT_PROM_URL and whether Prometheus is up behind it")
+    detail = one_line(message[:300])
+    start = message.find("(b'")
+    if start >= 0 and message.rstrip().endswith("')"):
         try:
-            detail = json.loads(ast.literal_eval(match.group(1)))["error"]
-        except (ValueError, SyntaxError, KeyError, TypeError):
+            detail = one_line(json.loads(ast.literal_eval(message[start + 1:message.rstrip().rindex(")")]))["error"])
+        except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
             pass
-    return f"Prometheus rejected the query: {detail}"
+    return f"Prometheus rejected the query: {detail[:500]}"
 
 
 def _frame(rows: list[dict[str, Any]] | pd.DataFrame) -> pd.DataFrame:

@@ -59,3 +59,22 @@ def test_hung_endpoints_cost_one_timeout_not_one_each(shop: str, black_hole: str
     assert [r["url"] for r in rows] == [*hung, f"{shop}/api/health"]  # in the configured order
     assert [r["error"] for r in rows[:4]] == ["no answer within 1 s"] * 4 and rows[4]["ok"]
     assert took < 3.0  # four 1 s timeouts one after another would be 4 s
+
+
+@pytest.mark.timeout(60)
+def test_an_endpoint_that_drips_its_answer_fails_at_the_total_deadline():
+    from tests.faults import FaultServer, http_response
+    with FaultServer("drip", response=http_response("200 OK", b"{}" * 100), delay=0.5) as drip:
+        result = health.check(f"http://{drip.address}/api/health", timeout=2.0)
+    assert not result.ok and result.error == "no answer within 2 s" and result.seconds < 4
+
+
+@pytest.mark.timeout(60)
+def test_an_endless_answer_is_read_up_to_its_bound_and_judged_by_its_status():
+    from tests.faults import FaultServer
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"  # no length: the body never ends
+    with FaultServer("flood", response=head) as flood:
+        result = health.check(f"http://{flood.address}/api/health", timeout=5.0)
+        sent = flood.answered
+    assert result.ok and result.status == 200
+    assert sent < 64 * health.MAX_HEALTH_BODY  # irkit stopped reading; it did not buffer gigabytes

@@ -159,3 +159,30 @@ def test_config_changes_read_secrets_as_metadata_only(kube: k8s.Kube, kube_lab):
     secret_lists = [r for r in kube_lab.emulator._requests if "/secrets" in str(r.url)]
     assert secret_lists and all("as=PartialObjectMetadataList" in r.headers.get("Accept", "") for r in secret_lists)
     assert "ZHJpbGwtb25seQ==" not in frame.to_json()  # the seeded secret value never reached irkit
+
+
+def test_what_pods_write_is_kept_bounded_and_without_its_secrets(cfg: Config, tmp_path: Path):
+    """A pod decides what its logs, its probe events and its deploy's change cause say: a 40 MB line, a bearer
+    token, an AWS key. irkit keeps a bounded, redacted copy."""
+    huge = "x" * (40 << 20)
+    cluster = {"workloads": [{
+        "name": "backend-deployment", "container": "backend", "replicas": 1,
+        "revisions": [{"image": "b:1", "age": "2d"},
+                      {"image": "b:2", "age": "1d", "change_cause": "deploy token=hunter2-cause"}],
+        "pods": [{"count": 1, "state": "running",
+                  "logs": f"INFO ok AKIAHUNTER2EXAMPLE01 Authorization: Bearer hunter2hunter2hunter2\n"
+                          f"{'y' * 5000}\nINFO next\n{huge}\nINFO after the flood\n"}]}],
+        "events": [{"kind": "Pod", "name": "backend-deployment-abc", "type": "Warning", "reason": "Unhealthy",
+                    "message": "Readiness probe failed: Authorization: Bearer hunter2hunter2hunter2 says 401"}]}
+    with KubeLab() as lab:
+        lab.load(build_cluster(cluster, cfg.namespace))
+        client = k8s.connect(cfg.replace(kubeconfig=str(lab.write_kubeconfig(tmp_path / "kc", cfg.namespace))))
+        logs = k8s.logs(client, "backend-deployment", tail=5)
+        events = k8s.events(client, warnings_only=True)
+        history = k8s.rollout_history(client, "backend-deployment")
+    text = logs["text"].iloc[0]
+    assert "hunter2" not in text and "[redacted: aws key]" in text and "[redacted: token]" in text
+    assert len(text.encode()) <= k8s.MAX_LOG_BYTES  # the API cut it (limitBytes); the cut line is left out
+    assert f"{'y' * k8s.MAX_LOG_LINE} [3000 characters cut]" in text
+    assert "hunter2" not in events["message"].iloc[0] and "[redacted: token]" in events["message"].iloc[0]
+    assert history["change_cause"].tolist()[-1] == "deploy token=[redacted: secret]"

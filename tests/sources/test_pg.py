@@ -104,6 +104,20 @@ def test_lock_chain_of_three_has_the_idle_in_transaction_session_as_root(session
     assert graph.cycles == ()
 
 
+def test_secrets_in_sql_text_and_application_names_never_leave_the_query(session: Session, irk: pg.PgSession):
+    a, b = session(), session()
+    a.execute("SET application_name = 'postgresql://svc:hunter2-app@db/x'")
+    _hold(a, "UPDATE orders SET status = 'held' WHERE id = 1 /* ALTER ROLE app PASSWORD 'hunter2-sql' */")
+    _wait_behind(b, "UPDATE orders SET status = 'b' WHERE id = 1 /* host=db password=hunter2-kv */")
+    graph = _graph_with(irk, 1)
+    frames = [graph.edges, graph.roots, graph.sessions, pg.connections_by_application(irk),
+              pg.long_running(irk, timedelta(0))]
+    text = " ".join(f.to_string() for f in frames) + graph.tree()
+    assert "hunter2" not in text
+    assert "PASSWORD [redacted: password]" in graph.roots.iloc[0].query
+    assert "postgresql://svc:[redacted: password]@db/x" in set(graph.roots.application_name)
+
+
 def test_two_independent_roots_are_both_found_and_ranked_by_waiters(session: Session, irk: pg.PgSession):
     a, a1, a2, b, b1 = (session() for _ in range(5))
     _hold(a, "UPDATE products SET stock = stock - 1 WHERE id = 1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -123,3 +124,35 @@ def test_a_server_answering_garbage_gives_an_irkit_error(cfg: Config):
             prom.error_ratio(client)
     finally:
         server.shutdown()
+
+
+@pytest.mark.timeout(60)  # the regex this replaced took minutes on a mebibyte: the bound turns that into a failure
+def test_a_mebibyte_html_error_page_is_read_in_linear_time_and_named_for_what_it_is(cfg: Config):
+    from tests.faults import FaultServer, http_response
+    page = b"<html><title>" * ((1 << 20) // 13)  # a proxy's 400: no closing tag anywhere
+    with FaultServer("respond", response=http_response("400 Bad Request", page, "text/html")) as proxy:
+        client = prom.connect(cfg.replace(prom_url=f"http://{proxy.address}"))
+        with pytest.raises(PrometheusError, match="HTTP 400 with an HTML page .no title., not the Prometheus API"):
+            prom.error_ratio(client)
+
+
+@pytest.mark.timeout(60)
+def test_an_endless_answer_is_refused_at_its_bound_and_a_dripping_one_at_the_deadline(cfg: Config):
+    from tests.faults import FaultServer, http_response
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n"
+    with FaultServer("flood", response=head) as flood:
+        client = prom.connect(cfg.replace(prom_url=f"http://{flood.address}"))
+        with pytest.raises(PrometheusError, match="larger than irkit reads"):
+            prom.error_ratio(client)
+    body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}}).encode()
+    with FaultServer("drip", response=http_response("200 OK", body), delay=0.3) as drip:
+        client = prom.connect(cfg.replace(prom_url=f"http://{drip.address}", request_timeout=2.0, connect_timeout=1.0))
+        started = time.monotonic()
+        with pytest.raises(PrometheusTimeout):
+            prom.error_ratio(client)
+        assert time.monotonic() - started < 6
+
+
+def test_label_values_are_kept_with_their_secrets_removed(p: prom.Prometheus, prom_lab: PrometheusLab):
+    frame = p.instant('label_replace(vector(1), "service", "postgresql://app:hunter2@db/x token=hunter2", "", "")')
+    assert frame["service"].tolist() == ["postgresql://app:[redacted: password]@db/x token=[redacted: secret]"]
