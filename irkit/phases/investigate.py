@@ -15,6 +15,7 @@ from irkit.evidence import records as R
 from irkit.phases import assess, history
 from irkit.phases.incident import Incident, Note, Unavailable, shown
 from irkit.rules.diagnosis import Observations, Targets, diagnose
+from irkit.rules.names import belongs_to
 from irkit.sources import http, k8s, pg, prom
 
 __all__ = [
@@ -94,8 +95,9 @@ def previous_logs(inc: Incident, tail: int = 50) -> views.LogView | Unavailable:
         restarted = restarted[restarted["restarts"] > 0]
         frames = []
         for deployment in inc.config.deployments:
-            # A Deployment's pods belong to its ReplicaSets, named <deployment>-<hash>: none restarted, nothing to ask.
-            mine = restarted[restarted["owner"].fillna("").str.startswith(f"ReplicaSet/{deployment}-")]
+            # A Deployment's pods are named <deployment>-<hash>-<5 characters>: none restarted, nothing to ask.
+            mine = restarted[[belongs_to(str(pod), deployment, str(owner or ""))
+                              for pod, owner in zip(restarted["pod"], restarted["owner"], strict=True)]]
             if mine.empty:
                 continue
             frame = k8s.logs(inc.kube, deployment, tail=tail, previous=True, only=mine["pod"])

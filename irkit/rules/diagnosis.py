@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from irkit.rules.kinds import Finding, Kind, rank
+from irkit.rules.names import belongs_to, workload_named
 
 __all__ = ["OVERLOAD_FACTOR", "RECENT_DEPLOY_MINUTES", "RECENT_RESTART_SECONDS", "Observations", "Targets", "diagnose"]
 
@@ -171,7 +172,7 @@ def _saturation(obs: Observations, targets: Targets) -> list[Finding]:
         app, count = max(idle.items(), key=lambda item: item[1])
         if count >= 0.5 * sat["sessions"]:
             evidence.update(application=app, idle_sessions=count,
-                            deployment=next((d for d in targets.deployments if d.startswith(app)), ""))
+                            deployment=workload_named(app, targets.deployments))
             detail += f"; {count} of them are idle connections of application '{app}'"
     return [Finding(Kind.DB_SATURATION, "postgres", detail, evidence)]
 
@@ -179,7 +180,7 @@ def _saturation(obs: Observations, targets: Targets) -> list[Finding]:
 def _workload_of(pod: Row, targets: Targets) -> str:
     name = str(pod["pod"])
     for workload in (*targets.deployments, *targets.statefulsets):
-        if name.startswith(workload + "-"):
+        if belongs_to(name, workload, str(pod.get("owner") or "")):
             return workload
     return str(pod.get("owner") or name)
 
@@ -337,7 +338,7 @@ def _load(obs: Observations, targets: Targets, symptoms: list[Finding]) -> list[
         service, now, baseline = row.get("service"), row.get("rps_now"), row.get("rps_baseline")
         if service not in suffering or not now or not baseline or now < OVERLOAD_FACTOR * baseline:
             continue
-        deployment = next((d for d in targets.deployments if d.startswith(str(service))), "")
+        deployment = workload_named(str(service), targets.deployments)
         replicas = next((int(w["desired"]) for w in obs.workloads if w.get("name") == deployment), 0)
         out.append(Finding(Kind.OVERLOAD, str(service), f"{now:.0f} requests/s, {now / baseline:.1f}x the baseline "
                                                         f"of {baseline:.0f}/s", {
