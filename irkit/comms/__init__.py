@@ -14,9 +14,8 @@ not have is an error, not an empty string.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import Any
 
 from irkit.config import Config, redact
 from irkit.errors import ConfigError
+from irkit.escaping import one_line, slack
+from irkit.evidence.rundir import make_dir, read_json, write_json
 
 __all__ = ["CHANNELS", "STAGES", "Message", "Outbox", "messages", "render"]
 
@@ -40,18 +41,31 @@ STAGES: dict[str, tuple[tuple[str, str, str], ...]] = {
                    ("customer", "customer-email.txt.j2", "customer-email")),
 }
 CHANNELS = ("email", "slack", "statuspage", "customer-email")
+_MAX_MESSAGE = 1 << 20  # bytes of one outbox file read back
 _ATTEMPTS, _BACKOFF = 3, 1.0  # tries per send, and the first pause (doubled each time): at most ~3 s of waiting
 
 
-def render(template: str, context: Mapping[str, Any], templates_dir: str = "") -> str:
-    """One template filled from ``context``; a team's file of the same name wins."""
+# How a template's values are escaped, by the channel the text goes to: a value of the incident (a label, a
+# query, a log line) never becomes markup, a mention or a header of its own; the template's own text stays as
+# written. Email and the status page take plain text on one line per value (a value never opens a new line, so
+# it never reaches the headers); Slack's text escapes & < > and makes mentions inert.
+FORMATS: dict[str, Callable[[Any], str]] = {
+    "email": one_line, "customer-email": one_line, "statuspage": one_line, "slack": slack, "text": str,
+}
+
+
+def render(template: str, context: Mapping[str, Any], templates_dir: str = "", channel: str = "text") -> str:
+    """One template filled from ``context``, every value escaped for ``channel`` (:data:`FORMATS`); a team's
+    file of the same name wins."""
     import jinja2
 
     loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(str(TEMPLATES))]
     if templates_dir:
         loaders.insert(0, jinja2.FileSystemLoader(templates_dir))
+    escape = FORMATS[channel]
     env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, autoescape=False)  # plain text: mail, Slack, not HTML
+                             keep_trailing_newline=True, autoescape=False,  # plain text: mail, Slack, not HTML
+                             finalize=lambda value: escape(value) if isinstance(value, str) else value)
     try:
         return env.get_template(template).render(**context)
     except jinja2.UndefinedError as exc:
@@ -92,10 +106,10 @@ class Message:
 
 
 def _split(text: str) -> tuple[str, str]:
-    """A rendered mail: its ``Subject:`` line and the body after it."""
+    """A rendered mail: its ``Subject:`` line (one line, whatever it holds) and the body after it."""
     first, _, rest = text.partition("\n")
     if first.startswith("Subject: "):
-        return first.removeprefix("Subject: ").strip(), rest.lstrip("\n")
+        return one_line(first.removeprefix("Subject: ")), rest.lstrip("\n")
     return "", text
 
 
@@ -116,7 +130,7 @@ def messages(context: Mapping[str, Any], stage: str, cfg: Config, *, draft: bool
             continue
         if channel == "statuspage" and not cfg.statuspage_page_id:
             continue
-        text = render(template, context, cfg.templates_dir)
+        text = render(template, context, cfg.templates_dir, channel)
         subject, body = _split(text)
         payload: dict[str, Any] = {}
         to = {"email": cfg.email_to, "customer-email": cfg.customer_email_to, "slack": cfg.war_room,
@@ -126,7 +140,7 @@ def messages(context: Mapping[str, Any], stage: str, cfg: Config, *, draft: bool
         elif channel == "slack":
             payload = {"text": body.strip()}
         elif channel == "statuspage":
-            payload = {"incident": {"name": context["customer_title"],
+            payload = {"incident": {"name": one_line(context["customer_title"]),
                                     "status": _STATUSPAGE_STATUS.get(str(context["status"]), "investigating"),
                                     "impact_override": _IMPACT.get(str(context.get("severity")), "major"),
                                     "body": body.strip()}}
@@ -142,30 +156,33 @@ class Outbox:
         self.path = run_dir / "outbox"
 
     def all(self) -> list[Message]:
-        if not self.path.is_dir():
+        if not self.path.is_dir() or self.path.is_symlink():
             return []
         found = []
         for file in sorted(self.path.glob("*.json")):
-            try:
-                found.append(Message.from_dict(json.loads(file.read_text())))
-            except (OSError, ValueError, KeyError):
-                continue  # a file cut short by a crash: the others still count
+            data = read_json(file, _MAX_MESSAGE)  # a regular file only: a planted FIFO or link is passed over
+            if isinstance(data, dict):
+                try:
+                    found.append(Message.from_dict(data))
+                except (KeyError, TypeError, ValueError):
+                    continue  # a file cut short by a crash: the others still count
         return found
 
     def put(self, message: Message) -> Message:
-        self.path.mkdir(parents=True, exist_ok=True)
+        """Write the message (atomically, never through a link) as ``outbox/<id>.json``; a new one is numbered."""
+        make_dir(self.path)
         if not message.id:
             number = len(list(self.path.glob("*.json"))) + 1
             message = replace(message, id=f"{number:03d}-{message.kind}-{message.channel}")
-        (self.path / f"{message.id}.json").write_text(json.dumps(message.as_dict(), indent=2))
+        write_json(self.path / f"{message.id}.json", message.as_dict())
         return message
 
     def get(self, message_id: str) -> Message:
-        file = self.path / f"{Path(message_id).name}.json"
-        if not file.is_file():
+        data = read_json(self.path / f"{Path(message_id).name}.json", _MAX_MESSAGE)
+        if not isinstance(data, dict):
             raise ConfigError(f"no message {message_id} in {self.path}; it has: "
                               f"{', '.join(m.id for m in self.all()) or 'none'}")
-        return Message.from_dict(json.loads(file.read_text()))
+        return Message.from_dict(data)
 
     def send(self, message: Message, cfg: Config, *, remote_id: str = "") -> Message:
         """Send one message through its channel, retrying with backoff; the outcome is written back.
@@ -189,6 +206,9 @@ class Outbox:
                 time.sleep(pause)
                 pause *= 2
                 continue
+            except Exception as exc:  # a value no channel can carry: this message fails, the others still go
+                attempts.append({"at": started, "error": redact(f"{type(exc).__name__}: {exc}", cfg)[:300]})
+                break
             attempts.append({"at": started, "ok": True})
             return self.put(replace(message, status="sent", attempts=tuple(attempts),
                                     sent_at=datetime.now(UTC).isoformat(), remote_id=answer or message.remote_id))

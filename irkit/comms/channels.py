@@ -18,6 +18,8 @@ import requests
 
 from irkit.config import Config, redact
 from irkit.errors import IrkitError
+from irkit.escaping import one_line
+from irkit.sources import http
 
 if TYPE_CHECKING:
     from irkit.comms import Message
@@ -34,8 +36,9 @@ class SendError(IrkitError):
 
 
 def _http(cfg: Config, method: str, url: str, what: str, **kwargs: Any) -> requests.Response:
-    try:
-        answer = requests.request(method, url, timeout=(cfg.connect_timeout, cfg.http_timeout), **kwargs)
+    try:  # a whole answer within the timeouts, and no more of it than a receipt needs
+        with http.bounded_session(cfg.connect_timeout + cfg.http_timeout, 1 << 20, truncate=True) as session:
+            answer = session.request(method, url, timeout=(cfg.connect_timeout, cfg.http_timeout), **kwargs)
     except requests.RequestException as exc:
         raise SendError(f"{what}: {type(exc).__name__} at {redact(url, cfg)}", retry=True) from exc
     if answer.status_code == 429 or answer.status_code >= 500:
@@ -73,7 +76,8 @@ def _email(message: Message, cfg: Config) -> str:
         raise SendError("no SMTP server: set smtp_host in [comms]", retry=False)
     # Long subjects stay on one line (the default folds at 78 characters, right after "Subject:").
     mail = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
-    mail["From"], mail["To"], mail["Subject"] = cfg.email_from, message.to, message.subject
+    # Headers from single-line values only: a line break in a value would start a header of its own.
+    mail["From"], mail["To"], mail["Subject"] = cfg.email_from, one_line(message.to), one_line(message.subject)
     mail.set_content(message.body)
     try:
         with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=cfg.http_timeout) as server:

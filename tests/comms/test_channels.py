@@ -258,3 +258,60 @@ def test_irkit_send_delivers_what_a_run_kept_in_its_outbox_and_reseals_it(tmp_pa
     assert main(["verify", str(run)]) == 0  # re-sealed with the outbox as it is now
     assert main(["send", str(run), "--config", str(config)]) == 1  # the mail: no SMTP server configured
     assert outbox.get(next(m.id for m in written if m.channel == "email")).status == "failed"
+
+
+HOSTILE = Finding(Kind.LOCK_ROOT, "pid 42", "idle in transaction session blocks 3 session(s): UPDATE orders SET x = 1 "
+                                           "/* <!channel> <https://evil.example/restore|Click to restore> & @here */",
+                  {"pid": 42, "state": "idle in transaction"})
+
+
+def _hostile_context() -> dict[str, Any]:
+    now = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
+    return context(incident="INC-9", severity="SEV-2", findings=[HOSTILE],
+                   affected=["checkout\u2028Bcc: attacker@evil.example\r\nX-Injected: 1"], reasons=["<b>12 %</b>"],
+                   onset=datetime(2026, 12, 1, 2, 40, tzinfo=UTC), now=now, recovered=True, resolved_at=now,
+                   applied=["terminate-backend"], planned=[], interval=30, war_room="#incident-response",
+                   status_page_url="https://status.example.com")
+
+
+def test_slack_gets_data_as_text_never_as_a_mention_or_a_link(tmp_path: Path, http_receiver: str):
+    cfg = irconfig.load(env={"IRKIT_SLACK_WEBHOOK_URL": http_receiver + WEBHOOK_PATH})
+    outbox = comms.Outbox(tmp_path)
+    [slack] = [outbox.put(m) for m in comms.messages(_hostile_context(), "resolution", cfg) if m.channel == "slack"]
+    assert outbox.send(slack, cfg).status == "sent"
+    text = Receiver.seen[-1]["json"]["text"]
+    assert "<!channel>" not in text and "<https://" not in text and "@here" not in text
+    assert "&lt;!channel&gt; &lt;https://evil.example/restore|Click to restore&gt; &amp; @\u200bhere" in text
+    assert text.startswith("✅ RESOLVED: [SEV-2]")  # the template's own text is as written
+
+
+def test_a_line_break_in_data_never_becomes_a_mail_header_and_every_message_still_goes(
+        tmp_path: Path, smtp_server: tuple[int, Mailbox, Path], http_receiver: str):
+    port, box, ca_file = smtp_server
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "resolution.txt.j2").write_text(
+        "Subject: [RESOLVED] {{ title }} on {{ affected }}\n\nRoot cause: {{ root_cause }}\n")
+    cfg = irconfig.load(env={"IRKIT_SMTP_PASSWORD": "smtp-s3cr3t", "IRKIT_SLACK_WEBHOOK_URL": http_receiver + "/s",
+                             "IRKIT_STATUSPAGE_TOKEN": TOKEN},
+                        smtp_host="127.0.0.1", smtp_port=port, smtp_user="irkit", smtp_ca_file=str(ca_file),
+                        email_to="oncall@example.com", customer_email_to="customers@example.com",
+                        statuspage_api=http_receiver, statuspage_page_id="page1", templates_dir=str(tmp_path / "templates"))
+    outbox = comms.Outbox(tmp_path / "run")
+    sent = [outbox.send(outbox.put(m), cfg) for m in comms.messages(_hostile_context(), "resolution", cfg)]
+    assert [m.status for m in sent] == ["sent"] * 4, [m.attempts for m in sent]
+    mail = next(m for m in box.mails if m["to"] == ["oncall@example.com"])
+    parsed = email.message_from_string(mail["text"], policy=email.policy.default)
+    assert parsed["Bcc"] is None and parsed["X-Injected"] is None
+    assert "Bcc: attacker@evil.example" in parsed["Subject"] and "\n" not in parsed["Subject"]
+    assert sorted(r for m in box.mails for r in m["to"]) == ["customers@example.com", "oncall@example.com"]
+
+
+def test_a_message_no_channel_can_carry_fails_alone(tmp_path: Path, http_receiver: str):
+    cfg = irconfig.load(env={"IRKIT_SLACK_WEBHOOK_URL": http_receiver + WEBHOOK_PATH})
+    outbox = comms.Outbox(tmp_path)
+    broken = comms.Message("001-slack-slack", "slack", "slack", "initial", "#x", "", "b",
+                           {"text": {"not", "json"}})  # a set: the webhook's JSON cannot hold it
+    [good] = [m for m in comms.messages(_context(), "initial", cfg) if m.channel == "slack"]
+    failed = outbox.send(broken, cfg)
+    assert failed.status == "failed" and "TypeError" in failed.attempts[0]["error"]
+    assert outbox.send(outbox.put(good), cfg).status == "sent"
