@@ -31,19 +31,22 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from irkit import evidence, runner
+from irkit.config import redact
 from irkit.errors import ConfigError, IrkitError, KubernetesError, ParameterError, RunError
 from irkit.evidence.remote import is_remote
+from irkit.evidence.rundir import make_dir
 
-__all__ = ["MAX_BODY", "BadGroup", "Group", "Job", "JobLauncher", "JobQueue", "Launched", "Serve", "TOKEN_ENV", "TOKEN_FILE_ENV", "incident_id", "parse_group",
+__all__ = ["MAX_BODY", "BadGroup", "QueueFull", "context", "Group", "Job", "JobLauncher", "JobQueue", "Launched", "Serve", "TOKEN_ENV", "TOKEN_FILE_ENV", "incident_id", "parse_group",
            "read_token"]
 
 MAX_BODY = 1 << 20
+RETRY_AFTER = 60  # seconds a caller is asked to wait when the queue is full (Alertmanager retries on 5xx)
 TOKEN_ENV, TOKEN_FILE_ENV = "IRKIT_SERVE_TOKEN", "IRKIT_SERVE_TOKEN_FILE"
 FIRING_PHASES, RESOLVED_PHASES = "1-2", "4"
 
@@ -95,11 +98,45 @@ def _strings(value: Any, what: str) -> dict[str, str]:
     return dict(value)
 
 
+MAX_DEPTH = 32  # nesting of a webhook body: Alertmanager's is 4 deep
+MAX_NAME = 200  # characters of an alert name kept (a run's --context stays far under its bound)
+MAX_CONTEXT_KEY = 1000  # characters of the group key a run's context carries (serve keys on the whole of it)
+# Parameters no alert may set: whatever can post an alert must never be able to change production.
+NEVER_FROM_AN_ALERT = frozenset({"execute_mitigations", "confirm"})
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _depth(text: str) -> int:
+    """How deeply a JSON text nests arrays and objects (strings skipped), counted in one linear pass that
+    stops at MAX_DEPTH + 1: json.loads would recurse once per level."""
+    depth = deepest = 0
+    for match in _STRUCTURE.finditer(text):
+        token = match.group(0)
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_DEPTH:
+                break
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
 def parse_group(body: bytes, firing_phases: str = FIRING_PHASES, resolved_phases: str = RESOLVED_PHASES) -> Group:
-    """An Alertmanager webhook body (version 4) as a :class:`Group`; :class:`BadGroup` says what is wrong."""
+    """An Alertmanager webhook body (version 4) as a :class:`Group`; :class:`BadGroup` says what is wrong.
+
+    What an alert carries is hostile data: its labels and annotations are redacted, its name is cut to
+    :data:`MAX_NAME`, and the parameters its annotation names are checked against the notebooks now (a bad one
+    is refused here, not in a run later); ``execute_mitigations`` and ``confirm`` are refused outright."""
     try:
-        data = json.loads(body)
-    except ValueError as exc:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadGroup("the body is not UTF-8 JSON") from exc
+    if _depth(text) > MAX_DEPTH:
+        raise BadGroup(f"the body nests deeper than {MAX_DEPTH} levels; an alert group is 4 deep")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
         raise BadGroup("the body is not JSON") from exc
     if not isinstance(data, dict):
         raise BadGroup("the body must be a JSON object (an Alertmanager alert group)")
@@ -108,16 +145,16 @@ def parse_group(body: bytes, firing_phases: str = FIRING_PHASES, resolved_phases
                        "payload version 4")
     key, status, alerts = data.get("groupKey"), data.get("status"), data.get("alerts")
     if not isinstance(key, str) or not key or len(key) > 4096:
-        raise BadGroup("groupKey must be a non-empty string")
+        raise BadGroup("groupKey must be a non-empty string of at most 4096 characters")
     if status not in ("firing", "resolved"):
         raise BadGroup("status must be firing or resolved")
-    if not isinstance(alerts, list) or not alerts or not all(isinstance(a, dict) for a in alerts):
-        raise BadGroup("alerts must be a non-empty list of alerts")
+    if not isinstance(alerts, list) or not alerts or len(alerts) > 1000 or not all(isinstance(a, dict) for a in alerts):
+        raise BadGroup("alerts must be a non-empty list of at most 1000 alerts")
     labels = [_strings(a.get("labels"), "an alert's labels") for a in alerts]
     annotations = [_strings(a.get("annotations"), "an alert's annotations") for a in alerts]
     common = _strings(data.get("commonLabels"), "commonLabels")
     group_labels = _strings(data.get("groupLabels"), "groupLabels")
-    starts = sorted(str(a.get("startsAt")) for a in alerts if isinstance(a.get("startsAt"), str))
+    starts = sorted(str(a.get("startsAt"))[:64] for a in alerts if isinstance(a.get("startsAt"), str))
     name = group_labels.get("alertname") or common.get("alertname") or labels[0].get("alertname") or "alert"
     bound = next((a for a in annotations if "irkit_phases" in a or "irkit_parameters" in a), {})
     phases = bound.get("irkit_phases", firing_phases) if status == "firing" else resolved_phases
@@ -126,9 +163,15 @@ def parse_group(body: bytes, firing_phases: str = FIRING_PHASES, resolved_phases
         pname, sep, value = item.partition("=")
         if not sep or not pname.strip():
             raise BadGroup(f"annotation irkit_parameters: {item[:40]!r} is not name=value")
+        if pname.strip() in NEVER_FROM_AN_ALERT:
+            raise BadGroup(f"annotation irkit_parameters: {pname.strip()} cannot come from an alert: a person "
+                           "confirms a change (JupyterLab, or irkit run -p confirm)")
         parameters[pname.strip()] = value.strip()
-    runner.parse_phases(phases)  # a rule naming phases that do not exist is refused now, not in a worker
-    return Group(key, status, name, starts[0] if starts else "", phases, parameters)
+    try:
+        runner.check_parameters(parameters, runner.parse_phases(phases))  # refused now, not in a worker later
+    except ParameterError as exc:
+        raise BadGroup(f"annotation irkit_parameters or irkit_phases: {exc}") from exc
+    return Group(key, status, redact(name)[:MAX_NAME], starts[0] if starts else "", phases, parameters)
 
 
 @dataclass
@@ -148,20 +191,48 @@ class Job:
     error: str = ""
 
 
-class JobQueue:
-    """The jobs, kept in ``<state>/queue.json``: waiting jobs survive a restart of ``irkit serve``."""
+class QueueFull(Exception):
+    """The queue holds its bound of waiting jobs; the caller is told to retry later (503, Retry-After)."""
 
-    def __init__(self, state_dir: Path, keep_done: int = 200) -> None:
+
+class JobQueue:
+    """The jobs, kept in ``<state>/queue.json``: waiting jobs survive a restart of ``irkit serve``.
+
+    Bounded: at most ``max_queued`` jobs wait (more is :class:`QueueFull`), at most ``keep_done`` finished ones
+    are kept. A state file that cannot be read as a queue is never overwritten: it is moved aside
+    (``queue.json.damaged-<time>``), said in :attr:`damaged`, and serve starts with the jobs it could read.
+    """
+
+    def __init__(self, state_dir: Path, keep_done: int = 200, max_queued: int = 100) -> None:
         self.path = state_dir / "queue.json"
-        state_dir.mkdir(parents=True, exist_ok=True)
-        self.keep_done = keep_done
+        make_dir(state_dir)
+        self.keep_done, self.max_queued = keep_done, max_queued
         self._lock = threading.Condition()
-        data = evidence.read_json(self.path)
-        self.jobs = [Job(**j) for j in (data.get("jobs") or [])] if isinstance(data, dict) else []
+        self.damaged = ""  # where a damaged state file was put aside, and why
+        self.jobs = self._load()
         for job in self.jobs:
             if job.state == "running":  # cut short when serve stopped: run it again
                 job.state, job.error = "queued", "requeued: irkit serve stopped while it ran"
         self._save()
+
+    def _load(self) -> list[Job]:
+        if not self.path.exists() and not self.path.is_symlink():
+            return []
+        data = evidence.read_json(self.path)
+        entries = data.get("jobs") if isinstance(data, dict) else None
+        jobs: list[Job] = []
+        names = {f.name for f in fields(Job)}
+        for entry in entries if isinstance(entries, list) else []:
+            try:  # keys a later version added are left out; a job missing what it needs is not a job
+                jobs.append(Job(**{k: v for k, v in entry.items() if k in names}))
+            except (TypeError, AttributeError):
+                continue
+        if not isinstance(entries, list) or len(jobs) != len(entries):
+            aside = self.path.with_name(f"queue.json.damaged-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+            os.replace(self.path, aside)
+            kept = f"{len(jobs)} of its {len(entries)} jobs kept" if isinstance(entries, list) else "no job kept"
+            self.damaged = f"{self.path} could not be read as a queue ({kept}); it was moved to {aside}"
+        return jobs
 
     def _save(self) -> None:
         finished = [j for j in self.jobs if j.state in ("done", "failed")]
@@ -171,13 +242,16 @@ class JobQueue:
         evidence.write_json(self.path, {"jobs": [asdict(j) for j in self.jobs]})
 
     def add(self, group: Group) -> tuple[Job, bool]:
-        """Queue a run for ``group``; (the job, False) when a firing run of the group is queued or running."""
+        """Queue a run for ``group``; (the job, False) when a run of the group with the same status is queued or
+        running already (Alertmanager repeats a notification until it is answered, and resends resolved ones).
+        :class:`QueueFull` when ``max_queued`` jobs wait."""
         with self._lock:
-            if group.status == "firing":
-                pending = next((j for j in self.jobs if j.group_key == group.key and j.status == "firing"
-                                and j.state in ("queued", "running")), None)
-                if pending is not None:
-                    return pending, False
+            pending = next((j for j in self.jobs if j.group_key == group.key and j.status == group.status
+                            and j.state in ("queued", "running")), None)
+            if pending is not None:
+                return pending, False
+            if sum(j.state == "queued" for j in self.jobs) >= self.max_queued:
+                raise QueueFull(f"{self.max_queued} jobs are waiting already")
             job = Job(uuid.uuid4().hex[:12], incident_id(group.key), group.key, group.status, group.phases,
                       group.parameters, {"name": group.name, "startsAt": group.starts_at, "status": group.status})
             self.jobs.append(job)
@@ -218,15 +292,17 @@ class Serve:
     def __init__(self, *, token: str, config_path: str = "", outputs: str | Path = "outputs",
                  state_dir: str | Path = ".irkit-serve", listen: tuple[str, int] = ("127.0.0.1", 9095),
                  max_runs: int = 2, firing_phases: str = FIRING_PHASES, resolved_phases: str = RESOLVED_PHASES,
-                 start_run: Callable[..., Any] | None = None) -> None:
+                 start_run: Callable[..., Any] | None = None, max_queued: int = 100) -> None:
         if not 0 <= max_runs <= 16:
             raise ParameterError("--max-runs must be 0 to 16 (0: only queue, run nothing)")
+        if not 1 <= max_queued <= 10_000:
+            raise ParameterError("--max-queued must be 1 to 10000")
         runner.parse_phases(firing_phases)
         runner.parse_phases(resolved_phases)
         self.token, self.config_path = token, config_path
         self.outputs: str | Path = str(outputs) if is_remote(outputs) else Path(outputs)  # s3://: not a path
         self.firing_phases, self.resolved_phases = firing_phases, resolved_phases
-        self.queue = JobQueue(Path(state_dir))
+        self.queue = JobQueue(Path(state_dir), max_queued=max_queued)
         self._run = start_run or runner.run
         self._stop = threading.Event()
         self._workers = [threading.Thread(target=self._work, name=f"irkit-serve-{i}", daemon=True)
@@ -265,12 +341,20 @@ class Serve:
             try:
                 result = self._run(job.incident, runner.parse_phases(job.phases), config_path=self.config_path,
                                    params=job.parameters, outputs=self.outputs,
-                                   context={"alert": job.alert, "alert_group": job.group_key, "serve_job": job.id})
+                                   context=context(job))
                 self.queue.finish(job, "done", str(result.run_dir))
             except IrkitError as exc:
                 self.queue.finish(job, "failed", error=str(exc)[:500])
             except Exception as exc:  # a worker must outlive any one run
                 self.queue.finish(job, "failed", error=f"{type(exc).__name__}: {str(exc)[:400]}")
+
+
+def context(job: Job) -> dict[str, Any]:
+    """What a run started for ``job`` keeps in run.json (``--context`` for a Job): the alert, the group (its key
+    redacted and cut to :data:`MAX_CONTEXT_KEY`: the incident id already stands for the whole of it), the job."""
+    key = redact(job.group_key)
+    return {"alert": job.alert, "serve_job": job.id,
+            "alert_group": key if len(key) <= MAX_CONTEXT_KEY else key[:MAX_CONTEXT_KEY - 1] + "…"}
 
 
 @dataclass(frozen=True)
@@ -338,7 +422,7 @@ class JobLauncher:
         pod = job["spec"]["template"]
         pod.setdefault("metadata", {})["labels"] = {**(pod["metadata"].get("labels") or {}), **labels}
         args = ["run", "--incident", incident, "--phases", ",".join(str(p) for p in phases),
-                "--outputs", self.outputs, "--context", json.dumps(dict(context), sort_keys=True)]
+                "--outputs", self.outputs, "--context", json.dumps(dict(context), sort_keys=True, ensure_ascii=False)]
         for name, value in params.items():
             args += ["-p", str(name), str(value)]
         pod["spec"]["containers"][0]["args"] = args
@@ -406,9 +490,11 @@ def _handler(serve: Serve) -> type[http.server.BaseHTTPRequestHandler]:
         server_version = "irkit-serve"
         timeout = 10  # a client that sends its body slowly is cut off
 
-        def _answer(self, code: int, body: Mapping[str, Any]) -> None:
+        def _answer(self, code: int, body: Mapping[str, Any], retry_after: int = 0) -> None:
             data = json.dumps(body).encode()
             self.send_response(code)
+            if retry_after:
+                self.send_header("Retry-After", str(retry_after))
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
@@ -418,7 +504,8 @@ def _handler(serve: Serve) -> type[http.server.BaseHTTPRequestHandler]:
             if self.path != "/healthz":
                 self._answer(404, {"error": "POST alert groups to /alerts; GET /healthz"})
                 return
-            self._answer(200, {"ok": True, "jobs": serve.queue.counts()})
+            self._answer(200, {"ok": True, "jobs": serve.queue.counts(),
+                               **({"damaged_state": serve.queue.damaged} if serve.queue.damaged else {})})
 
         def do_POST(self) -> None:
             if self.path != "/alerts":
@@ -441,7 +528,11 @@ def _handler(serve: Serve) -> type[http.server.BaseHTTPRequestHandler]:
             except (BadGroup, ParameterError) as exc:
                 self._answer(400, {"error": str(exc)})
                 return
-            job, new = serve.queue.add(group)
+            try:
+                job, new = serve.queue.add(group)
+            except QueueFull as exc:
+                self._answer(503, {"error": f"{exc}; try again later"}, retry_after=RETRY_AFTER)
+                return
             self._answer(202, {"incident": job.incident, "job": job.id,
                                "status": "queued" if new else f"a run for this group is {job.state} already"})
 

@@ -61,6 +61,13 @@ def queue_only(tmp_path: Path):
     ({**_group(), "status": "maybe"}, TOKEN, 400, "status must be firing or resolved"),
     (_group(irkit_phases="9"), TOKEN, 400, "phases are 1 to 5"),
     (_group(irkit_parameters="window_minutes"), TOKEN, 400, "is not name=value"),
+    # Whatever can post an alert must never be able to change production, and a bad parameter is said now.
+    (_group(irkit_parameters="execute_mitigations=true"), TOKEN, 400, "cannot come from an alert"),
+    (_group(irkit_parameters="confirm=ALERT-1:terminate-backend-1a2b3c"), TOKEN, 400, "cannot come from an alert"),
+    (_group(irkit_parameters="bogus=1"), TOKEN, 400, "unknown parameter"),
+    (_group(irkit_parameters="window_minutes=99999999"), TOKEN, 400, "window_minutes must be a number"),
+    (b"[" * 100_000 + b"]" * 100_000, TOKEN, 400, "nests deeper than 32 levels"),
+    (b'{"a": "\xff\xfe"}', TOKEN, 400, "not UTF-8"),
 ])
 def test_a_caller_without_the_token_or_with_a_bad_body_is_refused_with_the_reason(
         queue_only: serve.Serve, body: Any, token: str | None, code: int, reason: str):
@@ -88,6 +95,67 @@ def test_a_group_is_one_incident_and_a_second_firing_while_one_waits_starts_noth
     assert jobs[resolved["job"]].phases == "4"  # a resolved group validates recovery
     with urllib.request.urlopen(f"{queue_only.url}/healthz", timeout=5) as resp:
         assert json.loads(resp.read())["jobs"] == {"queued": 3}
+
+
+def test_a_storm_of_groups_fills_the_queue_to_its_bound_then_is_asked_to_retry(tmp_path: Path):
+    server = serve.Serve(token=TOKEN, state_dir=tmp_path / "state", listen=("127.0.0.1", 0), max_runs=0,
+                         max_queued=5).start()
+    try:
+        answers = [_post(server.url, _group(key=f'{{}}:{{alertname="A{i}"}}'))[0] for i in range(8)]
+        assert answers == [202] * 5 + [503] * 3
+        request = urllib.request.Request(f"{server.url}/alerts", data=json.dumps(_group(key="{}:x")).encode(),
+                                         headers={"Authorization": f"Bearer {TOKEN}"}, method="POST")
+        with pytest.raises(urllib.error.HTTPError) as full:
+            urllib.request.urlopen(request, timeout=10)
+        assert full.value.code == 503 and full.value.headers["Retry-After"] == str(serve.RETRY_AFTER)
+        assert len(server.queue.jobs) == 5
+    finally:
+        server.stop()
+
+
+def test_repeated_resolved_notifications_of_a_group_make_one_job(queue_only: serve.Serve):
+    for _ in range(50):
+        assert _post(queue_only.url, _group("resolved"))[0] == 202
+    assert [(j.status, j.state) for j in queue_only.queue.jobs] == [("resolved", "queued")]
+    assert len(queue_only.queue.path.read_bytes()) < 4096  # the state file stays small
+
+
+def test_a_damaged_state_file_is_kept_aside_and_said_never_overwritten(tmp_path: Path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "queue.json").write_bytes(b'{"jobs": [garbage')
+    server = serve.Serve(token=TOKEN, state_dir=state, listen=("127.0.0.1", 0), max_runs=0).start()
+    try:
+        aside = [p for p in state.iterdir() if p.name.startswith("queue.json.damaged-")]
+        assert len(aside) == 1 and aside[0].read_bytes() == b'{"jobs": [garbage'
+        assert str(aside[0]) in server.queue.damaged and server.queue.jobs == []
+        with urllib.request.urlopen(f"{server.url}/healthz", timeout=5) as resp:
+            assert "moved to" in json.loads(resp.read())["damaged_state"]
+    finally:
+        server.stop()
+
+
+def test_a_queued_job_with_a_key_this_version_does_not_know_still_runs(tmp_path: Path):
+    state = tmp_path / "state"
+    state.mkdir()
+    job = {"id": "abc", "incident": "ALERT-1", "group_key": "{}:x", "status": "firing", "phases": "1-2",
+           "parameters": {}, "alert": {"name": "X"}, "state": "queued", "priority": "from a later irkit"}
+    (state / "queue.json").write_text(json.dumps({"jobs": [job, {"id": "broken"}]}))
+    queue = serve.JobQueue(state)
+    assert [j.id for j in queue.jobs] == ["abc"]  # the one it cannot run is dropped, and said
+    assert "1 of its 2 jobs kept" in queue.damaged
+
+
+def test_a_long_hostile_group_key_still_fits_a_runs_context():
+    from irkit import runner
+    body = _group(key='{}:{token="hunter2-in-a-key", note="' + "\u00e9\u2028" * 2000 + '"}')
+    body["groupLabels"] = {"alertname": "<script>alert(1)</script>" * 40}
+    group = serve.parse_group(json.dumps(body).encode())
+    job = serve.Job("j1", serve.incident_id(group.key), group.key, group.status, group.phases, group.parameters,
+                    {"name": group.name, "startsAt": group.starts_at, "status": group.status})
+    text = json.dumps(serve.context(job), ensure_ascii=False)
+    assert runner.parse_context(text)["alert_group"].endswith("…")
+    assert "hunter2" not in text and len(group.name) <= serve.MAX_NAME
 
 
 def test_the_queue_survives_a_restart_and_a_run_cut_short_is_run_again(tmp_path: Path):
