@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import re
 import shutil
 import tempfile
@@ -47,6 +46,7 @@ __all__ = [
 ]
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
+PATH_KEYS = tuple(f.name for f in dataclasses.fields(irconfig.Config) if f.metadata.get("check") == "path")
 _SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
 _OFFSET = re.compile(r"^(-?\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -150,6 +150,16 @@ KEYS: dict[str, frozenset[str]] = {
     "traffic": frozenset({"service", "noise", "segments"}),
     "segment": frozenset({"start", "rps", "error_ratio", "p95_seconds"}),
 }
+
+
+def _relative_paths(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A scenario's [config] with its relative file paths (templates_dir, action_items_file) taken from the
+    scenario file's directory, so a scenario and the files it names travel together."""
+    for key in PATH_KEYS:
+        value = config.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            config[key] = str(path.parent.resolve() / value)
+    return config
 
 
 def _known(data: Any, table: str, where: str) -> None:
@@ -300,7 +310,8 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         recovers_when_sessions_end=bool(marketplace.get("recovers_when_sessions_end", False)),
         namespace=namespace, max_connections=max_connections, database_down=bool(database.get("down", False)),
         redis_down=bool(marketplace.get("redis_down", False)), deadlocks=_count(database, "deadlocks", where),
-        parameters=dict(data.get("parameters", {})), config=dict(data.get("config", {})), path=path,
+        parameters=dict(data.get("parameters", {})), config=_relative_paths(dict(data.get("config", {})), path),
+        path=path,
     )
     for text in _truth_texts(scenario.truth):
         for ref in _SESSION_REF.findall(text):
@@ -625,9 +636,9 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
         env.timings["run_seconds"] = round(time.monotonic() - t1, 2)
         differences = check(result.summary, truth_now, env.pids)
         truth = dataclasses.asdict(truth_now.resolved(env.pids))
-        (result.run_dir / "drill.json").write_text(json.dumps(
-            {"scenario": scenario.name, "title": scenario.title, "truth": truth, "sessions": env.pids,
-             "differences": differences, "timings": env.timings}, indent=2))
+        evidence.write_json(result.run_dir / "drill.json",
+                            {"scenario": scenario.name, "title": scenario.title, "truth": truth, "sessions": env.pids,
+                             "differences": differences, "timings": env.timings})
         evidence.write_manifest(result.run_dir)
         if result.location:  # kept in object storage: the comparison and the new manifest go there too
             from irkit.evidence.remote import Remote

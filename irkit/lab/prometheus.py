@@ -87,7 +87,7 @@ class Counters:
     def samples(self, service: str, names: _Names | None = None) -> dict[str, list[tuple[str, float]]]:
         """Per metric family, ``(series, value)`` in exposition order."""
         names = names or _Names()
-        labels = f'{names.service}="{service}"'
+        labels = f'{names.service}="{_label_value(service)}"'
         requests = [(f'{names.requests}{{{labels},{names.status}="{code}"}}', value)
                     for code, value in (("200", self.ok), ("500", self.err500), ("503", self.err503))]
         histogram = [(f'{names.latency}_bucket{{{labels},le="{"+Inf" if le == math.inf else repr(le)}"}}', value)
@@ -95,6 +95,12 @@ class Counters:
         histogram += [(f"{names.latency}_count{{{labels}}}", self.buckets[-1]),
                       (f"{names.latency}_sum{{{labels}}}", self.latency_sum)]
         return {names.requests.removesuffix("_total"): requests, names.latency: histogram}
+
+
+def _label_value(value: str) -> str:
+    """A label value as both exposition formats write it: backslash, double quote and line feed escaped (a
+    scenario may name a service anything, a hostile one included)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _type_line(family: str, names: _Names) -> str:
