@@ -97,3 +97,9 @@ def test_the_phase_table_is_what_the_notebooks_are():
         source = phase.path.read_text()
         assert f"from irkit.phases import {phase.module}" in source
         assert f"# Phase {phase.number}: {phase.title}" in source
+
+
+def test_every_kind_of_secret_removed_is_in_the_readme():
+    from irkit.redaction import DOCUMENTED
+    for pattern in DOCUMENTED:
+        assert f"| `[redacted: {pattern.name}]` | {pattern.example} |" in README, pattern.example
