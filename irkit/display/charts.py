@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 import plotly.io
 from plotly.subplots import make_subplots
 
+from irkit.config import DEFAULTS
 from irkit.escaping import html, markdown, script_json
 from irkit.escaping import plotly_text as _t
 
@@ -173,7 +174,8 @@ def _markers(fig: go.Figure, deploys: pd.DataFrame | None, incident_start: Any,
                            text="incident start", showarrow=False, font={"color": "#c0392b"})
 
 
-def error_ratio_chart(frame: pd.DataFrame, *, moderate: float = 0.05, high: float = 0.10,
+def error_ratio_chart(frame: pd.DataFrame, *, moderate: float = DEFAULTS.error_ratio_moderate,
+                      high: float = DEFAULTS.error_ratio_high,
                       deploys: pd.DataFrame | None = None, incident_start: Any = None,
                       label: str | None = "service") -> Chart:
     """5xx ratio in percent over time, the SEV-3 and SEV-2 bands at the configured thresholds (the playbook's
@@ -191,7 +193,7 @@ def error_ratio_chart(frame: pd.DataFrame, *, moderate: float = 0.05, high: floa
     return Chart(fig, "error-ratio")
 
 
-def latency_chart(frames: Mapping[str, pd.DataFrame], *, slow_seconds: float = 5.0,
+def latency_chart(frames: Mapping[str, pd.DataFrame], *, slow_seconds: float = DEFAULTS.latency_p95_slow_seconds,
                   incident_start: Any = None, deploys: pd.DataFrame | None = None) -> Chart:
     """Latency quantiles (``{"p95": frame, ...}``) with the SEV-2 line at ``slow_seconds``."""
     fig = go.Figure()
@@ -295,7 +297,8 @@ def lock_graph_chart(graph: Any) -> Chart:
 def cross_layer_chart(*, errors: pd.DataFrame | None, latency: pd.DataFrame | None,
                       kube_events: Sequence[Mapping[str, Any]], terminations: Sequence[Mapping[str, Any]],
                       lock_samples: Sequence[Mapping[str, Any]], deploys: pd.DataFrame | None, incident_start: Any,
-                      moderate: float = 0.05, high: float = 0.10, slow_seconds: float = 5.0,
+                      moderate: float = DEFAULTS.error_ratio_moderate, high: float = DEFAULTS.error_ratio_high,
+                      slow_seconds: float = DEFAULTS.latency_p95_slow_seconds,
                       label: str | None = "service") -> Chart:
     """Every layer on one time axis, so cause and effect line up: the error ratio per service, p95 latency, the
     pods' trouble (Kubernetes warnings from first to last seen, containers terminated), sessions waiting on

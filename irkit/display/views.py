@@ -1,13 +1,15 @@
 """Every notebook renderer but the charts: how a result reads in JupyterLab and in report.html. No I/O.
 
-Records and rule results stay plain data; their ``_repr_html_`` (where a notebook shows
-them directly) calls the function here, and the phase functions wrap what needs a view
-(logs, the plan, the lock graph) in the classes below.
+Records and rule results stay plain data that knows nothing of HTML: the renderer of each type is registered
+here (:data:`RENDERERS`) and installed into the notebook's IPython by :func:`install_formatters` (which
+``open_incident`` calls), so a cell that shows an :class:`~irkit.rules.severity.Assessment` or a
+:class:`~irkit.rules.recovery.Verdict` draws it, while the rules never import a renderer. The phase functions
+wrap what needs a view of its own (logs, the plan, the lock graph) in the classes below.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +24,11 @@ if TYPE_CHECKING:
     from irkit.rules.plan import Mitigation
     from irkit.rules.recovery import Verdict
     from irkit.rules.severity import Assessment
+    from irkit.sources.k8s import MetricsResult
 
-__all__ = ["ChartAndTable", "install_formatters", "table_html", "table_text", "LockView", "LogView", "Note", "PlanView", "SaturationView", "StepsView", "assessment_html", "metrics_html",
-           "outcomes_frame",
-           "saturation_html", "shown", "unavailable_html", "verdict_html"]
+__all__ = ["RENDERERS", "ChartAndTable", "install_formatters", "html_of", "table_html", "table_text", "LockView",
+           "LogView", "Note", "PlanView", "SaturationView", "StepsView", "assessment_html", "metrics_html",
+           "outcomes_frame", "saturation_html", "shown", "unavailable_html", "verdict_html"]
 
 _RED, _GREEN, _ORANGE = "#c0392b", "#27ae60", "#d35400"
 
@@ -105,11 +108,25 @@ def table_text(frame: pd.DataFrame) -> str:
 
 
 def install_formatters(shell: Any) -> None:
-    """Show every DataFrame in the notebook through :func:`table_html` / :func:`table_text` (no index, readable
-    numbers), in JupyterLab and in the saved outputs alike."""
+    """Show every type of :data:`RENDERERS` through its renderer, and every DataFrame through
+    :func:`table_html` / :func:`table_text` (no index, readable numbers), in JupyterLab and in the saved outputs
+    alike."""
     formatters = shell.display_formatter.formatters
+    for (module, name), render in RENDERERS.items():  # by name: registering imports none of those modules
+        formatters["text/html"].for_type_by_name(module, name, render)
     formatters["text/html"].for_type(pd.DataFrame, table_html)
     formatters["text/plain"].for_type(pd.DataFrame, lambda frame, printer, cycle: printer.text(table_text(frame)))
+
+
+def html_of(value: Any) -> str:
+    """``value`` as HTML through its registered renderer (what a notebook shows for it)."""
+    if isinstance(value, pd.DataFrame):
+        return table_html(value)
+    for kind in type(value).__mro__:
+        render = RENDERERS.get((kind.__module__, kind.__qualname__))
+        if render is not None:
+            return render(value)
+    raise TypeError(f"no renderer is registered for {type(value).__name__}")
 
 
 def shown(value: Any, empty: str) -> Any:
@@ -287,7 +304,17 @@ class ChartAndTable:
         display(self.table)
 
 
-def metrics_html(available: bool, frame: pd.DataFrame, note: str) -> str:
-    if not available:
-        return f"<p><b>metrics unavailable:</b> {escape(note)}</p>"
-    return table_html(frame)
+def metrics_html(result: MetricsResult) -> str:
+    if not result.available:
+        return f"<p><b>metrics unavailable:</b> {escape(result.note)}</p>"
+    return table_html(result.frame)
+
+
+# The HTML of each type a notebook shows that is not a view of its own: one row per type (its module and name),
+# installed into IPython by install_formatters.
+RENDERERS: dict[tuple[str, str], Callable[[Any], str]] = {
+    ("irkit.rules.severity", "Assessment"): assessment_html,
+    ("irkit.rules.recovery", "Verdict"): verdict_html,
+    ("irkit.evidence.records", "Unavailable"): unavailable_html,
+    ("irkit.sources.k8s", "MetricsResult"): metrics_html,
+}

@@ -21,10 +21,6 @@ class Verdict:
     failed: tuple[str, ...] = field(default=())
     unmeasured: tuple[str, ...] = field(default=())
 
-    def _repr_html_(self) -> str:
-        from irkit.display import views
-        return views.verdict_html(self)
-
     def as_dict(self) -> dict[str, Any]:
         return {"recovered": self.recovered, "failed": list(self.failed), "unmeasured": list(self.unmeasured)}
 

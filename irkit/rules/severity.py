@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from irkit.config import DEFAULTS, Config
+
 __all__ = ["LEVELS", "UNKNOWN", "Assessment", "Level", "Signals", "Thresholds", "classify"]
 
 
@@ -63,9 +65,13 @@ LEVELS: dict[int, Level] = {
 
 @dataclass(frozen=True)
 class Thresholds:
-    error_ratio_high: float = 0.10
-    error_ratio_moderate: float = 0.05
-    latency_p95_slow_seconds: float = 5.0
+    error_ratio_high: float = DEFAULTS.error_ratio_high
+    error_ratio_moderate: float = DEFAULTS.error_ratio_moderate
+    latency_p95_slow_seconds: float = DEFAULTS.latency_p95_slow_seconds
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> Thresholds:
+        return cls(cfg.error_ratio_high, cfg.error_ratio_moderate, cfg.latency_p95_slow_seconds)
 
 
 @dataclass(frozen=True)
@@ -126,10 +132,6 @@ class Assessment:
     @property
     def response_time(self) -> str:
         return self._level.response_time
-
-    def _repr_html_(self) -> str:
-        from irkit.display import views
-        return views.assessment_html(self)
 
     def as_dict(self) -> dict[str, object]:
         return {"level": self.level, "name": self.name, "real": self.real, "known": self.known,

@@ -295,10 +295,6 @@ class MetricsResult:
     frame: pd.DataFrame
     note: str = ""
 
-    def _repr_html_(self) -> str:
-        from irkit.display import views
-        return views.metrics_html(self.available, self.frame, self.note)
-
     def __repr__(self) -> str:
         return repr(self.frame) if self.available else f"metrics unavailable: {self.note}"
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from irkit.display.views import html_of
 from irkit.rules.severity import LEVELS, Signals, Thresholds, classify
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)  # a Friday, 3 a.m.
@@ -76,7 +77,7 @@ def test_nothing_fired_but_a_signal_unmeasured_is_unknown_not_sev4():
     assert result.level is None and result.name == "unknown" and result.real is None and not result.known
     assert result.unmeasured == ("error ratio: `http_requests_total` has no series",)
     assert result.respond_by == NOW + timedelta(minutes=15)  # looked at like a SEV-2 until measured
-    assert "not an incident" not in result._repr_html_()
+    assert "not an incident" not in html_of(result)
 
 
 
@@ -84,7 +85,7 @@ def test_a_fired_rule_stands_beside_what_was_not_measured():
     result = classify(Signals(error_ratio=0.12, unmeasured=("workload readiness: Kubernetes down",)), detected_at=NOW)
     assert result.name == "SEV-2" and result.real is True
     assert result.as_dict()["unmeasured"] == ["workload readiness: Kubernetes down"]
-    assert "some signals were not measured" in result._repr_html_()
+    assert "some signals were not measured" in html_of(result)
 
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from irkit.config import Config
+from irkit.display.views import html_of
 from irkit.errors import KubernetesError, KubernetesTimeout, KubernetesUnavailable
 from irkit.lab.kube import KubeLab, build_cluster, match_fields, match_labels
 from irkit.sources import k8s
@@ -88,7 +89,7 @@ def test_missing_metrics_api_is_said_plainly(tmp_path: Path, cfg: Config):
         top = k8s.top_pods(client)
         assert not top.available
         assert "metrics-server" in top.note
-        assert "metrics unavailable" in top._repr_html_()
+        assert "metrics unavailable" in html_of(top)
 
 
 def test_rollout_history_lists_revisions_with_images(kube: k8s.Kube, cfg: Config):
