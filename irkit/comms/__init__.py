@@ -24,7 +24,7 @@ from typing import Any
 from irkit.config import Config, redact
 from irkit.errors import ConfigError
 from irkit.escaping import one_line, slack
-from irkit.evidence.rundir import make_dir, read_json, write_json
+from irkit.evidence.rundir import RunDir, make_dir, read_json, write_json
 
 __all__ = ["CHANNELS", "STAGES", "Message", "Outbox", "messages", "render"]
 
@@ -153,13 +153,12 @@ class Outbox:
     """A run's ``outbox/``: one JSON file per message, numbered in the order they were written."""
 
     def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / "outbox"
+        self.files = RunDir(run_dir)
+        self.path = self.files.outbox
 
     def all(self) -> list[Message]:
-        if not self.path.is_dir() or self.path.is_symlink():
-            return []
         found = []
-        for file in sorted(self.path.glob("*.json")):
+        for file in self.files.messages():
             data = read_json(file, _MAX_MESSAGE)  # a regular file only: a planted FIFO or link is passed over
             if isinstance(data, dict):
                 try:
@@ -172,13 +171,13 @@ class Outbox:
         """Write the message (atomically, never through a link) as ``outbox/<id>.json``; a new one is numbered."""
         make_dir(self.path)
         if not message.id:
-            number = len(list(self.path.glob("*.json"))) + 1
+            number = len(self.files.messages()) + 1
             message = replace(message, id=f"{number:03d}-{message.kind}-{message.channel}")
-        write_json(self.path / f"{message.id}.json", message.as_dict())
+        write_json(self.files.message(message.id), message.as_dict())
         return message
 
     def get(self, message_id: str) -> Message:
-        data = read_json(self.path / f"{Path(message_id).name}.json", _MAX_MESSAGE)
+        data = read_json(self.files.message(message_id), _MAX_MESSAGE)
         if not isinstance(data, dict):
             raise ConfigError(f"no message {message_id} in {self.path}; it has: "
                               f"{', '.join(m.id for m in self.all()) or 'none'}")

@@ -22,13 +22,11 @@ from typing import Any
 
 from irkit.config import Config, redact
 from irkit.errors import IrkitError
-from irkit.evidence import read_json, write_json
 from irkit.evidence import records as R
+from irkit.evidence.rundir import RunDir, read_json, write_json
 from irkit.rules.locks import sample
 
-__all__ = ["LOCK_HISTORY", "MAX_SAMPLES", "MIN_INTERVAL", "LockSampler", "incident_samples", "run_samples"]
-
-LOCK_HISTORY = "lock-history.json"
+__all__ = ["MAX_SAMPLES", "MIN_INTERVAL", "LockSampler", "incident_samples", "run_samples"]
 MIN_INTERVAL = 5.0  # seconds between two samples, whatever lock_sample_seconds says
 MAX_SAMPLES = 720  # per run: an hour at 5 s, six at 30 s; then the sampler stops and says so
 
@@ -43,7 +41,7 @@ class LockSampler:
 
     def __init__(self, config: Config, run_dir: Path, interval: float | None = None) -> None:
         self.config = config
-        self.path = run_dir / LOCK_HISTORY
+        self.path = RunDir(run_dir).lock_history
         wanted = config.lock_sample_seconds if interval is None else interval
         self.interval = max(MIN_INTERVAL, wanted) if wanted > 0 else 0.0
         self.samples: list[dict[str, Any]] = []
@@ -113,7 +111,7 @@ class LockSampler:
 
 def run_samples(run_dir: Path) -> list[dict[str, Any]]:
     """The samples of one run: its sampler's file and what phases 2 and 4 recorded, in time order."""
-    history = read_json(run_dir / LOCK_HISTORY)
+    history = read_json(RunDir(run_dir).lock_history)
     found: list[dict[str, Any]] = []
     if isinstance(history, dict) and isinstance(history.get("samples"), list):
         found += [s for s in history["samples"] if isinstance(s, dict)]

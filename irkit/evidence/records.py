@@ -4,7 +4,7 @@ A phase writes its records into ``phase-N.json`` (``{"schema_version", "incident
 "started_at", "finished_at", "records": {name: value}, "problems": [...]}``) through
 :class:`irkit.phases.incident.Incident`; a later phase, the run's summary and the
 post-mortem read them back through :class:`RunRecords` and the keys below, typed, never
-by a string. The README's "Records" table is generated from :data:`KEYS` (a docs test
+by a string. The records table of docs/records.md is generated from :data:`KEYS` (a docs test
 keeps it so).
 
 A value is JSON: tables are lists of rows (the columns are in each key's doc), typed
@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from irkit.actions.model import Outcome, Step
+from irkit.evidence.rundir import RunDir, read_json
 from irkit.rules.kinds import Finding
 from irkit.rules.plan import Mitigation
 from irkit.rules.recovery import Verdict
@@ -44,10 +45,6 @@ class Unavailable:
     what: str
     error: str
     kind: str
-
-    def _repr_html_(self) -> str:
-        from irkit.display import views
-        return views.unavailable_html(self)
 
     def __repr__(self) -> str:
         return f"{self.what}: unavailable ({self.kind}): {self.error}"
@@ -188,7 +185,7 @@ CONNECTIONS = _key("connections", 2, "rows: application_name, state, sessions, o
 REQUEST_RATE = _key("request_rate", 2, "rows: service, rps_now, rps_baseline (median of the window's first half)",
                     _rows)
 PG_SATURATION = _key("pg_saturation", 2, "{sessions, in_database, max_connections, reserved}", _dict)
-FINDINGS = _key("findings", 2, "ranked findings: kind, subject, detail, evidence", _typed_list(Finding))
+FINDINGS = _key("findings", 2, "ranked findings: kind, subject, detail, evidence (the fields of the kind's evidence class in irkit/rules/kinds.py: pid, deployment, revision, ...; impact)", _typed_list(Finding))
 # Phase 3: mitigation
 MITIGATIONS = _key("mitigations", 3, "the plan: action, target, why, command, finding, status, params",
                    _typed_list(Mitigation))
@@ -221,10 +218,13 @@ class RunRecords:
     def phase(self, number: int) -> dict[str, Any]:
         """The whole ``phase-N.json`` (empty when that phase did not run or its file is unreadable)."""
         if number not in self._phases:
-            from irkit.evidence import read_json
-            data = read_json(self.run_dir / f"phase-{number}.json")
+            data = read_json(RunDir(self.run_dir).phase_json(number))
             self._phases[number] = data if isinstance(data, dict) else {}
         return self._phases[number]
+
+    def forget(self, number: int) -> None:
+        """Read ``phase-N.json`` again next time (its phase wrote to it since)."""
+        self._phases.pop(number, None)
 
     def raw(self, key: Key[Any], phase: int | None = None) -> Any:
         records = self.phase(phase or key.phase).get("records")

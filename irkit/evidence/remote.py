@@ -1,4 +1,4 @@
-"""Runs kept in object storage: ``--outputs s3://BUCKET/PREFIX`` and ``irkit verify s3://...`` (issue 15).
+"""Runs kept in object storage: ``--outputs s3://BUCKET/PREFIX`` and ``irkit verify s3://...``.
 
 A run is written as it always is, into a local directory (a staging copy under the temp dir), and each file
 goes to the bucket once it is final: after every phase, and after sealing. A run interrupted midway leaves in
@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from irkit.errors import ParameterError, RunError
-from irkit.evidence.rundir import make_dir, regular
+from irkit.evidence.rundir import RunDir, make_dir
 
 __all__ = ["Remote", "fetch", "is_remote"]
 
@@ -91,7 +91,7 @@ class Remote:
         the run URL ``to``; the files sent."""
         target = (to or self.location(run_dir)).rstrip("/").removeprefix("s3://")
         # Regular files only: a link planted in the run would otherwise upload whatever it points at.
-        files = sorted((p for p in run_dir.rglob("*") if regular(p)), key=lambda p: p.name == "manifest.json")
+        files = sorted(RunDir(run_dir).files(), key=lambda p: p == RunDir(run_dir).manifest)
         sent = []
         try:
             for path in files:

@@ -22,11 +22,14 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from irkit.escaping import script_json
-from irkit.evidence.rundir import read_text, write_text
+from irkit.evidence.records import TIMELINE, RunRecords
+from irkit.evidence.rundir import RunDir, read_text, write_text
+from irkit.evidence.summary import Summary
 
 __all__ = ["CSP", "NO_REPORT", "Section", "chart_html", "new_nonce", "render_section", "write_report"]
 
@@ -51,32 +54,30 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _summary(summary: dict[str, Any], timeline: list[dict[str, Any]], phases: list[tuple[str, str]]) -> str:
-    severity = summary.get("severity") or {}
-    name = severity.get("name", "not assessed")
-    ongoing = summary.get("ongoing")
+def _summary(summary: Summary, timeline: list[dict[str, Any]], phases: list[tuple[str, str]]) -> str:
+    severity = summary.severity
+    name = severity.name if severity else "not assessed"
+    ongoing = summary.ongoing
+    recovery = summary.recovery
+    recovered = recovery.recovered if recovery else None
     state = ("ongoing: unknown" if ongoing is None else "ongoing" if ongoing
              else "not ongoing (resolved or not happening)")
-    if (summary.get("recovery") or {}).get("recovered"):
+    if recovered:
         state = "ongoing when assessed, recovered since (phase 4)" if ongoing else state
-    findings = summary.get("findings") or []
-    cause = findings[0] if findings else None
-    steps = summary.get("mitigations") or []
-    recovery = summary.get("recovery") or {}
-    recovered = recovery.get("recovered") if recovery else None
-    if not recovery:
+    cause = summary.findings[0] if summary.findings else None
+    if recovery is None:
         verdict = "not validated (phase 4 has not run)"
     elif recovered:
         verdict = "RECOVERED: every check passed"
     elif recovered is None:
-        verdict = "UNKNOWN: not measured: " + "; ".join(recovery.get("unmeasured") or [])[:300]
+        verdict = "UNKNOWN: not measured: " + "; ".join(recovery.unmeasured)[:300]
     else:
-        verdict = "NOT RECOVERED: " + "; ".join(recovery.get("failed") or [])[:300]
+        verdict = "NOT RECOVERED: " + "; ".join(recovery.failed)[:300]
     colour = "good" if recovered else "unknown" if recovered is None else "bad"
-    impact = "; ".join(severity.get("reasons") or []) or "not assessed"
-    affected = ", ".join(summary.get("affected") or []) or "none named"
-    plan = "".join(f"<li>{_e(s['action'])} {_e(s['target'])} ({_e(s.get('status', 'planned'))}): "
-                   f"<code>{_e(s['command'])}</code></li>" for s in steps[:5]) or "<li>nothing planned</li>"
+    impact = "; ".join(severity.reasons if severity else []) or "not assessed"
+    affected = ", ".join(summary.affected) or "none named"
+    plan = "".join(f"<li>{_e(s.action)} {_e(s.target)} ({_e(s.status)}): <code>{_e(s.command)}</code></li>"
+                   for s in summary.mitigations[:5]) or "<li>nothing planned</li>"
     # The moments a reviewer reads first: onset, alert, deploys, the first finding, what was done, the verdict.
     key = ("onset", "alert", "deploy", "confirmed", "applied", "failed", "undone", "resolved", "recovered",
            "not-recovered")
@@ -88,9 +89,9 @@ def _summary(summary: dict[str, Any], timeline: list[dict[str, Any]], phases: li
     return (
         "<section class='summary' id='summary'><h2>Summary</h2><dl>"
         f"<dt>Severity</dt><dd><b>{_e(name)}</b>, {_e(state)}"
-        + (f" &mdash; respond by {_e(severity.get('respond_by', '')[:16].replace('T', ' '))} UTC"
-           if severity.get("respond_by") else "") + "</dd>"
-        f"<dt>Cause</dt><dd>{_e(cause['kind'] + ' ' + cause['subject'] + ': ' + cause['detail']) if cause else 'none found'}</dd>"
+        + (f" &mdash; respond by {severity.respond_by.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if severity else "")
+        + "</dd>"
+        f"<dt>Cause</dt><dd>{_e(f'{cause.kind.value} {cause.subject}: {cause.detail}') if cause else 'none found'}</dd>"
         f"<dt>Impact</dt><dd>{_e(impact)}; affected: {_e(affected)}</dd>"
         f"<dt>Done or planned</dt><dd><ol>{plan}</ol></dd>"
         f"<dt>Recovery</dt><dd class='{colour}'>{_e(verdict)}</dd>"
@@ -205,13 +206,11 @@ def render_section(path: Path, nonce: str) -> Section | None:
                    nonce)
 
 
-def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path],
+def write_report(run_dir: Path, summary: Summary, notebooks: list[Path],
                  rendered: Mapping[Path, Section | None] | None = None, nonce: str = "") -> Path:
     """One self-contained ``report.html``: the summary, then every phase's outputs, plotly.js inlined once.
     ``rendered``: sections already rendered with ``nonce``, by notebook path (the rest are rendered now)."""
     import plotly.offline
-
-    from irkit.evidence.records import TIMELINE, RunRecords
 
     nonce = nonce or new_nonce()
     done = {path: section for path, section in (rendered or {}).items() if section is None or section.nonce == nonce}
@@ -220,19 +219,19 @@ def write_report(run_dir: Path, summary: dict[str, Any], notebooks: list[Path],
     overview = next((s.overview for s in reversed(sections) if s.overview), "")  # the newest phase's view
     anchors = [(s.anchor, s.title) for s in sections]
     rows = "".join(
-        f"<tr><td>{p['phase']}</td><td><a href='#phase-{_e(p['name'])}'>{_e(p['name'])}</a></td>"
-        f"<td class='status-{p['status']}'>{p['status']}</td><td>{p['duration_seconds']:.1f} s</td>"
-        f"<td>{_e(p.get('error') or '')}</td></tr>" for p in summary["phases"])
+        f"<tr><td>{p.phase}</td><td><a href='#phase-{_e(p.name)}'>{_e(p.name)}</a></td>"
+        f"<td class='status-{_e(p.status)}'>{_e(p.status)}</td><td>{p.duration_seconds:.1f} s</td>"
+        f"<td>{_e(p.error or '')}</td></tr>" for p in summary.phases)
     timeline = RunRecords(run_dir).get(TIMELINE, 5)
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<meta http-equiv='Content-Security-Policy' content=\"{CSP.format(nonce=nonce)}\">"
-        f"<title>{_e(summary['incident'])} {_e(summary['run_id'])}</title>"
+        f"<title>{_e(summary.incident)} {_e(summary.run_id)}</title>"
         f"<style>{_STYLE}</style><script nonce='{nonce}'>{plotly.offline.get_plotlyjs()}</script></head><body>"
-        f"<h1>Incident {_e(summary['incident'])}</h1><p>Run {_e(summary['run_id'])}</p>"
+        f"<h1>Incident {_e(summary.incident)}</h1><p>Run {_e(summary.run_id)}</p>"
         + _summary(summary, timeline, anchors)
         + (f"<section class='overview' id='overview'><h2>One time axis</h2>{overview}</section>" if overview else "")
         + f"<table><tr><th>phase</th><th>name</th><th>status</th><th>duration</th><th>error</th></tr>{rows}</table>"
         + "".join(s.html for s in sections) + "</body></html>"
     )
-    return write_text(run_dir / "report.html", page)
+    return write_text(RunDir(run_dir).report, page)

@@ -1,4 +1,10 @@
-"""How a file of a run directory is written and read: atomically, privately, never through a link.
+"""The run directory's one owner: every file name in it, and how each file is written and read.
+
+:class:`RunDir` names each file of a run (``run.json``, ``phase-N.json``, the notebooks, ``data/``, ``outbox/``,
+``summary.json``, ``report.html``, ``postmortem.md``, ``timeline.json``, ``lock-history.json``, ``drill.json``,
+``manifest.json``): no other module spells them.
+
+Each file is written atomically, privately, and never through a link.
 
 A run directory is evidence, and it sits where other people and other programs can reach: a planted symlink
 (``report.html`` -> ``~/.bashrc``), a FIFO in place of ``summary.json``, a ``/dev/zero`` link or a file of
@@ -17,15 +23,117 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import stat
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from irkit import playbook
 from irkit.errors import ConfigError
 
-__all__ = ["MAX_JSON", "harden", "make_dir", "read_bytes", "read_json", "read_text", "regular", "write_bytes",
-           "write_json", "write_text"]
+__all__ = ["DATA", "DRILL", "LOCK_HISTORY", "MANIFEST", "MAX_JSON", "OUTBOX", "POSTMORTEM", "REPORT", "RUN",
+           "SUMMARY", "TIMELINE", "RunDir", "harden", "make_dir", "read_bytes", "read_json", "read_text", "regular",
+           "write_bytes", "write_json", "write_text"]
+
+# The names of a run directory's files, here and nowhere else.
+RUN = "run.json"  # written when a run starts: what it set out to do, so a run cut short can be sealed later
+SUMMARY, REPORT, POSTMORTEM = "summary.json", "report.html", "postmortem.md"
+TIMELINE, LOCK_HISTORY, DRILL, MANIFEST = "timeline.json", "lock-history.json", "drill.json", "manifest.json"
+OUTBOX, DATA = "outbox", "data"
+_PHASE_RECORD = re.compile(r"phase-([1-9])\.json")
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """One run directory, ``outputs/<incident>/<run id>/``: the path of each of its files."""
+
+    path: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def name(self) -> str:
+        """The run id."""
+        return self.path.name
+
+    @property
+    def run_json(self) -> Path:
+        return self.path / RUN
+
+    @property
+    def summary(self) -> Path:
+        return self.path / SUMMARY
+
+    @property
+    def report(self) -> Path:
+        return self.path / REPORT
+
+    @property
+    def postmortem(self) -> Path:
+        return self.path / POSTMORTEM
+
+    @property
+    def timeline(self) -> Path:
+        return self.path / TIMELINE
+
+    @property
+    def lock_history(self) -> Path:
+        return self.path / LOCK_HISTORY
+
+    @property
+    def drill(self) -> Path:
+        return self.path / DRILL
+
+    @property
+    def manifest(self) -> Path:
+        return self.path / MANIFEST
+
+    @property
+    def outbox(self) -> Path:
+        """The directory of the messages written (one ``<id>.json`` each)."""
+        return self.path / OUTBOX
+
+    @property
+    def data(self) -> Path:
+        """The directory of the full series behind the charts."""
+        return self.path / DATA
+
+    def phase_json(self, phase: int) -> Path:
+        return self.path / f"phase-{phase}.json"
+
+    def phase_link(self, phase: int) -> str:
+        """``phase-N.json`` as the timeline links it: relative to the incident's directory."""
+        return f"{self.name}/{self.phase_json(phase).name}"
+
+    def phases_recorded(self) -> list[int]:
+        """The phases that left a record here (``phase-N.json``), in order."""
+        return sorted(int(m.group(1)) for p in self.path.glob("phase-*.json") if (m := _PHASE_RECORD.fullmatch(p.name)))
+
+    def notebook(self, phase: int) -> Path:
+        """The executed notebook of phase ``phase``."""
+        return self.path / f"{playbook.phase(phase).notebook}.ipynb"
+
+    def data_file(self, phase: int, name: str) -> str:
+        """Where the full series ``name`` of a phase goes, relative to the run (as a chart links it)."""
+        return f"{DATA}/phase{phase}-{name}.csv"
+
+    def image(self, name: str) -> Path:
+        """A chart drawn as a PNG for the post-mortem."""
+        return self.path / f"postmortem-{name}.png"
+
+    def message(self, message_id: str) -> Path:
+        return self.outbox / f"{Path(message_id).name}.json"
+
+    def messages(self) -> list[Path]:
+        return sorted(self.outbox.glob("*.json")) if self.outbox.is_dir() and not self.outbox.is_symlink() else []
+
+    def files(self) -> Iterator[Path]:
+        """Every regular file of the run (links and special files are not the run's)."""
+        return (p for p in self.path.rglob("*") if regular(p))
 
 MAX_JSON = 64 << 20  # a record, summary or manifest read back; real ones are a few KiB to a few MiB
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)

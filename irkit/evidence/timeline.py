@@ -15,14 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from irkit.evidence import RUN, Trust, read_json, trust
 from irkit.evidence import records as R
-from irkit.evidence.rundir import regular
+from irkit.evidence.manifest import Trust, trust
+from irkit.evidence.rundir import RunDir, read_json, regular
 from irkit.rules.timeline import Event, merge
 
-__all__ = ["OUTBOX", "incident_events", "incident_runs", "left_out"]
-
-OUTBOX = "outbox"
+__all__ = ["incident_events", "incident_runs", "left_out"]
 _DEPLOY_HORIZON_HOURS = 24  # deploys older than this before the onset are history, not this incident's
 
 
@@ -30,7 +28,7 @@ def _candidates(run_dir: Path) -> list[Path]:
     """This run and the directories beside it with a run.json (real directories, not links), oldest first."""
     parent = run_dir.parent
     drill = _drill(run_dir)
-    runs = [p for p in parent.iterdir() if not p.is_symlink() and p.is_dir() and regular(p / RUN)
+    runs = [p for p in parent.iterdir() if not p.is_symlink() and p.is_dir() and regular(RunDir(p).run_json)
             and p.name <= run_dir.name and _drill(p) == drill] if parent.is_dir() else []
     if run_dir not in runs and run_dir.is_dir():  # this run counts even without run.json (a notebook's own dir)
         runs.append(run_dir)
@@ -52,7 +50,7 @@ def left_out(run_dir: Path) -> list[tuple[Path, Trust]]:
 
 
 def _drill(run: Path) -> Any:
-    meta = read_json(run / RUN)
+    meta = read_json(RunDir(run).run_json)
     return meta.get("drill") if isinstance(meta, dict) else None
 
 
@@ -68,17 +66,18 @@ def _time(value: Any) -> datetime | None:
 
 def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
     records = R.RunRecords(run)
-    meta = read_json(run / RUN) or {}
-    link = lambda phase: f"{run.name}/phase-{phase}.json"  # noqa: E731 -- a short local name for a path
+    files = RunDir(run)
+    meta = read_json(files.run_json) or {}
+    link = files.phase_link
     started = _time(meta.get("started_at"))
     if started:
         phases = meta.get("phases") or []
         yield Event(started, "responder", "run", f"irkit run {run.name} (phases {','.join(map(str, phases))})",
-                    f"{run.name}/run.json")
+                    f"{run.name}/{files.run_json.name}")
     alert = meta.get("alert")
     if isinstance(alert, dict) and _time(alert.get("startsAt")):
         yield Event(_time(alert["startsAt"]), "alertmanager", "alert",  # type: ignore[arg-type]
-                    f"alert {alert.get('name', '?')} fired", f"{run.name}/run.json")
+                    f"alert {alert.get('name', '?')} fired", f"{run.name}/{files.run_json.name}")
     onset = records.get(R.INCIDENT_START)
     if onset:
         yield Event(onset, "prometheus", "onset", "error ratio crossed error_ratio_moderate", link(1))
@@ -143,12 +142,13 @@ def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
         text = "recovery validated (phase 4)" if verdict.recovered else \
             f"not recovered: {'; '.join((list(verdict.failed) + list(verdict.unmeasured))[:2]) or 'unknown'}"
         yield Event(_time(p4["finished_at"]), "irkit", kind, text, link(4))  # type: ignore[arg-type]
-    for message in sorted((run / OUTBOX).glob("*.json")) if (run / OUTBOX).is_dir() else []:
+    for message in files.messages():
         data = read_json(message)
         if isinstance(data, dict) and _time(data.get("created_at")):
             state = data.get("status", "outbox")
             yield Event(_time(data["created_at"]), "comms", "message",  # type: ignore[arg-type]
-                        f"{data.get('kind')} via {data.get('channel')}: {state}", f"{run.name}/{OUTBOX}/{message.name}")
+                        f"{data.get('kind')} via {data.get('channel')}: {state}",
+                        f"{run.name}/{message.relative_to(run)}")
 
 
 def _marked(events: Iterable[Event], run: Path, current: Path) -> Iterable[Event]:
@@ -166,9 +166,9 @@ def incident_events(run_dir: Path) -> list[Event]:
     runs = incident_runs(run_dir)
     onsets = [o for run in runs if (o := R.RunRecords(run).get(R.INCIDENT_START))]
     first_onset = min(onsets) if onsets else None  # deploys are weighed against the incident's first onset
-    refused = [Event(_time(read_json(run / RUN).get("started_at")) or datetime.now(UTC), "irkit", "tampered",
+    refused = [Event(_time((read_json(RunDir(run).run_json) or {}).get("started_at")) or datetime.now(UTC),
+                     "irkit", "tampered",
                      f"run {run.name} {found.describe()}: its records are left out; check it with irkit verify",
-                     f"{run.name}/manifest.json") for run, found in left_out(run_dir)
-               if isinstance(read_json(run / RUN), dict)]
+                     f"{run.name}/{RunDir(run).manifest.name}") for run, found in left_out(run_dir)]
     return merge([*refused, *(event for run in runs for event in _marked(_run_events(run, first_onset), run,
                                                                              run_dir))])

@@ -224,7 +224,7 @@ def assessment(inc: Incident) -> Assessment:
     assessed at its peak, and said to be resolved, with when.
     """
     cfg = inc.config
-    thresholds = Thresholds(cfg.error_ratio_high, cfg.error_ratio_moderate, cfg.latency_p95_slow_seconds)
+    thresholds = Thresholds.from_config(cfg)
     detected = inc.current(R.INCIDENT_START) or inc.started_at
     now = classify(_signals(inc), thresholds, detected_at=detected)
     result = now

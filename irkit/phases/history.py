@@ -61,7 +61,7 @@ def cross_layer(inc: Incident, window_minutes: int = 120) -> charts.Chart:
         deploys=pd.DataFrame(list(deploys.values())) if deploys else None, incident_start=onset,
         moderate=cfg.error_ratio_moderate, high=cfg.error_ratio_high, slow_seconds=cfg.latency_p95_slow_seconds,
         label=cfg.prom_service_label)
-    return chart.with_data(*[f"data/phase{inc.phase}-{name}.csv" for name in ("error-ratio", "latency-p95")
+    return chart.with_data(*[inc.files.data_file(inc.phase, name) for name in ("error-ratio", "latency-p95")
                              if name in inc.frames])
 
 

@@ -10,6 +10,7 @@ so one dead dependency never stops the rest of the playbook.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import threading
 import time
@@ -26,7 +27,7 @@ from irkit.display.views import Note, shown  # re-exported: phases and notebooks
 from irkit.errors import ConfigError, IrkitError, KubernetesError, PostgresError, PrometheusError, SourceError
 from irkit.evidence import records
 from irkit.evidence.records import Key, RunRecords, Unavailable
-from irkit.evidence.rundir import make_dir, read_json, write_json, write_text
+from irkit.evidence.rundir import RunDir, make_dir, read_json, write_json, write_text
 
 __all__ = ["Incident", "Note", "Unavailable", "jsonable", "open_incident", "shown"]
 
@@ -68,6 +69,7 @@ class Incident:
         self.id = incident_id
         self.phase = phase
         self.run_dir = run_dir
+        self.files = RunDir(run_dir)  # the name of each of the run's files
         self.config = config
         self.started_at = datetime.now(UTC)
         self.records: dict[str, Any] = {}
@@ -193,7 +195,7 @@ class Incident:
         Charts show downsampled series so a notebook's size does not grow with the
         incident's length; this file keeps every point beside them.
         """
-        relative = f"data/phase{self.phase}-{name}.csv"
+        relative = self.files.data_file(self.phase, name)
         path = self.run_dir / relative
         make_dir(path.parent)
         write_text(path, frame.to_csv())
@@ -204,9 +206,9 @@ class Incident:
         """What an earlier phase of this run recorded as ``key`` (by default the phase that records it), typed."""
         return self.run.get(key, phase)
 
-    @property
+    @functools.cached_property
     def run(self) -> RunRecords:
-        """Every phase's records of this run, read back typed."""
+        """Every phase's records of this run, read back typed; each earlier phase's file is read once."""
         return RunRecords(self.run_dir)
 
     def finish(self) -> dict[str, Any]:
@@ -215,13 +217,15 @@ class Incident:
         return self._flush(finished=True)
 
     def _flush(self, finished: bool = False) -> dict[str, Any]:
-        path = self.run_dir / f"phase-{self.phase}.json"
+        path = self.files.phase_json(self.phase)
         previous = read_json(path) or {}
         data = {"schema_version": records.SCHEMA_VERSION, "incident": self.id, "phase": self.phase,
                 "started_at": self.started_at.isoformat(),
                 "finished_at": datetime.now(UTC).isoformat() if finished else previous.get("finished_at"),
                 "records": self.records, "problems": self.problems}
         write_json(path, data)
+        if "run" in self.__dict__:  # the cached reader must not answer this phase from before this write
+            self.run.forget(self.phase)
         return data
 
     def __repr__(self) -> str:
@@ -251,7 +255,7 @@ def open_incident(incident_id: str, phase: int, run_dir: str = "", config_path: 
         raise ConfigError(f"{exc} (in a notebook: edit config_path in the parameters cell, or set IRKIT_CONFIG "
                           "before starting JupyterLab)") from exc
     directory = Path(run_dir) if run_dir else Path("outputs") / incident_id / "interactive"
-    if (directory / "manifest.json").exists():
+    if RunDir(directory).manifest.exists():
         # A sealed run is evidence: re-running its notebook ("Run All" in JupyterLab) writes a new run beside it.
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         directory = directory.parent / f"interactive-{stamp}-from-{directory.name}"

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from irkit.config import Config
-from irkit.evidence import lockhistory
+from irkit.evidence import lockhistory, rundir
 from irkit.lab.postgres import PostgresLab
 from irkit.rules.locks import episodes
 
@@ -23,8 +23,8 @@ def _wait_for(predicate, seconds: float = 20.0) -> None:
 def test_the_sampler_records_a_root_appearing_its_queue_and_its_clearing(pg_lab: PostgresLab, cfg: Config,
                                                                         tmp_path: Path):
     def taken() -> list[dict]:
-        data = json.loads((tmp_path / lockhistory.LOCK_HISTORY).read_text()) \
-            if (tmp_path / lockhistory.LOCK_HISTORY).exists() else {"samples": []}
+        data = json.loads((tmp_path / rundir.LOCK_HISTORY).read_text()) \
+            if (tmp_path / rundir.LOCK_HISTORY).exists() else {"samples": []}
         return data["samples"]
 
     with lockhistory.LockSampler(cfg, tmp_path, interval=0.1) as sampler:

@@ -19,8 +19,8 @@ import s3fs
 
 from irkit.config import Config
 from irkit.evidence.remote import Remote
-from irkit.lab.s3 import S3Lab
-from tests.evidence.test_evidence import IRKIT
+from tests.evidence.test_manifest import IRKIT
+from tests.support.s3 import S3Lab
 
 BUCKET = "irkit-evidence"
 

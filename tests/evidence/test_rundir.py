@@ -15,7 +15,7 @@ import pytest
 from irkit import evidence
 from irkit.errors import ConfigError
 from irkit.evidence import rundir
-from tests.evidence.test_evidence import _cli, _run_dir
+from tests.evidence.test_manifest import _cli, _run_dir
 
 VICTIM = "the file a planted link points at\n"
 
@@ -74,6 +74,7 @@ def test_sealed_evidence_is_the_owners_alone_or_its_groups_to_read(tmp_path: Pat
         rundir.harden(run_dir, "no-such-group-here")
 
 
+@pytest.mark.slow  # irkit in a subprocess
 @pytest.mark.timeout(60)
 def test_seal_writes_nothing_through_planted_links_and_names_them(tmp_path: Path, victim: Path):
     run_dir = _run_dir(tmp_path, phases=(1, 2), finished=(1,))
@@ -90,6 +91,7 @@ def test_seal_writes_nothing_through_planted_links_and_names_them(tmp_path: Path
     assert stat.S_IMODE((run_dir / "summary.json").stat().st_mode) == 0o600
 
 
+@pytest.mark.slow  # irkit in a subprocess
 def test_send_refuses_to_re_sign_evidence_that_was_changed_after_sealing(tmp_path: Path):
     run_dir = _run_dir(tmp_path)
     key = {"IRKIT_EVIDENCE_KEY": "k" * 32}
@@ -105,6 +107,7 @@ def test_send_refuses_to_re_sign_evidence_that_was_changed_after_sealing(tmp_pat
     assert checked.returncode == 1 and "changed: phase-1.json" in checked.stdout
 
 
+@pytest.mark.slow  # irkit in a subprocess
 def test_send_writes_its_outbox_and_manifest_around_planted_links(tmp_path: Path, victim: Path):
     run_dir = _run_dir(tmp_path)
     (run_dir / "outbox").mkdir()

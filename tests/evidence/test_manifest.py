@@ -1,4 +1,5 @@
-"""Evidence a reviewer can trust: verify's blind spots, signed manifests, unfinished runs sealed later."""
+"""Evidence a reviewer can trust: the manifest and its signature, verify's blind spots, unfinished runs sealed
+later, and what a viewer leaves behind."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from irkit import evidence, runner
+from irkit import evidence
 from irkit.rules.severity import Signals, classify
 
 IRKIT = str(Path(sys.executable).parent / "irkit")
+
+
 SEV2 = classify(Signals(error_ratio=0.12, latency_p95_seconds=0.2), detected_at=datetime(2026, 11, 30, tzinfo=UTC))
 
 
@@ -39,6 +42,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
                           env={**os.environ, **(env or {})})
 
 
+@pytest.mark.slow  # irkit in a subprocess
 def test_verify_reports_symlinks_fifos_and_directories_it_was_not_sealed_with(tmp_path: Path):
     run_dir = _run_dir(tmp_path)
     evidence.write_manifest(run_dir)
@@ -52,6 +56,7 @@ def test_verify_reports_symlinks_fifos_and_directories_it_was_not_sealed_with(tm
     assert result.returncode == 1 and "unexpected: link.csv (symlink)" in result.stdout
 
 
+@pytest.mark.slow  # irkit in a subprocess
 def test_a_signed_manifest_catches_a_resealed_edit(tmp_path: Path):
     run_dir = _run_dir(tmp_path)
     key = {"IRKIT_EVIDENCE_KEY": "k" * 32}
@@ -76,6 +81,7 @@ def test_a_signed_manifest_catches_a_resealed_edit(tmp_path: Path):
     assert result.returncode == 1 and "signature does not match" in result.stdout
 
 
+@pytest.mark.slow  # irkit in a subprocess
 def test_an_unfinished_run_says_how_far_it_got_and_seal_makes_it_verifiable(tmp_path: Path):
     run_dir = _run_dir(tmp_path, phases=(1, 2, 3, 4, 5), finished=(1, 2, 3))
     result = _cli("verify", str(run_dir))
@@ -93,6 +99,7 @@ def test_an_unfinished_run_says_how_far_it_got_and_seal_makes_it_verifiable(tmp_
     assert again.returncode == 2 and "sealed already" in again.stderr
 
 
+@pytest.mark.slow  # irkit in a subprocess
 @pytest.mark.parametrize(("manifest", "why"), [
     (b"\x00\xff not json", "is not an irkit manifest"),
     (b"{}", "is not an irkit manifest"),
@@ -108,6 +115,7 @@ def test_verify_refuses_a_manifest_that_is_not_one_in_one_line(tmp_path: Path, m
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow  # irkit in a subprocess
 def test_verify_and_seal_name_what_is_not_a_run_directory(tmp_path: Path):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("x")
@@ -118,16 +126,21 @@ def test_verify_and_seal_name_what_is_not_a_run_directory(tmp_path: Path):
             assert "run directory" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_the_run_schema_is_versioned(tmp_path: Path):
-    run_dir = _run_dir(tmp_path)
-    summary = runner.seal(run_dir).summary
-    assert summary["schema_version"] == evidence.SCHEMA_VERSION
-    assert json.loads((run_dir / "run.json").read_text())["schema_version"] == evidence.SCHEMA_VERSION
+def _sealed(tmp_path: Path) -> Path:
+    run_dir = tmp_path / "INC-1" / "20261130T000000Z"
+    run_dir.mkdir(parents=True)
+    evidence.write_json(run_dir / "phase-1.json", {"finished_at": "2026-11-30T00:00:01+00:00", "records": {}})
+    (run_dir / "01-detect-and-assess.ipynb").write_text("{}")
+    evidence.write_manifest(run_dir)
+    return run_dir
 
 
-def test_a_record_edited_into_nonsense_reads_as_absent_not_as_a_crash(tmp_path: Path):
-    run_dir = _run_dir(tmp_path)
-    evidence.write_json(run_dir / "phase-1.json", {"finished_at": "2026-11-30T00:00:02+00:00", "records": {
-        "severity": {"name": "SEV-4"}, "findings": [{"kind": "no-such-kind"}, "x"], "real": "yes"}})
-    summary = runner.seal(run_dir).summary
-    assert summary["severity"] is None and summary["findings"] == [] and summary["real"] is None
+def test_checkpoints_a_viewer_leaves_are_not_a_change_but_an_edit_still_is(tmp_path: Path):
+    run_dir = _sealed(tmp_path)
+    checkpoints = run_dir / ".ipynb_checkpoints"
+    checkpoints.mkdir()
+    (checkpoints / "01-detect-and-assess-checkpoint.ipynb").write_text("{}")
+    assert not any(evidence.verify(run_dir).values())
+    (run_dir / "01-detect-and-assess.ipynb").write_text('{"edited": true}')
+    assert evidence.verify(run_dir)["changed"] == ["01-detect-and-assess.ipynb"]
+
