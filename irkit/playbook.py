@@ -1,8 +1,13 @@
-"""The playbook's phases, one module per notebook, and :data:`PHASES`, the one table of them.
+"""The playbook as tables, pure data on the ground floor: its phases (:data:`PHASES`) and the mitigation actions
+of its section 3.1 (:data:`ACTIONS`).
 
-The runner, the post-mortem, the notebook generator and the docs all read the table:
-each phase's number, notebook, module, title, the earlier phases whose records it reads,
-and the ones that must have succeeded for it to run at all.
+The runner, the run directory, the post-mortem, the notebook generator and the docs read the phase table: each
+phase's number, notebook, module (``irkit.phases.<module>``, one function per cell), title, the earlier phases
+whose records it reads, and the ones that must have succeeded for it to run at all.
+
+The configuration's ``allowed_actions``, the plan's actions, the scenario checks, the table in docs/actions.md and the
+backend that carries each action out (``irkit.actions``, one per system) all read the action table: adding an
+action is one row here and its methods in its system's backend.
 """
 
 from __future__ import annotations
@@ -10,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NOTEBOOK_DIR", "PHASES", "Phase", "phase"]
+__all__ = ["ACTIONS", "NOTEBOOK_DIR", "NUMBERS", "PHASES", "SYSTEMS", "ActionSpec", "Phase", "phase"]
 
-NOTEBOOK_DIR = Path(__file__).parent.parent / "notebooks"
+NOTEBOOK_DIR = Path(__file__).parent / "notebooks"
 
 
 @dataclass(frozen=True)
@@ -42,3 +47,40 @@ PHASES: tuple[Phase, ...] = (
 def phase(number: int) -> Phase:
     """The phase numbered ``number`` (1 to 5)."""
     return PHASES[number - 1]
+
+
+NUMBERS = tuple(p.number for p in PHASES)
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One mitigation action: its ``name`` (a kubectl-like verb), the ``system`` it changes (its backend), how
+    it is carried out (``through``) and what undoes it (``undo``; ``undoable`` False: nothing can be restored)."""
+
+    name: str
+    system: str
+    through: str
+    undo: str
+    undoable: bool
+
+
+SYSTEMS = ("kubernetes", "postgresql", "http", "redis")
+ACTIONS: dict[str, ActionSpec] = {a.name: a for a in (
+    ActionSpec("terminate-backend", "postgresql", "`pg_terminate_backend` on `pg_action_dsn`", "none possible", False),
+    ActionSpec("cancel-query", "postgresql", "`pg_cancel_backend` on `pg_action_dsn`", "none possible", False),
+    ActionSpec("terminate-idle", "postgresql", "`pg_terminate_backend` of each idle session of the application",
+               "none possible", False),
+    ActionSpec("rollout-undo", "kubernetes", "JSON patch of the Deployment with the previous ReplicaSet's template, "
+               "as `kubectl rollout undo`", "roll back to the revision it replaced", True),
+    ActionSpec("raise-memory-limit", "kubernetes", "strategic merge patch of the container's limit (from its current "
+               "limit × `memory_limit_factor`)", "the old limit", True),
+    ActionSpec("delete-pod", "kubernetes", "DELETE (its controller makes it again)", "none needed", False),
+    ActionSpec("rollout-restart", "kubernetes", "the `kubectl.kubernetes.io/restartedAt` annotation", "none needed",
+               False),
+    ActionSpec("set-env", "kubernetes", "strategic merge patch of every container's `env`",
+               "the old value, or the variable removed", True),
+    ActionSpec("enable-circuit-breaker", "http", "HTTP POST to `circuit_breaker_url`",
+               "POST to `circuit_breaker_off_url`", True),
+    ActionSpec("scale", "kubernetes", "the `scale` subresource", "the old replica count", True),
+    ActionSpec("flushdb", "redis", "Redis `FLUSHDB` on `redis_url`'s database", "`RESTORE` of the snapshot", True),
+)}

@@ -6,7 +6,7 @@
                                        is confirmed; then re-check, apply, and watch for the effect
     revert(step, systems, ...)         the step's undo, confirmed and checked the same way
 
-Guardrails come from ``[mitigation]`` in irkit.toml (README: Mitigation actions): the actions allowed
+Guardrails come from ``[mitigation]`` in irkit.toml (docs/actions.md): the actions allowed
 at all, the namespaces and workloads they may touch, replica bounds, how many database sessions one
 run may signal, superusers' sessions. A step a guardrail refuses is kept, shown and recorded with
 the guardrail's name and the key that changes it; it is never applied.
@@ -18,60 +18,25 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from irkit.actions.model import SYSTEMS, Confirmation, Outcome, Step, step_id
+from irkit import playbook
+from irkit.actions import kube, pg, service
+from irkit.actions.model import Backend, Confirmation, Outcome, Step, step_id
+from irkit.actions.systems import Systems
 from irkit.config import Config, redact
 from irkit.errors import ActionError, ConfirmationError, GuardrailError, IrkitError, SourceError
 from irkit.rules.names import belongs_to
 
 if TYPE_CHECKING:
     from irkit.rules.plan import Mitigation
-    from irkit.sources.k8s import Kube
-    from irkit.sources.pg import PgSession
 
-__all__ = ["ConfirmationError", "Confirmation", "Outcome", "Step", "Systems", "applying", "execute", "guardrails",
-           "held", "prepare", "revert", "step_id"]
+__all__ = ["BACKENDS", "ConfirmationError", "Confirmation", "Outcome", "Step", "Systems", "applying", "execute",
+           "guardrails", "held", "prepare", "revert", "step_id"]
 
-
-class Systems:
-    """The clients actions use, opened on first use and bounded by the configuration's timeouts."""
-
-    def __init__(self, config: Config, kube: Kube | None = None) -> None:
-        self.config = config
-        self._kube = kube
-        self._pg: PgSession | None = None
-        self._redis: Any = None
-        self.snapshots: dict[str, Any] = {}  # step id -> what its undo restores (FLUSHDB's keys)
-
-    @property
-    def kube(self) -> Kube:
-        if self._kube is None:
-            from irkit.sources import k8s
-            self._kube = k8s.connect(self.config)
-        return self._kube
-
-    @property
-    def pg(self) -> PgSession:
-        if self._pg is None:
-            if not self.config.pg_action_dsn:
-                raise ActionError("database actions need pg_action_dsn: a role with pg_signal_backend (README: "
-                                  "Mitigation actions); set IRKIT_PG_ACTION_DSN")
-            from irkit.sources.pg import PgSession
-            self._pg = PgSession(self.config, actions=True)
-        return self._pg
-
-    @property
-    def redis(self) -> Any:
-        if self._redis is None:
-            from irkit.actions import service
-            self._redis = service.redis_client(self.config)
-        return self._redis
-
-    def close(self) -> None:
-        for client in (self._pg, self._redis):
-            if client is not None:
-                client.close()
+# How each system's actions are carried out (irkit.playbook.SYSTEMS): one backend each.
+BACKENDS: dict[str, Backend] = {"kubernetes": kube.BACKEND, "postgresql": pg.BACKEND, "http": service.HTTP,
+                                "redis": service.REDIS}
 
 
 # --------------------------------------------------------------------------- guardrails
@@ -90,7 +55,7 @@ def guardrails(cfg: Config, m: Mitigation) -> list[str]:
                              "let irkit apply it")
     passed.append("allowed_actions")
     namespaces = cfg.allowed_namespaces or (cfg.namespace,)
-    if SYSTEMS.get(m.action) == "kubernetes":
+    if m.action in playbook.ACTIONS and playbook.ACTIONS[m.action].system == "kubernetes":
         if p.get("namespace") not in namespaces:
             raise GuardrailError(f"namespace {p.get('namespace')} is not in allowed_namespaces ({', '.join(namespaces)})"
                                  "; add it there to let irkit change it")
@@ -113,56 +78,21 @@ def guardrails(cfg: Config, m: Mitigation) -> list[str]:
 # --------------------------------------------------------------------------- prepare
 
 def _prepare_one(m: Mitigation, systems: Systems, incident: str, dry_run: bool) -> Step:
-    cfg = systems.config
-    system = SYSTEMS.get(m.action, "")
-    params: dict[str, Any] = dict(m.params)
-    base = Step(step_id(incident, m.action, m.target, m.params), m.action, m.target, system, m.why, m.command, params)
+    spec = playbook.ACTIONS.get(m.action)
+    base = Step("", m.action, m.target, spec.system if spec else "", m.why, m.command, dict(m.params))
     try:
-        passed = guardrails(cfg, m)
-        if system == "kubernetes":
-            from irkit.actions import kube
-            before, after, extra, undo, undo_command = kube.prepare(systems.kube, m.action, params)
-            step = replace(base, params={**params, **extra}, before=before, after=after, guardrails=tuple(passed),
-                           undo=undo, undo_command=undo_command)
-            if dry_run:  # the API server validates the change without storing it
-                kube.apply(systems.kube, step, dry=True)
-                step = replace(step, dry_run="accepted by the API server (dryRun=All): nothing was changed")
-            return step
-        if system == "postgresql":
-            from irkit.actions import pg
-            pg_before, pg_after, pg_extra, pg_undo = pg.prepare(systems.pg, cfg, m.action, params)
-            return replace(base, params={**params, **pg_extra}, before=pg_before, after=pg_after,
-                           guardrails=(*passed, "not irkit's own session, not a server process",
-                                       "terminate_superuser"),
-                           dry_run="PostgreSQL has no dry run: the session was read and will be re-checked (same "
-                                   "backend_start, same reason) before it is signalled", undo=pg_undo)
-        if system == "http":
-            url = str(params.get("url") or cfg.circuit_breaker_url)
-            return replace(base, params={**params, "url": url}, before={"circuit_breaker": "as it is"},
-                           after={"circuit_breaker": "enabled"}, guardrails=tuple(passed),
-                           dry_run="an HTTP POST has no dry run", undo="close the circuit breaker again",
-                           undo_command=_curl(cfg.circuit_breaker_off_url))
-        if system == "redis":
-            from irkit.actions import service
-            keys_before, keys_after = service.flush_prepare(systems.redis)
-            return replace(base, before=keys_before, after=keys_after, guardrails=tuple(passed),
-                           dry_run="Redis has no dry run", undo="restore the keys from the snapshot taken at apply "
-                                                                "(same session only)")
-        raise ActionError(f"irkit has no action {m.action}")
+        if spec is None:
+            raise ActionError(f"irkit has no action {m.action}")
+        passed = guardrails(systems.config, m)
+        return BACKENDS[spec.system].prepare(systems, replace(base, guardrails=tuple(passed)), dry_run)
     except GuardrailError as exc:
         return replace(base, refused=f"refused by guardrail: {exc}")
     except (ActionError, SourceError) as exc:
-        return replace(base, refused=f"cannot be applied: {redact(str(exc), cfg)}")
-
-
-def _curl(url: str) -> str:
-    from irkit.rules.plan import shell
-    return shell("curl", "-fsS", "-X", "POST", url)
+        return replace(base, refused=f"cannot be applied: {redact(str(exc), systems.config)}")
 
 
 def prepare(plan: Iterable[Mitigation], systems: Systems, incident: str, *, dry_run: bool = True) -> list[Step]:
     """The plan's mitigations as steps (see the module docstring), in the plan's order."""
-    from irkit.actions import pg
     steps: list[Step] = []
     signalled = 0
     for m in plan:
@@ -194,21 +124,12 @@ def _wait(check: Callable[[], tuple[bool, str]], bound: float, every: float = 0.
         time.sleep(every)
 
 
-def _state(systems: Systems, step: Step) -> dict[str, Any]:
+def _state(systems: Systems, step: Step) -> dict[str, object]:
     """The target's state now, as ``before`` was read (for the record of what changed)."""
     try:
-        if step.system == "kubernetes":
-            from irkit.actions import kube
-            return kube.prepare(systems.kube, step.action, dict(step.params))[0]
-        if step.system == "postgresql":
-            from irkit.actions import pg
-            session = pg._session(systems.pg, int(step.params["pid"])) if "pid" in step.params else None
-            return {"session": session or "gone"} if "pid" in step.params else {}
-        if step.system == "redis":
-            return {"keys": int(systems.redis.dbsize())}
+        return BACKENDS[step.system].state(systems, step)
     except (ActionError, SourceError) as exc:
         return {"unreadable": str(exc)}
-    return {}
 
 
 def held(step: Step, incident: str, enabled: bool, confirmation: Confirmation | None) -> str:
@@ -244,25 +165,10 @@ def execute(step: Step, systems: Systems, *, incident: str, enabled: bool = Fals
                        started_at=started.isoformat())
     assert confirmation is not None
     before = _state(systems, step)
+    backend = BACKENDS[step.system]
     try:
-        if step.system == "kubernetes":
-            from irkit.actions import kube
-            kube.apply(systems.kube, step, dry=False)
-            ok, detail = _wait(lambda: kube.verify(systems.kube, step), cfg.action_timeout)
-        elif step.system == "postgresql":
-            from irkit.actions import pg
-            pg.apply(systems.pg, cfg, step)
-            ok, detail = _wait(lambda: pg.verify(systems.pg, step), cfg.action_timeout)
-        elif step.system == "http":
-            from irkit.actions import service
-            answer = service.post(cfg, str(step.params["url"]))
-            ok, detail = True, f"HTTP {answer['status']}"
-        elif step.system == "redis":
-            from irkit.actions import service
-            systems.snapshots[step.id] = service.flush(systems.redis)
-            ok, detail = service.verify_flush(systems.redis, step)
-        else:
-            raise ActionError(f"irkit has no action {step.action}")
+        answer = backend.apply(systems, step)
+        ok, detail = _wait(lambda: backend.verify(systems, step, answer), cfg.action_timeout)
     except IrkitError as exc:
         return Outcome(step.id, step.action, "failed", f"not applied: {redact(str(exc), cfg)}", before, before,
                        confirmation.as_dict(), started.isoformat(), round(time.monotonic() - t0, 2))
@@ -281,21 +187,10 @@ def revert(step: Step, systems: Systems, *, incident: str, enabled: bool = False
         return Outcome(step.id, f"undo {step.action}", "dry-run" if not held_by.startswith("refused") else "refused",
                        held_by, started_at=started.isoformat())
     assert confirmation is not None
+    backend = BACKENDS[step.system]
     try:
-        if step.system == "kubernetes":
-            from irkit.actions import kube
-            kube.undo(systems.kube, step)
-            ok, detail = _wait(lambda: kube.verify_undo(systems.kube, step), cfg.action_timeout)
-        elif step.system == "http":
-            from irkit.actions import service
-            answer = service.post(cfg, cfg.circuit_breaker_off_url)
-            ok, detail = True, f"HTTP {answer['status']}"
-        elif step.system == "redis" and step.id in systems.snapshots:
-            from irkit.actions import service
-            count = service.restore(systems.redis, systems.snapshots.pop(step.id))
-            ok, detail = True, f"{count} keys restored"
-        else:
-            raise ActionError(f"{step.action} has no undo: {step.undo or 'nothing to restore'}")
+        answer = backend.undo(systems, step)
+        ok, detail = _wait(lambda: backend.verify_undo(systems, step, answer), cfg.action_timeout)
     except IrkitError as exc:
         return Outcome(step.id, f"undo {step.action}", "undo-failed", redact(str(exc), cfg),
                        confirmation=confirmation.as_dict(), started_at=started.isoformat(),

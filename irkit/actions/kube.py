@@ -1,7 +1,8 @@
-"""Kubernetes actions through the official client: scale, rollout undo and restart, set env, raise a memory
-limit, delete a pod. Each reads the object first (``before``), changes it the way kubectl does (a rollback
-copies the old ReplicaSet's template into the Deployment with a JSON patch), can send the change with
-server-side dry run (``dryRun=All``), and checks its effect on the Deployment's status.
+"""The Kubernetes backend: scale, rollout undo and restart, set env, raise a memory limit, delete a pod, through
+the official client. Each action (a :class:`KubeAction`, one row of :data:`ACTIONS`) reads the object first
+(``before``), changes it the way kubectl does (a rollback copies the old ReplicaSet's template into the
+Deployment with a JSON patch), is sent with server-side dry run (``dryRun=All``) when prepared, and is checked
+for its effect on the Deployment's status. Adding a Kubernetes action is one class here and its row.
 """
 
 from __future__ import annotations
@@ -9,14 +10,18 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from irkit.actions.model import Step
 from irkit.errors import ActionError, StaleTargetError
 from irkit.rules.plan import shell
 from irkit.sources.k8s import Kube
 
-__all__ = ["apply", "prepare", "undo", "verify", "verify_undo"]
+if TYPE_CHECKING:
+    from irkit.actions.systems import Systems
+
+__all__ = ["ACTIONS", "BACKEND", "DeletePod", "KubeAction", "KubeBackend", "RaiseMemoryLimit", "RolloutRestart",
+           "RolloutUndo", "Scale", "SetEnv"]
 
 Prepared = tuple[dict[str, Any], dict[str, Any], dict[str, Any], str, str]  # before, after, params, undo, undo cmd
 _RESTARTED = "kubectl.kubernetes.io/restartedAt"
@@ -52,69 +57,6 @@ def _revisions(kube: Kube, ns: str, dep: dict[str, Any]) -> list[tuple[int, dict
 
 def _images(template: dict[str, Any]) -> list[str]:
     return [c.get("image", "") for c in template["spec"]["containers"]]
-
-
-def prepare(kube: Kube, action: str, params: dict[str, Any]) -> Prepared:
-    ns = params["namespace"]
-    if action == "delete-pod":
-        pod = _plain(kube, kube.call(f"get pod {params['pod']}", kube.core.read_namespaced_pod, params["pod"], ns))
-        owners = pod["metadata"].get("ownerReferences") or []
-        ready = all(s.get("ready") for s in pod.get("status", {}).get("containerStatuses") or [])
-        before = {"pod": params["pod"], "uid": pod["metadata"]["uid"], "phase": pod["status"].get("phase"),
-                  "ready": ready, "owner": f"{owners[0]['kind']}/{owners[0]['name']}" if owners else None}
-        if not owners:
-            raise ActionError(f"pod {params['pod']} has no controller: deleting it would not bring it back")
-        return (before, {"pod": params["pod"], "uid": "a new pod from its controller"}, {"uid": before["uid"]},
-                "none needed: its controller makes the pod again", "")
-    dep = _deployment(kube, ns, params["deployment"])
-    name = params["deployment"]
-    if action == "scale":
-        old, new = int(dep["spec"].get("replicas", 1)), int(params["replicas"])
-        return ({"replicas": old}, {"replicas": new}, {"from_replicas": old}, f"scale back to {old} replicas",
-                shell("kubectl", "scale", f"deployment/{name}", f"--replicas={old}", "-n", ns))
-    if action == "rollout-undo":
-        history = _revisions(kube, ns, dep)
-        current = int(dep["metadata"].get("annotations", {}).get(_REVISION, 0))
-        wanted = params.get("to_revision")
-        older = [pair for pair in history if (pair[0] == int(wanted) if wanted else pair[0] < current)]
-        if not older:
-            raise ActionError(f"deployment {name} has no {'revision ' + str(wanted) if wanted else 'earlier revision'}"
-                              " to roll back to (kubectl rollout history shows its revisions)")
-        revision, rs = older[-1]
-        now = next((r for n, r in history if n == current), None)
-        before = {"revision": current, "images": _images(dep["spec"]["template"]),
-                  "replicaset": now["metadata"]["name"] if now else None}
-        after = {"revision": revision, "images": _images(rs["spec"]["template"]), "replicaset": rs["metadata"]["name"]}
-        return (before, after, {"to_replicaset": rs["metadata"]["name"], "from_revision": current},
-                f"roll back to revision {current} ({', '.join(before['images'])})",
-                shell("kubectl", "rollout", "undo", f"deployment/{name}", f"--to-revision={current}", "-n", ns))
-    if action == "set-env":
-        var, _, value = str(params["env"]).partition("=")
-        was: dict[str, Any] = {c["name"]: next((e.get("value") for e in c.get("env") or [] if e["name"] == var), None)
-                               for c in _containers(dep)}
-        env_before: dict[str, Any] = {c: {var: v} for c, v in was.items()}
-        env_after: dict[str, Any] = {c: {var: value} for c in was}
-        olds = set(was.values())
-        restore = (f"{var}-" if olds == {None} else f"{var}={next(iter(olds))}") if len(olds) == 1 else ""
-        return (env_before, env_after, {"var": var, "value": value, "old": was},
-                f"set {var} back to {'unset' if olds == {None} else was}",
-                shell("kubectl", "set", "env", f"deployment/{name}", restore, "-n", ns) if restore else "")
-    if action == "raise-memory-limit":
-        if not params.get("memory"):
-            raise ActionError(f"the memory limit of deployment {name} is not known: raise it by hand")
-        target = params.get("container") or _containers(dep)[0]["name"]
-        container = next((c for c in _containers(dep) if c["name"] == target), None)
-        if container is None:
-            raise ActionError(f"deployment {name} has no container {target}")
-        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
-        return ({target: {"memory": limit}}, {target: {"memory": params["memory"]}},
-                {"container": target, "old_memory": limit}, f"set the memory limit back to {limit}",
-                shell("kubectl", "set", "resources", f"deployment/{name}", "-n", ns, "-c", target,
-                      f"--limits=memory={limit}") if limit else "")
-    if action == "rollout-restart":
-        stamp = (dep["spec"]["template"].get("metadata") or {}).get("annotations", {}).get(_RESTARTED)
-        return ({_RESTARTED: stamp}, {_RESTARTED: "now"}, {}, "none needed: a restart changes no setting", "")
-    raise ActionError(f"{action} is not a Kubernetes action")
 
 
 def _env_patch(step: Step, values: dict[str, str | None]) -> dict[str, Any]:
@@ -154,29 +96,6 @@ def _rollback(kube: Kube, step: Step, replicaset: str, dry: bool) -> dict[str, A
                                {"op": "replace", "path": "/metadata/annotations", "value": annotations}], dry)
 
 
-def apply(kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
-    """Make the change (``dry``: sent with dryRun=All, nothing stored); the API server's answer."""
-    p, ns = step.params, step.params["namespace"]
-    if step.action == "delete-pod":
-        return _plain(kube, kube.call(f"delete pod {p['pod']}", kube.core.delete_namespaced_pod, p["pod"], ns,
-                                      **({"dry_run": "All"} if dry else {})))
-    if step.action == "scale":
-        return _plain(kube, kube.call(f"scale deployment {p['deployment']}",
-                                      kube.apps.patch_namespaced_deployment_scale, p["deployment"], ns,
-                                      {"spec": {"replicas": int(p["replicas"])}},
-                                      **({"dry_run": "All"} if dry else {})))
-    if step.action == "rollout-undo":
-        return _rollback(kube, step, p["to_replicaset"], dry)
-    if step.action == "set-env":
-        return _patch(kube, step, _env_patch(step, {c: p["value"] for c in p["old"]}), dry)
-    if step.action == "raise-memory-limit":
-        return _patch(kube, step, _memory_patch(p["container"], p["memory"]), dry)
-    if step.action == "rollout-restart":
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return _patch(kube, step, {"spec": {"template": {"metadata": {"annotations": {_RESTARTED: stamp}}}}}, dry)
-    raise ActionError(f"{step.action} is not a Kubernetes action")
-
-
 def _rolled_out(dep: dict[str, Any]) -> tuple[bool, str]:
     """Whether the Deployment's controller has caught up and every replica is available."""
     spec, status = dep["spec"], dep.get("status") or {}
@@ -187,59 +106,236 @@ def _rolled_out(dep: dict[str, Any]) -> tuple[bool, str]:
     return ok, f"{available}/{want} available, {updated} updated" + ("" if caught_up else ", rollout not observed yet")
 
 
-def verify(kube: Kube, step: Step) -> tuple[bool, str]:
-    """Whether the change has its effect now: the pods are back or the rollout is complete with the new values."""
-    p, ns = step.params, step.params["namespace"]
-    if step.action == "delete-pod":
-        listing = kube.call("list pods", kube.core.list_namespaced_pod, ns, field_selector=f"metadata.name={p['pod']}")
+
+class KubeAction:
+    """One Kubernetes action: how it is prepared, applied (``dry``: dryRun=All), checked, undone."""
+
+    def prepare(self, kube: Kube, params: dict[str, Any]) -> Prepared:
+        raise NotImplementedError
+
+    def apply(self, kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def verify(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        """Whether the change has its effect now: by default, the Deployment's rollout is complete."""
+        return _rolled_out(_deployment(kube, step.params["namespace"], step.params["deployment"]))
+
+    def undo(self, kube: Kube, step: Step) -> dict[str, Any]:
+        raise ActionError(f"{step.action} has no undo: {step.undo or 'nothing to restore'}")
+
+    def verify_undo(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        return self.verify(kube, step)
+
+
+class DeletePod(KubeAction):
+    def prepare(self, kube: Kube, params: dict[str, Any]) -> Prepared:
+        ns = params["namespace"]
+        pod = _plain(kube, kube.call(f"get pod {params['pod']}", kube.core.read_namespaced_pod, params["pod"], ns))
+        owners = pod["metadata"].get("ownerReferences") or []
+        ready = all(s.get("ready") for s in pod.get("status", {}).get("containerStatuses") or [])
+        before = {"pod": params["pod"], "uid": pod["metadata"]["uid"], "phase": pod["status"].get("phase"),
+                  "ready": ready, "owner": f"{owners[0]['kind']}/{owners[0]['name']}" if owners else None}
+        if not owners:
+            raise ActionError(f"pod {params['pod']} has no controller: deleting it would not bring it back")
+        return (before, {"pod": params["pod"], "uid": "a new pod from its controller"}, {"uid": before["uid"]},
+                "none needed: its controller makes the pod again", "")
+
+    def apply(self, kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
+        p = step.params
+        return _plain(kube, kube.call(f"delete pod {p['pod']}", kube.core.delete_namespaced_pod, p["pod"],
+                                      p["namespace"], **({"dry_run": "All"} if dry else {})))
+
+    def verify(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        p = step.params
+        listing = kube.call("list pods", kube.core.list_namespaced_pod, p["namespace"],
+                            field_selector=f"metadata.name={p['pod']}")
         same = [pod for pod in listing.items if pod.metadata.uid == p["uid"]]
         return (not same, "the pod was replaced" if not same else "the old pod is still there")
-    dep = _deployment(kube, ns, p["deployment"])
-    ok, detail = _rolled_out(dep)
-    if step.action == "rollout-undo":
+
+
+class Scale(KubeAction):
+    def prepare(self, kube: Kube, params: dict[str, Any]) -> Prepared:
+        ns, name = params["namespace"], params["deployment"]
+        old, new = int(_deployment(kube, ns, name)["spec"].get("replicas", 1)), int(params["replicas"])
+        return ({"replicas": old}, {"replicas": new}, {"from_replicas": old}, f"scale back to {old} replicas",
+                shell("kubectl", "scale", f"deployment/{name}", f"--replicas={old}", "-n", ns))
+
+    def apply(self, kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
+        p = step.params
+        return _plain(kube, kube.call(f"scale deployment {p['deployment']}",
+                                      kube.apps.patch_namespaced_deployment_scale, p["deployment"], p["namespace"],
+                                      {"spec": {"replicas": int(p["replicas"])}},
+                                      **({"dry_run": "All"} if dry else {})))
+
+    def verify(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        return self._replicas(kube, step, int(step.params["replicas"]))
+
+    def undo(self, kube: Kube, step: Step) -> dict[str, Any]:
+        return self.apply(kube, replace(step, params={**step.params, "replicas": step.params["from_replicas"]}),
+                          dry=False)
+
+    def verify_undo(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        return self._replicas(kube, step, int(step.params["from_replicas"]))
+
+    @staticmethod
+    def _replicas(kube: Kube, step: Step, wanted: int) -> tuple[bool, str]:
+        dep = _deployment(kube, step.params["namespace"], step.params["deployment"])
+        if int(dep["spec"].get("replicas", 0)) != wanted:
+            return False, f"spec.replicas is {dep['spec'].get('replicas')}"
+        return _rolled_out(dep)
+
+
+class RolloutUndo(KubeAction):
+    def prepare(self, kube: Kube, params: dict[str, Any]) -> Prepared:
+        ns, name = params["namespace"], params["deployment"]
+        dep = _deployment(kube, ns, name)
+        history = _revisions(kube, ns, dep)
+        current = int(dep["metadata"].get("annotations", {}).get(_REVISION, 0))
+        wanted = params.get("to_revision")
+        older = [pair for pair in history if (pair[0] == int(wanted) if wanted else pair[0] < current)]
+        if not older:
+            raise ActionError(f"deployment {name} has no {'revision ' + str(wanted) if wanted else 'earlier revision'}"
+                              " to roll back to (kubectl rollout history shows its revisions)")
+        revision, rs = older[-1]
+        now = next((r for n, r in history if n == current), None)
         images = _images(dep["spec"]["template"])
-        if images != list(step.after.get("images") or []):
-            return False, f"the deployment runs {', '.join(images)}, not the rolled-back images"
-    elif step.action == "set-env":
-        wrong = [c["name"] for c in _containers(dep)
-                 if next((e.get("value") for e in c.get("env") or [] if e["name"] == p["var"]), None) != p["value"]]
-        if wrong:
-            return False, f"{p['var']} is not {p['value']} in {', '.join(wrong)}"
-    elif step.action == "scale" and int(dep["spec"].get("replicas", 0)) != int(p["replicas"]):
-        return False, f"spec.replicas is {dep['spec'].get('replicas')}"
-    return ok, detail
+        before = {"revision": current, "images": images, "replicaset": now["metadata"]["name"] if now else None}
+        after = {"revision": revision, "images": _images(rs["spec"]["template"]), "replicaset": rs["metadata"]["name"]}
+        return (before, after, {"to_replicaset": rs["metadata"]["name"], "from_revision": current},
+                f"roll back to revision {current} ({', '.join(images)})",
+                shell("kubectl", "rollout", "undo", f"deployment/{name}", f"--to-revision={current}", "-n", ns))
 
+    def apply(self, kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
+        return _rollback(kube, step, step.params["to_replicaset"], dry)
 
-def undo(kube: Kube, step: Step) -> dict[str, Any]:
-    """Apply the step's undo: the rollback's rollback, the old replicas, environment or limit."""
-    p = step.params
-    if step.action == "scale":
-        return apply(kube, replace(step, params={**p, "replicas": p["from_replicas"]}), dry=False)
-    if step.action == "rollout-undo":
+    def verify(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        return self._runs(kube, step, list(step.after.get("images") or []), "the rolled-back images")
+
+    def undo(self, kube: Kube, step: Step) -> dict[str, Any]:
         replicaset = step.before.get("replicaset")
         if not replicaset:
             raise ActionError("the revision before the rollback is not known: roll forward by hand")
         return _rollback(kube, step, str(replicaset), dry=False)
-    if step.action == "set-env":
-        return _patch(kube, step, _env_patch(step, dict(p["old"])), dry=False)
-    if step.action == "raise-memory-limit":
-        if not p.get("old_memory"):
-            raise ActionError("the container had no memory limit before: remove the limit by hand if wanted")
-        return _patch(kube, step, _memory_patch(p["container"], p["old_memory"]), dry=False)
-    raise ActionError(f"{step.action} has no undo: {step.undo}")
+
+    def verify_undo(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        return self._runs(kube, step, list(step.before.get("images") or []), "the images it ran before the rollback")
+
+    @staticmethod
+    def _runs(kube: Kube, step: Step, images: list[str], what: str) -> tuple[bool, str]:
+        dep = _deployment(kube, step.params["namespace"], step.params["deployment"])
+        if _images(dep["spec"]["template"]) != images:
+            return False, f"the deployment runs {', '.join(_images(dep['spec']['template']))}, not {what}"
+        return _rolled_out(dep)
 
 
-def verify_undo(kube: Kube, step: Step) -> tuple[bool, str]:
-    p, ns = step.params, step.params["namespace"]
-    dep = _deployment(kube, ns, p["deployment"])
-    ok, detail = _rolled_out(dep)
-    if step.action == "scale" and int(dep["spec"].get("replicas", 0)) != int(p["from_replicas"]):
-        return False, f"spec.replicas is {dep['spec'].get('replicas')}"
-    if step.action == "rollout-undo" and _images(dep["spec"]["template"]) != list(step.before.get("images") or []):
-        return False, "the deployment does not run the images it ran before the rollback"
-    if step.action == "set-env":
+class SetEnv(KubeAction):
+    def prepare(self, kube: Kube, params: dict[str, Any]) -> Prepared:
+        ns, name = params["namespace"], params["deployment"]
+        dep = _deployment(kube, ns, name)
+        var, _, value = str(params["env"]).partition("=")
+        was: dict[str, Any] = {c["name"]: next((e.get("value") for e in c.get("env") or [] if e["name"] == var), None)
+                               for c in _containers(dep)}
+        env_before: dict[str, Any] = {c: {var: v} for c, v in was.items()}
+        env_after: dict[str, Any] = {c: {var: value} for c in was}
+        olds = set(was.values())
+        restore = (f"{var}-" if olds == {None} else f"{var}={next(iter(olds))}") if len(olds) == 1 else ""
+        return (env_before, env_after, {"var": var, "value": value, "old": was},
+                f"set {var} back to {'unset' if olds == {None} else was}",
+                shell("kubectl", "set", "env", f"deployment/{name}", restore, "-n", ns) if restore else "")
+
+    def apply(self, kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
+        return _patch(kube, step, _env_patch(step, {c: step.params["value"] for c in step.params["old"]}), dry)
+
+    def verify(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        return self._values(kube, step, {c: step.params["value"] for c in step.params["old"]})
+
+    def undo(self, kube: Kube, step: Step) -> dict[str, Any]:
+        return _patch(kube, step, _env_patch(step, dict(step.params["old"])), dry=False)
+
+    def verify_undo(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        return self._values(kube, step, dict(step.params["old"]))
+
+    @staticmethod
+    def _values(kube: Kube, step: Step, wanted: dict[str, Any]) -> tuple[bool, str]:
+        dep = _deployment(kube, step.params["namespace"], step.params["deployment"])
+        var = step.params["var"]
         for c in _containers(dep):
-            now = next((e.get("value") for e in c.get("env") or [] if e["name"] == p["var"]), None)
-            if c["name"] in p["old"] and now != p["old"][c["name"]]:
-                return False, f"{p['var']} is {now!r} in {c['name']}"
-    return ok, detail
+            now = next((e.get("value") for e in c.get("env") or [] if e["name"] == var), None)
+            if c["name"] in wanted and now != wanted[c["name"]]:
+                return False, f"{var} is {now!r} in {c['name']}"
+        return _rolled_out(dep)
+
+
+class RaiseMemoryLimit(KubeAction):
+    def prepare(self, kube: Kube, params: dict[str, Any]) -> Prepared:
+        ns, name = params["namespace"], params["deployment"]
+        if not params.get("memory"):
+            raise ActionError(f"the memory limit of deployment {name} is not known: raise it by hand")
+        dep = _deployment(kube, ns, name)
+        target = params.get("container") or _containers(dep)[0]["name"]
+        container = next((c for c in _containers(dep) if c["name"] == target), None)
+        if container is None:
+            raise ActionError(f"deployment {name} has no container {target}")
+        limit = ((container.get("resources") or {}).get("limits") or {}).get("memory")
+        return ({target: {"memory": limit}}, {target: {"memory": params["memory"]}},
+                {"container": target, "old_memory": limit}, f"set the memory limit back to {limit}",
+                shell("kubectl", "set", "resources", f"deployment/{name}", "-n", ns, "-c", target,
+                      f"--limits=memory={limit}") if limit else "")
+
+    def apply(self, kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
+        return _patch(kube, step, _memory_patch(step.params["container"], step.params["memory"]), dry)
+
+    def undo(self, kube: Kube, step: Step) -> dict[str, Any]:
+        if not step.params.get("old_memory"):
+            raise ActionError("the container had no memory limit before: remove the limit by hand if wanted")
+        return _patch(kube, step, _memory_patch(step.params["container"], step.params["old_memory"]), dry=False)
+
+
+class RolloutRestart(KubeAction):
+    def prepare(self, kube: Kube, params: dict[str, Any]) -> Prepared:
+        dep = _deployment(kube, params["namespace"], params["deployment"])
+        stamp = (dep["spec"]["template"].get("metadata") or {}).get("annotations", {}).get(_RESTARTED)
+        return ({_RESTARTED: stamp}, {_RESTARTED: "now"}, {}, "none needed: a restart changes no setting", "")
+
+    def apply(self, kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return _patch(kube, step, {"spec": {"template": {"metadata": {"annotations": {_RESTARTED: stamp}}}}}, dry)
+
+
+# Every Kubernetes action of the playbook's table (irkit.playbook.ACTIONS, system "kubernetes").
+ACTIONS: dict[str, KubeAction] = {"delete-pod": DeletePod(), "scale": Scale(), "rollout-undo": RolloutUndo(),
+                                  "set-env": SetEnv(), "raise-memory-limit": RaiseMemoryLimit(),
+                                  "rollout-restart": RolloutRestart()}
+
+
+class KubeBackend:
+    """The :class:`~irkit.actions.model.Backend` of ``kubernetes``: each step by its :data:`ACTIONS` row."""
+
+    def prepare(self, systems: Systems, step: Step, dry_run: bool) -> Step:
+        before, after, extra, undo, undo_command = ACTIONS[step.action].prepare(systems.kube, dict(step.params))
+        step = replace(step, params={**step.params, **extra}, before=before, after=after, undo=undo,
+                       undo_command=undo_command)
+        if dry_run:  # the API server validates the change without storing it
+            ACTIONS[step.action].apply(systems.kube, step, dry=True)
+            step = replace(step, dry_run="accepted by the API server (dryRun=All): nothing was changed")
+        return step
+
+    def state(self, systems: Systems, step: Step) -> dict[str, Any]:
+        return ACTIONS[step.action].prepare(systems.kube, dict(step.params))[0]
+
+    def apply(self, systems: Systems, step: Step) -> str:
+        ACTIONS[step.action].apply(systems.kube, step, dry=False)
+        return "accepted by the API server"
+
+    def verify(self, systems: Systems, step: Step, answer: str) -> tuple[bool, str]:
+        return ACTIONS[step.action].verify(systems.kube, step)
+
+    def undo(self, systems: Systems, step: Step) -> str:
+        ACTIONS[step.action].undo(systems.kube, step)
+        return "accepted by the API server"
+
+    def verify_undo(self, systems: Systems, step: Step, answer: str) -> tuple[bool, str]:
+        return ACTIONS[step.action].verify_undo(systems.kube, step)
+
+
+BACKEND = KubeBackend()

@@ -17,19 +17,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from irkit.errors import ConfirmationError
 
-__all__ = ["SYSTEMS", "Confirmation", "Outcome", "Step", "step_id"]
+if TYPE_CHECKING:
+    from irkit.actions.systems import Systems
 
-# Which system each action changes (the plan's ACTIONS, one row each).
-SYSTEMS = {
-    "terminate-backend": "postgresql", "cancel-query": "postgresql", "terminate-idle": "postgresql",
-    "rollout-undo": "kubernetes", "raise-memory-limit": "kubernetes", "delete-pod": "kubernetes",
-    "rollout-restart": "kubernetes", "set-env": "kubernetes", "scale": "kubernetes",
-    "enable-circuit-breaker": "http", "flushdb": "redis",
-}
+__all__ = ["Backend", "Confirmation", "Outcome", "Step", "step_id"]
+
 
 
 def step_id(incident: str, action: str, target: str, params: Mapping[str, Any]) -> str:
@@ -146,3 +142,26 @@ class Outcome:
                    dict(data.get("before") or {}), dict(data.get("after") or {}),
                    dict(data.get("confirmation") or {}), str(data.get("started_at") or ""),
                    float(data.get("seconds") or 0.0))
+
+
+class Backend(Protocol):
+    """How one system's actions are carried out (``irkit.actions.BACKENDS``, by :data:`irkit.playbook.SYSTEMS`).
+
+    ``prepare`` reads the target and makes the step concrete (before, after, the parameters what it read, the
+    undo; a server-side dry run where the system has one); ``state`` reads it again for the record; ``apply``
+    makes the change and says what the system answered; ``verify`` tells whether the change has its effect (it
+    is asked again until it does or ``action_timeout`` passes); ``undo`` and ``verify_undo`` likewise for the
+    step's undo (``undo`` raises ActionError when there is nothing to restore). Each raises irkit errors only.
+    """
+
+    def prepare(self, systems: Systems, step: Step, dry_run: bool) -> Step: ...
+
+    def state(self, systems: Systems, step: Step) -> dict[str, Any]: ...
+
+    def apply(self, systems: Systems, step: Step) -> str: ...
+
+    def verify(self, systems: Systems, step: Step, answer: str) -> tuple[bool, str]: ...
+
+    def undo(self, systems: Systems, step: Step) -> str: ...
+
+    def verify_undo(self, systems: Systems, step: Step, answer: str) -> tuple[bool, str]: ...

@@ -1,4 +1,4 @@
-"""PostgreSQL actions: cancel or terminate a backend (a lock graph's root, a long-running or queued query), or an
+"""The PostgreSQL backend: cancel or terminate a backend (a lock graph's root, a long-running or queued query), or an
 application's idle sessions. Through psycopg, on ``pg_action_dsn`` (a role with pg_signal_backend, its session
 read-only).
 
@@ -11,14 +11,18 @@ workers, and (unless ``terminate_superuser``) superusers' sessions are never sig
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from irkit.actions.model import Step
 from irkit.config import Config
 from irkit.errors import ActionError, GuardrailError, StaleTargetError
 from irkit.sources.pg import PgSession
 
-__all__ = ["apply", "prepare", "recheck", "signals", "verify"]
+if TYPE_CHECKING:
+    from irkit.actions.systems import Systems
+
+__all__ = ["BACKEND", "PgBackend", "apply", "prepare", "recheck", "signals", "verify"]
 
 _SESSION = """
 SELECT pid, backend_start::text AS backend_start, backend_type, usename, application_name, state,
@@ -137,3 +141,36 @@ def verify(pg: PgSession, step: Step) -> tuple[bool, str]:
     if waiting:
         return False, f"{waiting} session(s) still wait behind pid {pid}"
     return True, "the session is gone and nothing waits behind it" if not same else "the query was cancelled"
+
+
+class PgBackend:
+    """The :class:`~irkit.actions.model.Backend` of ``postgresql``: nothing to dry-run, nothing to undo; each
+    session re-read (same ``backend_start``, same reason) just before it is signalled."""
+
+    def prepare(self, systems: Systems, step: Step, dry_run: bool) -> Step:
+        before, after, extra, undo = prepare(systems.pg, systems.config, step.action, dict(step.params))
+        return replace(step, params={**step.params, **extra}, before=before, after=after, undo=undo,
+                       guardrails=(*step.guardrails, "not irkit's own session, not a server process",
+                                   "terminate_superuser"),
+                       dry_run="PostgreSQL has no dry run: the session was read and will be re-checked (same "
+                               "backend_start, same reason) before it is signalled")
+
+    def state(self, systems: Systems, step: Step) -> dict[str, Any]:
+        if "pid" not in step.params:
+            return {}
+        return {"session": _session(systems.pg, int(step.params["pid"])) or "gone"}
+
+    def apply(self, systems: Systems, step: Step) -> str:
+        return str(apply(systems.pg, systems.config, step))
+
+    def verify(self, systems: Systems, step: Step, answer: str) -> tuple[bool, str]:
+        return verify(systems.pg, step)
+
+    def undo(self, systems: Systems, step: Step) -> str:
+        raise ActionError(f"{step.action} has no undo: {step.undo or 'a signalled session cannot come back'}")
+
+    def verify_undo(self, systems: Systems, step: Step, answer: str) -> tuple[bool, str]:
+        return False, "nothing to undo"
+
+
+BACKEND = PgBackend()

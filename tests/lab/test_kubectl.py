@@ -17,7 +17,16 @@ from irkit import actions
 from irkit import config as irconfig
 from irkit.actions import Confirmation, Systems
 from irkit.lab.kube import KubeLab, build_cluster
-from irkit.rules.kinds import Finding, Kind
+from irkit.rules.kinds import (
+    BadRevision,
+    DatastoreDown,
+    DbSaturation,
+    Dependency,
+    Finding,
+    Kind,
+    OomKilled,
+    Overload,
+)
 from irkit.rules.plan import PlanTargets, plan
 from tests.conftest import CLUSTER, NAMESPACE
 
@@ -25,13 +34,13 @@ KUBECTL = shutil.which("kubectl") or "kubectl"  # scripts/install.sh installs it
 
 FINDINGS = {
     "rollout-undo": Finding(Kind.BAD_REVISION, "backend-deployment", "d",
-                            {"deployment": "backend-deployment", "revision": 2, "previous_revision": 1}),
-    "scale": Finding(Kind.OVERLOAD, "backend", "d", {"deployment": "backend-deployment", "replicas": 3, "impact": 3}),
-    "set-env": Finding(Kind.PROVIDER_FAILING, "backend-deployment", "d", {"deployment": "backend-deployment"}),
-    "raise-memory-limit": Finding(Kind.OOM_KILLED, "frontend-deployment", "d", {
-        "deployment": "frontend-deployment", "container": "frontend", "memory_limit": "1Gi"}),
-    "rollout-restart": Finding(Kind.DB_SATURATION, "postgres", "d", {"deployment": "frontend-deployment"}),
-    "delete-pod": Finding(Kind.DATASTORE_DOWN, "redis", "d", {"pod": "redis-master-0", "failure": "refused"}),
+                            BadRevision(deployment="backend-deployment", revision=2, previous_revision=1)),
+    "scale": Finding(Kind.OVERLOAD, "backend", "d", Overload(deployment="backend-deployment", replicas=3, impact=3)),
+    "set-env": Finding(Kind.PROVIDER_FAILING, "backend-deployment", "d", Dependency(deployment="backend-deployment")),
+    "raise-memory-limit": Finding(Kind.OOM_KILLED, "frontend-deployment", "d", OomKilled(
+        deployment="frontend-deployment", container="frontend", memory_limit="1Gi")),
+    "rollout-restart": Finding(Kind.DB_SATURATION, "postgres", "d", DbSaturation(deployment="frontend-deployment")),
+    "delete-pod": Finding(Kind.DATASTORE_DOWN, "redis", "d", DatastoreDown(pod="redis-master-0", failure="refused")),
 }
 
 
