@@ -2,7 +2,7 @@
 
 :func:`title` names what happened the way a person would ("Orders updates blocked by an idle
 database transaction"), from the first cause the investigation found; :func:`context` is every
-variable the templates may use (README: Communications lists them).
+variable the templates may use (docs/communications.md lists them).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from irkit.rules import kinds
 from irkit.rules.kinds import Finding, Kind
 
 __all__ = ["FACTS", "context", "customer_title", "status_of", "title"]
@@ -27,6 +28,12 @@ def _table(text: Any) -> str:
     return match.group(1) if match else ""
 
 
+def _tag(image: str) -> str:
+    """An image's tag (``registry:5000/app:1.43.0`` -> ``1.43.0``); empty for an untagged image or a digest."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.split(":", 1)[1] if ":" in name and "@" not in image else ""
+
+
 def _who(name: Any) -> str:
     """A workload's name as people say it: backend-deployment -> backend."""
     return str(name or "").removesuffix("-deployment").removesuffix("-primary").removesuffix("-master") or "service"
@@ -37,29 +44,33 @@ def title(findings: Sequence[Finding], fallback: str = "Service degradation") ->
     found = next((f for f in findings if f.is_cause), findings[0] if findings else None)
     if found is None:
         return fallback
-    ev, kind = found.evidence, found.kind
-    if kind is Kind.LOCK_ROOT:
-        table = _table(ev.get("query") or found.detail)
-        state = str(ev.get("state") or found.detail)
-        who = "an idle database transaction" if "idle" in state else "a long database transaction"
-        return f"{table.capitalize() + ' updates' if table else 'Database writes'} blocked by {who}"
-    if kind is Kind.DEADLOCK:
-        return "Database transactions deadlocking"
-    if kind is Kind.DDL_QUEUED:
-        table = _table(ev.get("query") or found.detail)
-        return f"A schema change queued behind a long read blocks {table or 'a table'}"
-    if kind is Kind.LONG_RUNNING_QUERY:
-        return "A long-running query saturates the database"
-    if kind is Kind.DB_SATURATION:
-        return "Database connections exhausted" + (f" by {ev['application']}" if ev.get("application") else "")
-    if kind is Kind.DATASTORE_DOWN:
-        what = "database" if "postgres" in found.subject else ("cache" if "redis" in found.subject else found.subject)
-        return f"The {what} is down"
-    if kind is Kind.BAD_REVISION:
-        image = str(ev.get("image") or "").rsplit(":", 1)[-1]
-        return f"The new {_who(ev.get('deployment', found.subject))} release{' ' + image if image else ''} fails"
-    if kind is Kind.OOM_KILLED:
-        return f"The {_who(ev.get('deployment', found.subject))} runs out of memory"
+    match found.evidence:
+        case kinds.LockRoot(query=query, state=state):
+            table = _table(query or found.detail)
+            who = "an idle database transaction" if "idle" in (state or found.detail) else "a long database transaction"
+            return f"{table.capitalize() + ' updates' if table else 'Database writes'} blocked by {who}"
+        case kinds.Deadlock():
+            return "Database transactions deadlocking"
+        case kinds.DdlQueued(query=query):
+            return f"A schema change queued behind a long read blocks {_table(query or found.detail) or 'a table'}"
+        case kinds.LongRunningQuery():
+            return "A long-running query saturates the database"
+        case kinds.DbSaturation(application=application):
+            return "Database connections exhausted" + (f" by {application}" if application else "")
+        case kinds.DatastoreDown():
+            what = ("database" if "postgres" in found.subject else
+                    "cache" if "redis" in found.subject else found.subject)
+            return f"The {what} is down"
+        case kinds.BadRevision(deployment=deployment, image=image):
+            tag = _tag(image)
+            return f"The new {_who(deployment or found.subject)} release{' ' + tag if tag else ''} fails"
+        case kinds.OomKilled(deployment=deployment):
+            return f"The {_who(deployment or found.subject)} runs out of memory"
+        case kinds.Overload(deployment=deployment):
+            return f"Traffic beyond the {_who(deployment)}'s capacity"
+        case kinds.Unschedulable():
+            return "New pods cannot be scheduled"
+    kind = found.kind
     if kind is Kind.IMAGE_PULL:
         return f"A {_who(found.subject)} release cannot be pulled"
     if kind is Kind.CRASHLOOP:
@@ -68,14 +79,10 @@ def title(findings: Sequence[Finding], fallback: str = "Service degradation") ->
         return "The blockchain provider is failing"
     if kind is Kind.UPSTREAM_TIMEOUT:
         return "An upstream service times out"
-    if kind is Kind.OVERLOAD:
-        return f"Traffic beyond the {_who(ev.get('deployment'))}'s capacity"
-    if kind is Kind.UNSCHEDULABLE:
-        return "New pods cannot be scheduled"
     if kind is Kind.PODS_NOT_READY:
         return f"{_who(found.subject).capitalize()} pods are not ready"
     if kind is Kind.ENDPOINT_DOWN:
-        return f"{ev.get('journey') or found.subject} is failing"
+        return f"{found.subject} is failing"
     if kind is Kind.SLOW_LATENCY:
         return f"Slow responses on {found.subject}"
     if kind is Kind.ERROR_SPIKE:

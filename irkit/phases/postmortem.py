@@ -35,8 +35,6 @@ from irkit.sources import prom
 __all__ = ["prepare", "action_items", "communicate", "five_whys", "resolution_message", "response", "timeline",
            "timeline_chart", "write_postmortem"]
 
-TIMELINE_FILE = "timeline.json"
-
 
 def _events(inc: Incident) -> list[Event]:
     return incident_events(inc.run_dir)
@@ -60,7 +58,7 @@ def timeline(inc: Incident) -> pd.DataFrame:
                            "event": e.text, "link": e.link} for e in events],
                          columns=["time", "source", "kind", "event", "link"])
     inc.record(R.TIMELINE, frame)
-    evidence.write_json(inc.run_dir / TIMELINE_FILE, {
+    evidence.write_json(inc.files.timeline, {
         "schema_version": evidence.SCHEMA_VERSION, "incident": inc.id,
         "runs": [run.name for run in incident_runs(inc.run_dir)],
         "events": [e.as_dict() for e in events], "measures": _measures(inc, events).as_dict()})
@@ -107,10 +105,10 @@ def five_whys(inc: Incident) -> pd.DataFrame:
     found = inc.earlier(R.FINDINGS)
     symptom = next((f for f in found if not f.is_cause and f.kind.value != "source-unavailable"), None)
     cause = next((f for f in found if f.is_cause), None)
-    ev = cause.evidence if cause else {}
+    ev = cause.evidence.as_dict() if cause else {}
     deeper = ", ".join(f"{k} {round(v) if isinstance(v, float) else v}" for k, v in ev.items()
-                       if k in ("state", "application_name", "usename", "image", "revision", "memory_limit",
-                                "age_minutes", "xact_seconds", "query"))[:300]
+                       if k in ("state", "application", "image", "revision", "memory_limit", "age_minutes", "query")
+                       and v not in ("", None))[:300]
     rows = [
         ("What happened?", f"{symptom.detail} on {symptom.subject}" if symptom else title(found)),
         ("Why did it happen?", f"{cause.kind.value} {cause.subject}: {cause.detail}" if cause
@@ -194,13 +192,13 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     m = _measures(inc, events)
     found = inc.earlier(R.FINDINGS)
     wanted: list[tuple[charts.Chart, Path]] = [
-        (history.cross_layer(inc, window_minutes), inc.run_dir / "postmortem-cross-layer.png")]
+        (history.cross_layer(inc, window_minutes), inc.files.image("cross-layer"))]
     if events:
-        wanted.append((timeline_chart(inc), inc.run_dir / "postmortem-timeline.png"))
+        wanted.append((timeline_chart(inc), inc.files.image("timeline")))
     locks = history.lock_history(inc)  # a table of episodes, or a note that no session blocked another
     lock_episodes = locks.table if isinstance(locks.table, pd.DataFrame) else None
     if lock_episodes is not None:
-        wanted.append((locks.chart, inc.run_dir / "postmortem-lock-history.png"))
+        wanted.append((locks.chart, inc.files.image("lock-history")))
     images = [path.name for path in charts.save_images(wanted)]  # one Chromium for both
     causes = [f for f in found if f.is_cause]
     symptoms = [f for f in found if not f.is_cause]
@@ -246,6 +244,6 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
         "", "## Charts", *[f"![{name}]({name})" for name in images],
         "", "## Resolution message", fence(resolution_message(inc)), "",
     ]
-    path = write_text(inc.run_dir / "postmortem.md", "\n".join(lines))
+    path = write_text(inc.files.postmortem, "\n".join(lines))
     inc.record(R.POSTMORTEM, {"path": str(path), "images": images})
     return path

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from irkit.config import DEFAULTS, Config
+from irkit.rules import kinds
 from irkit.rules.kinds import Finding, Kind, rank
 from irkit.rules.names import belongs_to, workload_named
 
@@ -27,16 +29,17 @@ RECENT_DEPLOY_MINUTES = 24 * 60  # a revision deployed within a day that crashlo
 class Targets:
     """What diagnosis needs of the configuration: names and thresholds."""
 
-    deployments: tuple[str, ...] = ("backend-deployment", "frontend-deployment")
-    statefulsets: tuple[str, ...] = ("postgres-primary", "redis-master")
-    containers: Mapping[str, str] = field(default_factory=lambda: {"backend-deployment": "backend",
-                                                                   "frontend-deployment": "frontend"})
-    error_ratio_moderate: float = 0.05
-    latency_p95_slow_seconds: float = 5.0
-    saturation_ratio: float = 0.9
+    deployments: tuple[str, ...] = DEFAULTS.deployments
+    statefulsets: tuple[str, ...] = (DEFAULTS.postgres_statefulset, DEFAULTS.redis_statefulset)
+    containers: Mapping[str, str] = field(default_factory=lambda: {
+        DEFAULTS.backend_deployment: DEFAULTS.backend_container,
+        DEFAULTS.frontend_deployment: DEFAULTS.frontend_container})
+    error_ratio_moderate: float = DEFAULTS.error_ratio_moderate
+    latency_p95_slow_seconds: float = DEFAULTS.latency_p95_slow_seconds
+    saturation_ratio: float = DEFAULTS.pg_saturation_ratio
 
     @classmethod
-    def from_config(cls, cfg: Any) -> Targets:
+    def from_config(cls, cfg: Config) -> Targets:
         return cls(deployments=tuple(cfg.deployments), statefulsets=(cfg.postgres_statefulset, cfg.redis_statefulset),
                    containers={cfg.backend_deployment: cfg.backend_container,
                                cfg.frontend_deployment: cfg.frontend_container},
@@ -47,7 +50,7 @@ class Targets:
 
 @dataclass(frozen=True)
 class Observations:
-    """What phase 2 saw, as the rows it recorded (see the README's record schema for the columns)."""
+    """What phase 2 saw, as the rows it recorded (docs/records.md has the columns)."""
 
     lock_roots: Sequence[Row] = ()
     lock_cycles: Sequence[Sequence[int]] = ()
@@ -85,11 +88,12 @@ def _locks(obs: Observations) -> list[Finding]:
     out = [Finding(Kind.LOCK_ROOT, f"pid {root['pid']}",
                    f"{root.get('state')} session blocks {root['blocked_count']} session(s): "
                    f"{(root.get('query') or '')[:120]}",
-                   {"pid": root["pid"], "blocked_count": root["blocked_count"], "state": root.get("state"),
-                    "impact": root["blocked_count"]})
+                   kinds.LockRoot(pid=int(root["pid"]), blocked_count=int(root["blocked_count"]),
+                            state=str(root.get("state") or ""), query=str(root.get("query") or ""),
+                            impact=float(root["blocked_count"])))
            for root in obs.lock_roots]
     out += [Finding(Kind.DEADLOCK, "pids " + ",".join(map(str, cycle)), "sessions wait on each other",
-                    {"pids": list(cycle)}) for cycle in obs.lock_cycles]
+                    kinds.Deadlock(pids=tuple(int(pid) for pid in cycle))) for cycle in obs.lock_cycles]
     return out
 
 
@@ -112,8 +116,8 @@ def _broken_deadlocks(obs: Observations) -> list[Finding]:
     detail = (f"PostgreSQL detected and broke {count} deadlock(s){counter}: "
               + " / ".join(f"pid {pid}: {query[:90]}" for pid, query in list(queries.items())[:2]))
     return [Finding(Kind.DEADLOCK, "broken by PostgreSQL", detail,
-                    {"queries": list(queries.values())[:4], "count": count, "deadlocks": obs.deadlocks,
-                     "impact": count})]
+                    kinds.Deadlock(queries=tuple(queries.values())[:4], count=count, deadlocks=obs.deadlocks,
+                             impact=count))]
 
 
 # Statements that take an ACCESS EXCLUSIVE lock (or one almost as strong): queued behind a reader, they make
@@ -138,8 +142,8 @@ def _ddl(obs: Observations) -> list[Finding]:
         out.append(Finding(Kind.DDL_QUEUED, f"pid {pid}",
                            f"{' '.join(query.split())[:100]} waits for pid {edge['blocking_pid']} and {behind[pid]} "
                            "session(s) queue behind it",
-                           {"pid": pid, "blocked_by": int(edge["blocking_pid"]), "queued_behind": behind[pid],
-                            "impact": behind[pid]}))
+                           kinds.DdlQueued(pid=pid, blocked_by=int(edge["blocking_pid"]), queued_behind=behind[pid],
+                                     query=query, impact=behind[pid])))
     return out
 
 
@@ -148,7 +152,8 @@ def _queries(obs: Observations) -> list[Finding]:
     # waiter, not a cause of its own.
     return [Finding(Kind.LONG_RUNNING_QUERY, f"pid {row['pid']}",
                     f"active for {row['age_seconds']:.0f} s: {(row.get('query') or '')[:120]}",
-                    {"pid": row["pid"], "age_seconds": row["age_seconds"], "impact": row["age_seconds"]})
+                    kinds.LongRunningQuery(pid=int(row["pid"]), age_seconds=float(row["age_seconds"]),
+                                     query=str(row.get("query") or ""), impact=float(row["age_seconds"])))
             for row in obs.long_running
             if row.get("state") == "active" and (row.get("wait_event_type") or "") != "Lock"]
 
@@ -161,7 +166,7 @@ def _saturation(obs: Observations, targets: Targets) -> list[Finding]:
     ratio = sat["sessions"] / usable
     if ratio < targets.saturation_ratio:
         return []
-    evidence: dict[str, Any] = {"impact": ratio}
+    evidence = kinds.DbSaturation(impact=ratio)
     detail = f"{sat['sessions']} of {usable} usable connections in use"
     # Name the application whose idle connections fill the pool, when one holds most of them.
     idle: dict[str, int] = {}
@@ -171,8 +176,8 @@ def _saturation(obs: Observations, targets: Targets) -> list[Finding]:
     if idle:
         app, count = max(idle.items(), key=lambda item: item[1])
         if count >= 0.5 * sat["sessions"]:
-            evidence.update(application=app, idle_sessions=count,
-                            deployment=workload_named(app, targets.deployments))
+            evidence = kinds.DbSaturation(application=app, idle_sessions=count,
+                                    deployment=workload_named(app, targets.deployments), impact=ratio)
             detail += f"; {count} of them are idle connections of application '{app}'"
     return [Finding(Kind.DB_SATURATION, "postgres", detail, evidence)]
 
@@ -222,7 +227,8 @@ def _pods(obs: Observations, targets: Targets) -> list[Finding]:
             pod, how = pods[0]
             out.append(Finding(Kind.DATASTORE_DOWN, workload, f"pod {pod['pod']} of {workload} is {how} "
                                                                f"({pod.get('restarts', 0)} restarts)",
-                               {"statefulset": workload, "pod": pod["pod"], "failure": how, "impact": len(pods)}))
+                               kinds.DatastoreDown(statefulset=workload, pod=str(pod["pod"]), failure=how,
+                                             impact=len(pods))))
             continue
         revision = _bad_revision(obs, workload, pods)
         if revision is not None:
@@ -266,22 +272,22 @@ def _bad_revision(obs: Observations, workload: str, pods: list[tuple[Row, str]])
         return Finding(Kind.BAD_REVISION, workload,
                        f"revision {cur['revision']} ({cur['images']}) deployed {age:.0f} min ago fails in "
                        f"{how_many} pod(s): {', '.join(ways)}",
-                       {"deployment": workload, "revision": cur["revision"], "image": cur["images"],
-                        "previous_revision": previous[-1]["revision"], "age_minutes": age, "failures": ways,
-                        "impact": how_many})
+                       kinds.BadRevision(deployment=workload, revision=int(cur["revision"]), image=str(cur["images"]),
+                                   previous_revision=int(previous[-1]["revision"]), age_minutes=age,
+                                   failures=tuple(ways), impact=how_many))
     return None
 
 
 def _pod_finding(pod: Row, how: str, workload: str, targets: Targets, logged: str = "") -> Finding:
     if how == "oom-killed":
         return Finding(Kind.OOM_KILLED, workload, f"pod {pod['pod']} was OOMKilled ({pod['restarts']} restarts)",
-                       {"deployment": workload, "pod": pod["pod"], "impact": pod["restarts"],
-                        "container": targets.containers.get(workload, ""),
-                        "memory_limit": pod.get("memory_limit") or ""})
+                       kinds.OomKilled(deployment=workload, pod=str(pod["pod"]), impact=float(pod["restarts"]),
+                                 container=targets.containers.get(workload, ""),
+                                 memory_limit=str(pod.get("memory_limit") or "")))
     if how == "crashloop":
         said = f"; its log: {logged}" if logged else ""
         return Finding(Kind.CRASHLOOP, pod["pod"], f"CrashLoopBackOff, {pod['restarts']} restarts{said}",
-                       {"impact": pod["restarts"], "deployment": workload, "log": logged})
+                       kinds.Crashloop(impact=float(pod["restarts"]), deployment=workload, log=logged))
     if how == "image-pull":
         return Finding(Kind.IMAGE_PULL, pod["pod"], f"cannot pull the image ({pod.get('waiting_reason')})")
     return Finding(Kind.PODS_NOT_READY, pod["pod"], f"{pod.get('phase')} {pod.get('waiting_reason') or ''}".strip())
@@ -296,7 +302,7 @@ def _unschedulable(obs: Observations, targets: Targets) -> list[Finding]:
         by_workload.setdefault(_workload_of({"pod": pod}, targets), []).append(pod)
     return [Finding(Kind.UNSCHEDULABLE, workload, f"{len(names)} pod(s) cannot be scheduled: insufficient cpu or "
                                                   "memory on every node; add nodes or lower the requests",
-                    {"pods": names, "impact": len(names)}) for workload, names in by_workload.items()]
+                    kinds.Unschedulable(pods=tuple(names), impact=len(names))) for workload, names in by_workload.items()]
 
 
 # What the logs say about dependencies. A line counts when it reports a failure (ERROR/FATAL/WARN, or a
@@ -320,11 +326,11 @@ def _dependencies(obs: Observations, targets: Targets, symptoms: list[Finding]) 
         if len(provider) >= _MIN_LINES:
             out.append(Finding(Kind.PROVIDER_FAILING, deployment,
                                f"{len(provider)} log line(s) report the blockchain provider failing, e.g. "
-                               f"{provider[-1].strip()[:140]}", {"deployment": deployment, "impact": len(provider)}))
+                               f"{provider[-1].strip()[:140]}", kinds.Dependency(deployment=deployment, impact=len(provider))))
         if len(upstream) >= _MIN_LINES:
             out.append(Finding(Kind.UPSTREAM_TIMEOUT, deployment,
                                f"{len(upstream)} log line(s) report calls timing out, e.g. {upstream[-1].strip()[:140]}",
-                               {"deployment": deployment, "impact": len(upstream)}))
+                               kinds.Dependency(deployment=deployment, impact=len(upstream))))
     return out
 
 
@@ -341,9 +347,9 @@ def _load(obs: Observations, targets: Targets, symptoms: list[Finding]) -> list[
         deployment = workload_named(str(service), targets.deployments)
         replicas = next((int(w["desired"]) for w in obs.workloads if w.get("name") == deployment), 0)
         out.append(Finding(Kind.OVERLOAD, str(service), f"{now:.0f} requests/s, {now / baseline:.1f}x the baseline "
-                                                        f"of {baseline:.0f}/s", {
-            "deployment": deployment, "replicas": replicas, "rps_now": now, "rps_baseline": baseline,
-            "impact": now / baseline}))
+                                                        f"of {baseline:.0f}/s",
+                           kinds.Overload(deployment=deployment, replicas=replicas, rps_now=float(now),
+                                    rps_baseline=float(baseline), impact=now / baseline)))
     return out
 
 
@@ -353,12 +359,12 @@ def _symptoms(obs: Observations, targets: Targets) -> list[Finding]:
         ratio = row.get("error_ratio")
         if ratio is not None and ratio >= targets.error_ratio_moderate:
             out.append(Finding(Kind.ERROR_SPIKE, row.get("service", "all"), f"{ratio:.1%} of requests fail",
-                               {"impact": ratio}))
+                               kinds.Evidence(impact=ratio)))
     for row in obs.latency_p95_now:
         seconds = row.get("seconds")
         if seconds is not None and seconds > targets.latency_p95_slow_seconds:
             out.append(Finding(Kind.SLOW_LATENCY, row.get("service", "all"), f"p95 {seconds:.1f} s",
-                               {"impact": seconds}))
+                               kinds.Evidence(impact=seconds)))
     for ep in obs.endpoints:
         if not ep.get("ok"):
             out.append(Finding(Kind.ENDPOINT_DOWN, ep["url"], ep.get("error") or f"HTTP {ep.get('status')}"))

@@ -1,17 +1,24 @@
-"""The kinds of finding, as one table: their order (causes before symptoms) and whether each is a cause.
+"""The kinds of finding, as one table: their order (causes before symptoms), whether each is a cause, and the
+shape of its evidence.
 
 Ranking, the plan, the post-mortem and the drill's ground truth all read this table; a new
-kind of finding is one row. Pure: no I/O.
+kind of finding is one row and, if it carries numbers of its own, one evidence class. Pure: no I/O.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-__all__ = ["KINDS", "Finding", "Kind", "KindInfo", "rank"]
+from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter
+from pydantic.dataclasses import dataclass as validated
+
+__all__ = ["KINDS", "BadRevision", "Crashloop", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
+           "Dependency", "Evidence", "Finding", "Kind", "KindInfo", "LockRoot", "LongRunningQuery", "OomKilled",
+           "Overload", "Unschedulable", "rank"]
 
 
 class Kind(StrEnum):
@@ -38,30 +45,141 @@ class Kind(StrEnum):
     SOURCE_UNAVAILABLE = "source-unavailable"
 
 
-@dataclass(frozen=True)
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):  # True is an int to Python, never a backend pid
+        raise ValueError("a pid is an integer, not a boolean")
+    return value
+
+
+Pid = Annotated[int, BeforeValidator(_not_bool), Field(gt=0)]
+_RECORD = ConfigDict(extra="ignore")  # a record written by an older irkit may carry keys this one dropped
+
+
+@validated(frozen=True, config=_RECORD)
+class Evidence:
+    """The numbers behind a finding; ``impact`` orders findings of one kind. Validated where it is made and where
+    it is read back from a record, so the plan never quotes a pid that is not an integer."""
+
+    impact: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@validated(frozen=True, config=_RECORD)
+class LockRoot(Evidence):
+    pid: Pid | None = None
+    blocked_count: int = 0
+    state: str = ""
+    query: str = ""
+
+
+@validated(frozen=True, config=_RECORD)
+class Deadlock(Evidence):
+    pids: tuple[Pid, ...] = ()  # a cycle still waiting (empty when PostgreSQL broke it already)
+    queries: tuple[str, ...] = ()  # from the database's log, when PostgreSQL broke it
+    count: int = 0
+    deadlocks: int | None = None  # pg_stat_database.deadlocks
+
+
+@validated(frozen=True, config=_RECORD)
+class DdlQueued(Evidence):
+    pid: Pid | None = None
+    blocked_by: int | None = None
+    queued_behind: int = 0
+    query: str = ""
+
+
+@validated(frozen=True, config=_RECORD)
+class LongRunningQuery(Evidence):
+    pid: Pid | None = None
+    age_seconds: float = 0.0
+    query: str = ""
+
+
+@validated(frozen=True, config=_RECORD)
+class DatastoreDown(Evidence):
+    statefulset: str = ""
+    pod: str = ""
+    failure: str = ""
+
+
+@validated(frozen=True, config=_RECORD)
+class BadRevision(Evidence):
+    deployment: str = ""
+    revision: int | None = None
+    image: str = ""
+    previous_revision: int | None = None
+    age_minutes: float = 0.0
+    failures: tuple[str, ...] = ()
+
+
+@validated(frozen=True, config=_RECORD)
+class OomKilled(Evidence):
+    deployment: str = ""
+    pod: str = ""
+    container: str = ""
+    memory_limit: str = ""
+
+
+@validated(frozen=True, config=_RECORD)
+class Crashloop(Evidence):
+    deployment: str = ""
+    log: str = ""  # the last line it logged that says what went wrong
+
+
+@validated(frozen=True, config=_RECORD)
+class DbSaturation(Evidence):
+    application: str = ""  # the application whose idle connections fill the pool, when one does
+    idle_sessions: int = 0
+    deployment: str = ""  # its deployment, when its name says which
+
+
+@validated(frozen=True, config=_RECORD)
+class Dependency(Evidence):
+    deployment: str = ""  # whose logs report the provider failing or the upstream timing out
+
+
+@validated(frozen=True, config=_RECORD)
+class Overload(Evidence):
+    deployment: str = ""
+    replicas: int = 0
+    rps_now: float = 0.0
+    rps_baseline: float = 0.0
+
+
+@validated(frozen=True, config=_RECORD)
+class Unschedulable(Evidence):
+    pods: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class KindInfo:
     order: int  # lower ranks first
     cause: bool  # explains other findings (a lock root) rather than shows them (an error spike)
     doc: str
+    evidence: type[Evidence] = Evidence
 
 
 KINDS: dict[Kind, KindInfo] = {
-    Kind.DATASTORE_DOWN: KindInfo(8, True, "the database or the cache itself is down: its pod fails"),
-    Kind.LOCK_ROOT: KindInfo(10, True, "a session holds a lock others wait behind"),
-    Kind.DEADLOCK: KindInfo(11, True, "sessions wait on each other"),
-    Kind.BAD_REVISION: KindInfo(12, True, "a recently deployed revision fails, however it fails"),
+    Kind.DATASTORE_DOWN: KindInfo(8, True, "the database or the cache itself is down: its pod fails", DatastoreDown),
+    Kind.LOCK_ROOT: KindInfo(10, True, "a session holds a lock others wait behind", LockRoot),
+    Kind.DEADLOCK: KindInfo(11, True, "sessions wait on each other", Deadlock),
+    Kind.BAD_REVISION: KindInfo(12, True, "a recently deployed revision fails, however it fails", BadRevision),
     Kind.DDL_QUEUED: KindInfo(13, True, "a DDL statement waits for an exclusive lock and every new query queues "
-                                        "behind it"),
-    Kind.LONG_RUNNING_QUERY: KindInfo(14, True, "an active query has run longer than the bound"),
-    Kind.CRASHLOOP: KindInfo(20, True, "a pod restarts over and over (no recent deploy explains it)"),
-    Kind.OOM_KILLED: KindInfo(22, True, "a container was killed at its memory limit"),
+                                        "behind it", DdlQueued),
+    Kind.LONG_RUNNING_QUERY: KindInfo(14, True, "an active query has run longer than the bound", LongRunningQuery),
+    Kind.CRASHLOOP: KindInfo(20, True, "a pod restarts over and over (no recent deploy explains it)", Crashloop),
+    Kind.OOM_KILLED: KindInfo(22, True, "a container was killed at its memory limit", OomKilled),
     Kind.IMAGE_PULL: KindInfo(24, True, "a pod cannot pull its image"),
-    Kind.DB_SATURATION: KindInfo(26, True, "the database is close to refusing connections"),
-    Kind.PROVIDER_FAILING: KindInfo(27, True, "the blockchain provider fails (the logs say so) while requests fail"),
+    Kind.DB_SATURATION: KindInfo(26, True, "the database is close to refusing connections", DbSaturation),
+    Kind.PROVIDER_FAILING: KindInfo(27, True, "the blockchain provider fails (the logs say so) while requests fail",
+                                    Dependency),
     Kind.UPSTREAM_TIMEOUT: KindInfo(28, True, "calls to an upstream API time out (the logs say so) while requests "
-                                              "fail or slow down"),
-    Kind.OVERLOAD: KindInfo(29, True, "traffic far above its baseline while requests slow down or fail"),
-    Kind.UNSCHEDULABLE: KindInfo(30, True, "pods cannot be scheduled: the cluster lacks cpu or memory"),
+                                              "fail or slow down", Dependency),
+    Kind.OVERLOAD: KindInfo(29, True, "traffic far above its baseline while requests slow down or fail", Overload),
+    Kind.UNSCHEDULABLE: KindInfo(30, True, "pods cannot be scheduled: the cluster lacks cpu or memory",
+                                 Unschedulable),
     Kind.PODS_NOT_READY: KindInfo(31, True, "a pod is not ready"),
     Kind.ENDPOINT_DOWN: KindInfo(40, False, "a health endpoint fails"),
     Kind.ERROR_SPIKE: KindInfo(50, False, "a service's error ratio is over the SEV-3 threshold"),
@@ -70,15 +188,24 @@ KINDS: dict[Kind, KindInfo] = {
 }
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Finding:
     """One thing the investigation established: ``kind``, ``subject`` (what it is about), ``detail`` (for
-    people) and ``evidence`` (the numbers behind it; ``impact`` orders findings of one kind)."""
+    people) and ``evidence`` (the numbers behind it, of the kind's evidence class; the class's defaults when
+    none is given)."""
 
     kind: Kind
     subject: str
     detail: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
+    evidence: Evidence = None  # type: ignore[assignment]  # filled in by __post_init__
+
+    def __post_init__(self) -> None:
+        wanted = KINDS[self.kind].evidence
+        if self.evidence is None:
+            object.__setattr__(self, "evidence", wanted())
+        elif type(self.evidence) is not wanted:
+            raise TypeError(f"a {self.kind.value} finding carries {wanted.__name__} evidence, "
+                            f"not {type(self.evidence).__name__}")
 
     @property
     def order(self) -> int:
@@ -90,14 +217,25 @@ class Finding:
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "subject": self.subject, "detail": self.detail,
-                "evidence": dict(self.evidence)}
+                "evidence": self.evidence.as_dict()}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Finding:
-        return cls(Kind(data["kind"]), str(data["subject"]), str(data.get("detail", "")),
-                   dict(data.get("evidence") or {}))
+        """A finding read back from a record; ValueError when its kind or evidence is not one irkit writes."""
+        kind = Kind(data["kind"])
+        evidence = _adapter(KINDS[kind].evidence).validate_python(dict(data.get("evidence") or {}))
+        return cls(kind, str(data["subject"]), str(data.get("detail", "")), evidence)
+
+
+_ADAPTERS: dict[type[Evidence], TypeAdapter[Any]] = {}
+
+
+def _adapter(cls: type[Evidence]) -> TypeAdapter[Any]:
+    if cls not in _ADAPTERS:
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return _ADAPTERS[cls]
 
 
 def rank(findings: Iterable[Finding]) -> list[Finding]:
     """Causes before symptoms; within a kind, the one with more impact first."""
-    return sorted(findings, key=lambda f: (f.order, -float(f.evidence.get("impact", 0) or 0), f.subject))
+    return sorted(findings, key=lambda f: (f.order, -f.evidence.impact, f.subject))

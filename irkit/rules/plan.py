@@ -16,13 +16,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from irkit import playbook
+from irkit.config import DEFAULTS, Config
+from irkit.rules import kinds
 from irkit.rules.kinds import Finding, Kind, rank
 
 __all__ = ["ACTIONS", "Mitigation", "PlanTargets", "plan", "raised_quantity", "shell", "sql_literal"]
 
-# Every action a plan can hold (kubectl-like verbs); scenario files are checked against it.
-ACTIONS = ("terminate-backend", "cancel-query", "terminate-idle", "rollout-undo", "raise-memory-limit",
-           "delete-pod", "rollout-restart", "set-env", "enable-circuit-breaker", "scale", "flushdb")
+# Every action a plan can hold (kubectl-like verbs): the playbook's table; scenario files are checked against it.
+ACTIONS = tuple(playbook.ACTIONS)
 
 
 @dataclass(frozen=True)
@@ -53,20 +55,20 @@ class Mitigation:
 class PlanTargets:
     """What the plan needs of the configuration (see :meth:`from_config`)."""
 
-    namespace: str = "web3-marketplace-prod"
-    postgres: str = "postgres-primary"
-    database: str = "web3marketplace"
-    admin_user: str = "postgres"
-    backend: str = "backend-deployment"
-    memory_factor: float = 1.5
-    scale_factor: float = 2.0
-    max_replicas: int = 20
-    circuit_breaker_url: str = "http://localhost:3000/admin/circuit-breaker/enable"
-    backup_provider: str = "BLOCKCHAIN_PROVIDER=backup"
-    upstream_timeout: str = "API_TIMEOUT=30000"
+    namespace: str = DEFAULTS.namespace
+    postgres: str = DEFAULTS.postgres_statefulset
+    database: str = DEFAULTS.pg_database
+    admin_user: str = DEFAULTS.pg_admin_user
+    backend: str = DEFAULTS.backend_deployment
+    memory_factor: float = DEFAULTS.memory_limit_factor
+    scale_factor: float = DEFAULTS.scale_factor
+    max_replicas: int = DEFAULTS.max_replicas
+    circuit_breaker_url: str = DEFAULTS.circuit_breaker_url
+    backup_provider: str = DEFAULTS.backup_provider_env
+    upstream_timeout: str = DEFAULTS.upstream_timeout_env
 
     @classmethod
-    def from_config(cls, cfg: Any) -> PlanTargets:
+    def from_config(cls, cfg: Config) -> PlanTargets:
         return cls(cfg.namespace, cfg.postgres_statefulset, cfg.pg_database, cfg.pg_admin_user,
                    cfg.backend_deployment, cfg.memory_limit_factor, cfg.scale_factor, cfg.max_replicas,
                    cfg.circuit_breaker_url, cfg.backup_provider_env, cfg.upstream_timeout_env)
@@ -82,14 +84,10 @@ def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _pid(value: Any) -> int | None:
-    """A PostgreSQL backend pid from a finding's evidence; None when it is not a plain integer."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    text = str(value).removeprefix("pid ").strip()
-    return int(text) if text.isdigit() else None
+def _pid(subject: str) -> int | None:
+    """A PostgreSQL backend pid from a finding's subject (``pid 42``); None when it is not a plain integer."""
+    text = subject.removeprefix("pid ").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
 
 
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -128,88 +126,86 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
     # (cancelling it releases every query queued behind it, and loses nothing anyone is waiting for).
     ranked.sort(key=lambda f: f.kind is not Kind.DDL_QUEUED)
     for f in ranked:
-        ev = f.evidence
-        if f.kind in (Kind.LOCK_ROOT, Kind.DEADLOCK):
-            pid = _pid(ev.get("pid", f.subject) if f.kind is Kind.LOCK_ROOT else (ev.get("pids") or [None])[0])
-            why = (f"it holds the lock {ev.get('blocked_count', '?')} sessions wait behind ({ev.get('state', '')})"
-                   if f.kind is Kind.LOCK_ROOT else "breaks the lock cycle")
-            if pid is not None:
-                add("terminate-backend", f"pid {pid}", why, psql(f"SELECT pg_terminate_backend({pid});"), f, pid=pid,
-                    reason="lock-root" if f.kind is Kind.LOCK_ROOT else "deadlock")
-        elif f.kind is Kind.LONG_RUNNING_QUERY:
-            pid = _pid(ev.get("pid", f.subject))
-            if pid is not None:
-                add("cancel-query", f"pid {pid}",
-                    f"query running {float(ev.get('age_seconds') or 0):.0f} s saturates the database",
-                    psql(f"SELECT pg_cancel_backend({pid});"), f, pid=pid, reason="long-running",
-                    query=str(ev.get("query") or ""))
-        elif f.kind is Kind.BAD_REVISION:
-            dep = ev.get("deployment", f.subject)
-            add("rollout-undo", f"deployment/{dep}",
-                f"revision {ev.get('revision')} ({ev.get('image')}) deployed "
-                f"{float(ev.get('age_minutes') or 0):.0f} min ago crashloops; "
-                f"previous revision {ev.get('previous_revision')} was healthy",
-                shell("kubectl", "rollout", "undo", f"deployment/{dep}", "-n", t.namespace), f, deployment=dep,
-                from_revision=ev.get("revision"))
-        elif f.kind is Kind.OOM_KILLED:
-            dep, container, limit = ev.get("deployment", f.subject), ev.get("container", ""), ev.get("memory_limit", "")
-            raised = raised_quantity(str(limit), t.memory_factor) if limit else None
-            if raised is None:
-                why = "containers are OOMKilled; their memory limit is not known: raise it by hand"
-                command = shell("kubectl", "get", f"deployment/{dep}", "-n", t.namespace, "-o",
-                                "jsonpath={.spec.template.spec.containers[*].resources.limits.memory}")
-            else:
-                why = f"containers are OOMKilled at their memory limit {limit}; raise it {t.memory_factor:g}x"
-                command = shell("kubectl", "set", "resources", f"deployment/{dep}", "-n", t.namespace,
-                                *(("-c", container) if container else ()), f"--limits=memory={raised}")
-            add("raise-memory-limit", f"deployment/{dep}", why, command, f, deployment=dep, container=container,
-                memory=raised or "")
-        elif f.kind is Kind.DATASTORE_DOWN and ev.get("pod"):
-            add("delete-pod", f"pod/{ev['pod']}", f"{f.subject} is down ({ev.get('failure')}): restart its pod "
-                                                   "(the playbook's 'restart failed services'); read its logs first",
-                shell("kubectl", "delete", "pod", ev["pod"], "-n", t.namespace), f, pod=ev["pod"])
-        elif f.kind in (Kind.CRASHLOOP, Kind.IMAGE_PULL, Kind.PODS_NOT_READY):
-            add("delete-pod", f"pod/{f.subject}", f"{f.kind.value}: restart it if it is not a bad revision",
-                shell("kubectl", "delete", "pod", f.subject, "-n", t.namespace), f, pod=f.subject)
-        elif f.kind is Kind.DDL_QUEUED:
-            pid = _pid(ev.get("pid", f.subject))
-            if pid is not None:
-                add("cancel-query", f"pid {pid}",
-                    f"the queued DDL holds {ev.get('queued_behind', '?')} session(s) behind it; cancel it, then "
-                    "deal with the session it waits on", psql(f"SELECT pg_cancel_backend({pid});"), f, pid=pid,
-                    reason="ddl-queued", query=str(ev.get("query") or ""))
-        elif f.kind is Kind.DB_SATURATION:
-            app, deployment = str(ev.get("application") or ""), str(ev.get("deployment") or "")
-            if app and not deployment:
-                add("terminate-idle", f"application {app}",
-                    f"{ev.get('idle_sessions')} idle connections of '{app}' fill the pool",
-                    psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle' AND "  # noqa: S608
-                         f"application_name = {sql_literal(app)};"), f, application=app)  # a quoted literal
-            else:
-                target = deployment or t.backend
-                add("rollout-restart", f"deployment/{target}", "restart its database connections",
-                    shell("kubectl", "rollout", "restart", f"deployment/{target}", "-n", t.namespace), f,
-                    deployment=target)
-        elif f.kind is Kind.PROVIDER_FAILING:
-            dep = ev.get("deployment", f.subject)
-            add("set-env", f"deployment/{dep}", f"switch to the backup blockchain provider ({t.backup_provider})",
-                shell("kubectl", "set", "env", f"deployment/{dep}", t.backup_provider, "-n", t.namespace), f,
-                deployment=dep, env=t.backup_provider)
-        elif f.kind is Kind.UPSTREAM_TIMEOUT:
-            dep = ev.get("deployment", f.subject)
-            add("enable-circuit-breaker", f"deployment/{dep}",
-                "stop waiting on the upstream that times out: open the circuit breaker",
-                shell("kubectl", "exec", "-n", t.namespace, f"deployment/{dep}", "--", "curl", "-fsS", "-X", "POST",
-                      t.circuit_breaker_url), f, deployment=dep, url=t.circuit_breaker_url)
-            add("set-env", f"deployment/{dep}", f"raise the upstream timeout while it recovers ({t.upstream_timeout})",
-                shell("kubectl", "set", "env", f"deployment/{dep}", t.upstream_timeout, "-n", t.namespace), f,
-                deployment=dep, env=t.upstream_timeout)
-        elif f.kind is Kind.OVERLOAD and ev.get("deployment"):
-            dep, replicas = str(ev["deployment"]), int(ev.get("replicas") or 0)
-            wanted = min(t.max_replicas, max(replicas + 1, math.ceil(replicas * t.scale_factor)))
-            if wanted > replicas:
-                add("scale", f"deployment/{dep}", f"traffic is {float(ev.get('impact') or 0):.1f}x its baseline: "
-                                                  f"scale from {replicas} to {wanted} replicas",
-                    shell("kubectl", "scale", f"deployment/{dep}", f"--replicas={wanted}", "-n", t.namespace), f,
-                    deployment=dep, replicas=wanted)
+        match f.evidence:
+            case kinds.LockRoot(pid=pid, blocked_count=behind, state=state):
+                pid = pid or _pid(f.subject)
+                if pid is not None:
+                    add("terminate-backend", f"pid {pid}",
+                        f"it holds the lock {behind or '?'} sessions wait behind ({state})",
+                        psql(f"SELECT pg_terminate_backend({pid});"), f, pid=pid, reason="lock-root")
+            case kinds.Deadlock(pids=pids) if pids:
+                add("terminate-backend", f"pid {pids[0]}", "breaks the lock cycle",
+                    psql(f"SELECT pg_terminate_backend({pids[0]});"), f, pid=pids[0], reason="deadlock")
+            case kinds.LongRunningQuery(pid=pid, age_seconds=age, query=query):
+                pid = pid or _pid(f.subject)
+                if pid is not None:
+                    add("cancel-query", f"pid {pid}", f"query running {age:.0f} s saturates the database",
+                        psql(f"SELECT pg_cancel_backend({pid});"), f, pid=pid, reason="long-running", query=query)
+            case kinds.BadRevision(deployment=dep, revision=revision, image=image, age_minutes=age,
+                             previous_revision=previous):
+                dep = dep or f.subject
+                add("rollout-undo", f"deployment/{dep}",
+                    f"revision {revision} ({image}) deployed {age:.0f} min ago crashloops; "
+                    f"previous revision {previous} was healthy",
+                    shell("kubectl", "rollout", "undo", f"deployment/{dep}", "-n", t.namespace), f, deployment=dep,
+                    from_revision=revision)
+            case kinds.OomKilled(deployment=dep, container=container, memory_limit=limit):
+                dep = dep or f.subject
+                raised = raised_quantity(limit, t.memory_factor) if limit else None
+                if raised is None:
+                    why = "containers are OOMKilled; their memory limit is not known: raise it by hand"
+                    command = shell("kubectl", "get", f"deployment/{dep}", "-n", t.namespace, "-o",
+                                    "jsonpath={.spec.template.spec.containers[*].resources.limits.memory}")
+                else:
+                    why = f"containers are OOMKilled at their memory limit {limit}; raise it {t.memory_factor:g}x"
+                    command = shell("kubectl", "set", "resources", f"deployment/{dep}", "-n", t.namespace,
+                                    *(("-c", container) if container else ()), f"--limits=memory={raised}")
+                add("raise-memory-limit", f"deployment/{dep}", why, command, f, deployment=dep, container=container,
+                    memory=raised or "")
+            case kinds.DatastoreDown(pod=pod, failure=failure) if pod:
+                add("delete-pod", f"pod/{pod}", f"{f.subject} is down ({failure}): restart its pod "
+                                                "(the playbook's 'restart failed services'); read its logs first",
+                    shell("kubectl", "delete", "pod", pod, "-n", t.namespace), f, pod=pod)
+            case kinds.DdlQueued(pid=pid, queued_behind=behind, query=query):
+                pid = pid or _pid(f.subject)
+                if pid is not None:
+                    add("cancel-query", f"pid {pid}",
+                        f"the queued DDL holds {behind or '?'} session(s) behind it; cancel it, then "
+                        "deal with the session it waits on", psql(f"SELECT pg_cancel_backend({pid});"), f, pid=pid,
+                        reason="ddl-queued", query=query)
+            case kinds.DbSaturation(application=app, deployment=deployment, idle_sessions=idle):
+                if app and not deployment:
+                    add("terminate-idle", f"application {app}", f"{idle} idle connections of '{app}' fill the pool",
+                        psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle' AND "  # noqa: S608
+                             f"application_name = {sql_literal(app)};"), f, application=app)  # a quoted literal
+                else:
+                    target = deployment or t.backend
+                    add("rollout-restart", f"deployment/{target}", "restart its database connections",
+                        shell("kubectl", "rollout", "restart", f"deployment/{target}", "-n", t.namespace), f,
+                        deployment=target)
+            case kinds.Dependency(deployment=dep) if f.kind is Kind.PROVIDER_FAILING:
+                dep = dep or f.subject
+                add("set-env", f"deployment/{dep}", f"switch to the backup blockchain provider ({t.backup_provider})",
+                    shell("kubectl", "set", "env", f"deployment/{dep}", t.backup_provider, "-n", t.namespace), f,
+                    deployment=dep, env=t.backup_provider)
+            case kinds.Dependency(deployment=dep):  # the upstream times out
+                dep = dep or f.subject
+                add("enable-circuit-breaker", f"deployment/{dep}",
+                    "stop waiting on the upstream that times out: open the circuit breaker",
+                    shell("kubectl", "exec", "-n", t.namespace, f"deployment/{dep}", "--", "curl", "-fsS", "-X",
+                          "POST", t.circuit_breaker_url), f, deployment=dep, url=t.circuit_breaker_url)
+                add("set-env", f"deployment/{dep}",
+                    f"raise the upstream timeout while it recovers ({t.upstream_timeout})",
+                    shell("kubectl", "set", "env", f"deployment/{dep}", t.upstream_timeout, "-n", t.namespace), f,
+                    deployment=dep, env=t.upstream_timeout)
+            case kinds.Overload(deployment=dep, replicas=replicas, impact=impact) if dep:
+                wanted = min(t.max_replicas, max(replicas + 1, math.ceil(replicas * t.scale_factor)))
+                if wanted > replicas:
+                    add("scale", f"deployment/{dep}", f"traffic is {impact:.1f}x its baseline: "
+                                                      f"scale from {replicas} to {wanted} replicas",
+                        shell("kubectl", "scale", f"deployment/{dep}", f"--replicas={wanted}", "-n", t.namespace), f,
+                        deployment=dep, replicas=wanted)
+            case _ if f.kind in (Kind.CRASHLOOP, Kind.IMAGE_PULL, Kind.PODS_NOT_READY):
+                add("delete-pod", f"pod/{f.subject}", f"{f.kind.value}: restart it if it is not a bad revision",
+                    shell("kubectl", "delete", "pod", f.subject, "-n", t.namespace), f, pod=f.subject)
     return steps

@@ -24,12 +24,12 @@ from irkit import config as irconfig
 from irkit.comms.context import context
 from irkit.errors import ConfigError
 from irkit.lab import free_port
-from irkit.rules.kinds import Finding, Kind
+from irkit.rules.kinds import Finding, Kind, LockRoot
 
 WEBHOOK_PATH = "/services/T000/B000/s3cr3t-webhook"
 TOKEN = "sp-token-s3cr3t"
 ROOT = Finding(Kind.LOCK_ROOT, "pid 42", "idle in transaction session blocks 3 session(s): UPDATE orders SET "
-                                        "status = 'x' WHERE id = 1", {"pid": 42, "state": "idle in transaction"})
+                                        "status = 'x' WHERE id = 1", LockRoot(pid=42, state="idle in transaction"))
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -61,7 +61,7 @@ class Receiver(BaseHTTPRequestHandler):
 def http_receiver() -> Iterator[str]:
     Receiver.seen, Receiver.plan = [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
@@ -262,7 +262,7 @@ def test_irkit_send_delivers_what_a_run_kept_in_its_outbox_and_reseals_it(tmp_pa
 
 HOSTILE = Finding(Kind.LOCK_ROOT, "pid 42", "idle in transaction session blocks 3 session(s): UPDATE orders SET x = 1 "
                                            "/* <!channel> <https://evil.example/restore|Click to restore> & @here */",
-                  {"pid": 42, "state": "idle in transaction"})
+                  LockRoot(pid=42, state="idle in transaction"))
 
 
 def _hostile_context() -> dict[str, Any]:

@@ -178,7 +178,7 @@ def test_an_oom_finding_carries_the_container_and_its_limit():
     pod = _pod("frontend-deployment-abc-1", last_termination_reason="OOMKilled", memory_limit="512Mi",
                last_terminated_at=NOW - timedelta(seconds=30))
     finding = diagnose(Observations(now=NOW, unhealthy_pods=[pod]), T)[0]
-    assert finding.evidence["container"] == "frontend" and finding.evidence["memory_limit"] == "512Mi"
+    assert finding.evidence.container == "frontend" and finding.evidence.memory_limit == "512Mi"
 
 
 def test_every_kind_has_its_row_in_the_table_and_causes_rank_first():
@@ -191,7 +191,7 @@ def test_the_saturating_application_and_its_deployment_are_named():
     obs = Observations(now=NOW, saturation={"sessions": 95, "max_connections": 100},
                        connections=[{"application_name": "backend", "state": "idle", "sessions": 90}])
     finding = diagnose(obs, T)[0]
-    assert finding.evidence["application"] == "backend" and finding.evidence["deployment"] == "backend-deployment"
+    assert finding.evidence.application == "backend" and finding.evidence.deployment == "backend-deployment"
     assert "90 of them are idle connections of application 'backend'" in finding.detail
 
 
@@ -203,7 +203,7 @@ def test_a_failing_database_or_cache_pod_is_the_datastore_down_before_anything_i
     found = diagnose(obs, T)
     assert [(f.kind, f.subject) for f in found][:2] == [(Kind.DATASTORE_DOWN, "postgres-primary"),
                                                         (Kind.LOCK_ROOT, "pid 7")]
-    assert found[0].evidence["pod"] == "postgres-primary-0"
+    assert found[0].evidence.pod == "postgres-primary-0"
 
 
 def test_a_deadlock_postgresql_broke_is_a_finding_with_both_queries_and_nothing_to_terminate():
@@ -214,8 +214,8 @@ def test_a_deadlock_postgresql_broke_is_a_finding_with_both_queries_and_nothing_
            "\tProcess 4712: UPDATE orders SET status = 'refunded' WHERE id = 11\n")
     found = diagnose(Observations(now=NOW, database_logs=[{"text": log}], deadlocks=3), T)
     assert [(f.kind, f.subject) for f in found] == [(Kind.DEADLOCK, "broken by PostgreSQL")]
-    assert found[0].evidence["queries"] == ["UPDATE orders SET status = 'paid' WHERE id = 10",
-                                            "UPDATE orders SET status = 'refunded' WHERE id = 11"]
+    assert found[0].evidence.queries == ("UPDATE orders SET status = 'paid' WHERE id = 10",
+                                         "UPDATE orders SET status = 'refunded' WHERE id = 11")
     assert "pg_stat_database.deadlocks = 3" in found[0].detail
     assert plan(found) == []
     assert diagnose(Observations(now=NOW, database_logs=[{"text": "LOG: checkpoint complete"}]), T) == []

@@ -40,7 +40,7 @@ def test_an_application_whose_name_is_a_prefix_of_a_deployment_is_not_that_deplo
                        connections=[{"application_name": "b", "state": "idle", "sessions": 90}])
     [finding] = diagnose(obs, Targets())
     steps = plan([finding])
-    assert finding.evidence["deployment"] == "" and [s.action for s in steps] == ["terminate-idle"]
+    assert finding.evidence.deployment == "" and [s.action for s in steps] == ["terminate-idle"]
     assert steps[0].target == "application b"  # its idle sessions, not a restart of backend-deployment
 
 
@@ -50,4 +50,4 @@ def test_a_service_label_that_is_a_prefix_of_a_deployment_scales_nothing():
                        workloads=[{"name": "frontend-deployment", "desired": 2}])
     found = diagnose(obs, Targets())
     overload = next(f for f in found if f.kind is Kind.OVERLOAD)
-    assert overload.evidence["deployment"] == "" and not [s for s in plan(found) if s.action == "scale"]
+    assert overload.evidence.deployment == "" and not [s for s in plan(found) if s.action == "scale"]

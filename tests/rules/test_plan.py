@@ -7,15 +7,26 @@ import shlex
 import pytest
 
 from irkit import config
-from irkit.rules.kinds import Finding, Kind
+from irkit.rules.kinds import (
+    BadRevision,
+    DbSaturation,
+    DdlQueued,
+    Dependency,
+    Finding,
+    Kind,
+    LockRoot,
+    LongRunningQuery,
+    OomKilled,
+    Overload,
+)
 from irkit.rules.plan import ACTIONS, PlanTargets, plan, raised_quantity
 
 HOSTILE = "x; touch /tmp/pwned #"
 
 
 def test_every_planned_command_is_quoted_for_the_shell():
-    steps = plan([Finding(Kind.CRASHLOOP, HOSTILE, "d"), Finding(Kind.BAD_REVISION, "api", "d", {"deployment": HOSTILE}),
-                  Finding(Kind.LOCK_ROOT, "pid 42", "d", {"pid": 42})],
+    steps = plan([Finding(Kind.CRASHLOOP, HOSTILE, "d"), Finding(Kind.BAD_REVISION, "api", "d", BadRevision(deployment=HOSTILE)),
+                  Finding(Kind.LOCK_ROOT, "pid 42", "d", LockRoot(pid=42))],
                  PlanTargets(namespace="prod", postgres="pg-0", database="db name; rm", admin_user="dba"))
     commands = {s.action: s.command for s in steps}
     assert shlex.split(commands["delete-pod"]) == ["kubectl", "delete", "pod", HOSTILE, "-n", "prod"]
@@ -27,17 +38,23 @@ def test_every_planned_command_is_quoted_for_the_shell():
 
 
 def test_a_pid_that_is_not_a_number_plans_no_sql():
-    steps = plan([Finding(Kind.LOCK_ROOT, "pid 1); DROP TABLE orders; --", "d", {"pid": "1); DROP TABLE orders; --"}),
-                  Finding(Kind.LONG_RUNNING_QUERY, "pid x", "d", {"pid": True})])
+    # A pid enters as an integer or not at all: made in diagnosis or read back from a record.
+    for hostile in ("1); DROP TABLE orders; --", True, 0):
+        with pytest.raises(ValueError, match="pid"):
+            LockRoot(pid=hostile)
+        with pytest.raises(ValueError, match="pid"):
+            Finding.from_dict({"kind": "long-running-query", "subject": "pid 1", "evidence": {"pid": hostile}})
+    steps = plan([Finding(Kind.LOCK_ROOT, "pid 1); DROP TABLE orders; --", "d"),
+                  Finding(Kind.LONG_RUNNING_QUERY, "pid x", "d")])
     assert steps == []
 
 
 def test_every_target_comes_from_the_configuration():
     cfg = config.load(env={}, namespace="shop", backend_deployment="api-server", postgres_statefulset="db-0",
                       pg_database="shop", pg_admin_user="dba", memory_limit_factor=2.0)
-    steps = plan([Finding(Kind.DB_SATURATION, "postgres", "d"), Finding(Kind.LONG_RUNNING_QUERY, "pid 9", "d", {"pid": 9}),
-                  Finding(Kind.OOM_KILLED, "web", "d", {"deployment": "web", "container": "nginx",
-                                                         "memory_limit": "512Mi"})],
+    steps = plan([Finding(Kind.DB_SATURATION, "postgres", "d"), Finding(Kind.LONG_RUNNING_QUERY, "pid 9", "d", LongRunningQuery(pid=9)),
+                  Finding(Kind.OOM_KILLED, "web", "d", OomKilled(deployment="web", container="nginx",
+                                                         memory_limit="512Mi"))],
                  PlanTargets.from_config(cfg))
     by_action = {s.action: s for s in steps}
     assert by_action["rollout-restart"].target == "deployment/api-server"
@@ -54,34 +71,34 @@ def test_a_memory_limit_is_raised_from_its_current_value(limit: str, factor: flo
 
 
 def test_an_unknown_limit_is_not_guessed():
-    step = plan([Finding(Kind.OOM_KILLED, "web", "d", {"deployment": "web", "container": "nginx"})])[0]
+    step = plan([Finding(Kind.OOM_KILLED, "web", "d", OomKilled(deployment="web", container="nginx"))])[0]
     assert "not known" in step.why and "--limits" not in step.command
 
 
 def test_a_mitigation_round_trips_through_its_record():
-    step = plan([Finding(Kind.BAD_REVISION, "api", "d", {"deployment": "api", "revision": 3})])[0]
+    step = plan([Finding(Kind.BAD_REVISION, "api", "d", BadRevision(deployment="api", revision=3))])[0]
     assert type(step).from_dict(step.as_dict()) == step and step.status == "planned"
 
 
 def test_the_queued_ddl_is_cancelled_before_the_reader_is_terminated():
-    steps = plan([Finding(Kind.LOCK_ROOT, "pid 10", "d", {"pid": 10, "blocked_count": 3}),
-                  Finding(Kind.DDL_QUEUED, "pid 11", "d", {"pid": 11, "queued_behind": 2})])
+    steps = plan([Finding(Kind.LOCK_ROOT, "pid 10", "d", LockRoot(pid=10, blocked_count=3)),
+                  Finding(Kind.DDL_QUEUED, "pid 11", "d", DdlQueued(pid=11, queued_behind=2))])
     assert [(s.action, s.target) for s in steps] == [("cancel-query", "pid 11"), ("terminate-backend", "pid 10")]
 
 
 def test_idle_sessions_of_an_application_are_terminated_with_its_name_as_a_quoted_literal():
     name = "o'brien; DROP TABLE orders; --"
-    step = plan([Finding(Kind.DB_SATURATION, "postgres", "d", {"application": name, "idle_sessions": 40})])[0]
+    step = plan([Finding(Kind.DB_SATURATION, "postgres", "d", DbSaturation(application=name, idle_sessions=40))])[0]
     assert step.action == "terminate-idle"
     sql = shlex.split(step.command)[-1]
     assert sql.endswith("application_name = 'o''brien; DROP TABLE orders; --';")
 
 
 def test_dependencies_and_load_get_the_playbooks_actions():
-    steps = plan([Finding(Kind.PROVIDER_FAILING, "backend-deployment", "d", {"deployment": "backend-deployment"}),
-                  Finding(Kind.UPSTREAM_TIMEOUT, "backend-deployment", "d", {"deployment": "backend-deployment"}),
-                  Finding(Kind.OVERLOAD, "backend", "d", {"deployment": "backend-deployment", "replicas": 3,
-                                                          "impact": 3.0})],
+    steps = plan([Finding(Kind.PROVIDER_FAILING, "backend-deployment", "d", Dependency(deployment="backend-deployment")),
+                  Finding(Kind.UPSTREAM_TIMEOUT, "backend-deployment", "d", Dependency(deployment="backend-deployment")),
+                  Finding(Kind.OVERLOAD, "backend", "d", Overload(deployment="backend-deployment", replicas=3,
+                                                          impact=3.0))],
                  PlanTargets(namespace="prod", max_replicas=5))
     commands = [shlex.split(s.command) for s in steps]
     assert ["kubectl", "set", "env", "deployment/backend-deployment", "BLOCKCHAIN_PROVIDER=backup", "-n", "prod"] in commands
