@@ -27,44 +27,28 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from irkit import limits, redaction
+from pydantic import ConfigDict, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from irkit import limits, playbook, redaction
 from irkit.errors import ConfigError, IrkitError
 
-__all__ = ["CHECKS", "Config", "Secret", "keys", "load", "read_toml", "redact", "redact_frame", "to_toml"]
+__all__ = ["CHECKS", "DEFAULTS", "Config", "boolean", "Secret", "keys", "load", "read_toml", "redact", "redact_frame", "to_toml"]
 
-_MASK = "***"
-
-
-class Secret:
-    """A string that does not show itself: ``repr`` and ``str`` are masked."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
+class Secret(SecretStr):
+    """A string that does not show itself (pydantic's ``SecretStr``: ``repr`` and ``str`` are masked)."""
 
     def reveal(self) -> str:
         """The secret itself, for the one call that needs it."""
-        return self._value
-
-    def __repr__(self) -> str:
-        return f"Secret('{_MASK}')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+        return self.get_secret_value()
 
     def __bool__(self) -> bool:
-        return bool(self._value)
+        return bool(self.get_secret_value())
 
 
 def _key(section: str, doc: str, check: str = "text", bounds: tuple[float, float] | None = None) -> dict[str, Any]:
@@ -72,12 +56,14 @@ def _key(section: str, doc: str, check: str = "text", bounds: tuple[float, float
     return {"section": section, "doc": doc, "check": check, "bounds": bounds}
 
 
-@dataclass(frozen=True)
+@pydantic_dataclass(frozen=True, config=ConfigDict(arbitrary_types_allowed=True, allow_inf_nan=False))
 class Config:
     """Where the incident happens and how irkit reaches it.
 
     Each field is one key: ``[section] name`` in ``irkit.toml`` (the section is in the
-    field's metadata) and ``IRKIT_<NAME>`` in the environment.
+    field's metadata) and ``IRKIT_<NAME>`` in the environment. Every value is checked by pydantic
+    however the object is made (:func:`load`, :meth:`replace`, or ``Config(...)`` by hand), through
+    :func:`_field` (what each kind of key allows) and :func:`_consistent` (checks across keys).
     """
 
     # [kubernetes]
@@ -141,8 +127,8 @@ class Config:
     backup_provider_env: str = field(default="BLOCKCHAIN_PROVIDER=backup", metadata=_key("mitigation", "NAME=VALUE that switches the backend to its backup blockchain provider", "env_assignment"))
     upstream_timeout_env: str = field(default="API_TIMEOUT=30000", metadata=_key("mitigation", "NAME=VALUE that raises the backend's upstream timeout", "env_assignment"))
     circuit_breaker_off_url: str = field(default="http://localhost:3000/admin/circuit-breaker/disable", metadata=_key("mitigation", "the endpoint that closes the circuit breaker again (the undo of enabling it)", "http_url"))
-    # Guardrails: what `apply` may change at all (README: Mitigation actions).
-    allowed_actions: tuple[str, ...] = field(default=("terminate-backend", "cancel-query", "terminate-idle", "rollout-undo", "raise-memory-limit", "delete-pod", "rollout-restart", "set-env", "enable-circuit-breaker", "scale", "flushdb"), metadata=_key("mitigation", "actions irkit may apply; any other is refused", "label"))
+    # Guardrails: what `apply` may change at all (docs/actions.md).
+    allowed_actions: tuple[str, ...] = field(default=tuple(playbook.ACTIONS), metadata=_key("mitigation", "actions irkit may apply; any other is refused", "label"))
     allowed_namespaces: tuple[str, ...] = field(default=(), metadata=_key("mitigation", "namespaces actions may touch; empty = namespace only", "label"))
     allowed_workloads: tuple[str, ...] = field(default=(), metadata=_key("mitigation", "Deployments and StatefulSets actions may touch; empty = the four configured above", "subdomain"))
     min_replicas: int = field(default=1, metadata=_key("mitigation", "never scale a deployment below this many replicas", "number", (0.0, 1000.0)))
@@ -170,10 +156,10 @@ class Config:
     statuspage_page_id: str = field(default="", metadata=_key("comms", "the status page's page id; empty = no status page messages are sent", "text"))
     statuspage_token_file: str = field(default="", metadata=_key("comms", "file holding the status page API key (or set IRKIT_STATUSPAGE_TOKEN)", "path"))
     action_items_file: str = field(default="", metadata=_key("comms", "a TOML file of action items the post-mortem suggests per cause kind (lock-root = [\"...\"]), added to the built-in ones", "path"))
-    templates_dir: str = field(default="", metadata=_key("comms", "a directory of Jinja2 templates that replace the built-in ones by file name (README: Communications)", "path"))
+    templates_dir: str = field(default="", metadata=_key("comms", "a directory of Jinja2 templates that replace the built-in ones by file name (docs/communications.md)", "path"))
 
     # [evidence] what irkit keeps, and who may read it
-    redact_patterns: tuple[str, ...] = field(default=(), metadata=_key("evidence", "regular expressions of secrets of your own (an internal token format) removed from everything irkit reads, besides the built-in ones (README: What irkit trusts)", "regex"))
+    redact_patterns: tuple[str, ...] = field(default=(), metadata=_key("evidence", "regular expressions of secrets of your own (an internal token format) removed from everything irkit reads, besides the built-in ones (docs/trust.md)", "regex"))
     evidence_group: str = field(default="", metadata=_key("evidence", "a group that may read the evidence: files 0640 and directories 0750 owned by it; empty = 0600 and 0700, the owner only", "group"))
 
     # [timeouts] seconds
@@ -206,13 +192,6 @@ class Config:
             out.append((name, int(level.removeprefix("SEV-")), target))
         return tuple(out)
 
-    @property
-    def pg_location(self) -> str:
-        """host:port of the PostgreSQL DSN, for messages."""
-        import psycopg.conninfo  # libpq's own parser; loaded only when a DSN is looked at
-        info = psycopg.conninfo.conninfo_to_dict(self.pg_dsn)
-        return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}"
-
     def pg_conninfo(self) -> str:
         """The DSN with the password added back, for the one call that connects."""
         if self.pg_password is None:
@@ -230,6 +209,16 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         """A copy with some keys changed and checked like any other input."""
         return load(base=self, **changes)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _each(cls, raw: Any, info: ValidationInfo) -> Any:
+        return _coerce(str(info.field_name), raw, "Config")
+
+    @model_validator(mode="after")
+    def _across(self) -> Config:
+        _consistent({f.name: getattr(self, f.name) for f in fields(self)})
+        return self
 
 
 def _settable() -> dict[str, dataclasses.Field[Any]]:
@@ -258,47 +247,66 @@ def to_toml(values: Mapping[str, Any]) -> str:
 
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:
-    """Turn a toml, env or argument value into the field's type, or say what is wrong."""
-    f = _settable()[name]
-    default = f.default
+    """:func:`_field`, its complaint as one line naming where the value came from, the key and an example."""
     try:
-        if isinstance(default, bool):
-            if isinstance(raw, str):
-                return raw.strip().lower() in ("1", "true", "yes", "on")
-            return bool(raw)
-        if isinstance(default, int):
-            if isinstance(raw, bool) or not isinstance(raw, str | int) or not str(raw).strip().lstrip("-").isdigit():
-                raise ValueError("it must be a whole number")
-            whole = int(raw)
-            low, high = f.metadata["bounds"]
-            if not low < whole <= high:
-                raise ValueError(f"it must be a whole number above {low:g} and at most {high:g}")
-            return whole
-        if isinstance(default, float):
-            if isinstance(raw, bool) or not isinstance(raw, str | int | float):
-                raise ValueError(f"expected a number, got {type(raw).__name__}")
-            value = float(raw)
-            low, high = f.metadata["bounds"]
-            if not math.isfinite(value) or not low < value <= high:
-                raise ValueError(f"it must be a number above {low:g} and at most {high:g}")
-            return value
-        if isinstance(default, tuple):
-            if isinstance(raw, str):
-                items = [part.strip() for part in raw.split(",") if part.strip()]
-            elif isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
-                items = list(raw)
-            else:
-                raise ValueError("expected a list of strings")
-            if len(items) > MAX_LIST:
-                raise ValueError(f"at most {MAX_LIST} entries")
-            return tuple(_checked(name, item, f.metadata["check"]) for item in items)
-        if not isinstance(raw, str):
-            raise ValueError(f"expected a string, got {type(raw).__name__}")
-        return _checked(name, raw, f.metadata["check"])
+        return _field(name, raw)
     except (ValueError, OverflowError) as exc:
-        raise ConfigError(
-            f"{origin}: {name}={_shown(raw)} is not valid: {exc}; for example {_shown(default)}"
-        ) from exc
+        raise ConfigError(f"{origin}: {name}={_shown(raw)} is not valid: {exc}; for example "
+                          f"{_shown(_settable()[name].default)}") from exc
+
+
+def _field(name: str, raw: Any) -> Any:
+    """A toml, env or argument value as the field's type, checked as its kind of key allows (:data:`CHECKS`);
+    ValueError says what is allowed. Booleans are strict: ``flase`` is refused, not taken for False."""
+    f = _settable().get(name)
+    if f is None:  # a secret: set by load() from the environment or a file, never parsed here
+        return raw
+    default = f.default
+    if isinstance(default, bool):
+        return raw if isinstance(raw, bool) else boolean(raw)
+    if isinstance(default, int):
+        if isinstance(raw, bool) or not isinstance(raw, str | int) or not str(raw).strip().lstrip("-").isdigit():
+            raise ValueError("it must be a whole number")
+        whole = int(raw)
+        low, high = f.metadata["bounds"]
+        if not low < whole <= high:
+            raise ValueError(f"it must be a whole number above {low:g} and at most {high:g}")
+        return whole
+    if isinstance(default, float):
+        if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+            raise ValueError(f"expected a number, got {type(raw).__name__}")
+        try:
+            value = float(raw)
+        except (ValueError, OverflowError):
+            raise ValueError("it must be a number") from None
+        low, high = f.metadata["bounds"]
+        if not math.isfinite(value) or not low < value <= high:
+            raise ValueError(f"it must be a number above {low:g} and at most {high:g}")
+        return value
+    if isinstance(default, tuple):
+        if isinstance(raw, str):
+            items = [part.strip() for part in raw.split(",") if part.strip()]
+        elif isinstance(raw, list | tuple) and all(isinstance(item, str) for item in raw):
+            items = list(raw)
+        else:
+            raise ValueError("expected a list of strings")
+        if len(items) > MAX_LIST:
+            raise ValueError(f"at most {MAX_LIST} entries")
+        return tuple(_checked(item, f.metadata["check"]) for item in items)
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a string, got {type(raw).__name__}")
+    return _checked(raw, f.metadata["check"])
+
+
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+
+
+def boolean(raw: Any) -> bool:
+    """A yes or no as a person writes it (true/false, yes/no, on/off, 1/0); anything else is a ValueError, never
+    taken for False (``flase`` must not turn STARTTLS off). Configuration keys and notebook parameters alike."""
+    if isinstance(raw, str) and raw.strip().lower() in _BOOLEANS:
+        return _BOOLEANS[raw.strip().lower()]
+    raise ValueError("it must be true or false")
 
 
 def _shown(raw: Any) -> str:
@@ -360,7 +368,7 @@ def _compiles(pattern: str) -> bool:
     return True
 
 
-def _checked(name: str, value: str, check: str) -> str:
+def _checked(value: str, check: str) -> str:
     if len(value) > MAX_TEXT:
         raise ValueError(f"longer than {MAX_TEXT} characters")
     ok, allowed = CHECKS[check]
@@ -531,3 +539,8 @@ def redact_frame(frame: Any, config: Config | None, columns: Any = None) -> Any:
 @functools.lru_cache(maxsize=8)
 def _extra(patterns: tuple[str, ...]) -> tuple[redaction.Pattern, ...]:
     return redaction.compile_extra(patterns)
+
+
+# The playbook's system and thresholds, as the projections of the configuration (the severity thresholds, the
+# diagnosis's and the plan's targets, the charts' bands) take them when given no Config: the defaults live here only.
+DEFAULTS = Config()

@@ -2,7 +2,7 @@
 
 Instant and range queries return DataFrames indexed by a UTC, timezone-aware
 ``time``, one column per label plus ``value``. Metric and label names come from
-the config; label *values* passed by callers are escaped into PromQL string
+the config (checked as names when any Config is made); label *values* passed by callers are escaped into PromQL string
 literals, so a value holding quotes or ``"}`` cannot change the query. Every
 request has a timeout and no retries (retries multiply the wait during an outage).
 """
@@ -22,9 +22,8 @@ from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
-from irkit.config import CHECKS, Config, redact
+from irkit.config import Config, redact
 from irkit.errors import (
-    ConfigError,
     PrometheusError,
     PrometheusNoData,
     PrometheusTimeout,
@@ -51,20 +50,12 @@ __all__ = [
 
 MAX_BODY = 64 << 20  # bytes of one answer: a day of 50 services at a 15 s step is about 10 MiB
 MAX_ERROR_TEXT = 64 << 10  # characters of an error answer looked at for Prometheus's own message
-# The checks config.load applies, applied again to a Config built by hand: one definition, in config.CHECKS.
-_IS_NAME, _IS_DURATION = CHECKS["promname"][0], CHECKS["duration"][0]
 
 
 def label_value(value: str) -> str:
     """``value`` as a PromQL double-quoted string literal."""
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
-
-
-def _name(value: str, key: str) -> str:
-    if not _IS_NAME(value):
-        raise ConfigError(f"{key}={value!r} is not a Prometheus metric or label name; fix it in irkit.toml")
-    return value
 
 
 class Window:
@@ -222,28 +213,22 @@ def connect(config: Config) -> Prometheus:
 def _matchers(config: Config, service: str | None, extra: str = "") -> str:
     parts = [extra] if extra else []
     if service is not None:
-        parts.append(f"{_name(config.prom_service_label, 'prom_service_label')}={label_value(service)}")
+        parts.append(f"{config.prom_service_label}={label_value(service)}")
     return "{" + ",".join(parts) + "}" if parts else ""
-
-
-def _window(config: Config) -> str:
-    if not _IS_DURATION(config.prom_rate_window):
-        raise ConfigError(f"prom_rate_window={config.prom_rate_window!r} is not a PromQL duration like 5m")
-    return config.prom_rate_window
 
 
 def _by(config: Config, by_service: bool, *more: str) -> str:
     labels = [*more]
     if by_service:
-        labels.append(_name(config.prom_service_label, "prom_service_label"))
+        labels.append(config.prom_service_label)
     return f" by ({', '.join(labels)})" if labels else ""
 
 
 def error_ratio_query(config: Config, *, service: str | None = None, by_service: bool = False) -> str:
     """5xx over all requests (playbook 4.2), overall or per service."""
-    metric = _name(config.prom_requests_metric, "prom_requests_metric")
-    status = _name(config.prom_status_label, "prom_status_label")
-    window = _window(config)
+    metric = config.prom_requests_metric
+    status = config.prom_status_label
+    window = config.prom_rate_window
     errors = _matchers(config, service, f'{status}=~"5.."')
     everything = _matchers(config, service)
     by = _by(config, by_service)
@@ -251,16 +236,16 @@ def error_ratio_query(config: Config, *, service: str | None = None, by_service:
 
 
 def request_rate_query(config: Config, *, service: str | None = None, by_service: bool = False) -> str:
-    metric = _name(config.prom_requests_metric, "prom_requests_metric")
-    return f"sum{_by(config, by_service)}(rate({metric}{_matchers(config, service)}[{_window(config)}]))"
+    metric = config.prom_requests_metric
+    return f"sum{_by(config, by_service)}(rate({metric}{_matchers(config, service)}[{config.prom_rate_window}]))"
 
 
 def latency_quantile_query(config: Config, q: float, *, service: str | None = None,
                            by_service: bool = False) -> str:
     if not 0 < q < 1:
         raise ValueError(f"quantile {q} must be between 0 and 1, e.g. 0.95")
-    metric = _name(config.prom_latency_metric, "prom_latency_metric")
-    inner = f"rate({metric}_bucket{_matchers(config, service)}[{_window(config)}])"
+    metric = config.prom_latency_metric
+    inner = f"rate({metric}_bucket{_matchers(config, service)}[{config.prom_rate_window}])"
     return f"histogram_quantile({q:g}, sum{_by(config, by_service, 'le')}({inner}))"
 
 
@@ -290,8 +275,8 @@ def latency_quantile(prom: Prometheus, q: float = 0.95, window: Window | None = 
 def failed_requests(prom: Prometheus, start: datetime, end: datetime) -> tuple[float, float] | None:
     """(failed, all) requests between ``start`` and ``end``: the 5xx and total counts over the incident, for
     its impact in user terms. None when the counter has no series."""
-    metric = _name(prom.config.prom_requests_metric, "prom_requests_metric")
-    status = _name(prom.config.prom_status_label, "prom_status_label")
+    metric = prom.config.prom_requests_metric
+    status = prom.config.prom_status_label
     span = max(60, int((end - start).total_seconds()))
     errors = _matchers(prom.config, None, f'{status}=~"5.."')
     failed = prom.instant(f"sum(increase({metric}{errors}[{span}s]))", end)
@@ -316,9 +301,9 @@ def explain_no_data(prom: Prometheus, what: str, metric_key: str, by_service: bo
     responder which key is wrong; an empty table tells nothing, and must not pass for "no errors".
     """
     cfg = prom.config
-    metric = _name(getattr(cfg, metric_key), metric_key)
+    metric = getattr(cfg, metric_key)
     series = f"{metric}_bucket" if metric_key == "prom_latency_metric" else metric
-    label = _name(cfg.prom_service_label, "prom_service_label")
+    label = cfg.prom_service_label
     started = time.monotonic()
     env = f"IRKIT_{metric_key.upper()}"
     if prom.instant(f"count({series})").empty:
@@ -327,6 +312,6 @@ def explain_no_data(prom: Prometheus, what: str, metric_key: str, by_service: bo
     elif by_service and prom.instant(f'count({series}{{{label}!=""}})').empty:
         hint = f"`{series}` has no series with `{label}`; check prom_service_label (IRKIT_PROM_SERVICE_LABEL)"
     else:
-        hint = (f"`{series}` has series but no samples over the last {_window(cfg)}: the services may have "
+        hint = (f"`{series}` has series but no samples over the last {cfg.prom_rate_window}: the services may have "
                 "stopped reporting, or there is no traffic")
     return PrometheusNoData(prom.source, what, time.monotonic() - started, hint)
