@@ -79,7 +79,7 @@ def run_in(scenario: drill.Scenario, outputs: Path, params: dict[str, str], roun
         row(f"floor: five kernels importing the libraries ({rounds}x, median)", floor, "s", float("inf"))
         row(f"irkit run, five phases ({scenario.name}, {rounds}x, median)", run, "s", 20)
         row("irkit run / floor", run / floor, "x", 1.5)
-        for phase in result.summary["phases"]:
+        for phase in (p.as_dict() for p in result.summary.phases):
             print(f"    phase {phase['phase']} {phase['name']:<26} {phase['duration_seconds']:>6.2f} s {phase['status']}")
     return result.run_dir
 

@@ -1,4 +1,4 @@
-"""Investigation at scale (issue 14): a drill seeded with 5,000 pods, 20,000 events, 500 database backends with a
+"""Investigation at scale: a drill seeded with 5,000 pods, 20,000 events, 500 database backends with a
 100-deep lock chain, and 24 hours of 50 services' series at a 15 s step. Prints figures; asserts nothing.
 
     .venv/bin/python bench/scale.py            # or: make bench (after budgets.py)
@@ -155,7 +155,7 @@ def measure(label: str, scenario: drill.Scenario, outputs: Path, seed: bool) -> 
         print(f"{label}: services up and seeded in {time.monotonic() - t0:.1f} s", flush=True)
         result = runner.run("SCALE", config_path=str(env.config_path), outputs=outputs / label,
                             params={"window_minutes": "1440"})
-        for phase in result.summary["phases"]:
+        for phase in (p.as_dict() for p in result.summary.phases):
             budget = " (budget 10 s)" if phase["phase"] == 2 else ""
             print(f"  phase {phase['phase']} {phase['name']:<26} {phase['duration_seconds']:>7.2f} s{budget} "
                   f"{phase['status']}")

@@ -28,7 +28,7 @@ _MODULES = {
     "phases": "irkit.phases", "rules": "irkit.rules", "sources": "irkit.sources", "display": "irkit.display",
     "evidence": "irkit.evidence", "drill": "irkit.drill", "lab": "irkit.lab", "cli": "irkit.cli", "config": "irkit.config",
     "errors": "irkit.errors", "limits": "irkit.limits", "runner": "irkit.runner", "serve": "irkit.serve",
-    "escaping": "irkit.escaping", "redaction": "irkit.redaction",
+    "escaping": "irkit.escaping", "redaction": "irkit.redaction", "playbook": "irkit.playbook",
 }
 
 
@@ -70,6 +70,7 @@ __all__ = [
     "pg",
     "phases",
     "plan",
+    "playbook",
     "postmortem",
     "prom",
     "redaction",

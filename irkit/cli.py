@@ -1,4 +1,5 @@
-"""The ``irkit`` command: ``run`` the phase notebooks, ``verify`` a run's evidence, ``drill``."""
+"""The ``irkit`` command: ``run`` the phase notebooks; ``verify``, ``seal`` and ``send`` a run; ``serve`` alerts;
+``drill`` scenarios (each command imports what it needs when it runs)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from irkit import evidence
-from irkit.errors import STOP_REQUESTED, ConfigError, IrkitError, ParameterError
+from irkit.errors import ConfigError, IrkitError, ParameterError
 from irkit.evidence.remote import Remote, fetch, is_remote
 
 __all__ = ["main"]
@@ -178,11 +179,12 @@ def _wait_for_ctrl_c(env: Any) -> None:
 def _terminate(signum: int, frame: Any) -> None:
     # Ctrl-C and SIGTERM alike: context managers stop what was started. The flag first: Python may swallow the
     # exception (raised inside a weakref callback), and the runner checks the flag between steps.
+    from irkit.runner import STOP_REQUESTED  # a command that runs no notebook has nothing to stop
     STOP_REQUESTED.set()
     raise KeyboardInterrupt
 
 
-# Exit codes (the README's table).
+# Exit codes (the README's table, and docs/errors.md).
 OK, FAILED, BAD_INPUT, INCONCLUSIVE, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 70, 130
 
 
@@ -219,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
                 result = dataclasses.replace(result, location=url)
             else:
                 result = runner.seal(args.run_dir, group)
-            _say("sealed: " + ", ".join(f"phase {p['phase']} {p['status']}" for p in result.summary["phases"]))
+            _say("sealed: " + ", ".join(f"phase {p.phase} {p.status}" for p in result.summary.phases))
             _say_in_flight(result)
             odd = evidence.verify(result.run_dir).get("unexpected") or []
             if odd:
@@ -295,7 +297,7 @@ def _send(run_dir: Path, ids: list[str], config_path: str) -> int:
         sent = outbox.send(message, cfg, remote_id=remote if message.channel == "statuspage" else "")
         failed += sent.status != "sent"
         _say(f"{sent.id}: {sent.status}" + (f" ({sent.attempts[-1].get('error')})" if sent.status != "sent" else ""))
-    if (run_dir / evidence.MANIFEST).exists():
+    if evidence.RunDir(run_dir).manifest.exists():
         evidence.write_manifest(run_dir)  # the outbox changed: the manifest says so, signed again
     return FAILED if failed else OK
 

@@ -35,10 +35,7 @@ Catch ``SourceTimeout`` to handle "the system hung" for every source at once, or
 
 from __future__ import annotations
 
-import threading
-
 __all__ = [
-    "STOP_REQUESTED",
     "ActionError",
     "ConfigError",
     "ConfirmationError",
@@ -63,12 +60,6 @@ __all__ = [
     "SourceUnavailable",
     "StaleTargetError",
 ]
-
-# Set by the CLI's SIGINT and SIGTERM handlers before they raise KeyboardInterrupt. Python can lose that exception
-# (one raised inside a weakref callback, as an import's lock cleanup runs, is printed and ignored); the runner
-# checks this flag between steps, so Ctrl-C always stops a run.
-STOP_REQUESTED = threading.Event()
-
 
 class IrkitError(Exception):
     """The root of every error irkit raises."""

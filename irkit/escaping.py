@@ -5,7 +5,7 @@ by the systems that are failing, and sometimes by an attacker. Each format irkit
 applied where the text is written (never once "for all"): HTML for the report and notebook outputs, JSON
 inside a ``<script>`` for the charts, plotly's text (it renders a subset of HTML: ``<a href>``, ``<b>``,
 ``<br>``), Markdown for ``postmortem.md``, Slack's message text (``&``, ``<``, ``>`` and mentions), and a mail
-header (one line). README: "What irkit trusts".
+header (one line). docs/trust.md.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ or an AWS key in a log line or an event message, a private key a crashing servic
 read through :func:`redact` before anything else sees it, so no record, notebook, report, post-mortem or
 message ever holds them. The redacted form says what was removed: ``[redacted: password]``.
 
-The patterns are :data:`PATTERNS` (the README's table shows :data:`DOCUMENTED`, a docs test keeps it so); a team adds its own with the
+The patterns are :data:`PATTERNS` (docs/trust.md's table shows :data:`DOCUMENTED`, a docs test keeps it so); a team adds its own with the
 ``redact_patterns`` configuration key. Every pattern is linear in its input (no nested or overlapping
 quantifiers) and bounded, so hostile text cannot make redaction slow.
 """
@@ -81,7 +81,7 @@ PATTERNS: tuple[Pattern, ...] = (
 
 _BEGIN_KEY = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
 _END_KEY = re.compile(r"-----END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)?-----")
-# Every kind of secret recognised, as the README's table shows them (private keys are cut out by code, not a regex).
+# Every kind of secret recognised, as docs/trust.md's table shows them (private keys are cut out by code, not a regex).
 DOCUMENTED: tuple[Pattern, ...] = (
     Pattern("private key", "-----BEGIN ... PRIVATE KEY----- to its END line (or to the end of the text)", _BEGIN_KEY),
     *PATTERNS)

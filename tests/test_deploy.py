@@ -27,13 +27,13 @@ import yaml
 from irkit import actions, drill, runner, serve
 from irkit import config as irconfig
 from irkit.actions import Confirmation, Systems
-from irkit.errors import KubernetesUnavailable, ParameterError, RunError
-from irkit.lab import rbac
+from irkit.errors import KubernetesUnavailable, RunError
 from irkit.lab.kube import KubeLab, build_cluster
 from irkit.rules.plan import Mitigation
 from irkit.sources import k8s
 from tests.actions.test_kube import CASES
 from tests.conftest import CLUSTER, NAMESPACE
+from tests.support import rbac
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 TOKEN = "projected-token-of-irkit"  # what the kubelet would put in the run pod's token file
@@ -204,7 +204,7 @@ def test_every_request_of_a_drill_is_allowed_by_the_roles_and_every_granted_verb
             start = len(lab.requests)
             result = runner.run("INC-RBAC", phases, config_path=config, outputs=tmp_path / "outputs",
                                 params=dict(scenario.parameters))
-            assert all(p["status"] == "ok" for p in result.summary["phases"]), result.summary["phases"]
+            assert all(p.status == "ok" for p in result.summary.phases), result.summary.phases
             marks[tuple(phases)] = lab.requests[start:]
         assert all(rbac.attributes(r) is None or rbac.attributes(r).token == TOKEN for r in lab.requests)
         reading = [r for key in ((1,), (4, 5)) for r in marks[key]]
@@ -274,7 +274,7 @@ def _finish(lab: KubeLab, job: dict[str, Any], condition: str) -> None:
 
 def test_serve_starts_each_run_as_a_job_from_the_template_and_follows_it_with_its_own_role_only(
         ca, tmp_path, monkeypatch):
-    from tests.test_serve import _group, _post, _wait
+    from tests.serve.conftest import _group, _post, _wait
     lab = tls_lab(ca)
     lab.emulator.tokens = {"serve-token"}
     with lab:
@@ -351,14 +351,6 @@ def test_serve_starts_each_run_as_a_job_from_the_template_and_follows_it_with_it
     assert not rbac.grants(resources(DEPLOY), "irkit-serve", "irkit-other")  # bound to that account only
 
 
-@pytest.mark.parametrize("text", ["[]", '{"x": "y"}', "not json", '{"alert": 5}', '{"alert": "' + "x" * 9000 + '"}'])
-def test_a_context_that_is_not_what_serve_writes_is_refused_in_one_line(text: str):
-    with pytest.raises(ParameterError, match="--context .* is not a JSON object of alert, alert_group, serve_job"):
-        runner.parse_context(text)
-    assert runner.parse_context('{"alert": {"name": "X"}, "serve_job": "abc"}') == {"alert": {"name": "X"},
-                                                                                   "serve_job": "abc"}
-
-
 def test_an_alert_becomes_a_job_that_runs_in_the_cluster_and_leaves_its_evidence_in_the_bucket(
         ca, tmp_path, monkeypatch):
     """Everything in deploy/ at once: serve (its own account) makes the Job from the template, a kubelet stand-in
@@ -367,9 +359,9 @@ def test_an_alert_becomes_a_job_that_runs_in_the_cluster_and_leaves_its_evidence
     import s3fs
 
     from irkit.lab.kube import JobProcess
-    from irkit.lab.s3 import S3Lab
-    from tests.evidence.test_evidence import IRKIT
-    from tests.test_serve import _group, _post, _wait
+    from tests.evidence.test_manifest import IRKIT
+    from tests.serve.conftest import _group, _post, _wait
+    from tests.support.s3 import S3Lab
     lab = tls_lab(ca)
     lab.emulator.tokens.add("serve-token")
     with S3Lab() as s3, drill.DrillEnvironment(drill.load_scenario("lock-contention"), kube=lab) as env:

@@ -725,6 +725,22 @@ class KubeLab:
                     self.emulator.declare("metrics.k8s.io/v1beta1/nodes")
         asyncio.run_coroutine_threadsafe(store(), self._loop).result(10)
 
+    def objects(self, plural: str, *, group: str | None = None, name: str | None = None,
+                prefix: str | None = None) -> list[dict[str, Any]]:
+        """The stored objects of a resource (``pods``, ``deployments``, ``statefulsets``...; of the API ``group``
+        when given, "" for the core one) that are not deleted, as the API serves them: all, the one called
+        ``name``, or those whose name starts with ``prefix``."""
+        for _ in range(3):  # the emulator's thread may change the table while it is copied: copy again
+            try:
+                found = list(self.emulator.objects.items())
+                break
+            except RuntimeError:
+                continue
+        else:
+            return []
+        return [o.raw for k, o in found if k[0].plural == plural and group in (None, k[0].group) and not o.deleted
+                and (name is None or k[2] == name) and (prefix is None or k[2].startswith(prefix))]
+
     @property
     def requests(self) -> list[Any]:
         """Every request served so far, as kmock recorded it (method, resource, namespace, name, headers)."""
@@ -897,7 +913,7 @@ def build_cluster(spec: Mapping[str, Any], namespace: str, now: datetime | None 
 
     ``spec`` is the ``[kubernetes]`` table of a scenario file: ``workloads`` (each with
     ``name, kind, container, replicas, revisions, pods``), ``events``, ``nodes`` and
-    ``metrics_api``. See the README's scenario format.
+    ``metrics_api``. See the scenario format in docs/drills.md.
     """
     now = now or datetime.now(UTC)
     metrics_api = bool(spec.get("metrics_api", True))

@@ -13,7 +13,7 @@ a secret. Four roles:
 - ``marketplace``, an ordinary role that owns the marketplace tables: the application
   and the scenario's sessions (``app_dsn``), so a scenario's SQL cannot run
   ``COPY ... TO PROGRAM`` or anything else only a superuser may;
-- ``irkit``, the README's read-only role plus SELECT on the orders table (``reader_dsn``):
+- ``irkit``, the read-only role of docs/configuration.md plus SELECT on the orders table (``reader_dsn``):
   what a drill's investigation connects as;
 - ``responder``, pg_signal_backend and pg_read_all_stats (``responder_dsn``): what irkit's
   database actions connect as (``pg_action_dsn``).
@@ -211,7 +211,7 @@ class PostgresLab:
             conn.execute(f'CREATE DATABASE "{self.database}" OWNER marketplace')
             conn.execute("GRANT pg_read_all_stats TO irkit")
             conn.execute("ALTER ROLE irkit SET default_transaction_read_only = on")
-            # What the README asks of pg_action_dsn: signal other sessions, read them, nothing else.
+            # What docs/actions.md asks of pg_action_dsn: signal other sessions, read them, nothing else.
             conn.execute("GRANT pg_signal_backend, pg_read_all_stats TO responder")
         with psycopg.connect(self.app_dsn, autocommit=True) as conn:
             conn.execute(MARKETPLACE_SCHEMA)

@@ -49,7 +49,7 @@ def earlier_messages(inc: Incident) -> list[comms.Message]:
 
 
 def incident_context(inc: Incident) -> dict[str, Any]:
-    """The templates' variables from every run of the incident (README: Communications)."""
+    """The templates' variables from every run of the incident (docs/communications.md)."""
     runs = incident_records(inc)
     severity = latest(runs, R.SEVERITY)
     verdict = latest(runs, R.VERDICT)

@@ -9,7 +9,7 @@ DataFrames with documented columns, or small frozen records.
 
 ``default_transaction_read_only`` guards against accidents, not people (``BEGIN
 READ WRITE`` bypasses it); production should use a role that can only read, see
-the README.
+docs/configuration.md.
 """
 
 from __future__ import annotations
@@ -177,7 +177,7 @@ _ERRORS: tuple[tuple[type[psycopg.Error] | tuple[type[psycopg.Error], ...], type
      "refused: irkit investigation sessions are read-only ({message}); changes go through irkit's mitigation "
      "actions", None),
     (psycopg.errors.InsufficientPrivilege, PostgresError,
-     "permission denied ({message}); grant the role what the README's role SQL grants (pg_read_all_stats, "
+     "permission denied ({message}); grant the role what the role SQL of docs/configuration.md grants (pg_read_all_stats, "
      "SELECT on pg_orders_table; pg_signal_backend for pg_action_dsn)", None),
     ((psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn), PostgresError,
      "{message}; check pg_orders_table / pg_orders_ts_column (IRKIT_PG_ORDERS_TABLE)", None),

@@ -5,10 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from irkit import drill
+from irkit.evidence.summary import Summary
+from tests.drill.test_truth import _severity
 
 
 def _result(name: str, summary: dict, differences: list[str], pids: dict[str, int] | None = None) -> drill.DrillResult:
-    return drill.DrillResult(drill.load_scenario(name), Path("/nonexistent"), summary, differences,
+    typed = Summary.from_dict({**summary, "severity": _severity(summary["severity"]["name"])})
+    return drill.DrillResult(drill.load_scenario(name), Path("/nonexistent"), typed, differences,
                              {"total_seconds": 20.0}, pids or {})
 
 

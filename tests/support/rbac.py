@@ -1,4 +1,4 @@
-"""Kubernetes RBAC, evaluated over the requests the emulator recorded (issue 15: least privilege, tested).
+"""Kubernetes RBAC, evaluated over the requests the emulator recorded (least privilege, tested both ways).
 
 The API server authorizes a request by its attributes (verb, API group, resource and subresource, namespace,
 name) against the rules of the Roles bound to the caller. :func:`attributes` derives those attributes from a

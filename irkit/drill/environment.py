@@ -1,0 +1,184 @@
+"""The scenario's system, running on 127.0.0.1 and free ports: PostgreSQL (with the scenario's sessions held),
+Redis when it wants one, the marketplace HTTP service, Prometheus backfilled up to now and then scraping the
+service live, the Kubernetes API emulator; a kubeconfig and an ``irkit.toml`` pointing at them. It follows
+what a responder applies (:meth:`DrillEnvironment.cause_gone`), and stops all of it on exit, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from irkit import config as irconfig
+from irkit.drill.scenario import Scenario
+from irkit.errors import ConfigError, DrillError, ScenarioError
+from irkit.lab.kube import KubeLab, build_cluster
+from irkit.lab.marketplace import Marketplace
+from irkit.lab.postgres import PostgresLab
+from irkit.lab.prometheus import PrometheusLab
+from irkit.lab.redis import RedisLab
+
+__all__ = ["DrillEnvironment"]
+
+
+
+class DrillEnvironment:
+    """The scenario's system, running; a context manager that always stops it all."""
+
+    def __init__(self, scenario: Scenario, workdir: str | Path | None = None,
+                 progress: Callable[[str], None] | None = None, kube: KubeLab | None = None) -> None:
+        """``kube``: the Kubernetes API emulator to seed instead of a plain-HTTP one (one over TLS that
+        checks tokens, as a cluster's API server does for a pod); the environment stops it all the same."""
+        self.scenario = scenario
+        self._kube = kube
+        self.say = progress or (lambda _: None)
+        self.workdir = Path(workdir) if workdir else None
+        self.pids: dict[str, int] = {}
+        self.timings: dict[str, float] = {}
+        self.down: set[str] = set()  # the labs a scenario stopped: "postgres", "redis"
+        self._broken: list[tuple[str, str]] = []  # (kind, name) of workloads whose pods do not run
+        self._replicas: dict[str, int] = {}
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> DrillEnvironment:
+        t0 = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self._stack.close()
+            raise
+        self.timings["services_up_seconds"] = round(time.monotonic() - t0, 2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def _start(self) -> None:
+        sc = self.scenario
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix=f"irkit-drill-{sc.name}-"))
+            self._stack.callback(shutil.rmtree, self.workdir, ignore_errors=True)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.postgres = self._stack.enter_context(PostgresLab(settings=(f"max_connections={sc.max_connections}",)))
+        self.say(f"postgresql  {self.postgres.dsn}")
+        self._hold_sessions()
+        self.redis = self._stack.enter_context(RedisLab()) if sc.redis else None
+        if self.redis is not None:
+            self.say(f"redis       {self.redis.url}")
+        self.down = {lab for lab, down in (("postgres", sc.database_down), ("redis", sc.redis_down and sc.redis))
+                     if down}  # from the start: the marketplace asks cause_gone() from its first request
+        self.marketplace = self._stack.enter_context(Marketplace(
+            self.postgres.app_dsn, sc.live, baseline={h.service: h.segments[0] for h in sc.traffic},
+            recovered=self.cause_gone, backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else ""))
+        self.say(f"marketplace {self.marketplace.url}")
+        self.prometheus = self._stack.enter_context(PrometheusLab(
+            sc.traffic, history_start=sc.history_start, ahead=0.0,
+            scrape_targets=[f"127.0.0.1:{self.marketplace.port}"], scrape_interval="1s"))
+        self.say(f"prometheus  {self.prometheus.url}")
+        kube = self.kube = self._stack.enter_context(self._kube or KubeLab())
+        kube.load(build_cluster(sc.cluster, sc.namespace))
+        kube.emulator.on_pod_replaced.append(self._pod_replaced)
+        # Workloads with pods that do not run (and could: pending and unschedulable pods wait for room
+        # the drill cannot make): the scenario's cause is not gone until they are ready again.
+        self._broken = [(w.get("kind", "Deployment"), w["name"]) for w in sc.cluster.get("workloads", [])
+                        if any(p.get("state", "running") not in ("running", "pending", "unschedulable")
+                               for p in w.get("pods", []))]
+        self._replicas = {w["name"]: int(w.get("replicas", 1)) for w in sc.cluster.get("workloads", [])}
+        self.kubeconfig = kube.write_kubeconfig(self.workdir / "kubeconfig", sc.namespace)
+        self.say(f"kubernetes  {kube.url} (kubeconfig {self.kubeconfig})")
+        for _ in range(sc.deadlocks):
+            self.postgres.deadlock()
+        if sc.database_down:
+            self.say("postgresql  stopped: the scenario's database is down")
+            self.postgres.pause()
+        if sc.redis_down and self.redis is not None:
+            self.say("redis       stopped: the scenario's cache is down")
+            self.redis.stop()
+        self.config_path = self.workdir / "irkit.toml"
+        # A drill compresses time: rates over 1 minute, so a fix shows in phase 4 within a minute.
+        values = {"namespace": sc.namespace, "kubeconfig": str(self.kubeconfig), "pg_dsn": self.postgres.reader_dsn,
+                  "pg_action_dsn": self.postgres.responder_dsn,
+                  # Every template is rendered into the outbox (nothing is sent: no credentials, send_messages off).
+                  "statuspage_page_id": "drill", "customer_email_to": "customers@drill.invalid",
+                  "circuit_breaker_url": f"{self.marketplace.url}/admin/circuit-breaker/enable",
+                  "circuit_breaker_off_url": f"{self.marketplace.url}/admin/circuit-breaker/disable",
+                  "prom_rate_window": "1m", "lock_sample_seconds": 10,  # a lock history of several moments
+                  "prom_url": self.prometheus.url, "health_endpoints": list(self.marketplace.health_endpoints),
+                  **({"redis_url": self.redis.url} if self.redis else {}), **sc.config}
+        self.config_path.write_text(f"# irkit drill {sc.name}: the drill environment\n" + irconfig.to_toml(values))
+        try:
+            irconfig.load(self.config_path, env={})
+        except ConfigError as exc:
+            raise ScenarioError(f"{sc.path}: [config] {exc}") from exc
+
+    def _pod_replaced(self, namespace: str, pod: str, workload: str) -> None:
+        """The emulator made a deleted pod again: a stopped datastore behind it starts again."""
+        sc = self.scenario
+        names = {**{"postgres_statefulset": irconfig.Config.postgres_statefulset,
+                    "redis_statefulset": irconfig.Config.redis_statefulset}, **sc.config}
+        if workload == names["postgres_statefulset"] and "postgres" in self.down:
+            self.postgres.resume()
+            self.down.discard("postgres")
+        elif workload == names["redis_statefulset"] and "redis" in self.down and self.redis is not None:
+            self.redis.start()
+            self.down.discard("redis")
+        self.say(f"kubernetes  pod {pod} of {workload} replaced in {namespace} ({sc.name})")
+
+    def _deployment(self, name: str, plural: str = "deployments") -> dict[str, Any] | None:
+        return next(iter(self.kube.objects(plural, group="apps", name=name)), None)
+
+    def _healthy(self, kind: str, name: str) -> bool:
+        """Every pod of the workload is there, ready, and was not OOMKilled (an OOMKilled pod runs again, ready,
+        until the next kill)."""
+        workload = self._deployment(name, "statefulsets" if kind == "StatefulSet" else "deployments")
+        pods = self.kube.objects("pods", group="", prefix=f"{name}-")
+        statuses = [s for pod in pods for s in pod["status"].get("containerStatuses") or []]
+        killed = any(((s.get("lastState") or {}).get("terminated") or {}).get("reason") == "OOMKilled"
+                     for s in statuses)
+        return workload is not None and len(pods) >= int(workload["spec"].get("replicas", 1)) and not killed \
+            and all(s.get("ready") for s in statuses)
+
+    def cause_gone(self) -> bool:
+        """Whether what the scenario broke is fixed: the marketplace's traffic returns to its baseline then.
+
+        Each part follows the system, not a script: the held sessions ended (they hold the locks), the
+        deployments whose template broke run ready again (a rollback, a raised limit, a deleted pod),
+        the stopped datastores answer, and for the fixes that live in the service (circuit breaker,
+        an environment switch, more replicas) the change is in place. Nothing modelled: not gone.
+        """
+        sc, parts = self.scenario, []
+        held = self.postgres.held
+        if held and sc.recovers_when_sessions_end:
+            parts.append(all(h.finished for h in held))
+        for kind, name in self._broken:
+            parts.append(self._healthy(kind, name))
+        if sc.database_down or sc.redis_down:
+            parts.append(not self.down)
+        action = (sc.truth.mitigation or {}).get("action")
+        target = str((sc.truth.mitigation or {}).get("target", "")).removeprefix("deployment/")
+        if action == "enable-circuit-breaker":
+            parts.append(self.marketplace.circuit_breaker)
+        elif action == "set-env":
+            dep = self._deployment(target)
+            parts.append(bool(dep and any(c.get("env") for c in dep["spec"]["template"]["spec"]["containers"])))
+        elif action == "scale":
+            dep = self._deployment(target)
+            parts.append(bool(dep and int(dep["spec"]["replicas"]) > self._replicas.get(target, 0)))
+        elif action == "terminate-idle":
+            parts.append(all(h.finished for h in held))
+        return bool(parts) and all(parts)
+
+    def _hold_sessions(self) -> None:
+        for session in self.scenario.sessions:
+            for _ in range(session.repeat):
+                try:
+                    held = self.postgres.hold(session.statements, application=session.application)
+                except DrillError as exc:
+                    raise ScenarioError(f"{self.scenario.path} [[sessions]] {session.name}: {exc}") from exc
+                self.pids.setdefault(session.name, held.pid)  # {name} in the truth: the first of them
+            self.say(f"session     {session.name}: pid {held.pid}")

@@ -1,0 +1,124 @@
+"""The drill's system: up on free ports, left up with --keep-running, and everything it started stopped on Ctrl-C
+or when a binary it needs is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+IRKIT = str(Path(sys.executable).parent / "irkit")
+
+
+_PORT = re.compile(r"^(postgresql|redis|marketplace|prometheus|kubernetes)\s+\S*?127\.0\.0\.1:(\d+)", re.MULTILINE)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _ports(stderr: str) -> dict[str, int]:
+    return {name: int(port) for name, port in _PORT.findall(stderr)}
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_ctrl_c_stops_everything_the_drill_started(tmp_path: Path):
+    proc = subprocess.Popen([IRKIT, "drill", "slow-queries", "--outputs", str(tmp_path)], stderr=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=tmp_path, start_new_session=True)
+    seen = ""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    while "phase 2 02-investigate: running" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    started = _descendants(proc.pid)
+    assert started, "the drill had started nothing"
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    _, rest = proc.communicate(timeout=60)
+    seen += rest
+    assert proc.returncode == 130, seen[-2000:]
+    assert "everything started was stopped" in seen
+    # What was collected before the interruption is kept and sealed.
+    summary = json.loads(next(tmp_path.glob("DRILL-slow-queries/*/summary.json")).read_text())
+    statuses = [p["status"] for p in summary["phases"]]
+    # Only the phase that was running is interrupted; those that never started are skipped.
+    assert statuses == ["ok", "interrupted", "skipped", "skipped", "skipped"], summary["phases"]
+    assert summary["severity"]["name"] == "SEV-2"  # phase 1's assessment survived
+    run_dir = next(tmp_path.glob("DRILL-slow-queries/*"))
+    assert subprocess.run([IRKIT, "verify", str(run_dir)], capture_output=True).returncode == 0
+    deadline = time.monotonic() + 5  # a process may take a moment to exit after its parent
+    while [pid for pid in started if _alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:200] for pid in started if _alive(pid)]
+    assert not left, f"processes left behind: {left}"
+    assert not [n for n, port in _ports(seen).items() if _listening(port)]
+
+
+def test_a_missing_binary_names_the_package_and_stops_what_had_started(tmp_path: Path):
+    bin_dir = tmp_path / "bin"  # everything the drill needs except Prometheus
+    bin_dir.mkdir()
+    for name in ("runuser", "redis-server"):
+        (bin_dir / name).symlink_to(shutil.which(name) or f"/usr/bin/{name}")
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}"}
+    result = subprocess.run([IRKIT, "drill", "lock-contention", "--outputs", str(tmp_path)], capture_output=True,
+                            text=True, timeout=120, cwd=tmp_path, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "prometheus is not installed; install it with: apt-get install prometheus" in result.stderr
+    ports = _ports(result.stderr)
+    assert "postgresql" in ports and not _listening(ports["postgresql"])
+
+
+def test_keep_running_leaves_the_environment_up_until_ctrl_c(tmp_path: Path):
+    proc = subprocess.Popen([IRKIT, "drill", "false-alarm", "--keep-running", "--outputs", str(tmp_path)],
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    assert proc.stderr is not None
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "Ctrl-C stops it" not in seen and time.monotonic() < deadline and proc.poll() is None:
+        seen += proc.stderr.readline()
+    config = re.search(r"IRKIT_CONFIG=(\S+)", seen)
+    assert config, seen[-2000:]
+    ports = _ports(seen)
+    assert all(_listening(port) for port in ports.values()), "the environment should still be up"
+    # The printed command works against it: the config names every service.
+    run = subprocess.run([IRKIT, "run", "--incident", "BY-HAND", "--phases", "1", "--config", config.group(1),
+                          "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    proc.send_signal(signal.SIGINT)
+    out, rest = proc.communicate(timeout=60)
+    assert proc.returncode == 0, rest
+    assert "every drill service is stopped" in rest
+    assert not [n for n, port in ports.items() if _listening(port)]
+    assert not Path(config.group(1)).exists()  # the drill's kubeconfig and irkit.toml went with it
+
