@@ -1,7 +1,7 @@
 # The README's commands. Each installs what it needs first (scripts/install.sh is idempotent).
 VENV := .venv/bin
 
-.PHONY: install drill test lint bench
+.PHONY: install drill check test lint bench
 
 .venv/.installed: pyproject.toml scripts/install.sh
 	./scripts/install.sh
@@ -17,6 +17,10 @@ drill: install
 lint: install
 	$(VENV)/ruff check irkit tests scripts bench
 	$(VENV)/mypy
+
+# The quick loop (under a minute): lint, types, and the tests that need no server, drill, browser or subprocess.
+check: lint
+	$(VENV)/python -m pytest -m "not slow"
 
 test: lint
 	$(VENV)/python -m pytest

@@ -112,3 +112,39 @@ def closed_port() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"127.0.0.1:{port}"
+
+
+# `make check` runs the tests not marked slow: the quick loop, under a minute with lint and types. A test is slow
+# when it needs a real server the session starts (PostgreSQL, Prometheus: seconds each), or when its module runs
+# drills, browsers, notebooks or irkit in subprocesses (listed here, each for its reason). `make test` runs all.
+SLOW_FIXTURES = frozenset({"pg_lab", "prom_lab", "cfg"})
+SLOW_MODULES = frozenset({
+    "tests/drill/test_drill.py",  # whole incidents staged and run through five phases
+    "tests/drill/test_environment.py",  # a drill's servers started, kept up, and stopped by Ctrl-C
+    "tests/drill/test_run.py",  # a drill that applies its confirmed plan and recovers
+    "tests/drill/test_hostile.py",  # the hostile-data drill end to end, its report in a browser
+    "tests/lab",  # the lab's real servers and kubectl against the emulator
+    "tests/actions/test_kube.py",  # every action applied, verified and undone against the services
+    "tests/actions/test_pg.py",  # the same against PostgreSQL
+    "tests/actions/test_service.py",  # the same against Redis and an HTTP endpoint
+    "tests/phases",  # notebooks and phases against the services, faults injected, processes killed
+    "tests/evidence/test_remote.py",  # an S3 server (moto) in a subprocess
+    "tests/test_deploy.py",  # the image, the Job, the RBAC against the emulator
+    "tests/test_install.py",  # a fresh virtualenv
+    "tests/test_notebooks.py",  # nbval over every notebook
+    "tests/runner/test_run.py",  # irkit run end to end
+    "tests/serve/test_webhook.py",  # irkit serve listening on a port
+    "tests/serve/test_queue.py",  # irkit serve listening on a port, stopped and started again
+    "tests/serve/test_serve.py",  # Alertmanager and irkit serve as processes
+    "tests/test_exports.py",  # a real browser over the report
+    "tests/test_cli.py",  # irkit in a subprocess per case
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & SLOW_FIXTURES or any(where == m or where.startswith(m + "/") for m in SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
