@@ -22,14 +22,16 @@ import json
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from irkit.escaping import script_json
-from irkit.evidence.records import TIMELINE, RunRecords
+from irkit.evidence.incident import Fact, IncidentView, incident_view
 from irkit.evidence.rundir import RunDir, read_text, write_text
 from irkit.evidence.summary import Summary
+from irkit.evidence.timeline import incident_events
+from irkit.rules.timeline import Event, measures
 
 __all__ = ["CSP", "NO_REPORT", "Section", "chart_html", "new_nonce", "render_section", "write_report"]
 
@@ -39,7 +41,9 @@ _STYLE = """
 body{font-family:system-ui,sans-serif;max-width:1200px;margin:auto;padding:1em;color:#222;line-height:1.4}
 .phase{border-top:3px solid #2c3e50;margin-top:2em}
 .summary{border:2px solid #2c3e50;border-radius:6px;padding:.5em 1em;background:#fbfbfb}
-.summary dt{font-weight:bold;float:left;clear:left;width:9em}.summary dd{margin-left:10em;margin-bottom:.3em}
+.summary dl{display:grid;grid-template-columns:9em 1fr;gap:.3em 1em;align-items:baseline}
+.summary dt{font-weight:bold}.summary dd{margin:0}.summary ul,.summary ol{margin:0;padding-left:1.2em}
+.from{color:#666;font-size:90%}
 .jp-InputArea,.input,.jp-InputPrompt,.jp-OutputPrompt,.prompt{display:none}
 pre{background:#f7f7f7;padding:.5em;white-space:pre-wrap;word-break:break-word}
 table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ddd;padding:2px 6px;vertical-align:top}
@@ -54,17 +58,24 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
-def _summary(summary: Summary, timeline: list[dict[str, Any]], phases: list[tuple[str, str]]) -> str:
-    severity = summary.severity
+def _from(fact: Fact[Any] | None, run_id: str) -> str:
+    """Where a fact came from, when another run of the incident established it."""
+    return "" if fact is None or fact.run == run_id else f" <span class='from'>(run {_e(fact.run)})</span>"
+
+
+def _summary(view: IncidentView, run_id: str, events: list[Event], phases: list[tuple[str, str]]) -> str:
+    """The incident at a glance, built from every run of it (each fact names the run it came from when that is
+    not this one); this run's own phases are listed below it."""
+    severity = view.severity.value if view.severity else None
     name = severity.name if severity else "not assessed"
-    ongoing = summary.ongoing
-    recovery = summary.recovery
+    ongoing = view.ongoing.value if view.ongoing else None
+    recovery = view.recovery.value if view.recovery else None
     recovered = recovery.recovered if recovery else None
     state = ("ongoing: unknown" if ongoing is None else "ongoing" if ongoing
              else "not ongoing (resolved or not happening)")
     if recovered:
         state = "ongoing when assessed, recovered since (phase 4)" if ongoing else state
-    cause = summary.findings[0] if summary.findings else None
+    cause = view.cause
     if recovery is None:
         verdict = "not validated (phase 4 has not run)"
     elif recovered:
@@ -75,29 +86,45 @@ def _summary(summary: Summary, timeline: list[dict[str, Any]], phases: list[tupl
         verdict = "NOT RECOVERED: " + "; ".join(recovery.failed)[:300]
     colour = "good" if recovered else "unknown" if recovered is None else "bad"
     impact = "; ".join(severity.reasons if severity else []) or "not assessed"
-    affected = ", ".join(summary.affected) or "none named"
-    plan = "".join(f"<li>{_e(s.action)} {_e(s.target)} ({_e(s.status)}): <code>{_e(s.command)}</code></li>"
-                   for s in summary.mitigations[:5]) or "<li>nothing planned</li>"
+    affected = ", ".join(view.affected.value) if view.affected else "none named"
+    done = "".join(f"<li>{_e(d.action)} {_e(d.target)}: <b>{_e(d.status)}</b>"
+                   + (f" by {_e(d.by)}" if d.by else "") + f"{_from_run(d.run, run_id)}</li>" for d in view.done[-5:])
+    planned = [m for m in (view.plan.value if view.plan else []) if m.status == "planned"]
+    plan = "".join(f"<li>{_e(m.action)} {_e(m.target)} (planned): <code>{_e(m.command)}</code></li>"
+                   for m in planned[:5])
+    deadline = ""
+    if severity:
+        met = measures(events, severity.respond_by).deadline_met
+        late = met is False or (met is None and recovered is not True and datetime.now(UTC) > severity.respond_by)
+        deadline = (f" &mdash; respond by {severity.respond_by.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+                    + (" <b class='bad'>MISSED</b>" if late else " (met)" if met else ""))
     # The moments a reviewer reads first: onset, alert, deploys, the first finding, what was done, the verdict.
     key = ("onset", "alert", "deploy", "confirmed", "applied", "failed", "undone", "resolved", "recovered",
            "not-recovered")
-    first_finding = next((t for t in timeline if t.get("kind") == "finding"), None)
-    incident_events = [t for t in timeline if t.get("kind") in key or t is first_finding]
-    events = "".join(f"<li>{_e(str(t.get('time', ''))[:19].replace('T', ' '))} {_e(t.get('event', ''))}</li>"
-                     for t in incident_events[-14:])
+    first_finding = next((e for e in events if e.kind == "finding"), None)
+    moments = "".join(f"<li>{e.time.astimezone(UTC):%Y-%m-%d %H:%M:%S} {_e(e.text)}</li>"
+                      for e in [e for e in events if e.kind in key or e is first_finding][-14:])
     links = " · ".join(f"<a href='#{_e(anchor)}'>{_e(title)}</a>" for anchor, title in phases)
+    runs = len(view.runs)
     return (
-        "<section class='summary' id='summary'><h2>Summary</h2><dl>"
-        f"<dt>Severity</dt><dd><b>{_e(name)}</b>, {_e(state)}"
-        + (f" &mdash; respond by {severity.respond_by.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if severity else "")
-        + "</dd>"
-        f"<dt>Cause</dt><dd>{_e(f'{cause.kind.value} {cause.subject}: {cause.detail}') if cause else 'none found'}</dd>"
+        "<section class='summary' id='summary'><h2>Summary</h2>"
+        + (f"<p>The incident across its {runs} runs ({_e(', '.join(view.runs))}); this is run {_e(run_id)}.</p>"
+           if runs > 1 else "")
+        + "<dl>"
+        f"<dt>Severity</dt><dd><b>{_e(name)}</b>, {_e(state)}{deadline}{_from(view.severity, run_id)}</dd>"
+        f"<dt>Cause</dt><dd>{_e(f'{cause.kind.value} {cause.subject}: {cause.detail}') if cause else 'none found'}"
+        f"{_from(view.findings, run_id) if cause else ''}</dd>"
         f"<dt>Impact</dt><dd>{_e(impact)}; affected: {_e(affected)}</dd>"
-        f"<dt>Done or planned</dt><dd><ol>{plan}</ol></dd>"
-        f"<dt>Recovery</dt><dd class='{colour}'>{_e(verdict)}</dd>"
-        + (f"<dt>Timeline</dt><dd><ul>{events}</ul></dd>" if events else "")
+        f"<dt>Done</dt><dd>{f'<ul>{done}</ul>' if done else 'nothing applied'}</dd>"
+        + (f"<dt>Planned</dt><dd><ol>{plan}</ol>{_from(view.plan, run_id)}</dd>" if plan else "")
+        + f"<dt>Recovery</dt><dd class='{colour}'>{_e(verdict)}{_from(view.recovery, run_id)}</dd>"
+        + (f"<dt>Timeline</dt><dd><ul>{moments}</ul></dd>" if moments else "")
         + f"<dt>Phases</dt><dd>{links}</dd></dl></section>"
     )
+
+
+def _from_run(run: str, run_id: str) -> str:
+    return "" if run == run_id else f" <span class='from'>(run {_e(run)})</span>"
 
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
@@ -222,14 +249,15 @@ def write_report(run_dir: Path, summary: Summary, notebooks: list[Path],
         f"<tr><td>{p.phase}</td><td><a href='#phase-{_e(p.name)}'>{_e(p.name)}</a></td>"
         f"<td class='status-{_e(p.status)}'>{_e(p.status)}</td><td>{p.duration_seconds:.1f} s</td>"
         f"<td>{_e(p.error or '')}</td></tr>" for p in summary.phases)
-    timeline = RunRecords(run_dir).get(TIMELINE, 5)
+    view = incident_view(run_dir, summary.incident)
+    events = incident_events(run_dir)
     page = (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<meta http-equiv='Content-Security-Policy' content=\"{CSP.format(nonce=nonce)}\">"
         f"<title>{_e(summary.incident)} {_e(summary.run_id)}</title>"
         f"<style>{_STYLE}</style><script nonce='{nonce}'>{plotly.offline.get_plotlyjs()}</script></head><body>"
         f"<h1>Incident {_e(summary.incident)}</h1><p>Run {_e(summary.run_id)}</p>"
-        + _summary(summary, timeline, anchors)
+        + _summary(view, summary.run_id, events, anchors)
         + (f"<section class='overview' id='overview'><h2>One time axis</h2>{overview}</section>" if overview else "")
         + f"<table><tr><th>phase</th><th>name</th><th>status</th><th>duration</th><th>error</th></tr>{rows}</table>"
         + "".join(s.html for s in sections) + "</body></html>"

