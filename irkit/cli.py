@@ -1,12 +1,15 @@
 """The ``irkit`` command: ``run`` the phase notebooks; ``verify``, ``seal`` and ``send`` a run; ``serve`` alerts;
-``drill`` scenarios (each command imports what it needs when it runs)."""
+``drill`` scenarios; ``lab`` (JupyterLab on an incident); ``init`` a starter irkit.toml (each command imports what it needs when it runs)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 import threading
@@ -40,6 +43,20 @@ def _parser() -> argparse.ArgumentParser:
                      help="where runs are kept: a directory (default outputs/) or s3://BUCKET/PREFIX")
     run.add_argument("--context", default="", metavar="JSON",
                      help="what started the run, kept in run.json (irkit serve passes the alert to its Jobs)")
+    run.add_argument("--defaults", action="store_true",
+                     help="run on the playbook's built-in names when no configuration is given (irkit refuses to "
+                          "otherwise)")
+    lab = sub.add_parser("lab", help="JupyterLab on the incident where you work: the phase notebooks, its "
+                                     "configuration, its outputs; sealed runs read-only")
+    lab.add_argument("--incident", required=True, help="incident id, e.g. INC-123")
+    lab.add_argument("--config", default="", help="irkit.toml to use (default: IRKIT_CONFIG or ./irkit.toml)")
+    lab.add_argument("--defaults", action="store_true", help="the playbook's built-in names, when no configuration")
+    lab.add_argument("--outputs", default="outputs", help="where the incident's runs are (default outputs/)")
+    lab.add_argument("--context", default="", metavar="JSON", help="ties the session's run to a drill (irkit prints it)")
+    lab.add_argument("--port", type=int, default=0, help="JupyterLab's port on 127.0.0.1 (default: a free one)")
+    lab.add_argument("--browser", action="store_true", help="open a browser too")
+    init = sub.add_parser("init", help="write a starter irkit.toml: every key at the playbook's default, explained")
+    init.add_argument("path", nargs="?", default="irkit.toml", help="where to write it (default ./irkit.toml)")
     verify = sub.add_parser("verify", help="check a run directory (or s3://.../INCIDENT/RUN) against its manifest.json")
     verify.add_argument("run_dir")
     seal = sub.add_parser("seal", help="seal a run whose process died (a directory or s3://.../INCIDENT/RUN): summary, "
@@ -120,6 +137,9 @@ def _drill(args: argparse.Namespace) -> int:
                              phases=runner.parse_phases(args.phases) if args.phases else None,
                              execute_mitigations=args.execute_mitigations)
     _say(f"drill took {result.timings['total_seconds']:.1f} s; every drill service is stopped")
+    from irkit.evidence.incident import incident_view, story
+    _say("\n".join(["", *story(incident_view(result.run_dir, result.summary.incident), result.run_dir.name,
+                                 f"{result.location or result.run_dir}/{evidence.RunDir(result.run_dir).report.name}")]))
     if result.differences:
         _say("differences from the ground truth:\n" + "\n".join(f"  - {d}" for d in result.differences))
     elif args.check:
@@ -157,18 +177,20 @@ def _serve(args: argparse.Namespace) -> int:
     return OK
 
 
-def _wait_for_ctrl_c(env: Any) -> None:
+def _wait_for_ctrl_c(env: Any, result: Any) -> None:
+    """The drill environment stays up: how to reach it, and the lines of the practice loop, each complete (its
+    incident, configuration, outputs and the drill it belongs to) so it works pasted into a fresh shell."""
     from irkit.rules.plan import shell  # every word quoted: a printed line is pasted into a shell
 
-    bin_dir = Path(sys.executable).parent
-    config = f"IRKIT_CONFIG={shlex.quote(str(env.config_path))}"
+    incident = result.summary.incident
+    same = _same_run(result.run_dir)
     _say(f"\nthe drill environment is up:\n"
          f"  database   {shell('psql', env.postgres.dsn)}\n"
-         f"  notebooks  {config} KUBECONFIG={shlex.quote(str(env.kubeconfig))} "
-         f"{shell(bin_dir / 'jupyter', 'lab', Path(__file__).parent / 'notebooks')}\n"
-         f"  validate   {config} {shell(bin_dir / 'irkit', 'run', '--incident', f'DRILL-{env.scenario.name}', '--phases', '4')}\n"
-         "Apply the plan (e.g. its pg_terminate_backend in psql), then validate: the error ratio falls under "
-         "the threshold within the rate window (1 min in drills).\n"
+         f"  notebooks  {shell(_irkit(), 'lab', '--incident', incident, *same)}\n"
+         f"  validate   {shell(_irkit(), 'run', '--incident', incident, '--phases', '4', *same)}\n"
+         f"  post-mortem {shell(_irkit(), 'run', '--incident', incident, '--phases', '5', *same)}\n"
+         "Apply the plan (e.g. its pg_terminate_backend in psql, or the button in phase 3's notebook), then "
+         "validate: the error ratio falls under the threshold within the rate window (1 min in drills).\n"
          "Ctrl-C stops it.")
     try:
         threading.Event().wait()
@@ -185,7 +207,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 # Exit codes (the README's table, and docs/errors.md).
-OK, FAILED, BAD_INPUT, INCONCLUSIVE, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 70, 130
+OK, FAILED, BAD_INPUT, INCONCLUSIVE, NOT_RECOVERED, INTERNAL, INTERRUPTED = 0, 1, 2, 3, 4, 70, 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +222,9 @@ def main(argv: list[str] | None = None) -> int:
 
             result = runner.run(args.incident, runner.parse_phases(args.phases), config_path=args.config,
                                 params=dict(args.parameter), outputs=args.outputs, progress=_say,
-                                context=runner.parse_context(args.context) if args.context else None)
+                                context=runner.parse_context(args.context) if args.context else None,
+                                defaults=args.defaults)
+            _tell(result)
             _next_step(result, args)
             print(result.location or result.run_dir)
             return _run_exit(result)
@@ -230,6 +254,14 @@ def main(argv: list[str] | None = None) -> int:
             return OK
         if args.command == "drill":
             return _drill(args)
+        if args.command == "init":
+            return _init(Path(args.path))
+        if args.command == "lab":
+            from irkit import jupyter, runner
+            jupyter.lab(runner.check_incident(args.incident), config_path=args.config, defaults=args.defaults,
+                        outputs=args.outputs, port=args.port, browser=args.browser, say=_say,
+                        context=runner.parse_context(args.context) if args.context else None)
+            return OK
         if args.command == "send":
             return _send(Path(args.run_dir), args.ids, args.config)
         if args.command == "serve":
@@ -257,7 +289,9 @@ def _one_line(text: str) -> str:
 
 
 def _next_step(result: Any, args: argparse.Namespace) -> None:
-    """After a run that prepared steps and applied none: the line that applies them, quoted to paste."""
+    """After a run that prepared steps and applied none: the line that applies them, quoted to paste. It carries
+    everything it needs in a fresh shell: the configuration's absolute path (wherever it came from), the
+    outputs, the context that ties the run to its incident's others (a drill)."""
     from irkit.evidence import records as R
     from irkit.rules.plan import shell
     run = R.RunRecords(result.run_dir)
@@ -267,15 +301,43 @@ def _next_step(result: Any, args: argparse.Namespace) -> None:
     confirm = f"{args.incident}:{','.join(s.id for s in steps)}"
     _say("prepared, not applied: " + "; ".join(f"{s.id} ({s.action} {s.target})" for s in steps))
     _say("to apply after review (re-plans; a changed situation changes the ids and is refused): " + shell(
-        "irkit", "run", "--incident", args.incident, "--phases", "2-4",
-        *(("--config", args.config) if args.config else ()),
-        *(("--outputs", args.outputs) if args.outputs != "outputs" else ()), "-p", "execute_mitigations", "true",
-        "-p", "confirm", confirm, "-p", "settle_seconds", "300"))
+        _irkit(), "run", "--incident", args.incident, "--phases", "2-4", *_same_run(result.run_dir),
+        "-p", "execute_mitigations", "true", "-p", "confirm", confirm, "-p", "settle_seconds", "300"))
+
+
+def _irkit() -> str:
+    """This irkit as a pasted line finds it in a fresh shell: the script beside this Python (a virtualenv's bin/
+    is often not on a fresh shell's PATH), else the one on PATH."""
+    beside = Path(sys.executable).parent / "irkit"
+    return str(beside) if beside.is_file() else (shutil.which("irkit") or "irkit")
+
+
+def _same_run(run_dir: Path) -> list[str]:
+    """The options that make a pasted ``irkit run`` use what this run used: its configuration (an absolute
+    path, or --defaults), its outputs (absolute), and its drill."""
+    meta = evidence.read_json(evidence.RunDir(run_dir).run_json) or {}
+    words = ["--config", str(meta["config_path"])] if meta.get("config_path") else ["--defaults"]
+    outputs = run_dir.parent.parent
+    if not outputs.name.startswith("irkit-outputs-"):  # a bucket's staging directory is no place to paste
+        words += ["--outputs", str(outputs.absolute())]
+    if meta.get("drill"):
+        words += ["--context", json.dumps({"drill": meta["drill"]})]
+    return words
+
+
+def _init(path: Path) -> int:
+    """A starter irkit.toml, never over an existing file."""
+    from irkit import config as irconfig
+    if path.exists() or path.is_symlink():
+        raise ParameterError(f"{path} exists: irkit init writes a new file only; edit it, or name another path")
+    path.write_text(irconfig.starter_toml())
+    _say(f"wrote {path}: the playbook's names and thresholds; set yours (namespace, deployments, prom_url, pg_dsn, "
+         "health_endpoints), then irkit run --incident ID --config " + shlex.quote(str(path.absolute())))
+    return OK
 
 
 def _send(run_dir: Path, ids: list[str], config_path: str) -> int:
     """Send outbox messages by hand (a failed send, or a run that kept them in the outbox), then re-seal."""
-    from irkit import comms
     from irkit import config as irconfig
 
     state = evidence.run_state(run_dir)  # a directory that is no run: one line, exit 2
@@ -286,6 +348,18 @@ def _send(run_dir: Path, ids: list[str], config_path: str) -> int:
                  f"re-signed; check it with irkit verify")
             return FAILED
     cfg = irconfig.load(config_path or None)
+    with contextlib.ExitStack() as stack:
+        if state.sealed:  # read-only on disk: open it for the outbox and the new manifest, then seal it again
+            stack.enter_context(evidence.reopened(run_dir, cfg.evidence_group))
+        failed = _send_messages(run_dir, ids, cfg)
+        if evidence.RunDir(run_dir).manifest.exists():
+            evidence.write_manifest(run_dir)  # the outbox changed: the manifest says so, signed again
+    return FAILED if failed else OK
+
+
+def _send_messages(run_dir: Path, ids: list[str], cfg: Any) -> int:
+    """Send the chosen messages of the run's outbox; how many failed."""
+    from irkit import comms
     outbox = comms.Outbox(run_dir)
     chosen = [outbox.get(i) for i in ids] if ids else [m for m in outbox.all() if m.status in ("outbox", "failed")]
     remote = next((m.remote_id for m in outbox.all() if m.channel == "statuspage" and m.remote_id), "")
@@ -297,9 +371,7 @@ def _send(run_dir: Path, ids: list[str], config_path: str) -> int:
         sent = outbox.send(message, cfg, remote_id=remote if message.channel == "statuspage" else "")
         failed += sent.status != "sent"
         _say(f"{sent.id}: {sent.status}" + (f" ({sent.attempts[-1].get('error')})" if sent.status != "sent" else ""))
-    if evidence.RunDir(run_dir).manifest.exists():
-        evidence.write_manifest(run_dir)  # the outbox changed: the manifest says so, signed again
-    return FAILED if failed else OK
+    return failed
 
 
 def _say_in_flight(result: Any) -> None:
@@ -310,13 +382,26 @@ def _say_in_flight(result: Any) -> None:
 
 
 def _run_exit(result: Any) -> int:
-    """0 when every phase passed and the verdicts rest on data; 3 when a verdict is unknown."""
+    """The run's verdict as its exit code: 1 a phase failed; 4 phase 4 found it not recovered; 3 a verdict is
+    unknown (not measured); 0 otherwise (recovered, or nothing wrong, or no verdict asked for)."""
     if not result.ok:
         return FAILED
+    recovery = result.summary.recovery
+    if recovery is not None and recovery.recovered is False:
+        return NOT_RECOVERED
     if result.inconclusive:
         _say(f"irkit: inconclusive: {'; '.join(result.inconclusive)}")
         return INCONCLUSIVE
     return OK
+
+
+def _tell(result: Any) -> None:
+    """The incident's story after a run, built from every run of it: severity, cause, done, verdict, evidence."""
+    from irkit.evidence.incident import incident_view, story
+    files = evidence.RunDir(result.run_dir)
+    report = f"{result.location}/{files.report.name}" if result.location else str(files.report)
+    view = incident_view(result.run_dir, result.summary.incident)
+    _say("\n".join(["", *story(view, result.run_dir.name, report)]))
 
 
 def _verify(run_dir: Path, shown: str = "") -> int:

@@ -38,7 +38,9 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from irkit import limits, playbook, redaction
 from irkit.errors import ConfigError, IrkitError
 
-__all__ = ["CHECKS", "DEFAULTS", "Config", "boolean", "Secret", "keys", "load", "read_toml", "redact", "redact_frame", "to_toml"]
+__all__ = ["CHECKS", "DEFAULTS", "Config", "Secret", "boolean", "env_targets", "keys", "load", "locate", "read_toml",
+           "redact", "redact_frame", "starter_toml", "to_toml"]
+
 
 class Secret(SecretStr):
     """A string that does not show itself (pydantic's ``SecretStr``: ``repr`` and ``str`` are masked)."""
@@ -244,6 +246,42 @@ def to_toml(values: Mapping[str, Any]) -> str:
             raise ConfigError(f"configuration key {name}: cannot write a {type(value).__name__} to TOML")
         sections.setdefault(settable[name].metadata["section"], []).append(f"{name} = {text}")
     return "".join(f"[{section}]\n" + "\n".join(lines) + "\n\n" for section, lines in sections.items())
+
+
+STARTER_HEADER = """\
+# irkit configuration: every key, with its default. Copy to irkit.toml and change what differs.
+# Precedence: arguments > IRKIT_<KEY> environment variables > this file > defaults.
+# Secrets never go here: set IRKIT_PG_PASSWORD / IRKIT_PROM_TOKEN, or point
+# pg_password_file / prom_token_file at a file holding them.
+
+"""
+
+
+def starter_toml() -> str:
+    """``irkit.toml`` with every key at its default (the playbook's names), each with what it means: what
+    ``irkit init`` writes, and ``irkit.example.toml``."""
+    sections: dict[str, list[str]] = {}
+    for section, name, doc, default in keys():
+        value = json.dumps(list(default) if isinstance(default, tuple) else default)
+        sections.setdefault(section, []).append(f"# {doc} (env IRKIT_{name.upper()})\n{name} = {value}")
+    return STARTER_HEADER + "".join(f"\n[{section}]\n" + "\n".join(lines) + "\n" for section, lines in sections.items())
+
+
+def locate(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Path | None:
+    """The ``irkit.toml`` :func:`load` reads (``path``, else ``IRKIT_CONFIG``, else ``./irkit.toml`` if it
+    exists), made absolute; None when the configuration comes from the environment and defaults alone."""
+    env = os.environ if env is None else env
+    if path is not None:
+        return Path(path).absolute()
+    if "IRKIT_CONFIG" in env:
+        return Path(env["IRKIT_CONFIG"]).absolute()
+    return Path("irkit.toml").absolute() if Path("irkit.toml").exists() else None
+
+
+def env_targets(env: Mapping[str, str] | None = None) -> list[str]:
+    """The ``IRKIT_<KEY>`` variables set for configuration keys: a configuration given in the environment."""
+    env = os.environ if env is None else env
+    return sorted(f"IRKIT_{name.upper()}" for name in _settable() if f"IRKIT_{name.upper()}" in env)
 
 
 def _coerce(name: str, raw: Any, origin: str) -> Any:

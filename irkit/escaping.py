@@ -5,7 +5,8 @@ by the systems that are failing, and sometimes by an attacker. Each format irkit
 applied where the text is written (never once "for all"): HTML for the report and notebook outputs, JSON
 inside a ``<script>`` for the charts, plotly's text (it renders a subset of HTML: ``<a href>``, ``<b>``,
 ``<br>``), Markdown for ``postmortem.md``, Slack's message text (``&``, ``<``, ``>`` and mentions), and a mail
-header (one line). docs/trust.md.
+header (one line), and a terminal (one line, no control character: an escape sequence in a log line must not
+repaint the responder's screen). docs/trust.md.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["code_span", "fence", "html", "markdown", "one_line", "plotly_text", "script_json", "slack"]
+__all__ = ["code_span", "fence", "html", "markdown", "one_line", "plotly_text", "script_json", "slack", "terminal"]
 
 # Every character Python splits lines at (\n \r \v \f \x1c-\x1e \x85 \u2028 \u2029) and the other C0 controls.
 _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
@@ -24,6 +25,15 @@ _BREAKS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
 def one_line(text: Any) -> str:
     """``text`` on one line: every line break or control character a space (mail headers, table cells)."""
     return _BREAKS.sub(" ", str(text)).strip()
+
+
+# ... and the C1 controls a terminal also obeys (\x9b is a one-byte CSI).
+_TERMINAL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def terminal(text: Any) -> str:
+    """``text`` for a line printed to a terminal: every control character (ESC, CSI, BEL, a line break) a space."""
+    return _TERMINAL.sub(" ", str(text))
 
 
 def html(text: Any) -> str:

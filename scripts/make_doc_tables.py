@@ -1,5 +1,6 @@
-"""Rewrite the generated tables of docs/ from their source in irkit (run after adding a configuration key, a record
-or an action; commit the result). tests/test_docs.py checks each page holds exactly these tables.
+"""Rewrite the generated tables of docs/ from their source in irkit, and irkit.example.toml (run after adding a
+configuration key, a record or an action; commit the result). tests/test_docs.py checks each page holds exactly
+these tables, and tests/test_config.py the example file.
 """
 
 from __future__ import annotations
@@ -59,5 +60,7 @@ def rewrite(page: str) -> None:
 
 
 if __name__ == "__main__":
+    from irkit import config
     for name in TABLES:
         rewrite(name)
+    (DOCS.parent / "irkit.example.toml").write_text(config.starter_toml())

@@ -93,8 +93,8 @@ CASES = [
     Case("config-binary", CFG, r"not a text file", files={"irkit.toml": bytes(range(256)) * 4}),
     Case("config-huge", CFG, r"larger than 1024 KiB", files={"irkit.toml": b"# x\n" * 300000}),
     Case("config-not-toml", CFG, r"not valid TOML", files={"irkit.toml": b"[kubernetes\n"}),
-    Case("outputs-is-file", (*RUN, "--outputs", "afile"), r"--outputs 'afile' is a file", files={"afile": b"x"}),
-    Case("outputs-under-file", (*RUN, "--outputs", "afile/sub"), r"--outputs .*cannot create", files={"afile": b"x"}),
+    Case("outputs-is-file", (*RUN, "--defaults", "--outputs", "afile"), r"--outputs 'afile' is a file", files={"afile": b"x"}),
+    Case("outputs-under-file", (*RUN, "--defaults", "--outputs", "afile/sub"), r"--outputs .*cannot create", files={"afile": b"x"}),
     # --- configuration keys (irkit.toml)
     Case("ns-injection", CFG, r"namespace=.*RFC 1123", files=_toml("kubernetes", 'namespace = "prod; touch /tmp/x #"')),
     Case("ns-dotdot", CFG, r"namespace='\.\.'.*RFC 1123", files=_toml("kubernetes", 'namespace = ".."')),
@@ -178,7 +178,7 @@ CASES = [
          files={**MANIFEST_RUN, "run/manifest.json": b'{"files": []}'}),
     Case("seal-not-a-run", ("seal", "."), r"not a run directory"),
     # --- what others planted in outputs/ (read without blocking, never written through)
-    Case("outputs-incident-link", (*RUN, "--outputs", "out"), r"out/INC-1 is a symlink", links={"out/INC-1": "/"}),
+    Case("outputs-incident-link", (*RUN, "--defaults", "--outputs", "out"), r"out/INC-1 is a symlink", links={"out/INC-1": "/"}),
     Case("verify-manifest-fifo", ("verify", "run"), r"not an irkit manifest", files=MANIFEST_RUN,
          fifos=("run/manifest.json",)),
     Case("verify-manifest-dev-zero", ("verify", "run"), r"not an irkit manifest", files=MANIFEST_RUN,
@@ -191,7 +191,12 @@ CASES = [
          env={"IRKIT_SERVE_TOKEN": "t"}),
     Case("redact-pattern-bad", CFG, r"redact_patterns=.*regular expression", files=_toml("evidence", 'redact_patterns = ["("]')),
     Case("evidence-group-bad", CFG, r"evidence_group=.*group name", files=_toml("evidence", 'evidence_group = "a b; rm"')),
+    # --- no configuration at all: never the built-in names by accident
+    Case("no-configuration", RUN, r"no configuration: .*irkit init.*--defaults"),
+    Case("init-over-a-file", ("init",), r"irkit.toml exists", files={"irkit.toml": b"[kubernetes]\n"}),
+    Case("init-through-a-link", ("init", "cfg.toml"), r"cfg.toml exists", links={"cfg.toml": "/etc/passwd"}),
     # --- accepted harmlessly
+    Case("init-writes-a-starter", ("init", "mine.toml"), r"wrote mine.toml: .*--config .*mine.toml", code=0),
     Case("drill-list", ("drill", "--list"), r"lock-contention", code=0),
     Case("verify-unfinished", ("verify", "run"), r"unfinished run: phase 1 skipped", code=1, files=MANIFEST_RUN),
     Case("verify-reports-symlink", ("verify", "run"), r"added: |unexpected: ", code=1,

@@ -43,6 +43,7 @@ def test_example_toml_documents_every_key_and_loads():
         assert f"\n{name} = " in text or f"\n# {name} = " in text, name
     cfg = config.load(example, env={})
     assert cfg == config.load(env={})  # the example spells out the defaults
+    assert text == config.starter_toml()  # what irkit init writes (scripts/make_doc_tables.py rewrites it)
 
 
 def test_unknown_key_names_the_valid_ones(tmp_path: Path):

@@ -55,7 +55,7 @@ def test_the_exit_codes_are_the_same_in_the_readme_and_the_errors_page():
     table = README.split("| code | meaning |", 1)[1].split("\n\n", 1)[0]
     assert table in _doc("errors.md")
     from irkit import cli
-    for code in (cli.OK, cli.FAILED, cli.BAD_INPUT, cli.INCONCLUSIVE, cli.INTERNAL, cli.INTERRUPTED):
+    for code in (cli.OK, cli.FAILED, cli.BAD_INPUT, cli.INCONCLUSIVE, cli.NOT_RECOVERED, cli.INTERNAL, cli.INTERRUPTED):
         assert f"\n| {code} | " in table, code
 
 

@@ -61,3 +61,11 @@ def test_one_line_leaves_no_line_break_python_or_a_mail_header_knows():
     mail["Subject"] = escaping.one_line("Down\u2028Bcc: attacker@evil.example")  # would raise unflattened
     parsed = email.message_from_bytes(mail.as_bytes(), policy=email.policy.SMTP)
     assert parsed["Bcc"] is None and "attacker@evil.example" in parsed["Subject"]
+
+
+def test_a_terminal_line_carries_no_escape_sequence():
+    from irkit.escaping import terminal
+    planted = "pid 7 \x1b]0;owned\x07 \x1b[2J\x9b31m idle\r\nFAKE: RECOVERED\u2028x"
+    shown = terminal(planted)
+    assert not any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f or c in "\u2028\u2029" for c in shown)
+    assert "owned" in shown and "FAKE: RECOVERED" in shown  # the words stay, on the same line

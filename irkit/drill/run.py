@@ -15,7 +15,7 @@ from irkit.drill.environment import DrillEnvironment
 from irkit.drill.scenario import Scenario, Truth
 from irkit.drill.truth import check
 from irkit.evidence.records import STEPS, RunRecords
-from irkit.evidence.rundir import RunDir
+from irkit.evidence.rundir import RunDir, reopened
 from irkit.evidence.summary import Summary
 
 __all__ = ["DrillResult", "run_drill"]
@@ -38,7 +38,7 @@ class DrillResult:
 
 
 def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: str = "",
-              keep_running: Callable[[DrillEnvironment], None] | None = None,
+              keep_running: Callable[[DrillEnvironment, runner.RunResult], None] | None = None,
               progress: Callable[[str], None] | None = None, phases: list[int] | None = None,
               execute_mitigations: bool = False, settle_seconds: int = 150) -> DrillResult:
     """Start the scenario's system, run the phases in it (all five by default; the ground truth needs
@@ -48,7 +48,7 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
     then the run that is checked enables mitigations and confirms every step that plan prepared
     (``confirm``), and phase 4 waits up to ``settle_seconds`` for the signals: the scenario must
     end recovered. The comparison is written into the run as ``drill.json`` (and the manifest
-    re-sealed). ``keep_running`` is called with the environment still up, after the run.
+    re-sealed). ``keep_running`` is called with the environment still up and the checked run, after the run.
     """
     say = progress or (lambda _: None)
     t0 = time.monotonic()
@@ -76,15 +76,16 @@ def run_drill(scenario: Scenario, *, outputs: str | Path = "outputs", incident: 
         env.timings["run_seconds"] = round(time.monotonic() - t1, 2)
         differences = check(result.summary, truth_now, env.pids)
         truth = dataclasses.asdict(truth_now.resolved(env.pids))
-        evidence.write_json(RunDir(result.run_dir).drill,
-                            {"scenario": scenario.name, "title": scenario.title, "truth": truth, "sessions": env.pids,
-                             "differences": differences, "timings": env.timings})
-        evidence.write_manifest(result.run_dir)
+        with reopened(result.run_dir):  # sealed read-only: the comparison joins it, and the manifest is re-signed
+            evidence.write_json(RunDir(result.run_dir).drill,
+                                {"scenario": scenario.name, "title": scenario.title, "truth": truth,
+                                 "sessions": env.pids, "differences": differences, "timings": env.timings})
+            evidence.write_manifest(result.run_dir)
         if result.location:  # kept in object storage: the comparison and the new manifest go there too
             from irkit.evidence.remote import Remote
             Remote(str(outputs)).push(result.run_dir, to=result.location)
         if keep_running is not None:
-            keep_running(env)
+            keep_running(env, result)
         timings = dict(env.timings)
     timings["total_seconds"] = round(time.monotonic() - t0, 2)
     return DrillResult(scenario, result.run_dir, result.summary, differences, timings, dict(env.pids), truth_now,

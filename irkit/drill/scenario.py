@@ -26,7 +26,9 @@ from irkit.lab.prometheus import Segment, ServiceHistory
 from irkit.rules.kinds import Kind
 from irkit.rules.plan import ACTIONS
 
-__all__ = ["KEYS", "PATH_KEYS", "SCENARIO_DIR", "Scenario", "Session", "Truth", "load_scenario", "scenarios"]
+__all__ = ["KEYS", "PATH_KEYS", "SCENARIO_DIR", "DatabaseTable", "FindingRef", "MarketplaceTable", "Scenario", "ScenarioFile",
+           "SegmentTable", "Session", "SessionTable", "StepRef", "TrafficTable", "Truth", "TruthTable", "load_scenario",
+           "scenarios"]
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 PATH_KEYS = tuple(f.name for f in dataclasses.fields(irconfig.Config) if f.metadata.get("check") == "path")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from irkit.runner.inputs import (
            CONTEXT_KEYS,
+           check_incident,
            check_parameters,
            declared_parameters,
            parse_context,
@@ -16,5 +17,5 @@ from irkit.runner.inputs import (
 )
 from irkit.runner.run import STOP_REQUESTED, RunResult, run, seal
 
-__all__ = ["CONTEXT_KEYS", "STOP_REQUESTED", "RunResult", "check_parameters", "declared_parameters", "parse_context", "parse_phases",
+__all__ = ["CONTEXT_KEYS", "STOP_REQUESTED", "RunResult", "check_incident", "check_parameters", "declared_parameters", "parse_context", "parse_phases",
            "run", "seal"]

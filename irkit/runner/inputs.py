@@ -17,7 +17,7 @@ from irkit import limits, playbook
 from irkit.config import boolean, redact
 from irkit.errors import ParameterError
 
-__all__ = ["CONTEXT_KEYS", "RESERVED", "check_parameters", "declared_parameters", "echo", "parse_context",
+__all__ = ["CONTEXT_KEYS", "RESERVED", "check_incident", "check_parameters", "declared_parameters", "echo", "parse_context",
            "parse_phases"]
 
 RESERVED = {"incident_id", "run_dir", "config_path"}
@@ -45,7 +45,14 @@ def parse_phases(text: str) -> list[int]:
     return sorted(phases)
 
 
-CONTEXT_KEYS = ("alert", "alert_group", "serve_job")  # what irkit serve passes a run it starts as a Job
+def check_incident(incident: str) -> str:
+    """An incident id as irkit names directories after it: letters, digits, '.', '_', '-' (ParameterError)."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", incident):
+        raise ParameterError(f"--incident {echo(incident)}: use letters, digits, '.', '_' or '-', like INC-123")
+    return incident
+
+
+CONTEXT_KEYS = ("alert", "alert_group", "serve_job", "drill")  # what serve passes a Job; the drill its runs
 
 
 def parse_context(text: str) -> dict[str, Any]:
@@ -57,7 +64,7 @@ def parse_context(text: str) -> dict[str, Any]:
     if not isinstance(value, dict) or set(value) - set(CONTEXT_KEYS) or not all(
             isinstance(v, (str, dict)) for v in value.values()):
         raise ParameterError(f"--context {echo(text)} is not a JSON object of {', '.join(CONTEXT_KEYS)} (at most "
-                             "8 KiB); irkit serve writes it: leave it out when running by hand")
+                             "8 KiB); irkit serve and the lines irkit prints write it: leave it out otherwise")
     return value
 
 

@@ -9,12 +9,10 @@ recorded as failed, and the phases that do not depend on it still run. The kerne
 
 from __future__ import annotations
 
-import re
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +30,7 @@ from irkit.evidence.remote import Remote, is_remote
 from irkit.evidence.report import Section, new_nonce, render_section
 from irkit.evidence.rundir import RunDir, harden, make_dir
 from irkit.evidence.summary import PhaseStatus, Summary, summarize
-from irkit.runner.inputs import check_parameters, echo
+from irkit.runner.inputs import check_incident, check_parameters, echo
 from irkit.runner.kernels import WarmKernel, kernel_dir
 
 __all__ = ["STOP_REQUESTED", "RunResult", "run", "seal"]
@@ -67,7 +65,7 @@ class RunResult:
 def run(incident: str, phases: list[int] | None = None, *, config_path: str = "",
         params: Mapping[str, Any] | None = None, outputs: str | Path = "outputs",
         progress: Callable[[str], None] | None = None, cell_timeout: int = 300,
-        context: Mapping[str, Any] | None = None) -> RunResult:
+        context: Mapping[str, Any] | None = None, defaults: bool = False) -> RunResult:
     """Execute the phases into ``outputs/<incident>/<run id>/``; never raises for a failing phase.
 
     Everything that comes from outside (the incident id, the phases, the parameters, the
@@ -78,12 +76,14 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     phases that never started skipped, the evidence collected so far written and sealed,
     then KeyboardInterrupt goes on up.
 
+    irkit never runs on silent defaults: with no ``config_path``, no ``IRKIT_CONFIG``, no ``./irkit.toml`` and no
+    ``IRKIT_<KEY>`` variable it refuses, unless ``defaults`` says the playbook's built-in names are meant.
+
     ``context`` goes into ``run.json`` as is: ``drill`` (the drill session the run belongs to: runs of an
     earlier drill of the same scenario are another incident), ``alert`` (``{name, startsAt}``, the alert
     that started it).
     """
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", incident):
-        raise ParameterError(f"--incident {echo(incident)}: use letters, digits, '.', '_' or '-', like INC-123")
+    check_incident(incident)
     phases = phases or list(playbook.NUMBERS)
     STOP_REQUESTED.clear()  # a Ctrl-C of an earlier run in this process is not this run's
     per_phase = check_parameters(params or {}, phases)
@@ -99,6 +99,11 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
                                  "confirm the steps of this incident's plan")
     if config_path and not Path(config_path).is_file():
         raise ParameterError(f"--config {echo(config_path)}: no such file")
+    source = irconfig.locate(config_path or None)
+    if source is None and not defaults and not irconfig.env_targets():
+        raise ParameterError("no configuration: without --config, IRKIT_CONFIG, ./irkit.toml or an IRKIT_<KEY> "
+                             "variable irkit would ask the playbook's built-in names (prometheus-service:9090, "
+                             "localhost:5432); write one with irkit init, or pass --defaults to mean them")
     cfg = irconfig.load(config_path or None)  # a bad key stops the run here, once, not in every phase
     say = progress or (lambda _: None)
     remote = None
@@ -112,7 +117,7 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     files = RunDir(run_dir)
     begun: list[int] = []
     meta = {"schema_version": evidence.SCHEMA_VERSION, "incident": incident, "run_id": run_dir.name,
-            "phases": phases, "started_at": started.isoformat(), "config_path": config_path, "started": begun,
+            "phases": phases, "started_at": started.isoformat(), "config_path": str(source or ""), "started": begun,
             **(context or {})}
     evidence.write_json(files.run_json, meta)
     status: dict[int, PhaseStatus] = {}
@@ -120,11 +125,9 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     # While the phases run, the lock graph is sampled in the background (lock-history.json): phases 2 and 4
     # see moments, the sampler the film between them. Phase 5 alone reads history; it samples nothing.
     sampler = LockSampler(cfg, run_dir, cfg.lock_sample_seconds if set(phases) - {5} else 0)
-    # Each finished phase is rendered for the report while the next one runs: sealing only assembles the page.
-    rendering = ThreadPoolExecutor(max_workers=1, thread_name_prefix="irkit-report")
     nonce = new_nonce()  # the report's scripts carry it; made before this run reads any data
-    rendered: dict[Path, Future[Section | None]] = {}
-    with kernel_dir() as kernel_manager, sampler, rendering:
+    rendering = _Renderer(nonce)  # each finished phase rendered for the report while the next one runs
+    with kernel_dir() as kernel_manager, sampler:
         warm: dict[int, WarmKernel] = {phases[0]: WarmKernel(kernel_manager, phases[0])}
         try:
             for index, phase in enumerate(phases):
@@ -134,9 +137,9 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
                     warm[phases[index + 1]] = WarmKernel(kernel_manager, phases[index + 1])
                 begun.append(phase)  # a run killed now still shows this phase was under way
                 evidence.write_json(files.run_json, meta)
-                status[phase] = _run_phase(phase, status, incident, run_dir, config_path, per_phase[phase],
+                status[phase] = _run_phase(phase, status, incident, run_dir, str(source or ""), per_phase[phase],
                                            cell_timeout, say, kernel_manager, warm.pop(phase))
-                rendered[files.notebook(phase)] = rendering.submit(render_section, files.notebook(phase), nonce)
+                rendering.submit(files.notebook(phase))
                 if remote is not None:
                     _push(remote, run_dir, say, final=False)
                 if status[phase].status == "interrupted":
@@ -154,8 +157,7 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
                              else _record(phase, "skipped", "the run was interrupted before this phase"))
             say(f"phase {phase} {playbook.phase(phase).notebook}: {status[phase].status}")
     summary = _seal(run_dir, incident, started, [status[p] for p in phases],
-                    {path: future.result() for path, future in rendered.items() if not future.exception()},
-                    cfg.evidence_group, nonce)
+                    rendering.finished(wait=5 if interrupted else 60), cfg.evidence_group, nonce)
     location = str(run_dir)
     if remote is not None:
         location = remote.location(run_dir)
@@ -167,6 +169,35 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
         raise KeyboardInterrupt(f"interrupted; the evidence collected so far is in {location}" + (
             f"; applied or in flight when it stopped (check each target): {', '.join(flying)}" if flying else ""))
     return RunResult(run_dir, summary, "" if remote is None else location)
+
+
+class _Renderer:
+    """Each finished phase's notebook rendered for the report in a daemon thread while the next phase runs, so
+    sealing only assembles the page. A render not finished when the run seals is done again by the sealing
+    thread: a render thread left waiting (on an import lock a Ctrl-C broke in the main thread, as seen) holds up
+    neither the run nor the process's exit."""
+
+    def __init__(self, nonce: str) -> None:
+        self.nonce = nonce
+        self._threads: list[threading.Thread] = []
+        self._done: dict[Path, Section | None] = {}
+
+    def submit(self, notebook: Path) -> None:
+        def render() -> None:
+            try:
+                self._done[notebook] = render_section(notebook, self.nonce)
+            except Exception:  # the sealing thread renders it again, and says what failed
+                pass
+        thread = threading.Thread(target=render, name=f"irkit-report-{notebook.stem}", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def finished(self, wait: float) -> dict[Path, Section | None]:
+        """The sections rendered so far, after waiting up to ``wait`` seconds for the rest."""
+        deadline = time.monotonic() + wait
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return dict(self._done)
 
 
 def _push(remote: Remote, run_dir: Path, say: Callable[[str], None], *, final: bool) -> bool:

@@ -88,20 +88,27 @@ def _status(url: str) -> int:
 
 
 def test_the_printed_apply_line_pasted_as_is_applies_the_reviewed_plan(tmp_path: Path):
-    """`irkit run` prints the line that applies what it prepared; a responder pastes it after review."""
+    """`irkit run` prints the line that applies what it prepared; a responder pastes it after review, in another
+    shell: the configuration came from IRKIT_CONFIG, and the line carries it (an absolute path) all the same."""
+    import os
     import shlex
 
     with drill.DrillEnvironment(drill.load_scenario("lock-contention")) as env:
-        first = subprocess.run([IRKIT, "run", "--incident", "INC-PASTE", "--phases", "2-3", "--config",
-                                str(env.config_path), "--outputs", str(tmp_path)], capture_output=True, text=True,
-                               timeout=300, cwd=tmp_path)
+        shell_env = {k: v for k, v in os.environ.items() if not k.startswith("IRKIT_")}
+        first = subprocess.run([IRKIT, "run", "--incident", "INC-PASTE", "--phases", "2-3", "--outputs", "out"],
+                               capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                               env={**shell_env, "IRKIT_CONFIG": str(env.config_path)})
         assert first.returncode == 0, first.stderr[-2000:]
         assert not any(h.finished for h in env.postgres.held[1:])  # preparing changed nothing: they still queue
         said = next(x for x in first.stderr.splitlines() if x.startswith("to apply after review"))
         line = said.split(": ", 1)[1]
         argv = shlex.split(line)
-        assert argv[:2] == ["irkit", "run"] and "INC-PASTE:terminate-backend-" in line
-        second = subprocess.run([IRKIT, *argv[1:]], capture_output=True, text=True, timeout=400, cwd=tmp_path)
+        assert Path(argv[0]).samefile(IRKIT) and argv[1] == "run" and "INC-PASTE:terminate-backend-" in line
+        assert argv[argv.index("--config") + 1] == str(env.config_path)
+        assert argv[argv.index("--outputs") + 1] == str(tmp_path / "out")
+        elsewhere = tmp_path / "another-shell"
+        elsewhere.mkdir()
+        second = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=elsewhere, env=shell_env)
         assert second.returncode == 0, second.stderr[-2000:]
         summary = json.loads((Path(second.stdout.strip().splitlines()[-1]) / "summary.json").read_text())
         assert [a["status"] for a in summary["actions"]] == ["applied"]

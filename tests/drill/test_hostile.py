@@ -78,7 +78,7 @@ def test_hostile_data_runs_no_script_leaks_no_secret_and_every_message_goes_out(
     scenario = dataclasses.replace(scenario, parameters={**scenario.parameters, "send_messages": True})
     alerted: list[runner.RunResult] = []
 
-    def alert(env: DrillEnvironment) -> None:  # the alert irkit serve turns into a run, in the same incident
+    def alert(env: DrillEnvironment, _: runner.RunResult) -> None:  # the alert irkit serve turns into a run, in the same incident
         group = serve.parse_group(json.dumps(ALERT).encode())
         job = serve.Job("j1", INCIDENT, group.key, group.status, group.phases, group.parameters,
                         {"name": group.name, "startsAt": group.starts_at, "status": group.status})
