@@ -29,6 +29,7 @@ _MODULES = {
     "evidence": "irkit.evidence", "drill": "irkit.drill", "lab": "irkit.lab", "cli": "irkit.cli", "config": "irkit.config",
     "errors": "irkit.errors", "limits": "irkit.limits", "runner": "irkit.runner", "serve": "irkit.serve",
     "escaping": "irkit.escaping", "redaction": "irkit.redaction", "playbook": "irkit.playbook",
+    "jupyter": "irkit.jupyter",
 }
 
 
@@ -61,6 +62,7 @@ __all__ = [
     "evidence",
     "http",
     "incident",
+    "jupyter",
     "investigate",
     "k8s",
     "lab",

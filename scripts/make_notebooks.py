@@ -12,8 +12,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from irkit.evidence.report import NO_REPORT
 from irkit.phases import PHASES, phase
 
-COMMON = '''incident_id = "INC-LOCAL"   # the incident's id, used for outputs/<incident>/
-run_dir = ""                 # set by `irkit run`; empty: outputs/<incident>/interactive
+COMMON = '''incident_id = ""             # the incident's id; empty: IRKIT_INCIDENT (irkit lab sets it), else INC-LOCAL
+run_dir = ""                 # set by `irkit run`; empty: irkit lab's run, else outputs/<incident>/<day>-interactive
 config_path = ""             # irkit.toml to use; empty: IRKIT_CONFIG or ./irkit.toml
 window_minutes = 120         # how far back the charts and queries look'''
 

@@ -15,6 +15,7 @@ import pytest
 PACKAGE = Path(__file__).parent.parent / "irkit"
 FLOOR = {"errors": 0, "config": 0, "limits": 0, "escaping": 0, "redaction": 0, "playbook": 0, "sources": 1,
          "rules": 1, "evidence": 2, "display": 2, "actions": 2, "comms": 2, "phases": 3, "runner": 4, "serve": 4,
+         "jupyter": 4,
          "drill": 5, "lab": 5,
          # The command line is the top floor: `irkit drill` and `irkit serve` are commands of it (it imports each
          # room inside the function that needs it, so `irkit verify` does not pay for papermill or the lab).

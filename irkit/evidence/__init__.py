@@ -27,11 +27,11 @@ from irkit.evidence.manifest import (
     write_manifest,
 )
 from irkit.evidence.report import write_report
-from irkit.evidence.rundir import MANIFEST, RUN, RunDir, read_json, write_json
+from irkit.evidence.rundir import MANIFEST, RUN, RunDir, read_json, reopened, write_json
 from irkit.evidence.summary import Summary, summarize
 
 __all__ = ["KEY_ENV", "KEY_FILE_ENV", "MANIFEST", "RUN", "SCHEMA_VERSION", "RunDir", "RunState", "RunSummary",
-           "Summary", "Trust", "read_json", "run_state", "signed", "summaries", "summarize", "trust", "verify",
+           "Summary", "Trust", "read_json", "reopened", "run_state", "signed", "summaries", "summarize", "trust", "verify",
            "write_json", "write_manifest", "write_report"]
 
 SCHEMA_VERSION = records.SCHEMA_VERSION

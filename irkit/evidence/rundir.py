@@ -36,7 +36,7 @@ from irkit.errors import ConfigError
 
 __all__ = ["DATA", "DRILL", "LOCK_HISTORY", "MANIFEST", "MAX_JSON", "OUTBOX", "POSTMORTEM", "REPORT", "RUN",
            "SUMMARY", "TIMELINE", "RunDir", "harden", "make_dir", "read_bytes", "read_json", "read_text", "regular",
-           "write_bytes", "write_json", "write_text"]
+           "reopened", "write_bytes", "write_json", "write_text"]
 
 # The names of a run directory's files, here and nowhere else.
 RUN = "run.json"  # written when a run starts: what it set out to do, so a run cut short can be sealed later
@@ -256,11 +256,14 @@ def _set_mode(path: Path, mode: int, gid: int) -> None:
         os.close(fd)
 
 
-def harden(run_dir: Path, group: str = "") -> None:
-    """Owner-only modes on the run's files (0600) and directories (0700), or with ``group`` that group's read
-    access (0640, 0750, group-owned). Links and special files are left alone (``irkit verify`` reports them)."""
+def harden(run_dir: Path, group: str = "", *, read_only: bool = True) -> None:
+    """Seal the run's modes: its files owner-only and read-only (0400) in read-only directories (0500), or with
+    ``group`` readable by that group too (0440, 0550, group-owned); ``read_only=False`` gives the owner write
+    access back (0600, 0700) for a moment (:func:`reopened`). Links and special files are left alone (``irkit
+    verify`` reports them). Mode bits stop an editor run by anyone but root; JupyterLab started by ``irkit lab``
+    refuses to save into a sealed run whoever runs it."""
     gid = _gid(group) if group else -1
-    mode = 0o640 if group else 0o600
+    mode = (0o440 if group else 0o400) | (0 if read_only else 0o200)
     for root, dirs, names in os.walk(run_dir):
         for name in [*dirs, *names]:
             with contextlib.suppress(OSError):
@@ -268,3 +271,14 @@ def harden(run_dir: Path, group: str = "") -> None:
         dirs[:] = [d for d in dirs if not Path(root, d).is_symlink()]
     with contextlib.suppress(OSError):
         _set_mode(run_dir, mode, gid)
+
+
+@contextlib.contextmanager
+def reopened(run_dir: Path, group: str = "") -> Iterator[Path]:
+    """A sealed run made writable by its owner while irkit adds to it (the drill's comparison, a message sent
+    later) and re-signs it; read-only again afterwards, whatever happened."""
+    harden(run_dir, group, read_only=False)
+    try:
+        yield run_dir
+    finally:
+        harden(run_dir, group)

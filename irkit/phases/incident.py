@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -26,10 +27,11 @@ from irkit import config as irconfig
 from irkit.display.views import Note, shown  # re-exported: phases and notebooks meet them through here
 from irkit.errors import ConfigError, IrkitError, KubernetesError, PostgresError, PrometheusError, SourceError
 from irkit.evidence import records
+from irkit.evidence.incident import IncidentView, incident_view
 from irkit.evidence.records import Key, RunRecords, Unavailable
 from irkit.evidence.rundir import RunDir, make_dir, read_json, write_json, write_text
 
-__all__ = ["Incident", "Note", "Unavailable", "jsonable", "open_incident", "shown"]
+__all__ = ["LAB_ENV", "Incident", "Note", "Unavailable", "interactive_run", "jsonable", "open_incident", "shown"]
 
 T = TypeVar("T")
 PREFETCH_FRESH = 60.0  # seconds a prefetched answer stands for "now"
@@ -206,6 +208,10 @@ class Incident:
         """What an earlier phase of this run recorded as ``key`` (by default the phase that records it), typed."""
         return self.run.get(key, phase)
 
+    def view(self) -> IncidentView:
+        """The incident across its runs so far, this one included as it stands (each fact with its run)."""
+        return incident_view(self.run_dir, self.id)
+
     @functools.cached_property
     def run(self) -> RunRecords:
         """Every phase's records of this run, read back typed; each earlier phase's file is read once."""
@@ -232,13 +238,32 @@ class Incident:
         return f"<Incident {self.id} phase {self.phase} in {self.run_dir}>"
 
 
+def interactive_run(directory: Path, incident: str, config: Path | None, **context: Any) -> Path:
+    """The run directory of work done by hand (JupyterLab), with the ``run.json`` that makes it one of the
+    incident's runs; an existing one is kept as it is."""
+    files = RunDir(make_dir(directory))
+    if not files.run_json.exists():
+        write_json(files.run_json, {"schema_version": records.SCHEMA_VERSION, "incident": incident,
+                                    "run_id": directory.name, "phases": [], "started": [], "interactive": True,
+                                    "started_at": datetime.now(UTC).isoformat(), "config_path": str(config or ""),
+                                    **context})
+    return directory
+
+
+LAB_ENV = ("IRKIT_INCIDENT", "IRKIT_RUN_DIR", "IRKIT_OUTPUTS")  # what irkit lab gives its kernels
+
+
 def open_incident(incident_id: str, phase: int, run_dir: str = "", config_path: str = "",
                   **overrides: Any) -> Incident:
     """Open the incident for one phase notebook.
 
-    ``run_dir`` is where ``irkit run`` keeps this run's evidence; empty (interactive
-    use in JupyterLab) means ``outputs/<incident>/interactive``.
+    ``run_dir`` is where ``irkit run`` keeps this run's evidence. Empty (a notebook opened by hand), the run is
+    ``IRKIT_RUN_DIR`` (the run ``irkit lab`` opened for its session), else the day's interactive run of the
+    incident, ``<outputs>/<incident>/<YYYYMMDD>-interactive`` (``IRKIT_OUTPUTS``, else ``./outputs``). An empty
+    ``incident_id`` is ``IRKIT_INCIDENT``'s. An interactive run has its ``run.json``, so the incident's other
+    runs (the timeline, phase 5's post-mortem) count what was done in it.
     """
+    incident_id = incident_id or os.environ.get("IRKIT_INCIDENT", "") or "INC-LOCAL"
     # Notebook tables show whole cells: a truncated command or query is no use at 3 a.m.
     pd.set_option("display.max_colwidth", None)
     try:  # in a kernel: tables without the index column, ratios as percentages, no raw dicts or NaN
@@ -254,11 +279,14 @@ def open_incident(incident_id: str, phase: int, run_dir: str = "", config_path: 
     except ConfigError as exc:
         raise ConfigError(f"{exc} (in a notebook: edit config_path in the parameters cell, or set IRKIT_CONFIG "
                           "before starting JupyterLab)") from exc
-    directory = Path(run_dir) if run_dir else Path("outputs") / incident_id / "interactive"
+    now = datetime.now(UTC)
+    outputs = Path(os.environ.get("IRKIT_OUTPUTS") or "outputs")
+    directory = Path(run_dir or os.environ.get("IRKIT_RUN_DIR") or outputs / incident_id / f"{now:%Y%m%d}-interactive")
     if RunDir(directory).manifest.exists():
         # A sealed run is evidence: re-running its notebook ("Run All" in JupyterLab) writes a new run beside it.
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        directory = directory.parent / f"interactive-{stamp}-from-{directory.name}"
+        directory = directory.parent / f"{now:%Y%m%dT%H%M%SZ}-interactive-from-{directory.name}"
+    if not run_dir or directory != Path(run_dir):  # work by hand, not a run irkit run made: one of the incident's
+        interactive_run(directory, incident_id, irconfig.locate(config_path or None))
     inc = Incident(incident_id, phase, directory, cfg)
     if phase in (1, 2):  # the sources answer at once while the first cells run
         from irkit.sources import http, k8s

@@ -57,21 +57,32 @@ def test_a_run_directory_is_made_private_and_never_inside_a_planted_link(tmp_pat
         rundir.make_dir(tmp_path / "outputs" / "INC-2" / "run")
 
 
-def test_sealed_evidence_is_the_owners_alone_or_its_groups_to_read(tmp_path: Path):
+def test_sealed_evidence_is_read_only_and_the_owners_alone_or_its_groups_to_read(tmp_path: Path):
     run_dir = _run_dir(tmp_path)
     (run_dir / "notebook.ipynb").write_text("{}")
     os.chmod(run_dir / "notebook.ipynb", 0o666)
     rundir.harden(run_dir)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [run_dir, *run_dir.rglob("*")]}
-    assert {m for name, m in modes.items() if (run_dir / name).is_dir() or name == run_dir.name} <= {0o700}
-    assert modes["notebook.ipynb"] == 0o600 and modes["run.json"] == 0o600
+    assert {m for name, m in modes.items() if (run_dir / name).is_dir() or name == run_dir.name} <= {0o500}
+    assert modes["notebook.ipynb"] == 0o400 and modes["run.json"] == 0o400
     group = grp.getgrgid(os.getgid()).gr_name if os.getgid() else "daemon"
     rundir.harden(run_dir, group)
     info = (run_dir / "run.json").stat()
-    assert stat.S_IMODE(info.st_mode) == 0o640 and info.st_gid == grp.getgrnam(group).gr_gid
-    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o750
+    assert stat.S_IMODE(info.st_mode) == 0o440 and info.st_gid == grp.getgrnam(group).gr_gid
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o550
     with pytest.raises(ConfigError, match="evidence_group"):
         rundir.harden(run_dir, "no-such-group-here")
+
+
+def test_a_sealed_run_is_writable_by_its_owner_only_while_irkit_adds_to_it_and_read_only_after(tmp_path: Path):
+    run_dir = _run_dir(tmp_path)
+    rundir.harden(run_dir)
+    with pytest.raises(RuntimeError), rundir.reopened(run_dir):
+        assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+        assert stat.S_IMODE((run_dir / "run.json").stat().st_mode) == 0o600
+        raise RuntimeError("a send that failed half way")
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o500  # read-only again, whatever happened
+    assert stat.S_IMODE((run_dir / "run.json").stat().st_mode) == 0o400
 
 
 @pytest.mark.slow  # irkit in a subprocess
@@ -88,7 +99,7 @@ def test_seal_writes_nothing_through_planted_links_and_names_them(tmp_path: Path
     assert "not evidence irkit wrote" in result.stderr and ".summary.json.tmp (symlink)" in result.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert "data/zero.csv" not in summary["artifacts"]
-    assert stat.S_IMODE((run_dir / "summary.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE((run_dir / "summary.json").stat().st_mode) == 0o400  # sealed: read-only
 
 
 @pytest.mark.slow  # irkit in a subprocess

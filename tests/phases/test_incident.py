@@ -23,7 +23,9 @@ def test_run_all_on_a_sealed_run_writes_a_new_run_beside_it(tmp_path: Path):
     run_dir = _sealed(tmp_path)
     inc = open_incident("INC-1", 1, run_dir=str(run_dir), config_path="")
     assert inc.run_dir != run_dir and inc.run_dir.parent == run_dir.parent
-    assert inc.run_dir.name.startswith("interactive-") and inc.run_dir.name.endswith(run_dir.name)
+    assert inc.run_dir.name.endswith(f"-interactive-from-{run_dir.name}")
+    assert inc.run_dir.name > run_dir.name  # named by its time: it sorts after the run it came from
+    assert json.loads((inc.run_dir / "run.json").read_text())["interactive"] is True  # one of the incident's runs
     inc.finish()
     assert not any(evidence.verify(run_dir).values())  # the sealed run is as it was
 

@@ -288,3 +288,78 @@ def test_jupyterlab_in_chromium_shows_every_chart_and_the_lock_tree_and_opening_
         lab.wait(20)
     assert evidence.verify(run_dir) == {"changed": [], "added": [], "removed": [], "unexpected": [],
                                         "signature": []}
+
+
+def test_run_all_on_a_sealed_notebook_in_irkit_lab_writes_a_new_run_and_autosave_changes_no_evidence(
+        run_result: runner.RunResult, tmp_path: Path):
+    """Opened through `irkit lab` (as root, as the README installs it), a sealed run's notebook is read-only:
+    "Run All" re-runs it into a new run beside it, an explicit save and autosave are refused, `irkit verify`
+    passes; Ctrl-C stops JupyterLab."""
+    import signal
+    import sys
+    import time
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    run_dir = run_result.run_dir
+    work = run_dir.parent.parent.parent  # where the responder works: outputs/ is below it
+    autosave = 2
+    settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
+    settings.mkdir(parents=True)
+    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosaveInterval": autosave}))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("IRKIT_")},
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"),
+           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    irkit = str(Path(sys.executable).parent / "irkit")
+    lab = subprocess.Popen([irkit, "lab", "--incident", "INC-TEST", "--config", str(work / "irkit.toml")],
+                           cwd=work, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert lab.stderr is not None
+        said = ""
+        while "Ctrl-C stops JupyterLab" not in said:
+            line = lab.stderr.readline()
+            assert line, said
+            said += line
+        url = re.search(r"open\s+(http://127\.0\.0\.1:(\d+)/lab/tree/(\S+)\?token=(\S+))", said)
+        assert url and url.group(3) == "irkit-notebooks", said  # the phase notebooks, where the responder works
+        port, token = url.group(2), url.group(4)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and lab.poll() is None, "JupyterLab did not start"
+                time.sleep(0.2)
+        notebook = f"{run_dir.relative_to(work).as_posix()}/01-detect-and-assess.ipynb"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/{notebook}?content=0&token={token}") as r:
+            assert json.load(r)["writable"] is False
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                         args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/lab/tree/{notebook}?token={token}&reset")
+            page.locator(".jp-NotebookPanel:visible .jp-Cell").first.wait_for(timeout=60_000)
+            page.get_by_role("menuitem", name="Run", exact=True).click()
+            page.get_by_text("Run All Cells", exact=True).click()
+            rerun: list[Path] = []
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                rerun = sorted(run_dir.parent.glob(f"*-interactive-from-{run_dir.name}"))
+                record = rerun[0] / "phase-1.json" if rerun else None
+                if record and record.exists() and json.loads(record.read_text()).get("finished_at"):
+                    break
+                page.wait_for_timeout(500)
+            assert rerun, "Run All wrote no new run"
+            page.keyboard.press("Control+s")  # an explicit save: refused, the sealed notebook stays as it was
+            page.wait_for_timeout(autosave * 4 * 1000)  # autosave's interval, several times over
+            page.screenshot(path=str(tmp_path / "sealed-run-all.png"))
+            browser.close()
+        meta = json.loads((rerun[0] / "run.json").read_text())
+        assert meta["incident"] == "INC-TEST" and meta["interactive"] is True
+    finally:
+        os.killpg(lab.pid, signal.SIGINT)  # Ctrl-C in its terminal
+        lab.wait(60)
+    assert evidence.verify(run_dir) == {"changed": [], "added": [], "removed": [], "unexpected": [],
+                                        "signature": []}
