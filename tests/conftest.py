@@ -136,7 +136,6 @@ SLOW_MODULES = frozenset({
     "tests/serve/test_webhook.py",  # irkit serve listening on a port
     "tests/serve/test_queue.py",  # irkit serve listening on a port, stopped and started again
     "tests/serve/test_serve.py",  # Alertmanager and irkit serve as processes
-    "tests/test_exports.py",  # a real browser over the report
     "tests/test_cli.py",  # irkit in a subprocess per case
 })
 

@@ -131,6 +131,9 @@ ERROR_RATIO_NOW = _key("error_ratio_now", 1, "rows: service (`all` = overall), e
 LATENCY_P95_NOW = _key("latency_p95_now", 1, "rows: service (`all` = overall), seconds; phase 2 again", _rows)
 INCIDENT_START = _key("incident_start", 1, "ISO time the error ratio last crossed error_ratio_moderate, or null",
                       _time)
+ONSET_THRESHOLD = _key("onset_threshold", 1, "the error ratio (0..1) whose crossing is the onset: error_ratio_moderate "
+                                            "when phase 1 ran", lambda v: float(v) if isinstance(v, int | float)
+                       and not isinstance(v, bool) else None)
 LOCK_WAITS_NOW = _key("lock_waits_now", 1, "{waiting, roots}: sessions waiting on a lock now, behind how many roots",
                       _dict)
 ERROR_RATIO_PEAK = _key("error_ratio_peak", 1, "{service, error_ratio, at}: the highest error ratio held for three "

@@ -80,7 +80,9 @@ def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
                     f"alert {alert.get('name', '?')} fired", f"{run.name}/{files.run_json.name}")
     onset = records.get(R.INCIDENT_START)
     if onset:
-        yield Event(onset, "prometheus", "onset", "error ratio crossed error_ratio_moderate", link(1))
+        threshold = records.get(R.ONSET_THRESHOLD)
+        yield Event(onset, "prometheus", "onset", "error ratio crossed " + (
+            f"{threshold:.1%} (the SEV-3 threshold)" if threshold is not None else "the SEV-3 threshold"), link(1))
     peak = records.get(R.ERROR_RATIO_PEAK)
     if peak and _time(peak.get("at")):
         yield Event(_time(peak["at"]), "prometheus", "peak",  # type: ignore[arg-type]

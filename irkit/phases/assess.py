@@ -121,6 +121,7 @@ def error_ratio_history(inc: Incident, window_minutes: int = 120) -> charts.Char
         return frame
     start = incident_start(frame, cfg.error_ratio_moderate)
     inc.record(R.INCIDENT_START, start)
+    inc.record(R.ONSET_THRESHOLD, cfg.error_ratio_moderate)
     inc.record(R.WINDOW, {"start": window.start, "end": window.end})
     top = peak(frame, cfg.prom_service_label)
     if top is not None:
@@ -176,7 +177,7 @@ def lock_waits(inc: Incident) -> Note | Unavailable:
     graph = inc.attempt("lock waits now", lambda: pg.lock_graph(inc.pg))
     if isinstance(graph, Unavailable):
         return inc.record(R.LOCK_WAITS_NOW, graph)
-    waiting = int(graph.edges["blocked_pid"].nunique()) if not graph.empty else 0
+    waiting = graph.waiting
     inc.record(R.LOCK_WAITS_NOW, {"waiting": waiting, "roots": len(graph.roots)})
     return Note(f"{waiting} session(s) wait on locks behind {len(graph.roots)} root(s)" if waiting
                 else "no session waits on a lock")

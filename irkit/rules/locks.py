@@ -57,6 +57,11 @@ class LockGraph:
     def empty(self) -> bool:
         return self.edges.empty
 
+    @property
+    def waiting(self) -> int:
+        """Sessions waiting on a lock (a session that waits on two blockers is one session, two edges)."""
+        return int(self.edges["blocked_pid"].nunique()) if not self.edges.empty else 0
+
     def tree(self) -> str:
         """The graph as an indented text tree, blockers at the left (like postgres_dba's lock tree)."""
         if self.empty:
@@ -204,7 +209,7 @@ EPISODE_COLUMNS = ["root", "state", "query", "application_name", "first_seen", "
 def sample(graph: LockGraph, at: datetime, source: str) -> dict[str, Any]:
     """One moment of the lock graph, small enough to keep hundreds of: when, who sampled it (``phase 2``,
     ``phase 4``, ``sampler``), how many sessions waited, and the roots with their queues."""
-    waiting = int(graph.edges["blocked_pid"].nunique()) if not graph.empty else 0
+    waiting = graph.waiting
     roots = []
     for row in graph.roots.head(MAX_ROOTS_PER_SAMPLE).to_dict("records"):
         age = row.get("xact_seconds")

@@ -22,6 +22,7 @@ def test_transitive_counts_follow_the_whole_tree():
 def test_a_waiter_blocked_by_two_sessions_is_counted_once():
     graph = build_lock_graph(_edges((3, 1), (3, 2), (4, 3)), pd.DataFrame({"pid": []}))
     assert dict(zip(graph.roots.pid, graph.roots.blocked_count)) == {1: 2, 2: 2}
+    assert graph.waiting == 2  # sessions 3 and 4, not three edges
 
 
 
