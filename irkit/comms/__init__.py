@@ -130,7 +130,7 @@ def messages(context: Mapping[str, Any], stage: str, cfg: Config, *, draft: bool
             continue
         if channel == "statuspage" and not cfg.statuspage_page_id:
             continue
-        text = render(template, context, cfg.templates_dir, channel)
+        text = render(template, {**context, "stage": stage}, cfg.templates_dir, channel)
         subject, body = _split(text)
         payload: dict[str, Any] = {}
         to = {"email": cfg.email_to, "customer-email": cfg.customer_email_to, "slack": cfg.war_room,

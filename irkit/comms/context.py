@@ -118,9 +118,11 @@ def _span(span: timedelta | None) -> str:
 def context(*, incident: str, severity: str, findings: Sequence[Finding], affected: Sequence[str],
             reasons: Sequence[str], onset: datetime | None, now: datetime, recovered: bool | None,
             resolved_at: datetime | None, applied: Sequence[str], planned: Sequence[str], interval: int,
-            war_room: str, status_page_url: str, previous: Mapping[str, Any] | None = None) -> dict[str, Any]:
+            war_room: str, status_page_url: str, previous: Mapping[str, Any] | None = None,
+            ongoing: bool | None = None, not_resolved: Sequence[str] = ()) -> dict[str, Any]:
     """Every variable a template may use. ``previous``: the facts (:data:`FACTS`) of the last update sent
-    or written, to say what changed since."""
+    or written, to say what changed since. ``ongoing`` False: the incident was over when it was assessed (the
+    messages speak of a past window); ``not_resolved``: why recovery is not validated yet."""
     head = title(findings)
     cause = next((f for f in findings if f.is_cause), findings[0] if findings else None)
     status = status_of(recovered=recovered, applied=bool(applied), planned=bool(planned))
@@ -129,12 +131,16 @@ def context(*, incident: str, severity: str, findings: Sequence[Finding], affect
     facts = {"status": status, "severity": severity, "impact": impact, "actions": actions}
     changes = [f"{name}: {previous.get(name)} -> {facts[name]}" for name in FACTS
                if previous and previous.get(name) != facts[name]]
-    end = resolved_at or (now if recovered else None)
+    end = resolved_at or (now if recovered else None)  # an incident over when assessed ended at resolved_at
     return {
         "incident": incident, "severity": severity, "title": head, "issue": head[:1].lower() + head[1:],
         "customer_title": customer_title(severity),
         "customer_impact": "some of our services fail or respond slowly" if severity != "SEV-1"
         else "our marketplace is unavailable or failing for many users",
+        "customer_impact_past": "some of our services failed or responded slowly" if severity != "SEV-1"
+        else "our marketplace was unavailable or failing for many users",
+        "past": ongoing is False and not recovered,
+        "not_resolved": "; ".join(not_resolved) or "phase 4 has not validated recovery",
         "affected": ", ".join(affected) or "the marketplace", "impact": impact, "status": status,
         "started": _when(onset), "now": _when(now), "eta": "monitoring after the fix" if applied and not recovered
         else ("resolved" if recovered else "under investigation"),

@@ -25,7 +25,7 @@ from irkit.phases.communicate import (
     incident_records,
     write_and_send,
 )
-from irkit.phases.incident import Incident
+from irkit.phases.incident import Incident, Note
 from irkit.rules.followups import suggest
 from irkit.rules.kinds import Finding
 from irkit.rules.recovery import Verdict
@@ -156,13 +156,12 @@ def action_items(inc: Incident) -> pd.DataFrame:
 def resolution_message(inc: Incident) -> str:
     """The playbook's resolution notification from the template; a marked draft until recovery is validated."""
     ctx = incident_context(inc)
-    text = comms.render("resolution.txt.j2", ctx, inc.config.templates_dir, "email")
-    if ctx["status"] != "Resolved":
+    text = comms.render("resolution.txt.j2", {**ctx, "stage": "resolution"}, inc.config.templates_dir, "email")
+    if ctx["status"] != "Resolved":  # the same text as the outbox's draft, marked
         verdict = _verdict(inc)
         reasons = (list(verdict.failed) + list(verdict.unmeasured)) if verdict else []
         failing = "; ".join((reasons or ["phase 4 has not validated recovery"])[:3])
-        text = f"DRAFT, do not send: recovery is not validated ({failing}).\n\n" + text.replace(
-            "[RESOLVED]", "[NOT RESOLVED]").replace("has been resolved as of", "is not resolved as of")
+        text = f"DRAFT, do not send: recovery is not validated ({failing}).\n\n" + text
     return text
 
 
@@ -201,7 +200,7 @@ def _impact(inc: Incident, m: Measures) -> list[str]:
     return lines
 
 
-def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
+def write_postmortem(inc: Incident, window_minutes: int = 120) -> Note:
     """``postmortem.md`` in the playbook's template, beside the notebooks, with chart images."""
     view = inc.view()  # every run of the incident: phase 5 alone the next morning writes the same post-mortem
     severity = view.severity.value if view.severity else None
@@ -263,4 +262,5 @@ def write_postmortem(inc: Incident, window_minutes: int = 120) -> Path:
     ]
     path = write_text(inc.files.postmortem, "\n".join(lines))
     inc.record(R.POSTMORTEM, {"path": str(path), "images": images})
-    return path
+    return Note(f"{path.name} written in the run's directory ({path.parent}), with {len(images)} chart image(s): "
+                "a draft to edit")

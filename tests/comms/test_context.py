@@ -92,3 +92,29 @@ def test_what_customers_are_told_names_no_internal_system():
         customer = f"{said['customer_title']} {said['customer_impact']}"
         assert "backend" not in customer and "pod" not in customer
     assert _context(severity="SEV-1")["customer_title"] == "Service disruption"
+
+
+def _said(stage: str, ctx: dict[str, object]) -> dict[str, str]:
+    from irkit import comms, config
+    cfg = config.load(env={}, statuspage_page_id="p1", customer_email_to="customers@example.com")
+    return {m.channel: f"{m.subject}\n{m.body}" for m in comms.messages(ctx, stage, cfg, draft=stage == "resolution")}
+
+
+def test_each_stage_says_what_is_true_then_on_every_channel():
+    initial = _said("initial", _context())
+    unvalidated = _said("resolution", _context(applied=["rollout-undo (ACTION-1)"], not_resolved=["error ratio 9%"]))
+    for channel in ("email", "slack", "statuspage", "customer-email"):
+        assert unvalidated[channel] != initial[channel], channel  # the resolution draft is no copy of the initial
+    assert unvalidated["email"].startswith("[NOT RESOLVED]") and "not resolved as of" in unvalidated["email"]
+    assert "error ratio 9%" in unvalidated["email"] and "has been resolved" not in unvalidated["email"]
+    assert "NOT RESOLVED YET" in unvalidated["slack"] and "not resolved yet" in unvalidated["statuspage"]
+    assert "identified the cause" not in unvalidated["statuspage"]
+    resolved = _said("resolution", _context(recovered=True, applied=["rollout-undo (ACTION-1)"]))
+    assert resolved["email"].startswith("[RESOLVED]") and "has been resolved" in resolved["statuspage"]
+    assert resolved["customer-email"].startswith("Resolved: ") and "was unavailable" not in resolved["email"]
+
+
+def test_an_incident_over_when_it_was_assessed_is_told_in_the_past_tense():
+    over = _said("initial", _context(ongoing=False, resolved_at=NOW - timedelta(minutes=20)))
+    assert "failed or responded slowly" in over["customer-email"] and "Since " not in over["customer-email"]
+    assert "no longer occurs" in over["statuspage"] and "investigating reports" not in over["statuspage"]
