@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from irkit.rules.severity import Assessment
     from irkit.sources.k8s import MetricsResult
 
-__all__ = ["RENDERERS", "ChartAndTable", "install_formatters", "html_of", "table_html", "table_text", "LockView",
+__all__ = ["RENDERERS", "Captioned", "ChartAndTable", "install_formatters", "html_of", "table_html", "table_text", "LockView",
            "LogView", "Note", "PlanView", "SaturationView", "StepsView", "assessment_html", "metrics_html",
            "outcomes_frame", "saturation_html", "shown", "unavailable_html", "verdict_html"]
 
@@ -54,6 +54,19 @@ class Note:
 
     def __hash__(self) -> int:
         return hash(self.text)
+
+
+class Captioned:
+    """A table under a sentence that says where it comes from (phase 3 planning from another run's findings)."""
+
+    def __init__(self, frame: pd.DataFrame, caption: str) -> None:
+        self.frame, self.caption = frame, caption
+
+    def _repr_html_(self) -> str:
+        return f"<p><i>{escape(self.caption)}</i></p>{table_html(self.frame)}"
+
+    def __repr__(self) -> str:
+        return f"{self.caption}\n{table_text(self.frame)}"
 
 
 def _cell(column: str, value: Any) -> str:

@@ -17,40 +17,56 @@ from typing import Any
 
 import pandas as pd
 
-from irkit import actions
+from irkit import actions, playbook
 from irkit.display import views
 from irkit.evidence import records as R
 from irkit.phases.incident import Incident
+from irkit.rules.kinds import Finding
 from irkit.rules.plan import PlanTargets, plan
 
 __all__ = ["apply_confirmed", "communicate", "controls", "findings", "mitigation_plan", "prepared_steps", "who"]
 
 
-def findings(inc: Incident) -> pd.DataFrame | views.Note:
-    """The ranked findings phase 2 recorded."""
-    found = inc.earlier(R.FINDINGS)
-    if not found and inc.run.raw(R.FINDINGS) is None:
-        return views.Note("phase 2 (investigate) has not been run for this run: there are no findings to plan "
-                          "from; run phase 2 first (irkit run --phases 2-3)")
-    return views.shown(pd.DataFrame([{"kind": f.kind.value, "subject": f.subject, "detail": f.detail}
-                                     for f in found], columns=["kind", "subject", "detail"]),
-                       "phase 2 found nothing")
+def _investigation(inc: Incident) -> tuple[list[Finding], str]:
+    """The findings to plan from: this run's phase 2; else (phase 3 opened on its own, in JupyterLab) the newest
+    investigation of the incident's runs, and which run that was ("" when none)."""
+    if inc.run.raw(R.FINDINGS) is not None:
+        return inc.earlier(R.FINDINGS), inc.run_dir.name
+    found = inc.view().findings
+    return (found.value, found.run) if found else ([], "")
+
+
+def findings(inc: Incident) -> pd.DataFrame | views.Note | views.Captioned:
+    """The ranked findings phase 2 recorded (this run's, else the incident's newest investigation)."""
+    found, run = _investigation(inc)
+    if not run:
+        return views.Note("no investigation of this incident yet: there are no findings to plan from; run phase 2 "
+                          "first (irkit run --phases 2-3, or 02-investigate here)")
+    frame = views.shown(pd.DataFrame([{"kind": f.kind.value, "subject": f.subject, "detail": f.detail}
+                                      for f in found], columns=["kind", "subject", "detail"]), "phase 2 found nothing")
+    if run != inc.run_dir.name and isinstance(frame, pd.DataFrame):
+        return views.Captioned(frame, f"from the investigation of run {run}")
+    return frame
 
 
 def mitigation_plan(inc: Incident) -> views.PlanView:
     """Playbook 3.1 mitigations for the findings, most urgent first. A false alarm plans nothing."""
-    if inc.run.raw(R.FINDINGS) is None:
+    found, run = _investigation(inc)
+    if not run:
         inc.record(R.MITIGATIONS, [])
-        return views.PlanView([], "no plan: phase 2 (investigate) has not been run, so nothing was found to "
-                                  "plan from")
-    real, ongoing = inc.earlier(R.REAL), inc.earlier(R.ONGOING)
+        return views.PlanView([], "no plan: the incident has not been investigated (phase 2), so nothing was found "
+                                  "to plan from")
+    view = inc.view()
+    real = inc.earlier(R.REAL) if inc.earlier(R.REAL) is not None else (view.real.value if view.real else None)
+    ongoing = inc.earlier(R.ONGOING) if inc.earlier(R.ONGOING) is not None else (
+        view.ongoing.value if view.ongoing else None)
     if real and ongoing is False:  # it happened and is over: nothing to mitigate, the post-mortem is next
         inc.record(R.MITIGATIONS, [])
         over = inc.earlier(R.RESOLVED_AT)
         return views.PlanView([], f"nothing to mitigate: the incident is over (resolved"
                                   f"{f' at {over:%H:%M} UTC' if over else ''}); validate (phase 4), then write the "
                                   "post-mortem")
-    steps = [] if real is False else plan(inc.earlier(R.FINDINGS), PlanTargets.from_config(inc.config))
+    steps = [] if real is False else plan(found, PlanTargets.from_config(inc.config))
     inc.record(R.MITIGATIONS, [step.as_dict() for step in steps])
     return views.PlanView(steps)
 
@@ -142,35 +158,54 @@ def controls(inc: Incident, execute_mitigations: bool = False) -> Any:
         return views.Note("no step can be applied")
     import ipywidgets as widgets
 
+    latest = {o.id: o for o in inc.current(R.OUTCOMES) if o.status not in ("dry-run", "applying")}
     rows = []
     for step in steps:
+        undoable = playbook.ACTIONS[step.action].undoable if step.action in playbook.ACTIONS else False
         out = widgets.Output()
+        state = widgets.HTML(_state(latest.get(step.id)))
+        done = latest.get(step.id)
         apply_button = widgets.Button(description=f"Apply {step.id}", button_style="danger",
-                                      tooltip=f"{step.action} {step.target}")
-        undo_button = widgets.Button(description="Undo", disabled=True, tooltip=step.undo)
+                                      tooltip=f"{step.action} {step.target}",
+                                      disabled=done is not None and done.status in ("applied", "undone"))
+        undo_button = widgets.Button(description="Undo" if undoable else "No undo",
+                                     disabled=not (undoable and done is not None and done.status == "applied"),
+                                     tooltip=step.undo if undoable else f"{step.action}: {step.undo}")
 
-        def press(_: Any, step: actions.Step = step, out: widgets.Output = out,
-                  apply_button: widgets.Button = apply_button, undo_button: widgets.Button = undo_button) -> None:
+        def press(_: Any, step: actions.Step = step, out: widgets.Output = out, state: widgets.HTML = state,
+                  apply_button: widgets.Button = apply_button, undo_button: widgets.Button = undo_button,
+                  undoable: bool = undoable) -> None:
             confirmation = actions.Confirmation(inc.id, (step.id,), who(), datetime.now(UTC), "widget")
             apply_button.disabled = True
             outcome = _carry_out(inc, step, confirmation, True)
-            undo_button.disabled = outcome.status not in ("applied", "failed")
+            undo_button.disabled = not (undoable and outcome.status in ("applied", "failed"))
+            state.value = _state(outcome)
             out.append_stdout(f"{outcome.status} by {confirmation.by} at {confirmation.at:%H:%M:%S} UTC: "
                               f"{outcome.detail}\n")
 
-        def press_undo(_: Any, step: actions.Step = step, out: widgets.Output = out,
+        def press_undo(_: Any, step: actions.Step = step, out: widgets.Output = out, state: widgets.HTML = state,
                        undo_button: widgets.Button = undo_button) -> None:
             confirmation = actions.Confirmation(inc.id, (step.id,), who(), datetime.now(UTC), "widget")
             undo_button.disabled = True
             outcome = _carry_out(inc, step, confirmation, True, undo=True)
+            state.value = _state(outcome)
             out.append_stdout(f"{outcome.status} by {confirmation.by} at {confirmation.at:%H:%M:%S} UTC: "
                               f"{outcome.detail}\n")
 
         apply_button.on_click(press)
         undo_button.on_click(press_undo)
         rows.append(widgets.VBox([widgets.HTML(f"<b>{escape(step.id)}</b> {escape(step.action)} {escape(step.target)}"),
-                                  widgets.HBox([apply_button, undo_button]), out]))
+                                  state, widgets.HBox([apply_button, undo_button]), out]))
     return widgets.VBox(rows)
+
+
+def _state(outcome: actions.Outcome | None) -> str:
+    """A step's state now, beside its buttons (the table of outcomes above was written before any press)."""
+    if outcome is None:
+        return "<i>now: not applied (a dry run changes nothing)</i>"
+    by = outcome.confirmation.get("by")
+    return (f"<i>now: <b>{escape(outcome.status)}</b>" + (f" by {escape(str(by))}" if by else "")
+            + f": {escape(outcome.detail[:200])}</i>")
 
 
 def communicate(inc: Incident, send_messages: bool = False) -> Any:

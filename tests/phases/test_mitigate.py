@@ -92,3 +92,32 @@ def test_the_buttons_apply_then_undo_and_record_who_and_when(inc: Incident, lab:
     assert (applied.status, undone.status) == ("applied", "undone")
     assert applied.confirmation["via"] == "widget" and applied.confirmation["by"] == mitigate.who()
     assert applied.confirmation["at"] <= undone.confirmation["at"]
+
+
+def test_undo_is_offered_only_where_something_can_be_restored_and_each_step_shows_its_state_now(
+        inc: Incident, lab: KubeLab):
+    restart = Mitigation("rollout-restart", "deployment/frontend-deployment", "restart its connections",
+                         "kubectl rollout restart ...", "db-saturation: postgres",
+                         params={"namespace": NAMESPACE, "deployment": "frontend-deployment"})
+    inc.record(R.MITIGATIONS, [restart])
+    mitigate.prepared_steps(inc)
+    box = mitigate.controls(inc, True)
+    apply_button, undo_button = buttons(box)
+    assert undo_button.description == "No undo" and undo_button.disabled
+    assert "not applied" in _states(box)[0]
+    apply_button.click()
+    outcome = inc.current(R.OUTCOMES)[-1]
+    assert undo_button.disabled  # a restart has nothing to restore: no button that would record undo-failed
+    assert f"now: <b>{outcome.status}</b> by {mitigate.who()}" in _states(box)[0]
+    again = mitigate.controls(inc, True)  # the cell run again (or the notebook reopened) shows the same state
+    assert f"<b>{outcome.status}</b>" in _states(again)[0]
+
+
+def _states(box: Any) -> list[str]:
+    found, todo = [], [box]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, widgets.HTML) and item.value.startswith("<i>now:"):
+            found.append(item.value)
+        todo.extend(getattr(item, "children", ()))
+    return found
