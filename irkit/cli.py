@@ -77,7 +77,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-queued", type=int, default=100,
                        help="jobs that may wait (default 100); beyond it a POST is answered 503 with Retry-After")
     serve.add_argument("--firing-phases", default="1-2", help="phases a firing group runs (default 1-2)")
-    serve.add_argument("--resolved-phases", default="4", help="phases a resolved group runs (default 4)")
+    serve.add_argument("--resolved-phases", default="4-5",
+                       help="phases a resolved group runs (default 4-5: recovery validated, then the resolution)")
+    serve.add_argument("--log-format", choices=("plain", "json"), default="plain",
+                       help="one line per alert received and per run started, finished or failed: plain text "
+                            "(default) or JSON lines")
     serve.add_argument("--job-template", default="", metavar="PATH",
                        help="start each run as a Kubernetes Job made from this template (deploy/job-template.yaml) "
                             "instead of in this process; needs --outputs s3://...")
@@ -156,10 +160,14 @@ def _serve(args: argparse.Namespace) -> int:
         raise ParameterError(f"--listen {args.listen[:40]!r} is not HOST:PORT, like 127.0.0.1:9095")
     if args.config and not Path(args.config).is_file():
         raise ParameterError(f"--config {args.config[:40]!r}: no such file")
+    from irkit import config as irconfig
+    if irconfig.locate(args.config or None) is None and not irconfig.env_targets():
+        raise ParameterError("no configuration: every run irkit serve starts would ask the playbook's built-in "
+                             "names; give it --config (irkit init writes one), IRKIT_CONFIG or ./irkit.toml")
     token = serve.read_token()
+    serve.configure_logging(args.log_format)
     launcher = None
     if args.job_template:
-        from irkit import config as irconfig
         launcher = serve.JobLauncher(irconfig.load(args.config or None), args.job_template, outputs=args.outputs)
     server = serve.Serve(token=token, config_path=args.config, outputs=args.outputs,
                          state_dir=args.state, listen=(host, int(port)), max_runs=args.max_runs,
@@ -187,7 +195,7 @@ def _wait_for_ctrl_c(env: Any, result: Any) -> None:
     _say(f"\nthe drill environment is up:\n"
          f"  database   {shell('psql', env.postgres.dsn)}\n"
          f"  notebooks  {shell(_irkit(), 'lab', '--incident', incident, *same)}\n"
-         f"  validate   {shell(_irkit(), 'run', '--incident', incident, '--phases', '4', *same)}\n"
+         f"  validate   {shell(_irkit(), 'run', '--incident', incident, '--phases', '4', *same, *_SETTLE)}\n"
          f"  post-mortem {shell(_irkit(), 'run', '--incident', incident, '--phases', '5', *same)}\n"
          "Apply the plan (e.g. its pg_terminate_backend in psql, or the button in phase 3's notebook), then "
          "validate: the error ratio falls under the threshold within the rate window (1 min in drills).\n"
@@ -258,9 +266,13 @@ def main(argv: list[str] | None = None) -> int:
             return _init(Path(args.path))
         if args.command == "lab":
             from irkit import jupyter, runner
-            jupyter.lab(runner.check_incident(args.incident), config_path=args.config, defaults=args.defaults,
-                        outputs=args.outputs, port=args.port, browser=args.browser, say=_say,
-                        context=runner.parse_context(args.context) if args.context else None)
+            from irkit.rules.plan import shell
+            session = jupyter.lab(runner.check_incident(args.incident), config_path=args.config,
+                                  defaults=args.defaults, outputs=args.outputs, port=args.port, browser=args.browser,
+                                  say=_say, context=runner.parse_context(args.context) if args.context else None)
+            same = _same_run(session)  # the session's configuration, outputs and drill: pasted lines need them
+            _say(f"next:\n  validate     {shell(_irkit(), 'run', '--incident', args.incident, '--phases', '4', *same, *_SETTLE)}"
+                 f"\n  post-mortem  {shell(_irkit(), 'run', '--incident', args.incident, '--phases', '5', *same)}")
             return OK
         if args.command == "send":
             return _send(Path(args.run_dir), args.ids, args.config)
@@ -303,6 +315,11 @@ def _next_step(result: Any, args: argparse.Namespace) -> None:
     _say("to apply after review (re-plans; a changed situation changes the ids and is refused): " + shell(
         _irkit(), "run", "--incident", args.incident, "--phases", "2-4", *_same_run(result.run_dir),
         "-p", "execute_mitigations", "true", "-p", "confirm", confirm, "-p", "settle_seconds", "300"))
+
+
+# A validation pasted right after a fix waits for the signals (re-checking every 5 s, up to 5 minutes) instead of
+# judging the error ratio of the minutes before the fix.
+_SETTLE = ("-p", "settle_seconds", "300")
 
 
 def _irkit() -> str:

@@ -188,7 +188,8 @@ CASES = [
          fifos=("run/phase-1.json",)),
     Case("send-outbox-fifo", ("send", "run"), r"^$", code=0, files=MANIFEST_RUN, fifos=("run/outbox/001-a-slack.json",)),
     Case("serve-queue-zero", ("serve", "--max-queued", "0"), r"--max-queued must be 1 to 10000",
-         env={"IRKIT_SERVE_TOKEN": "t"}),
+         env={"IRKIT_SERVE_TOKEN": "t", "IRKIT_NAMESPACE": "shop"}),
+    Case("serve-no-configuration", ("serve",), r"no configuration: .*irkit init", env={"IRKIT_SERVE_TOKEN": "t"}),
     Case("redact-pattern-bad", CFG, r"redact_patterns=.*regular expression", files=_toml("evidence", 'redact_patterns = ["("]')),
     Case("evidence-group-bad", CFG, r"evidence_group=.*group name", files=_toml("evidence", 'evidence_group = "a b; rm"')),
     # --- no configuration at all: never the built-in names by accident

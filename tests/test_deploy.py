@@ -307,7 +307,7 @@ def test_serve_starts_each_run_as_a_job_from_the_template_and_follows_it_with_it
             _finish(lab, job, "Complete")
             second = _wait(lambda: [j for j in _jobs(lab) if j["metadata"]["name"] != job["metadata"]["name"]], 10,
                            "the resolved group's Job")[0]
-            assert second["spec"]["template"]["spec"]["containers"][0]["args"][4] == "4"  # phase 4: recovered?
+            assert second["spec"]["template"]["spec"]["containers"][0]["args"][4] == "4,5"  # recovered? then the resolution
             first = _wait(lambda: [j for j in server.queue.jobs if j.state == "done"], 5, "the first job done")[0]
             assert first.run_dir == f"job irkit/{job['metadata']['name']}"
             _finish(lab, second, "Failed")

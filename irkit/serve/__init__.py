@@ -18,14 +18,17 @@ from __future__ import annotations
 import hmac
 import http.server
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from irkit import runner
 from irkit.errors import IrkitError, ParameterError
+from irkit.escaping import terminal
 from irkit.evidence.remote import is_remote
 from irkit.serve.jobs import JobLauncher, Launched
 from irkit.serve.queue import MAX_CONTEXT_KEY, Job, JobQueue, QueueFull, context
@@ -48,9 +51,44 @@ from irkit.serve.webhook import (
 
 __all__ = ["MAX_BODY", "MAX_CONTEXT_KEY", "MAX_DEPTH", "MAX_NAME", "NEVER_FROM_AN_ALERT", "RETRY_AFTER", "TOKEN_ENV",
            "TOKEN_FILE_ENV", "AlertGroup", "BadGroup", "Group", "Job", "JobLauncher", "JobQueue", "Launched",
-           "QueueFull", "Serve", "context", "incident_id", "parse_group", "read_token"]
+           "QueueFull", "Serve", "configure_logging", "context", "incident_id", "parse_group", "read_token"]
 
 RETRY_AFTER = 60  # seconds a caller is asked to wait when the queue is full (Alertmanager retries on 5xx)
+log = logging.getLogger("irkit.serve")
+
+
+class _Plain(logging.Formatter):
+    """``2026-12-07T03:12:05Z INFO run done incident=ALERT-... job=... verdict=...``: the message, then each
+    field as key=value, every control character of the alert's text removed (it is written by whoever posts)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = " ".join(f"{k}={terminal(v)!s}" if " " not in str(v) else f"{k}={terminal(v)!r}"
+                          for k, v in getattr(record, "fields", {}).items())
+        at = datetime.fromtimestamp(record.created, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{at} {record.levelname} {terminal(record.getMessage())} {fields}".rstrip()
+
+
+class _Json(logging.Formatter):
+    """One JSON object a line: ``time``, ``level``, ``event`` and the fields (json.dumps escapes what it must)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+                           "level": record.levelname, "event": record.getMessage(),
+                           **getattr(record, "fields", {})}, default=str)
+
+
+def configure_logging(form: str = "plain", stream: Any = None) -> logging.Handler:
+    """irkit serve's log lines (``irkit.serve`` at INFO) to stderr, as plain lines or JSON lines."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_Json() if form == "json" else _Plain())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return handler
+
+
+def _say(level: int, event: str, **fields: Any) -> None:
+    log.log(level, event, extra={"fields": fields})
 
 
 class Serve:
@@ -105,15 +143,33 @@ class Serve:
             job = self.queue.take(self._stop)
             if job is None:
                 return
+            _say(logging.INFO, "run started", incident=job.incident, job=job.id, phases=job.phases,
+                 alert=job.alert.get("name", ""), status=job.status)
             try:
                 result = self._run(job.incident, runner.parse_phases(job.phases), config_path=self.config_path,
                                    params=job.parameters, outputs=self.outputs,
                                    context=context(job))
                 self.queue.finish(job, "done", str(result.run_dir))
+                _say(logging.INFO, "run done", incident=job.incident, job=job.id, **_verdict(result))
             except IrkitError as exc:
                 self.queue.finish(job, "failed", error=str(exc)[:500])
+                _say(logging.ERROR, "run failed", incident=job.incident, job=job.id, error=str(exc)[:500])
             except Exception as exc:  # a worker must outlive any one run
                 self.queue.finish(job, "failed", error=f"{type(exc).__name__}: {str(exc)[:400]}")
+                _say(logging.ERROR, "run failed", incident=job.incident, job=job.id,
+                     error=f"{type(exc).__name__}: {str(exc)[:400]}")
+
+
+def _verdict(result: Any) -> dict[str, Any]:
+    """What a finished run concluded, for its log line: phases, severity, recovery, where the evidence is."""
+    summary = getattr(result, "summary", None)
+    where = getattr(result, "location", "") or str(getattr(result, "run_dir", ""))
+    if summary is None:  # a Job: its evidence is in the bucket, its verdict in its own summary.json
+        return {"evidence": where}
+    recovery = summary.recovery
+    return {"ok": summary.ok, "severity": summary.severity.name if summary.severity else "not assessed",
+            "recovered": None if recovery is None else recovery.recovered,
+            "inconclusive": "; ".join(summary.inconclusive)[:300] or None, "evidence": where}
 
 
 def _handler(serve: Serve) -> type[http.server.BaseHTTPRequestHandler]:
@@ -144,6 +200,7 @@ def _handler(serve: Serve) -> type[http.server.BaseHTTPRequestHandler]:
                 return
             given = self.headers.get("Authorization", "")
             if not hmac.compare_digest(given.encode(), f"Bearer {serve.token}".encode()):
+                _say(logging.WARNING, "alert refused: no valid bearer token", client=self.client_address[0])
                 self._answer(401, {"error": "a bearer token is required (the receiver's http_config authorization)"})
                 return
             try:
@@ -157,13 +214,17 @@ def _handler(serve: Serve) -> type[http.server.BaseHTTPRequestHandler]:
             try:
                 group = parse_group(self.rfile.read(length), serve.firing_phases, serve.resolved_phases)
             except (BadGroup, ParameterError) as exc:
+                _say(logging.WARNING, "alert refused", reason=str(exc)[:300])
                 self._answer(400, {"error": str(exc)})
                 return
             try:
                 job, new = serve.queue.add(group)
             except QueueFull as exc:
+                _say(logging.WARNING, "alert refused: the queue is full", group=group.key[:80], status=group.status)
                 self._answer(503, {"error": f"{exc}; try again later"}, retry_after=RETRY_AFTER)
                 return
+            _say(logging.INFO, "alert received", incident=job.incident, job=job.id, alert=group.name,
+                 status=group.status, phases=job.phases, queued=new)
             self._answer(202, {"incident": job.incident, "job": job.id,
                                "status": "queued" if new else f"a run for this group is {job.state} already"})
 

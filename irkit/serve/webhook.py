@@ -30,7 +30,7 @@ __all__ = ["FIRING_PHASES", "MAX_BODY", "MAX_DEPTH", "MAX_NAME", "NEVER_FROM_AN_
 
 MAX_BODY = 1 << 20
 TOKEN_ENV, TOKEN_FILE_ENV = "IRKIT_SERVE_TOKEN", "IRKIT_SERVE_TOKEN_FILE"
-FIRING_PHASES, RESOLVED_PHASES = "1-2", "4"
+FIRING_PHASES, RESOLVED_PHASES = "1-2", "4-5"  # a resolved group: validate recovery, then the resolution and post-mortem
 MAX_DEPTH = 32  # nesting of a webhook body: Alertmanager's is 4 deep
 MAX_NAME = 200  # characters of an alert name kept (a run's --context stays far under its bound)
 # Parameters no alert may set: whatever can post an alert must never be able to change production.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from tests.support.alertmanager import AlertmanagerLab
 def test_a_prometheus_rule_fires_alertmanager_starts_the_run_and_its_resolution_validates_recovery(tmp_path: Path):
     """End to end with real parts: the lock-contention drill, a Prometheus alerting rule on the error ratio, a real
     Alertmanager posting its webhook to irkit serve, which runs phases 1-2; the cause removed, the alert resolves and
-    phase 4 runs and says recovered."""
+    phases 4-5 run: recovered, and the resolution written. irkit serve says each step in one JSON line."""
+    said = io.StringIO()
+    serve.configure_logging("json", said)
     with drill.DrillEnvironment(drill.load_scenario("lock-contention")) as env:
         # Rates over 20 s instead of the drill's minute (the rule and the runs alike): the alert resolves within
         # seconds of the fix, as it would within minutes over a team's 5m window.
@@ -58,6 +61,19 @@ def test_a_prometheus_rule_fires_alertmanager_starts_the_run_and_its_resolution_
                 assert verdict is not None and verdict.recovered is True, verdict
                 timeline = [e.text for e in incident_events(second)]
                 assert any("alert HighErrorRatio fired" in t for t in timeline)
+                # The resolved alert's run writes the resolution (validated: not a draft) and the post-mortem, and
+                # both tell the incident its firing run found.
+                [resolution] = [m for m in (second / "outbox").glob("*-resolution-email.json")]
+                message = json.loads(resolution.read_text())
+                assert message["subject"].startswith("[RESOLVED]") and message["status"] == "outbox"
+                assert "lock-root" in message["body"]  # the cause, from the firing run
+                assert "Severity**: SEV-" in (second / "postmortem.md").read_text()
+                lines = [json.loads(line) for line in said.getvalue().splitlines()]
+                events = [(x["event"], x.get("status")) for x in lines if x["event"].startswith("alert received")]
+                assert ("alert received", "firing") in events and ("alert received", "resolved") in events
+                done = [x for x in lines if x["event"] == "run done"]
+                assert [x["recovered"] for x in done] == [None, True]  # the firing run asked no verdict
+                assert done[-1]["evidence"] == str(second) and done[-1]["incident"] == fired[0].incident
         finally:
             server.stop()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +48,23 @@ def test_a_missing_token_is_one_line_naming_the_variables(tmp_path: Path):
     (tmp_path / "token").write_text(f"{TOKEN}\n")
     assert serve.read_token({"IRKIT_SERVE_TOKEN_FILE": str(tmp_path / "token")}) == TOKEN
 
+
+
+def test_each_alert_received_or_refused_is_one_log_line_and_the_alerts_text_cannot_forge_one(queue_only: serve.Serve):
+    import io
+    said = io.StringIO()
+    serve.configure_logging("plain", said)
+    hostile = _group(key='{}:{alertname="X\x1b[2J\nFAKE run done"}')
+    assert _post(queue_only.url, hostile)[0] == 202
+    assert _post(queue_only.url, _group(), token="wrong")[0] == 401
+    assert _post(queue_only.url, b"[]")[0] == 400
+    lines = said.getvalue().splitlines()
+    assert len(lines) == 3, lines  # a line break in the alert's text starts no line of its own
+    assert " INFO alert received " in lines[0] and "status=firing" in lines[0] and "queued=True" in lines[0]
+    assert "\x1b" not in said.getvalue()
+    assert " WARNING alert refused: no valid bearer token " in lines[1] and " WARNING alert refused " in lines[2]
+    said = io.StringIO()
+    serve.configure_logging("json", said)
+    assert _post(queue_only.url, _group(status="resolved"))[0] == 202
+    [record] = [json.loads(line) for line in said.getvalue().splitlines() if line.strip()]
+    assert record["event"] == "alert received" and record["status"] == "resolved" and record["phases"] == "4-5"
