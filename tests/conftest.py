@@ -137,6 +137,7 @@ SLOW_MODULES = frozenset({
     "tests/serve/test_queue.py",  # irkit serve listening on a port, stopped and started again
     "tests/serve/test_serve.py",  # Alertmanager and irkit serve as processes
     "tests/test_cli.py",  # irkit in a subprocess per case
+    "tests/test_incident_loop.py",  # a drill, irkit serve, JupyterLab in a browser, runs pasted into a shell
 })
 
 

@@ -72,8 +72,12 @@ def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
     started = _time(meta.get("started_at"))
     if started:
         phases = meta.get("phases") or []
-        yield Event(started, "responder", "run", f"irkit run {run.name} (phases {','.join(map(str, phases))})",
-                    f"{run.name}/{files.run_json.name}")
+        if meta.get("interactive"):  # irkit lab's session, or notebooks opened by hand
+            ran = ",".join(map(str, files.phases_recorded())) or "none yet"
+            said = f"work in JupyterLab: run {run.name} (phases {ran})"
+        else:
+            said = f"irkit run {run.name} (phases {','.join(map(str, phases))})"
+        yield Event(started, "responder", "run", said, f"{run.name}/{files.run_json.name}")
     alert = meta.get("alert")
     if isinstance(alert, dict) and _time(alert.get("startsAt")):
         yield Event(_time(alert["startsAt"]), "alertmanager", "alert",  # type: ignore[arg-type]

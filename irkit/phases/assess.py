@@ -259,14 +259,15 @@ def _affected(inc: Incident) -> list[str]:
 
 
 def related_incidents(inc: Incident, outputs: str | Path | None = None, days: int = 30) -> pd.DataFrame | Note:
-    """Earlier runs whose affected services overlap this one's, in the outputs this run is kept in (default:
-    the directory two levels above the run, ``outputs/<incident>/<run>``)."""
+    """Other incidents' runs whose affected services overlap this one's, in the outputs this run is kept in
+    (default: the directory two levels above the run, ``outputs/<incident>/<run>``). This incident's own runs are
+    not related incidents: they are this one (the timeline gathers them)."""
     affected = set(_affected(inc))
     rows: list[dict[str, Any]] = []
     cutoff = datetime.now(UTC) - timedelta(days=days)
     outputs = Path(outputs) if outputs is not None else inc.run_dir.parent.parent
     for run in evidence.summaries(outputs):
-        if run.run_dir.resolve() == inc.run_dir.resolve():
+        if run.run_dir.resolve() == inc.run_dir.resolve() or run.incident == inc.id:
             continue
         if run.finished_at is not None and run.finished_at < cutoff:
             continue

@@ -65,7 +65,10 @@ def incident_context(inc: Incident) -> dict[str, Any]:
         reasons=list(severity.reasons) if severity else [], onset=view.onset.value if view.onset else None,
         now=datetime.now(UTC), recovered=recovered, resolved_at=resolved_at, applied=applied, planned=planned,
         interval=inc.config.update_minutes, war_room=inc.config.war_room, status_page_url=inc.config.status_page_url,
-        previous={**previous["facts"], "at": previous.get("at", "")} if previous else None)
+        previous={**previous["facts"], "at": previous.get("at", "")} if previous else None,
+        ongoing=view.ongoing.value if view.ongoing else None,
+        not_resolved=[*verdict.failed, *verdict.unmeasured] if (verdict := view.recovery.value if view.recovery
+                                                                   else None) else [])
 
 
 class MessagesView:

@@ -24,7 +24,8 @@ def _severity(name: str) -> dict[str, object]:
 
 def _summary(**changes: object) -> Summary:
     summary: dict[str, object] = {
-        "phases": [{"phase": 1, "name": "01-detect-and-assess", "status": "ok"}],
+        "phases": [{"phase": n, "name": name, "status": "ok"} for n, name in
+                   ((1, "01-detect-and-assess"), (2, "02-investigate"), (3, "03-mitigate"), (4, "04-recover"))],
         "severity": _severity("SEV-2"), "real": True,
         "findings": [{"kind": "lock-root", "subject": "pid 42", "detail": ""}],
         "mitigations": [{"action": "terminate-backend", "target": "pid 42"}],
@@ -57,3 +58,14 @@ def test_check_of_a_false_alarm_refuses_any_plan():
     problems = drill.check(_summary(severity=_severity("SEV-4"), real=False), truth, {})
     assert problems == ["mitigation: expected none, got terminate-backend pid 42"]
 
+
+
+def test_a_run_of_some_phases_is_checked_on_what_those_phases_decide_only():
+    truth = drill.Truth(real=True, severity="SEV-2", root={"kind": "lock-root", "subject": "pid {holder}"},
+                        mitigation={"action": "terminate-backend", "target": "pid {holder}"}, recovered=True)
+    first_two = _summary(phases=[{"phase": 1, "name": "01", "status": "ok"}, {"phase": 2, "name": "02", "status": "ok"}],
+                         mitigations=[])
+    assert drill.check(first_two, truth, {"holder": 42}) == []  # nothing planned, no verdict: not asked for
+    everything = _summary(mitigations=[])
+    assert drill.check(everything, truth, {"holder": 42}) == [
+        "first mitigation: expected terminate-backend pid 42, got nothing planned", "recovered: expected True, got None"]

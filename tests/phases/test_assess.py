@@ -60,6 +60,9 @@ def test_related_incidents_come_from_the_outputs_the_run_is_kept_in_and_a_plante
     cwd_outputs.mkdir(parents=True)
     (cwd_outputs / "summary.json").write_text((earlier / "summary.json").read_text().replace("INC-0", "INC-9"))
     monkeypatch.chdir(tmp_path)
+    own = elsewhere / "INC-1" / "20261130T000000Z"  # this incident's earlier run: not a related incident
+    own.mkdir(parents=True)
+    (own / "summary.json").write_text((earlier / "summary.json").read_text().replace("INC-0", "INC-1"))
     inc = Incident("INC-1", 1, elsewhere / "INC-1" / "20261201T000000Z", Config())
     inc.record(R.ERROR_RATIO_NOW, [{"service": "backend", "error_ratio": 0.2}])
     found = assess.related_incidents(inc)
