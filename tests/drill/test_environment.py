@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -99,26 +100,36 @@ def test_a_missing_binary_names_the_package_and_stops_what_had_started(tmp_path:
     assert "postgresql" in ports and not _listening(ports["postgresql"])
 
 
-def test_keep_running_leaves_the_environment_up_until_ctrl_c(tmp_path: Path):
-    proc = subprocess.Popen([IRKIT, "drill", "false-alarm", "--keep-running", "--outputs", str(tmp_path)],
+def test_keep_running_leaves_the_environment_up_and_its_printed_lines_work_in_a_fresh_shell(tmp_path: Path):
+    proc = subprocess.Popen([IRKIT, "drill", "false-alarm", "--keep-running", "--incident", "DRILL-mine",
+                             "--outputs", str(tmp_path)],
                             stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tmp_path)
     assert proc.stderr is not None
     seen = ""
     deadline = time.monotonic() + 120
     while "Ctrl-C stops it" not in seen and time.monotonic() < deadline and proc.poll() is None:
         seen += proc.stderr.readline()
-    config = re.search(r"IRKIT_CONFIG=(\S+)", seen)
-    assert config, seen[-2000:]
+    lines = dict(re.findall(r"^\s+(notebooks|validate|post-mortem)\s+(.+)$", seen, re.MULTILINE))
+    assert set(lines) == {"notebooks", "validate", "post-mortem"}, seen[-2000:]
     ports = _ports(seen)
     assert all(_listening(port) for port in ports.values()), "the environment should still be up"
-    # The printed command works against it: the config names every service.
-    run = subprocess.run([IRKIT, "run", "--incident", "BY-HAND", "--phases", "1", "--config", config.group(1),
-                          "--outputs", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert run.returncode == 0, run.stderr[-2000:]
+    # The printed line, pasted as is into a shell that has nothing of the drill: no IRKIT_*, another directory.
+    argv = shlex.split(lines["validate"])
+    assert argv[argv.index("--incident") + 1] == "DRILL-mine"  # the drill's real incident, not DRILL-<scenario>
+    config = argv[argv.index("--config") + 1]
+    elsewhere = tmp_path / "another-shell"
+    elsewhere.mkdir()
+    fresh = {k: v for k, v in os.environ.items() if not k.startswith("IRKIT_")}
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=400, cwd=elsewhere, env=fresh)
+    assert run.returncode in (0, 3), run.stderr[-2000:]  # a false alarm: recovered, or a signal it cannot measure
+    run_dir = Path(run.stdout.strip().splitlines()[-1])
+    assert run_dir.parent == tmp_path / "DRILL-mine"
+    drilled = json.loads(next((tmp_path / "DRILL-mine").glob("*/drill.json")).parent.joinpath("run.json").read_text())
+    assert json.loads((run_dir / "run.json").read_text())["drill"] == drilled["drill"]  # linked to its drill
     proc.send_signal(signal.SIGINT)
     out, rest = proc.communicate(timeout=60)
     assert proc.returncode == 0, rest
     assert "every drill service is stopped" in rest
     assert not [n for n, port in ports.items() if _listening(port)]
-    assert not Path(config.group(1)).exists()  # the drill's kubeconfig and irkit.toml went with it
+    assert not Path(config).exists()  # the drill's kubeconfig and irkit.toml went with it
 
