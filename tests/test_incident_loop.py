@@ -156,6 +156,20 @@ def test_one_incident_worked_by_hand_across_runs_tells_one_story(tmp_path: Path)
     for link in re.findall(r"\[evidence\]\(<([^>]+)>\)", postmortem):
         assert (last / link).resolve().is_file(), link
     assert not any(evidence.verify(alerted).values())  # what the alert's run sealed is as it was sealed
+    # The report as a reader sees it: each label of the summary beside its value, no Python repr anywhere.
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
+                                     args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto((last / "report.html").as_uri())
+        rows = page.evaluate("Array.from(document.querySelectorAll('.summary dt')).map(dt => "
+                             "[dt.textContent, dt.getBoundingClientRect().top, "
+                             "dt.nextElementSibling.getBoundingClientRect().top])")
+        text = page.evaluate("document.body.innerText")
+        browser.close()
+    assert len(rows) >= 5 and all(abs(dt - dd) < 4 for _, dt, dd in rows), rows
+    assert "PosixPath(" not in text
 
 
 def _span(seconds: float) -> str:

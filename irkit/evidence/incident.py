@@ -181,9 +181,10 @@ def story(view: IncidentView, run_id: str, report: str) -> list[str]:
         lines.append("  done      nothing applied, nothing planned")
     recovery = view.recovery.value if view.recovery else None
     verdict = ("not validated (phase 4 has not run)" if recovery is None else "RECOVERED" if recovery.recovered
-               else "UNKNOWN: not measured: " + "; ".join(recovery.unmeasured) if recovery.recovered is None
-               else "NOT RECOVERED: " + "; ".join(recovery.failed))
-    lines.append(f"  recovery  {_cut(verdict)}{origin(view.recovery)}")
+               else f"UNKNOWN: {len(recovery.unmeasured)} signal(s) not measured: " + "; ".join(recovery.unmeasured)
+               if recovery.recovered is None
+               else f"NOT RECOVERED: {len(recovery.failed)} check(s) failed: " + "; ".join(recovery.failed))
+    lines.append(f"  recovery  {_cut(verdict, 300)}{origin(view.recovery)}")
     lines.append(f"  evidence  {report}")
     return [terminal(line) for line in lines]  # names and details are the failing systems' text
 

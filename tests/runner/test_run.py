@@ -363,3 +363,15 @@ def test_run_all_on_a_sealed_notebook_in_irkit_lab_writes_a_new_run_and_autosave
         lab.wait(60)
     assert evidence.verify(run_dir) == {"changed": [], "added": [], "removed": [], "unexpected": [],
                                         "signature": []}
+
+
+def test_the_terminal_tells_the_incident_and_exits_with_its_verdict(run_result: runner.RunResult,
+                                                                    lock_holder: HeldSession,
+                                                                    capsys: pytest.CaptureFixture[str]):
+    cli._tell(run_result)
+    told = capsys.readouterr().err
+    assert "  severity  SEV-1, real, ongoing" in told and f"  cause     lock-root pid {lock_holder.pid}" in told
+    assert "  planned   terminate-backend" in told
+    assert "  recovery  NOT RECOVERED: " in told and "check(s) failed: " in told and "no lock waits" in told
+    assert f"  evidence  {run_result.run_dir / 'report.html'}" in told
+    assert cli._run_exit(run_result) == cli.NOT_RECOVERED == 4  # phase 4 measured it: not recovered
