@@ -13,27 +13,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from irkit import drill, evidence, serve
 from tests.serve.conftest import TOKEN, _group, _post, _wait
+from tests.support.jupyterlab import lab_env, wait_until_up
 
 IRKIT = str(Path(sys.executable).parent / "irkit")
-
-
-def _lab_ready(port: str, token: str, lab: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=1)
-            return
-        except OSError:
-            assert time.monotonic() < deadline and lab.poll() is None, "JupyterLab did not start"
-            time.sleep(0.2)
 
 
 def _apply_with_the_button(port: str, token: str, tmp_path: Path, parameters: str) -> None:
@@ -52,7 +40,11 @@ def _apply_with_the_button(port: str, token: str, tmp_path: Path, parameters: st
         page.get_by_role("menuitem", name="Run", exact=True).click()
         page.get_by_text("Run All Cells", exact=True).click()
         button = page.get_by_role("button", name=re.compile(r"^Apply terminate-backend-"))
-        button.wait_for(timeout=120_000)
+        try:
+            button.wait_for(timeout=240_000)  # the kernel starts, then every cell of phase 3 runs
+        except Exception:
+            page.screenshot(path=str(tmp_path / "no-apply-button.png"), full_page=True)
+            raise
         button.click()
         page.get_by_text(re.compile(r"now: applied by alice")).wait_for(timeout=60_000)
         page.screenshot(path=str(tmp_path / "applied-in-jupyterlab.png"))
@@ -80,14 +72,9 @@ def test_one_incident_worked_by_hand_across_runs_tells_one_story(tmp_path: Path)
         incident, alerted = job.incident, Path(job.run_dir)
 
         # 2. The responder opens JupyterLab on the incident and applies the plan with the button.
-        settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
-        settings.mkdir(parents=True)
-        (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosaveInterval": 2}))
-        lab_env = {**shell_env, "JUPYTERHUB_USER": "alice", "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-                   "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"), "JUPYTER_CONFIG_DIR": str(tmp_path / "jcfg"),
-                   "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
         lab = subprocess.Popen([IRKIT, "lab", "--incident", incident, "--config", str(env.config_path)], cwd=work,
-                               env=lab_env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                               env=lab_env(tmp_path, JUPYTERHUB_USER="alice"), stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
         assert lab.stderr is not None
         said = ""
         try:
@@ -97,7 +84,7 @@ def test_one_incident_worked_by_hand_across_runs_tells_one_story(tmp_path: Path)
                 said += line
             url = re.search(r"open\s+http://127\.0\.0\.1:(\d+)/lab/tree/\S+\?token=(\S+)", said)
             assert url, said
-            _lab_ready(url.group(1), url.group(2), lab)
+            wait_until_up(url.group(1), url.group(2), lab)
             parameters = json.loads((work / "irkit-notebooks" / "03-mitigate.ipynb").read_text())["cells"]
             source = next("".join(c["source"]) for c in parameters if "parameters" in c["metadata"].get("tags", []))
             _apply_with_the_button(url.group(1), url.group(2), tmp_path, source)

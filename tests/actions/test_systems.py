@@ -3,7 +3,6 @@ action without its own role refused before anything connects."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from irkit import config
 from irkit.actions import Systems
 from irkit.errors import ActionError
+from tests.support.kube import kubeconfig_for
 
 
 def test_a_database_action_without_pg_action_dsn_is_refused_naming_the_key():
@@ -31,12 +31,7 @@ def test_a_cache_client_is_made_on_first_use_bounded_by_the_timeouts_and_kept(cl
 
 def test_the_cluster_client_is_the_one_given_or_made_from_the_configuration_on_first_use(closed_port: str,
                                                                                       tmp_path: Path):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://{closed_port}"}}],
-        "users": [{"name": "c", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "c", "namespace": "prod"}}]}))
+    kubeconfig = kubeconfig_for(closed_port, tmp_path / "kubeconfig", "c")
     systems = Systems(config.load(env={}, kubeconfig=str(kubeconfig)))
     kube = systems.kube
     assert kube.source == f"Kubernetes API at http://{closed_port}" and systems.kube is kube

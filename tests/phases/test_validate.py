@@ -3,7 +3,6 @@ and a settle time beyond its bound refused before anything is asked."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ from irkit.errors import ParameterError
 from irkit.evidence import records as R
 from irkit.phases import validate
 from irkit.phases.incident import Incident
+from tests.support.kube import kubeconfig_for
 
 
 def test_the_verdict_is_decided_from_the_checks_this_phase_recorded(tmp_path: Path):
@@ -27,12 +27,7 @@ def test_the_verdict_is_decided_from_the_checks_this_phase_recorded(tmp_path: Pa
 
 def test_with_every_source_down_nothing_is_measured_and_the_verdict_is_unknown_not_recovered(closed_port: str,
                                                                                             tmp_path: Path):
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": f"http://{closed_port}"}}],
-        "users": [{"name": "c", "user": {"token": "t"}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "c", "namespace": "prod"}}]}))
+    kubeconfig = kubeconfig_for(closed_port, tmp_path / "kubeconfig", "c")
     cfg = config.load(env={}, kubeconfig=str(kubeconfig), pg_dsn=f"postgresql://irkit@{closed_port}/shop",
                       prom_url=f"http://{closed_port}", health_endpoints=[], connect_timeout=1.0, request_timeout=1.0)
     inc = Incident("INC-1", 4, tmp_path / "run", cfg)

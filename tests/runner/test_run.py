@@ -16,6 +16,8 @@ import pytest
 from irkit import cli, evidence, playbook, runner
 from irkit.config import Config
 from irkit.lab.postgres import HeldSession, PostgresLab
+from tests.support.jupyterlab import lab_env, wait_until_up
+from tests.support.kube import kubeconfig_for
 
 
 @pytest.fixture(scope="module")
@@ -134,12 +136,7 @@ def test_postmortem_separates_causes_from_symptoms_and_never_claims_resolved_ear
 
 def test_a_run_with_every_source_hung_still_completes_and_names_each(black_hole: str, tmp_path: Path):
     """An outage is when the systems irkit asks hang: every phase must still finish and say what failed."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "hung",
-        "clusters": [{"name": "hung", "cluster": {"server": f"http://{black_hole}"}}],
-        "users": [{"name": "hung", "user": {"token": "t"}}],
-        "contexts": [{"name": "hung", "context": {"cluster": "hung", "user": "hung", "namespace": "prod"}}]}))
+    kubeconfig = kubeconfig_for(black_hole, tmp_path / "kubeconfig", "hung")
     toml = tmp_path / "irkit.toml"
     toml.write_text(f'[kubernetes]\nkubeconfig = "{kubeconfig}"\n'
                     f'[postgres]\npg_dsn = "postgresql://irkit@{black_hole}/web3marketplace"\n'
@@ -225,31 +222,18 @@ def test_jupyterlab_in_chromium_shows_every_chart_and_the_lock_tree_and_opening_
     than the autosave interval: every chart draws, the lock tree reads, and `irkit verify` still passes."""
     import sys
     import time
-    import urllib.request
 
     from playwright.sync_api import sync_playwright
 
     run_dir = run_result.run_dir
     autosave = 2  # seconds: JupyterLab's setting, shortened so the test outlasts it several times
-    settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
-    settings.mkdir(parents=True)
-    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosaveInterval": autosave}))
     port = _free_port()
-    env = {**os.environ, "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"), "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
     lab = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                             "--IdentityProvider.token=irkit-test", f"--ServerApp.root_dir={run_dir.parent}",
-                            "--allow-root"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            "--allow-root"], env=lab_env(tmp_path, autosave), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token=irkit-test", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and lab.poll() is None, "JupyterLab did not start"
-                time.sleep(0.2)
+        wait_until_up(port, "irkit-test", lab)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium",
                                          args=["--no-sandbox"])
@@ -305,12 +289,7 @@ def test_run_all_on_a_sealed_notebook_in_irkit_lab_writes_a_new_run_and_autosave
     run_dir = run_result.run_dir
     work = run_dir.parent.parent.parent  # where the responder works: outputs/ is below it
     autosave = 2
-    settings = tmp_path / "settings" / "@jupyterlab" / "docmanager-extension"
-    settings.mkdir(parents=True)
-    (settings / "plugin.jupyterlab-settings").write_text(json.dumps({"autosaveInterval": autosave}))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("IRKIT_")},
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"), "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "ws"),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    env = lab_env(tmp_path, autosave)
     irkit = str(Path(sys.executable).parent / "irkit")
     lab = subprocess.Popen([irkit, "lab", "--incident", "INC-TEST", "--config", str(work / "irkit.toml")],
                            cwd=work, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
@@ -324,14 +303,7 @@ def test_run_all_on_a_sealed_notebook_in_irkit_lab_writes_a_new_run_and_autosave
         url = re.search(r"open\s+(http://127\.0\.0\.1:(\d+)/lab/tree/(\S+)\?token=(\S+))", said)
         assert url and url.group(3) == "irkit-notebooks", said  # the phase notebooks, where the responder works
         port, token = url.group(2), url.group(4)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=1)
-                break
-            except OSError:
-                assert time.monotonic() < deadline and lab.poll() is None, "JupyterLab did not start"
-                time.sleep(0.2)
+        wait_until_up(port, token, lab)
         notebook = f"{run_dir.relative_to(work).as_posix()}/01-detect-and-assess.ipynb"
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/contents/{notebook}?content=0&token={token}") as r:
             assert json.load(r)["writable"] is False

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from irkit import config as irconfig
 from irkit import runner, serve
 from irkit.errors import KubernetesUnavailable, ParameterError
+from tests.support.kube import kubeconfig_for
 
 TEMPLATE = Path(__file__).resolve().parent.parent.parent / "deploy" / "job-template.yaml"
 
@@ -18,12 +18,7 @@ TEMPLATE = Path(__file__).resolve().parent.parent.parent / "deploy" / "job-templ
 @pytest.fixture()
 def unreachable(closed_port: str, tmp_path: Path) -> irconfig.Config:
     """A configuration whose cluster does not answer: making a Job's manifest asks the cluster nothing."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "down",
-        "clusters": [{"name": "down", "cluster": {"server": f"http://{closed_port}"}}],
-        "users": [{"name": "down", "user": {"token": "t"}}],
-        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "down", "namespace": "prod"}}]}))
+    kubeconfig = kubeconfig_for(closed_port, tmp_path / "kubeconfig", "down")
     return irconfig.load(env={}, kubeconfig=str(kubeconfig), connect_timeout=1.0, request_timeout=1.0)
 
 
