@@ -139,6 +139,9 @@ def test_one_incident_worked_by_hand_across_runs_tells_one_story(tmp_path: Path)
     mttr = timeline["measures"]["mttr_seconds"]
     assert mttr is not None and f"MTTR {_span(mttr)}" in postmortem
     assert {e["kind"] for e in timeline["events"]} >= {"alert", "finding", "applied", "recovered"}
+    assert "error ratio crossed 5.0% \\(the SEV-3 threshold\\)" in postmortem  # a number, not a key's name
+    missed = timeline["measures"]["deadline_met"] is False
+    assert ("<b class='bad'>MISSED</b>" in box) is missed and (("response deadline missed" in postmortem) is missed)
     # Every evidence link of the post-mortem resolves from where the file sits.
     for link in re.findall(r"\[evidence\]\(<([^>]+)>\)", postmortem):
         assert (last / link).resolve().is_file(), link

@@ -100,6 +100,8 @@ def test_the_printed_apply_line_pasted_as_is_applies_the_reviewed_plan(tmp_path:
                                env={**shell_env, "IRKIT_CONFIG": str(env.config_path)})
         assert first.returncode == 0, first.stderr[-2000:]
         assert not any(h.finished for h in env.postgres.held[1:])  # preparing changed nothing: they still queue
+        [planned] = list((tmp_path / "out" / "INC-PASTE").glob("*/run.json"))
+        assert json.loads(planned.read_text())["config_path"] == str(env.config_path)  # the file read, from the env
         said = next(x for x in first.stderr.splitlines() if x.startswith("to apply after review"))
         line = said.split(": ", 1)[1]
         argv = shlex.split(line)
