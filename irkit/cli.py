@@ -120,7 +120,7 @@ def _drill(args: argparse.Namespace) -> int:
     if args.list:
         for name in drill.scenarios():
             scenario = drill.load_scenario(name)
-            real = scenario.truth.severity if scenario.truth.real else "not an incident"
+            real = scenario.truth.says
             print(f"{name:<28} {real:<16} {scenario.title}")
         return 0
     if args.all:

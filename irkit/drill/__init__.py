@@ -21,7 +21,8 @@ from irkit.drill.accuracy import ACCURACY_COLUMNS, accuracy_row, accuracy_table,
 from irkit.drill.environment import DrillEnvironment
 from irkit.drill.run import DrillResult, run_drill
 from irkit.drill.scenario import KEYS, SCENARIO_DIR, Scenario, Session, Truth, load_scenario, scenarios
-from irkit.drill.truth import check
+from irkit.drill.truth import Precision, check, finding_precision, plan_precision
 
-__all__ = ["ACCURACY_COLUMNS", "KEYS", "SCENARIO_DIR", "DrillEnvironment", "DrillResult", "Scenario", "Session",
-           "Truth", "accuracy_row", "accuracy_table", "check", "load_scenario", "run_all", "run_drill", "scenarios"]
+__all__ = ["ACCURACY_COLUMNS", "KEYS", "SCENARIO_DIR", "DrillEnvironment", "DrillResult", "Precision", "Scenario",
+           "Session", "Truth", "accuracy_row", "accuracy_table", "check", "finding_precision", "load_scenario",
+           "plan_precision", "run_all", "run_drill", "scenarios"]

@@ -8,17 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from irkit.drill.run import DrillResult, run_drill
-from irkit.drill.scenario import Scenario, load_scenario, scenarios
+from irkit.drill.scenario import UNKNOWN, Scenario, load_scenario, scenarios
+from irkit.drill.truth import Precision, finding_precision, plan_precision
 
 __all__ = ["ACCURACY_COLUMNS", "accuracy_row", "accuracy_table", "run_all"]
 
 
-ACCURACY_COLUMNS = ("scenario", "repeat", "severity", "ac1", "ac3", "plan", "ongoing", "recovery",
-                    "false_positive", "ok", "seconds")
+ACCURACY_COLUMNS = ("scenario", "repeat", "severity", "ac1", "ac3", "plan", "plan_precision", "finding_precision",
+                    "ongoing", "recovery", "false_positive", "ok", "seconds")
+_HEADINGS = {"ac1": "AC@1", "ac3": "AC@3", "plan": "plan (first step)", "plan_precision": "plan precision",
+             "finding_precision": "finding precision", "false_positive": "false positive", "ok": "all right"}
+
+
+def _verdict(got: bool | None, want: object) -> bool:
+    return got is None if want == UNKNOWN else got is want
 
 
 def accuracy_row(scenario: Scenario, result: DrillResult, repeat: int) -> dict[str, Any]:
-    """One drill's scores: each column True/False, or None where the truth does not say."""
+    """One drill's scores: each column True/False, a :class:`Precision`, or None where the truth does not say."""
     truth, summary = (result.truth or scenario.truth).resolved(result.pids), result.summary
     findings = [(f.kind.value, f.subject) for f in summary.findings]
     steps = [(m.action, m.target) for m in summary.mitigations]
@@ -26,44 +33,53 @@ def accuracy_row(scenario: Scenario, result: DrillResult, repeat: int) -> dict[s
     wanted = [(t["kind"], t["subject"]) for t in truth.first_three] + ([root] if root else [])
     causes = [f for f in summary.findings if f.is_cause]
     recovered = summary.recovery.recovered if summary.recovery else None
+    planned, named = plan_precision(summary, truth), finding_precision(summary, truth)
     return {
         "scenario": scenario.name, "repeat": repeat,
-        "severity": (summary.severity.name if summary.severity else None) == truth.severity,
+        "severity": (summary.severity.name if summary.severity else UNKNOWN) == truth.severity,
         "ac1": findings[:1] == [root] if root else None,
         "ac3": all(w in findings[:3] for w in wanted) if wanted else None,
         "plan": (steps[:1] == [(truth.mitigation["action"], truth.mitigation["target"])]) if truth.mitigation
         else not steps,
-        "ongoing": summary.ongoing is truth.ongoing if truth.ongoing is not None else None,
-        "recovery": recovered is truth.recovered if truth.recovered is not None else None,
+        "plan_precision": planned if planned.total else None,
+        "finding_precision": named if named.total else None,
+        "ongoing": _verdict(summary.ongoing, truth.ongoing) if truth.ongoing is not None else None,
+        "recovery": _verdict(recovered, truth.recovered) if truth.recovered is not None else None,
         # A negative control must end with no cause named and nothing planned.
-        "false_positive": bool(causes or steps) if not truth.real else None,
+        "false_positive": bool(causes or steps) if truth.real is False or truth.no_cause else None,
         "ok": not result.differences, "seconds": result.timings.get("total_seconds"),
     }
 
 
 def accuracy_table(rows: list[dict[str, Any]]) -> tuple[str, str]:
-    """The rows and their totals as CSV and as a markdown table (percent of the rows a column applies to)."""
+    """The rows and their totals as CSV and as a markdown table (percent of the rows a column applies to; the
+    precisions as accepted of all steps planned and causes named)."""
     import csv
     import io
 
     def cell(value: Any) -> str:
+        if isinstance(value, Precision):
+            return f"{value.accepted}/{value.total}"
         return "" if value is None else ("yes" if value is True else "no" if value is False else f"{value}")
 
     def total(column: str) -> str:
         applicable = [r[column] for r in rows if r[column] is not None]
         if not applicable:
             return ""
-        hits = sum(bool(v) for v in applicable)
+        if column.endswith("_precision"):
+            hits, count = sum(p.accepted for p in applicable), sum(p.total for p in applicable)
+        else:
+            hits, count = sum(bool(v) for v in applicable), len(applicable)
         if column == "false_positive":
-            return f"{hits} of {len(applicable)}"
-        return f"{100 * hits / len(applicable):.0f} % ({hits}/{len(applicable)})"
+            return f"{hits} of {count}"
+        return f"{100 * hits / count:.0f} % ({hits}/{count})"
 
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=ACCURACY_COLUMNS)
     writer.writeheader()
     writer.writerows({k: cell(v) if k not in ("repeat", "seconds") else v for k, v in r.items()} for r in rows)
-    header = ("| scenario | repeat | severity | AC@1 | AC@3 | plan | ongoing | recovery | false positive | all right "
-              "| seconds |\n|" + "---|" * len(ACCURACY_COLUMNS) + "\n")
+    header = ("| " + " | ".join(_HEADINGS.get(c, c) for c in ACCURACY_COLUMNS) + " |\n|"
+              + "---|" * len(ACCURACY_COLUMNS) + "\n")
     body = "".join("| " + " | ".join(cell(r[c]) if c != "seconds" else f"{r[c]:.0f}" for c in ACCURACY_COLUMNS)
                    + " |\n" for r in rows)
     totals = ("| **total** | | " + " | ".join(total(c) for c in ACCURACY_COLUMNS[2:-1])

@@ -24,6 +24,7 @@ def test_a_right_answer_scores_every_column_the_truth_names():
                              _result("lock-contention", summary, [], {"holder": 7}), 1)
     assert (row["severity"], row["ac1"], row["ac3"], row["plan"], row["ok"]) == (True, True, True, True, True)
     assert row["false_positive"] is None and row["ongoing"] is None  # not a negative control; ongoing not stated
+    assert row["plan_precision"] == drill.Precision(1, 1) and row["finding_precision"] == drill.Precision(1, 1)
 
 
 def test_a_negative_control_with_a_cause_or_a_step_is_a_false_positive():
@@ -38,11 +39,15 @@ def test_a_negative_control_with_a_cause_or_a_step_is_a_false_positive():
 
 
 def test_the_table_totals_each_column_over_the_rows_it_applies_to():
-    rows = [{"scenario": "a", "repeat": 1, "severity": True, "ac1": True, "ac3": True, "plan": True, "ongoing": None,
+    rows = [{"scenario": "a", "repeat": 1, "severity": True, "ac1": True, "ac3": True, "plan": True,
+             "plan_precision": drill.Precision(2, 3), "finding_precision": drill.Precision(1, 1), "ongoing": None,
              "recovery": None, "false_positive": None, "ok": True, "seconds": 20.0},
-            {"scenario": "b", "repeat": 1, "severity": False, "ac1": None, "ac3": None, "plan": True, "ongoing": True,
+            {"scenario": "b", "repeat": 1, "severity": False, "ac1": None, "ac3": None, "plan": True,
+             "plan_precision": drill.Precision(1, 1), "finding_precision": None, "ongoing": True,
              "recovery": True, "false_positive": False, "ok": False, "seconds": 22.0}]
     csv_text, markdown = drill.accuracy_table(rows)
     assert csv_text.splitlines()[0] == ",".join(drill.ACCURACY_COLUMNS)
+    assert "| a | 1 | yes | yes | yes | yes | 2/3 | 1/1 |" in markdown
     total = markdown.strip().splitlines()[-1]
     assert "50 % (1/2)" in total and "100 % (1/1)" in total and "0 of 1" in total and "| 42 |" in total
+    assert "75 % (3/4)" in total  # the plan's precision: steps accepted of all steps planned, over every run

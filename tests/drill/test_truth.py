@@ -54,9 +54,11 @@ def test_check_names_every_difference(changes: dict[str, object], expected: str)
 
 def test_check_of_a_false_alarm_refuses_any_plan():
     truth = drill.Truth(real=False, severity="SEV-4")
-    assert drill.check(_summary(severity=_severity("SEV-4"), real=False, mitigations=[]), truth, {}) == []
+    quiet = _summary(severity=_severity("SEV-4"), real=False, mitigations=[], findings=[])
+    assert drill.check(quiet, truth, {}) == []
     problems = drill.check(_summary(severity=_severity("SEV-4"), real=False), truth, {})
-    assert problems == ["mitigation: expected none, got terminate-backend pid 42"]
+    assert problems == ["cause lock-root pid 42 is not one the truth accepts",
+                        "mitigation: expected none, got terminate-backend pid 42"]
 
 
 
@@ -68,4 +70,54 @@ def test_a_run_of_some_phases_is_checked_on_what_those_phases_decide_only():
     assert drill.check(first_two, truth, {"holder": 42}) == []  # nothing planned, no verdict: not asked for
     everything = _summary(mitigations=[])
     assert drill.check(everything, truth, {"holder": 42}) == [
-        "first mitigation: expected terminate-backend pid 42, got nothing planned", "recovered: expected True, got None"]
+        "first mitigation: expected terminate-backend pid 42, got nothing planned", "recovered: expected True, got unknown"]
+
+
+def test_every_step_planned_must_be_one_the_truth_accepts_and_none_it_forbids():
+    truth = drill.Truth(real=True, severity="SEV-2", root={"kind": "lock-root", "subject": "pid {holder}"},
+                        mitigation={"action": "terminate-backend", "target": "pid {holder}"},
+                        plan_accept=({"action": "cancel-query"},),  # any target
+                        plan_forbid=({"action": "enable-circuit-breaker"},))
+    right = [{"action": "terminate-backend", "target": "pid 42"}, {"action": "cancel-query", "target": "pid 50"}]
+    assert drill.check(_summary(mitigations=right), truth, {"holder": 42}) == []
+    assert drill.plan_precision(_summary(mitigations=right), truth.resolved({"holder": 42})).right
+    breaker = {"action": "enable-circuit-breaker", "target": "https://api/admin"}
+    stray = {"action": "scale", "target": "deployment/backend-deployment"}
+    summary = _summary(mitigations=[*right, breaker, stray])
+    assert drill.check(summary, truth, {"holder": 42}) == [
+        "step enable-circuit-breaker https://api/admin is forbidden by the truth",
+        "step scale deployment/backend-deployment is not one the truth accepts"]
+    assert drill.plan_precision(summary, truth.resolved({"holder": 42})) == drill.Precision(2, 4, (
+        "step enable-circuit-breaker https://api/admin is forbidden by the truth",
+        "step scale deployment/backend-deployment is not one the truth accepts"))
+
+
+def test_every_cause_named_must_be_accepted_while_symptoms_are_not_scored():
+    truth = drill.Truth(real=True, severity="SEV-2", root={"kind": "lock-root", "subject": "pid {holder}"},
+                        mitigation={"action": "terminate-backend", "target": "pid {holder}"},
+                        findings_forbid=({"kind": "upstream-timeout"},))
+    symptoms = [{"kind": "lock-root", "subject": "pid 42"}, {"kind": "error-spike", "subject": "backend"}]
+    assert drill.check(_summary(findings=symptoms), truth, {"holder": 42}) == []
+    wrong = [*symptoms, {"kind": "upstream-timeout", "subject": "backend-deployment"}]
+    assert drill.check(_summary(findings=wrong), truth, {"holder": 42}) == [
+        "cause upstream-timeout backend-deployment is forbidden by the truth"]
+    assert drill.finding_precision(_summary(findings=wrong), truth.resolved({"holder": 42})).accepted == 1
+
+
+def test_unknown_is_a_truth_a_blind_run_must_keep():
+    truth = drill.Truth(real="unknown", severity="unknown", ongoing="unknown", recovered="unknown")
+    blind = _summary(severity=None, real=None, ongoing=None, findings=[], mitigations=[])
+    assert drill.check(blind, truth, {}) == []
+    guessed = _summary(real=True, ongoing=True, findings=[], mitigations=[], recovery={"recovered": True})
+    assert drill.check(guessed, truth, {}) == [
+        "severity: expected unknown, got SEV-2", "real incident: expected unknown, got True",
+        "ongoing: expected unknown, got True", "recovered: expected unknown, got True"]
+
+
+def test_a_negative_control_with_no_cause_refuses_any_cause():
+    truth = drill.Truth(real=True, severity="SEV-3", no_cause=True)
+    quiet = _summary(severity=_severity("SEV-3"), findings=[{"kind": "error-spike", "subject": "backend"}],
+                     mitigations=[])
+    assert drill.check(quiet, truth, {}) == []
+    named = _summary(severity=_severity("SEV-3"), mitigations=[])
+    assert "no cause: the truth is a negative control, yet a cause was named" in drill.check(named, truth, {})
