@@ -16,23 +16,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from irkit import config as irconfig
 from irkit import playbook, runner
 from irkit.errors import ConfigError, DrillError, ScenarioError
-from irkit.lab.kube import build_cluster
-from irkit.lab.prometheus import Segment, ServiceHistory
+from irkit.lab.kube import CLUSTER_KEYS, build_cluster
+from irkit.lab.marketplace import Endpoint
+from irkit.lab.prometheus import MetricNames, Segment, ServiceHistory
 from irkit.rules.kinds import Kind
 from irkit.rules.plan import ACTIONS
 
-__all__ = ["KEYS", "PATH_KEYS", "SCENARIO_DIR", "DatabaseTable", "FindingRef", "MarketplaceTable", "Scenario", "ScenarioFile",
-           "SegmentTable", "Session", "SessionTable", "StepRef", "TrafficTable", "Truth", "TruthTable", "load_scenario",
-           "scenarios"]
+__all__ = ["DatabaseTable", "EndpointTable", "FindingPattern", "FindingRef", "FindingsTable", "KEYS",
+           "MarketplaceTable", "MetricsTable", "PATH_KEYS", "PlanTable", "SCENARIO_DIR", "Scenario", "ScenarioFile",
+           "SegmentTable", "Session", "SessionTable", "StepPattern", "StepRef", "TrafficTable", "Truth",
+           "TruthTable", "UNKNOWN", "Verdict", "load_scenario", "scenarios"]
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 PATH_KEYS = tuple(f.name for f in dataclasses.fields(irconfig.Config) if f.metadata.get("check") == "path")
-_SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4")
+_SEVERITIES = ("SEV-1", "SEV-2", "SEV-3", "SEV-4", "unknown")
 _OFFSET = re.compile(r"^(-?\d+(?:\.\d+)?)([smhd])$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _SESSION_REF = re.compile(r"{(\w+)}")  # {holder} in a truth subject or target: that session's pid
@@ -44,19 +54,35 @@ MAX_WORKLOADS, MAX_PODS, MAX_EVENTS, MAX_REVISIONS = 200, 10_000, 50_000, 100
 
 # --------------------------------------------------------------------------- scenario files
 
+UNKNOWN: Literal["unknown"] = "unknown"  # a verdict the runbook must leave unknown (a blind run): the summary holds None
+Verdict = bool | Literal["unknown"]
+
+
 @dataclass(frozen=True)
 class Truth:
-    """What the runbook must conclude. ``{name}`` in a subject or target is that session's pid."""
+    """What the runbook must conclude. ``{name}`` in a subject or target is that session's pid.
 
-    real: bool
+    A verdict (``real``, ``ongoing``, ``recovered``, ``after_mitigation``) is True, False or ``"unknown"`` (the
+    run must not decide it); ``ongoing``/``recovered`` None: not checked. Every planned step must be the
+    ``mitigation`` or match ``plan_accept``, and none may match ``plan_forbid``; every cause finding must be the
+    ``root``, one of ``first_three`` or match ``findings_accept``, none ``findings_forbid``. A pattern without a
+    target or subject matches any. ``no_cause``: no cause may be named and nothing planned (a negative control).
+    """
+
+    real: Verdict
     severity: str
     root: Mapping[str, str] | None = None  # {kind, subject}: the first finding
     mitigation: Mapping[str, str] | None = None  # {action, target}: the first planned step; None = nothing planned
-    ongoing: bool | None = None  # phase 1's "ongoing or resolved"; None: not checked
-    recovered: bool | None = None  # phase 4's verdict on the unmitigated drill; None: not checked
+    ongoing: Verdict | None = None  # phase 1's "ongoing or resolved"; None: not checked
+    recovered: Verdict | None = None  # phase 4's verdict on the unmitigated drill; None: not checked
     first_three: tuple[Mapping[str, str], ...] = ()  # {kind, subject} that must be among the first three findings
     # Phase 4's verdict once the plan is applied (--execute-mitigations): recovered, unless a signal stays blind.
-    after_mitigation: bool | None = True
+    after_mitigation: Verdict = True
+    plan_accept: tuple[Mapping[str, str], ...] = ()  # {action, target?}: further steps that are right to plan
+    plan_forbid: tuple[Mapping[str, str], ...] = ()  # {action, target?}: steps that must never be planned
+    findings_accept: tuple[Mapping[str, str], ...] = ()  # {kind, subject?}: further causes that are right to name
+    findings_forbid: tuple[Mapping[str, str], ...] = ()  # {kind, subject?}: causes that must never be named
+    no_cause: bool = False
 
     def resolved(self, pids: Mapping[str, int]) -> Truth:
         """The truth with each ``{session}`` replaced by that session's pid."""
@@ -64,8 +90,21 @@ class Truth:
             if table is None:
                 return None
             return {k: _SESSION_REF.sub(lambda m: str(pids.get(m.group(1), m.group(0))), v) for k, v in table.items()}
-        return Truth(self.real, self.severity, fill(self.root), fill(self.mitigation), self.ongoing, self.recovered,
-                     tuple(t for t in (fill(x) for x in self.first_three) if t is not None), self.after_mitigation)
+
+        def fill_all(tables: tuple[Mapping[str, str], ...]) -> tuple[Mapping[str, str], ...]:
+            return tuple(t for t in (fill(x) for x in tables) if t is not None)
+        return dataclasses.replace(self, root=fill(self.root), mitigation=fill(self.mitigation),
+                                   first_three=fill_all(self.first_three), plan_accept=fill_all(self.plan_accept),
+                                   plan_forbid=fill_all(self.plan_forbid),
+                                   findings_accept=fill_all(self.findings_accept),
+                                   findings_forbid=fill_all(self.findings_forbid))
+
+    @property
+    def says(self) -> str:
+        """The truth in a few words, for ``--list``."""
+        if self.real == UNKNOWN:
+            return f"{self.severity}, real unknown"
+        return self.severity if self.real else "not an incident"
 
 
 @dataclass(frozen=True)
@@ -100,6 +139,20 @@ class Scenario:
     parameters: Mapping[str, Any] = field(default_factory=dict)
     config: Mapping[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    endpoints: tuple[Endpoint, ...] = ()  # empty: the marketplace's own three
+    status_format: str = "code"
+
+    @property
+    def settings(self) -> irconfig.Config:
+        """irkit's configuration as the scenario's [config] sets it over the defaults (names the lab follows)."""
+        return irconfig.load(base=irconfig.Config(), env={}, **self.config)
+
+    @property
+    def metric_names(self) -> MetricNames:
+        """What the lab's Prometheus calls its series: what the scenario's [config] tells irkit to query."""
+        cfg = self.settings
+        return MetricNames(cfg.prom_requests_metric, cfg.prom_latency_metric, cfg.prom_status_label,
+                           cfg.prom_service_label, self.status_format)
 
     @property
     def live(self) -> dict[str, Segment]:
@@ -142,39 +195,67 @@ class _Table(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
-class FindingRef(_Table):
-    kind: str
-    subject: str
+def _known_kind(kind: str) -> str:
+    if kind not in {k.value for k in Kind}:
+        raise ValueError(f"kind {kind!r} is not a kind of finding; kinds: {', '.join(k.value for k in Kind)}")
+    return kind
 
-    @field_validator("kind")
-    @classmethod
-    def _kind(cls, kind: str) -> str:
-        if kind not in {k.value for k in Kind}:
-            raise ValueError(f"kind {kind!r} is not a kind of finding; kinds: {', '.join(k.value for k in Kind)}")
-        return kind
+
+def _known_action(action: str) -> str:
+    if action not in ACTIONS:
+        raise ValueError(f"mitigation action {action!r} is not one irkit plans; actions: {', '.join(ACTIONS)}")
+    return action
+
+
+class FindingRef(_Table):
+    kind: Annotated[str, AfterValidator(_known_kind)]
+    subject: str
 
 
 class StepRef(_Table):
-    action: str
+    action: Annotated[str, AfterValidator(_known_action)]
     target: str
 
-    @field_validator("action")
-    @classmethod
-    def _action(cls, action: str) -> str:
-        if action not in ACTIONS:
-            raise ValueError(f"mitigation action {action!r} is not one irkit plans; actions: {', '.join(ACTIONS)}")
-        return action
+
+class StepPattern(_Table):
+    """A step a plan may (``accept``) or must not (``forbid``) hold; no target: any target."""
+
+    action: Annotated[str, AfterValidator(_known_action)]
+    target: str | None = None
+
+
+class FindingPattern(_Table):
+    """A cause the findings may (``accept``) or must not (``forbid``) name; no subject: any subject."""
+
+    kind: Annotated[str, AfterValidator(_known_kind)]
+    subject: str | None = None
+
+
+class PlanTable(_Table):
+    accept: list[StepPattern] = Field(default_factory=list, max_length=20)
+    forbid: list[StepPattern] = Field(default_factory=list, max_length=20)
+
+
+class FindingsTable(_Table):
+    accept: list[FindingPattern] = Field(default_factory=list, max_length=20)
+    forbid: list[FindingPattern] = Field(default_factory=list, max_length=20)
+
+
+_VERDICT = bool | Literal["unknown"]
 
 
 class TruthTable(_Table):
-    real: bool
+    real: _VERDICT
     severity: str
     root: FindingRef | None = None
     mitigation: StepRef | None = None
-    ongoing: bool | None = None
-    recovered: bool | None = None
+    ongoing: _VERDICT | None = None
+    recovered: _VERDICT | None = None
     first_three: list[FindingRef] = Field(default_factory=list, max_length=3)
     after_mitigation: Literal["recovered", "not-recovered", "unknown"] = "recovered"
+    plan: PlanTable = PlanTable()
+    findings: FindingsTable = FindingsTable()
+    no_cause: bool = False
 
     @field_validator("severity")
     @classmethod
@@ -183,6 +264,13 @@ class TruthTable(_Table):
             raise ValueError(f"severity {severity!r} must be one of {', '.join(_SEVERITIES)}")
         return severity
 
+    @model_validator(mode="after")
+    def _consistent(self) -> TruthTable:
+        if self.no_cause and (self.root or self.mitigation or self.first_three or self.findings.accept
+                              or self.plan.accept):
+            raise ValueError("no_cause = true names no root, mitigation, first_three or accepted cause or step")
+        return self
+
 
 class DatabaseTable(_Table):
     max_connections: Annotated[int, Field(ge=20, le=500)] = 100
@@ -190,7 +278,25 @@ class DatabaseTable(_Table):
     deadlocks: Annotated[int, Field(ge=0, le=10)] = 0
 
 
+def _url_path(path: str) -> str:
+    if not re.fullmatch(r"/[!-~]{0,200}", path):
+        raise ValueError(f"path {path!r} must be a path like /healthz or /api/v2/checkout?probe=1 (no spaces, "
+                         "at most 200 characters)")
+    return path
+
+
+class EndpointTable(_Table):
+    path: Annotated[str, AfterValidator(_url_path)]
+    serves: Literal["health", "products", "orders", "ok"] = "ok"
+    workload: str | None = None  # default: the configured backend_deployment
+
+
+class MetricsTable(_Table):
+    status_format: Literal["code", "class"] = "code"
+
+
 class MarketplaceTable(_Table):
+    endpoints: list[EndpointTable] = Field(default_factory=list, max_length=20)
     backend_up: bool = True
     redis: bool = False
     redis_down: bool = False
@@ -276,6 +382,7 @@ class ScenarioFile(_Table):
     parameters: dict[str, Any] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
     marketplace: MarketplaceTable = MarketplaceTable()
+    metrics: MetricsTable = MetricsTable()
     database: DatabaseTable = DatabaseTable()
     sessions: list[SessionTable] = Field(default_factory=list)
     traffic: list[TrafficTable] = Field(min_length=1, max_length=MAX_TRAFFIC)
@@ -307,9 +414,11 @@ class ScenarioFile(_Table):
 # Every key a scenario file may hold, per table (the format table in docs/drills.md; a docs test keeps it so).
 KEYS: dict[str, frozenset[str]] = {
     "": frozenset(ScenarioFile.model_fields), "truth": frozenset(TruthTable.model_fields),
+    "truth.plan": frozenset(PlanTable.model_fields), "truth.findings": frozenset(FindingsTable.model_fields),
     "database": frozenset(DatabaseTable.model_fields), "marketplace": frozenset(MarketplaceTable.model_fields),
+    "marketplace.endpoints": frozenset(EndpointTable.model_fields), "metrics": frozenset(MetricsTable.model_fields),
     "sessions": frozenset(SessionTable.model_fields), "traffic": frozenset(TrafficTable.model_fields),
-    "segment": frozenset(SegmentTable.model_fields),
+    "segment": frozenset(SegmentTable.model_fields), **CLUSTER_KEYS,
 }
 _TABLE_NAMES = {"truth": "[truth]", "marketplace": "[marketplace]", "database": "[database]", "cluster": "[cluster]",
                 "parameters": "[parameters]", "config": "[config]"}
@@ -364,6 +473,13 @@ def _complaint(where: str, error: ValidationError) -> ScenarioError:
     return ScenarioError(f"{at}: {key}: {first['msg']}"[:300])
 
 
+_AFTER: dict[str, Verdict] = {"recovered": True, "not-recovered": False, "unknown": UNKNOWN}
+
+
+def _patterns(patterns: list[StepPattern] | list[FindingPattern]) -> tuple[dict[str, str], ...]:
+    return tuple(p.model_dump(exclude_none=True) for p in patterns)
+
+
 def load_scenario(name_or_path: str | Path) -> Scenario:
     """A built-in scenario by name, or a scenario file by path."""
     builtin = scenarios()
@@ -383,10 +499,13 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     t = spec.truth
     scenario = Scenario(
         name=path.stem, title=spec.title, description=spec.description,
-        truth=Truth(t.real, t.severity, t.root.model_dump() if t.root else None,
-                    t.mitigation.model_dump() if t.mitigation else None, t.ongoing, t.recovered,
-                    tuple(f.model_dump() for f in t.first_three),
-                    {"recovered": True, "not-recovered": False}.get(t.after_mitigation)),
+        truth=Truth(t.real, t.severity, root=t.root.model_dump() if t.root else None,
+                    mitigation=t.mitigation.model_dump() if t.mitigation else None, ongoing=t.ongoing,
+                    recovered=t.recovered, first_three=tuple(f.model_dump() for f in t.first_three),
+                    after_mitigation=_AFTER[t.after_mitigation],
+                    plan_accept=_patterns(t.plan.accept), plan_forbid=_patterns(t.plan.forbid),
+                    findings_accept=_patterns(t.findings.accept), findings_forbid=_patterns(t.findings.forbid),
+                    no_cause=t.no_cause),
         traffic=tuple(h.history() for h in spec.traffic), cluster=spec.cluster,
         sessions=tuple(Session(s.name, tuple(s.statements), s.application, s.repeat) for s in spec.sessions),
         backend_up=spec.marketplace.backend_up, redis=spec.marketplace.redis,
@@ -394,6 +513,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         max_connections=spec.database.max_connections, database_down=spec.database.down,
         redis_down=spec.marketplace.redis_down, deadlocks=spec.database.deadlocks,
         parameters=dict(spec.parameters), config=_relative_paths(dict(spec.config), path), path=path,
+        status_format=spec.metrics.status_format,
     )
     for text in _truth_texts(scenario.truth):
         for ref in _SESSION_REF.findall(text):
@@ -401,7 +521,9 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
                 raise ScenarioError(f"{where} [truth]: {{{ref}}} names no session; sessions: {', '.join(names)}")
     try:
         irconfig.to_toml(scenario.config)
-        irconfig.load(base=irconfig.Config(), env={}, **scenario.config)  # each value checked like irkit.toml's
+        backend = scenario.settings.backend_deployment  # each value checked like irkit.toml's
+        scenario = dataclasses.replace(scenario, endpoints=tuple(
+            Endpoint(e.path, e.serves, e.workload or backend) for e in spec.marketplace.endpoints))
         runner.check_parameters(scenario.parameters, list(playbook.NUMBERS))
     except ConfigError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
@@ -445,4 +567,5 @@ def _check_cluster_size(cluster: Mapping[str, Any], where: str) -> None:
 
 def _truth_texts(truth: Truth) -> list[str]:
     return [*(truth.root or {}).values(), *(truth.mitigation or {}).values(),
-            *(v for t in truth.first_three for v in t.values())]
+            *(v for group in (truth.first_three, truth.plan_accept, truth.plan_forbid, truth.findings_accept,
+                              truth.findings_forbid) for t in group for v in t.values())]

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import hashlib
 import json
 import re
@@ -52,7 +53,7 @@ from kmock import KubernetesEmulator, ResourceInfo, Server
 from irkit.errors import DrillError
 from irkit.lab.patches import PatchError, apply_patch
 
-__all__ = ["Cluster", "ClusterEmulator", "JobProcess", "KubeLab", "build_cluster", "match_fields", "match_labels", "signature"]
+__all__ = ["Cluster", "ClusterEmulator", "JobProcess", "CLUSTER_KEYS", "KubeLab", "PodFault", "build_cluster", "match_fields", "match_labels", "signature"]
 
 
 # --------------------------------------------------------------------------- selectors
@@ -247,7 +248,7 @@ class ClusterEmulator(KubernetesEmulator):
     forbidden: set[str] = attrs.field(factory=set)
     # (namespace, workload) -> (template signature, or None for any template; pod state): pods the controller
     # makes from that template start in that state (the bad revision crashes again); from any other, they run.
-    failing: dict[tuple[str, str], tuple[str | None, str]] = attrs.field(factory=dict)
+    failing: dict[tuple[str, str], tuple[str | None, PodFault]] = attrs.field(factory=dict)
     # Called (off the lock, in the emulator's thread) with (namespace, pod, workload) once a deleted pod is back.
     on_pod_replaced: list[Callable[[str, str, str], None]] = attrs.field(factory=list)
     metrics_api: bool = True
@@ -471,9 +472,9 @@ class ClusterEmulator(KubernetesEmulator):
 
     # ------------------------------------------------------------------ the controller
 
-    def _pod_state(self, namespace: str, workload: str, template: Mapping[str, Any]) -> str:
-        sig, state = self.failing.get((namespace, workload), (None, "running"))
-        return state if sig is None or sig == signature(template) else "running"
+    def _pod_state(self, namespace: str, workload: str, template: Mapping[str, Any]) -> PodFault:
+        sig, fault = self.failing.get((namespace, workload), (None, PodFault()))
+        return fault if sig is None or sig == signature(template) else PodFault()
 
     def _reconcile(self, namespace: str, name: str) -> None:
         """The Deployment controller, at once: the ReplicaSet for its template, the pods, the status."""
@@ -566,30 +567,42 @@ class ClusterEmulator(KubernetesEmulator):
         self._reconcile(namespace, deployment)
         return [(namespace, pod["metadata"]["name"], deployment)]
 
-    def _make_pod(self, namespace: str, name: str, template: Mapping[str, Any], state: str,
+    def _make_pod(self, namespace: str, name: str, template: Mapping[str, Any], fault: PodFault,
                   owner: tuple[str, str, str], rs_hash: str) -> tuple[Any, dict[str, Any]]:
+        """A new pod from ``template``: its app container (the first) as ``fault`` says, the others running, its
+        init containers completed; it prints what a pod of that fault printed (or that it serves)."""
         now = datetime.now(UTC)
-        containers = copy.deepcopy((template.get("spec") or {}).get("containers") or [])
+        spec = copy.deepcopy(template.get("spec") or {})
+        containers = spec.get("containers") or []
         labels = dict((template.get("metadata") or {}).get("labels") or {})
         if rs_hash:
             labels["pod-template-hash"] = rs_hash
-        statuses = [_container_status(c["name"], c.get("image", ""), state, 0, now, now) for c in containers]
+        statuses = [_container_status(c["name"], c.get("image", ""), fault if i == 0 else PodFault(), 0, now, now)
+                    for i, c in enumerate(containers)]
         ready = all(s["ready"] for s in statuses)
+        status: dict[str, Any] = {
+            "phase": "Pending" if fault.state in ("pending", "imagepull", "unschedulable") else "Running",
+            "startTime": _ts(now), "podIP": "10.2.0.1",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}], "containerStatuses": statuses}
+        if spec.get("initContainers"):
+            status["initContainerStatuses"] = [_init_status(c, PodFault("completed"), 0, now, now)
+                                               for c in spec["initContainers"]]
         pod = {"apiVersion": "v1", "kind": "Pod",
                "metadata": {**_meta(name, namespace, now, labels=labels,
                                     ownerReferences=[_owner(owner[0], owner[1], owner[2])]),
                             "uid": str(uuid.uuid4())},  # a new pod, even under an old name
-               "spec": {"nodeName": "node-a", "containers": containers},
-               "status": {"phase": "Pending" if state in ("pending", "imagepull", "unschedulable") else "Running",
-                          "startTime": _ts(now), "podIP": "10.2.0.1",
-                          "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
-                          "containerStatuses": statuses}}
+               "spec": {"nodeName": "node-a", **spec}, "status": status}
         key = ("v1/pods", namespace, name)
         self._put(key, pod)
-        for c in containers:
-            self.pod_logs[(namespace, name, c["name"], False)] = f"{_ts(now)} INFO {c['name']} serving requests\n"
-            self.pod_logs.pop((namespace, name, c["name"], True), None)
-        if self.metrics_api and state == "running":
+        for i, c in enumerate(containers):
+            broken = i == 0 and fault.state != "running"
+            self.pod_logs[(namespace, name, c["name"], False)] = (
+                fault.logs if broken and fault.logs is not None else f"{_ts(now)} INFO {c['name']} serving requests\n")
+            if broken and fault.previous_logs is not None:
+                self.pod_logs[(namespace, name, c["name"], True)] = fault.previous_logs
+            else:
+                self.pod_logs.pop((namespace, name, c["name"], True), None)
+        if self.metrics_api and fault.state == "running":
             self._put(("metrics.k8s.io/v1beta1/pods", namespace, name), {
                 "apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
                 "metadata": _meta(name, namespace, now, labels=labels), "timestamp": _ts(now), "window": "30s",
@@ -820,7 +833,7 @@ class Cluster:
     objects: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     logs: dict[tuple[str, str, str, bool], str] = field(default_factory=dict)
     namespaces: set[str] = field(default_factory=set)
-    failing: dict[tuple[str, str], tuple[str | None, str]] = field(default_factory=dict)  # see ClusterEmulator
+    failing: dict[tuple[str, str], tuple[str | None, PodFault]] = field(default_factory=dict)  # see ClusterEmulator
     metrics_api: bool = True
 
 
@@ -854,44 +867,102 @@ def _duration(text: str | float | int) -> timedelta:
     return timedelta(seconds=float(text[:-1]) * units[text[-1]])
 
 
+_AGO = re.compile(r"\{ago:([0-9.]+[smhd])(?:\|([^{}]{1,80}))?\}")
+
+
+def _moment(moment: datetime, form: str | None) -> str:
+    """``moment`` as a log writes it: RFC 3339 by default; ``epoch`` or ``epoch_ms`` (JSON loggers); else a
+    strftime format where ``%3f`` is milliseconds (PostgreSQL's ``%m``: ``2026-12-07 13:02:11.412 UTC``)."""
+    if not form:
+        return _ts(moment)
+    if form == "epoch":
+        return f"{moment.timestamp():.3f}"
+    if form == "epoch_ms":
+        return str(int(moment.timestamp() * 1000))
+    return moment.astimezone(UTC).strftime(form.replace("%3f", f"{moment.microsecond // 1000:03d}"))
+
+
 def _render_log(text: str, now: datetime) -> str:
-    """Log text with ``{ago:2m}`` placeholders turned into timestamps relative to ``now``."""
-    return re.sub(r"\{ago:([0-9.]+[smhd])\}", lambda m: _ts(now - _duration(m.group(1))), text)
+    """Log text with ``{ago:2m}`` placeholders turned into times relative to ``now``; ``{ago:2m|FORMAT}`` in the
+    format the software writes (see :func:`_moment`)."""
+    return _AGO.sub(lambda m: _moment(now - _duration(m.group(1)), m.group(2)), text)
 
 
-POD_STATES = ("running", "crashloop", "oomkilled", "imagepull", "pending", "unschedulable", "unready")
+POD_STATES = ("running", "crashloop", "oomkilled", "imagepull", "pending", "unschedulable", "unready", "evicted")
+# The last termination each state shows by default: (reason, exit code). A scenario may say otherwise (an
+# OOMKilled container in CrashLoopBackOff: reason OOMKilled, exit code 137; a command that is not there:
+# StartError, 128; a process that ends: Completed, 0).
+_TERMINATED = {"crashloop": ("Error", 2), "oomkilled": ("OOMKilled", 137), "evicted": ("ContainerStatusUnknown", 137)}
+_WAITING = {"crashloop": "CrashLoopBackOff", "imagepull": "ImagePullBackOff", "pending": "ContainerCreating",
+            "unschedulable": "Pending"}
 
 
-def _container_status(name: str, image: str, state: str, restarts: int, now: datetime,
+@dataclass(frozen=True)
+class PodFault:
+    """How a container is (or fails): its state and, where a scenario says so, the last termination's reason,
+    exit code and message and the waiting reason and message, as the kubelet reports them."""
+
+    state: str = "running"
+    reason: str | None = None
+    exit_code: int | None = None
+    message: str | None = None
+    waiting_reason: str | None = None
+    waiting_message: str | None = None
+    logs: str | None = field(default=None, compare=False)  # what a pod failing so prints (replacements too)
+    previous_logs: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> PodFault:
+        state = str(spec.get("state", "running"))
+        if state not in POD_STATES:
+            raise DrillError(f"unknown pod state {state!r}; use {', '.join(POD_STATES)}")
+        code = spec.get("exit_code")
+        if code is not None and (not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255):
+            raise DrillError(f"exit_code must be a whole number from 0 to 255, not {code!r}")
+        text = {k: spec.get(k) for k in ("reason", "message", "waiting_reason", "waiting_message")}
+        if any(v is not None and not isinstance(v, str) for v in text.values()):
+            raise DrillError("reason, message, waiting_reason and waiting_message must be strings")
+        return cls(state, text["reason"], code, text["message"], text["waiting_reason"], text["waiting_message"])
+
+    @property
+    def ready(self) -> bool:
+        return self.state in ("running", "oomkilled")
+
+
+def _container_status(name: str, image: str, fault: PodFault | str, restarts: int, now: datetime,
                       started: datetime) -> dict[str, Any]:
+    fault = fault if isinstance(fault, PodFault) else PodFault.of({"state": fault})
+    state = fault.state
     status: dict[str, Any] = {"name": name, "image": image, "imageID": "", "restartCount": restarts,
-                              "ready": state == "running", "started": state == "running"}
-    if state == "running":
+                              "ready": fault.ready, "started": state in ("running", "oomkilled", "unready")}
+    if state in ("running", "unready"):  # unready: running, but its readiness probe never passes
         status["state"] = {"running": {"startedAt": _ts(started)}}
-    elif state == "crashloop":
-        status["state"] = {"waiting": {"reason": "CrashLoopBackOff",
-                                       "message": f"back-off 5m0s restarting failed container={name}"}}
-        status["lastState"] = {"terminated": {"reason": "Error", "exitCode": 2,
-                                              "startedAt": _ts(now - timedelta(seconds=40)),
-                                              "finishedAt": _ts(now - timedelta(seconds=30))}}
-    elif state == "oomkilled":
+    elif state == "oomkilled":  # running again, ready, until the next kill
         status["state"] = {"running": {"startedAt": _ts(now - timedelta(seconds=50))}}
-        status["ready"] = True
-        status["lastState"] = {"terminated": {"reason": "OOMKilled", "exitCode": 137,
-                                              "startedAt": _ts(now - timedelta(minutes=4)),
-                                              "finishedAt": _ts(now - timedelta(seconds=55))}}
-    elif state == "imagepull":
-        status["state"] = {"waiting": {"reason": "ImagePullBackOff",
-                                       "message": f'Back-off pulling image "{image}"'}}
-    elif state == "pending":
-        status["state"] = {"waiting": {"reason": "ContainerCreating"}}
-    elif state == "unschedulable":
-        status["state"] = {"waiting": {"reason": "Pending"}}
-    elif state == "unready":  # running, but its readiness probe never passes
-        status["state"] = {"running": {"startedAt": _ts(started)}}
-        status["ready"] = False
+    elif state == "evicted":
+        status["state"] = {"terminated": {"reason": fault.reason or "ContainerStatusUnknown",
+                                          "exitCode": 137 if fault.exit_code is None else fault.exit_code,
+                                          "message": fault.message or "The container could not be located when the "
+                                          "pod was terminated", "startedAt": _ts(started),
+                                          "finishedAt": _ts(now - timedelta(hours=1))}}
     else:
-        raise DrillError(f"unknown pod state {state!r}; use {', '.join(POD_STATES)}")
+        waiting: dict[str, Any] = {"reason": fault.waiting_reason or _WAITING[state]}
+        message = fault.waiting_message or {
+            "crashloop": f"back-off 5m0s restarting failed container={name}",
+            "imagepull": f'Back-off pulling image "{image}"'}.get(state)
+        if message:
+            waiting["message"] = message
+        status["state"] = {"waiting": waiting}
+    if state in ("crashloop", "oomkilled"):
+        reason, code = _TERMINATED[state]
+        ended = now - timedelta(seconds=30 if state == "crashloop" else 55)
+        terminated: dict[str, Any] = {"reason": fault.reason or reason,
+                                      "exitCode": code if fault.exit_code is None else fault.exit_code,
+                                      "startedAt": _ts(ended - timedelta(seconds=10 if state == "crashloop" else 185)),
+                                      "finishedAt": _ts(ended)}
+        if fault.message:
+            terminated["message"] = fault.message
+        status["lastState"] = {"terminated": terminated}
     return status
 
 
@@ -908,6 +979,37 @@ def _event(namespace: str, kind: str, name: str, type_: str, reason: str, messag
     })
 
 
+_CONTAINER_KEYS = frozenset({"state", "reason", "exit_code", "message", "waiting_reason", "waiting_message", "logs"})
+# Every key a [cluster] table may hold, per table (a misspelt key is an error, not a silent default; the format
+# table in docs/drills.md lists each).
+CLUSTER_KEYS: dict[str, frozenset[str]] = {
+    "cluster": frozenset({"workloads", "events", "nodes", "metrics_api"}),
+    "cluster.workloads": frozenset({"name", "kind", "container", "app", "replicas", "limits", "revisions", "pods",
+                                    "config_changed", "sidecars", "init_containers", "fault"}),
+    "cluster.workloads.revisions": frozenset({"image", "age", "change_cause"}),
+    "cluster.workloads.pods": frozenset({"count", "age", "restarts", "previous_logs", "last_restart_ago", "cpu",
+                                         "memory", "revision", "events", "eviction_message"} | _CONTAINER_KEYS),
+    "cluster.workloads.sidecars": frozenset({"name", "image"} | _CONTAINER_KEYS),
+    "cluster.workloads.init_containers": frozenset({"name", "image"} | _CONTAINER_KEYS),
+    "cluster.workloads.pods.events": frozenset({"type", "reason", "message", "ago", "count"}),
+    "cluster.events": frozenset({"kind", "name", "type", "reason", "message", "ago", "count"}),
+}
+
+
+def _check_keys(table: Any, where: str, label: str) -> None:
+    """Refuse a key :data:`CLUSTER_KEYS` does not list for ``where``, in this table and the ones it holds."""
+    if not isinstance(table, Mapping):
+        raise DrillError(f"{label} must be a table")
+    unknown = sorted(set(table) - CLUSTER_KEYS[where])
+    if unknown:
+        raise DrillError(f"{label}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(CLUSTER_KEYS[where]))}")
+    for key, value in table.items():
+        inner = f"{where}.{key}"
+        if inner in CLUSTER_KEYS and isinstance(value, list):
+            for i, item in enumerate(value):
+                _check_keys(item, inner, f"{label} {key} #{i + 1}")
+
+
 def build_cluster(spec: Mapping[str, Any], namespace: str, now: datetime | None = None) -> Cluster:
     """Deployments, StatefulSets, ReplicaSets, pods, events and metrics from a compact spec.
 
@@ -915,6 +1017,7 @@ def build_cluster(spec: Mapping[str, Any], namespace: str, now: datetime | None 
     ``name, kind, container, replicas, revisions, pods``), ``events``, ``nodes`` and
     ``metrics_api``. See the scenario format in docs/drills.md.
     """
+    _check_keys(spec, "cluster", "cluster")
     now = now or datetime.now(UTC)
     metrics_api = bool(spec.get("metrics_api", True))
     cluster = Cluster(namespaces={namespace, "kube-system", "default"}, metrics_api=metrics_api)
@@ -942,39 +1045,96 @@ def build_cluster(spec: Mapping[str, Any], namespace: str, now: datetime | None 
     return cluster
 
 
+def _extra_containers(workload: Mapping[str, Any], key: str) -> list[tuple[dict[str, Any], PodFault, str | None]]:
+    """A workload's ``sidecars`` or ``init_containers``: (container spec, how it is, its log)."""
+    found = []
+    for item in workload.get(key, []):
+        if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
+            raise DrillError(f"{key}: each is a table with a name (and image, state, logs)")
+        spec = {"name": item["name"], "image": str(item.get("image", f"registry.local/{item['name']}:1.0.0"))}
+        state = item.get("state", "completed" if key == "init_containers" else "running")
+        fault = PodFault.of({**item, "state": "running" if state == "completed" else state})
+        found.append((spec, fault if state != "completed" else PodFault("completed"), item.get("logs")))
+    return found
+
+
+def _init_status(spec: Mapping[str, Any], fault: PodFault, restarts: int, now: datetime,
+                 started: datetime) -> dict[str, Any]:
+    if fault.state == "completed":  # ran to its end before the app started, as an init container does
+        return {"name": spec["name"], "image": spec["image"], "imageID": "", "restartCount": 0, "ready": True,
+                "state": {"terminated": {"reason": "Completed", "exitCode": 0, "startedAt": _ts(started),
+                                         "finishedAt": _ts(started + timedelta(seconds=3))}}}
+    return {**_container_status(spec["name"], spec["image"], fault, restarts, now, started), "ready": False}
+
+
 def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: str, now: datetime,
                     nodes: list[str], index: int, node_usage: dict[str, tuple[float, float]],
                     metrics_api: bool) -> None:
     name = workload["name"]
     kind = workload.get("kind", "Deployment")
+    if kind not in ("Deployment", "StatefulSet", "Pod"):
+        raise DrillError(f"workload {name}: kind must be Deployment, StatefulSet or Pod (a bare pod), not {kind!r}")
     container = workload.get("container", name.split("-")[0])
     app = workload.get("app", name.removesuffix("-deployment"))
     revisions = list(workload.get("revisions", [{"image": f"registry.local/{app}:1.0.0", "age": "7d"}]))
     replicas = int(workload.get("replicas", 1))
     labels = {"app": app}
     limits = workload.get("limits", {"cpu": "1000m", "memory": "1Gi"})
-    template = {"metadata": {"labels": labels}, "spec": {"containers": [
-        {"name": container, "image": revisions[-1]["image"], "resources": {"limits": limits}}]}}
+    sidecars, inits = _extra_containers(workload, "sidecars"), _extra_containers(workload, "init_containers")
+
+    def pod_spec(image: str, pod_hash: str = "") -> dict[str, Any]:
+        spec: dict[str, Any] = {"containers": [{"name": container, "image": image, "resources": {"limits": limits}},
+                                               *(copy.deepcopy(c) for c, _, _ in sidecars)]}
+        if inits:
+            spec["initContainers"] = [copy.deepcopy(c) for c, _, _ in inits]
+        return {"metadata": {"labels": {**labels, **({"pod-template-hash": pod_hash} if pod_hash else {})}},
+                "spec": spec}
+
+    template = pod_spec(revisions[-1]["image"])
     created = now - _duration(revisions[0].get("age", "7d"))
     pods_spec = list(workload.get("pods", [{"count": replicas, "state": "running"}]))
-    ready = sum(int(p.get("count", 1)) for p in pods_spec if p.get("state", "running") in ("running", "oomkilled"))
-    broken = [p.get("state", "running") for p in pods_spec if p.get("state", "running") != "running"]
+    groups = []  # (group, its fault, the revision its pods belong to: 1-based)
+    for group in pods_spec:
+        revision = group.get("revision", len(revisions))
+        if not isinstance(revision, int) or isinstance(revision, bool) or not 1 <= revision <= len(revisions):
+            raise DrillError(f"workload {name}: a pod group's revision must be 1 to {len(revisions)}")
+        groups.append((group, PodFault.of(group), revision))
+    newest = [(g, f) for g, f, r in groups if r == len(revisions) and f.state != "evicted"]
+    ready_by_revision = {r: sum(int(g.get("count", 1)) for g, f, rr in groups if rr == r and f.ready)
+                         for r in range(1, len(revisions) + 1)}
+    count_by_revision = {r: sum(int(g.get("count", 1)) for g, f, rr in groups if rr == r and f.state != "evicted")
+                         for r in range(1, len(revisions) + 1)}
+    ready = sum(ready_by_revision.values())
+    broken = [f for _, f in newest if f.state != "running"]
+    fault_of = workload.get("fault")
+    if fault_of not in (None, "template", "pod", "capacity"):
+        raise DrillError(f"workload {name}: fault must be template, pod or capacity, not {fault_of!r}")
     if broken:  # what new pods do once a controller makes them (ClusterEmulator.failing)
-        if broken[0] in ("pending", "unschedulable"):
-            cluster.failing[(namespace, name)] = (None, broken[0])  # the cluster needs room, whatever the template
-        elif broken[0] in ("oomkilled", "imagepull") or len(revisions) > 1:
-            cluster.failing[(namespace, name)] = (signature(template), broken[0])  # the template broke them
-        # otherwise a fault of these pods alone: their replacements run
-    resource = "apps/v1/deployments" if kind == "Deployment" else "apps/v1/statefulsets"
-    cluster.objects.append((resource, {
-        "apiVersion": "apps/v1", "kind": kind,
-        "metadata": _meta(name, namespace, created, labels=labels, generation=len(revisions),
-                          annotations={"deployment.kubernetes.io/revision": str(len(revisions))}),
-        "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template,
-                 **({"serviceName": name} if kind == "StatefulSet" else {})},
-        "status": {"replicas": replicas, "readyReplicas": ready, "updatedReplicas": replicas,
-                   "availableReplicas": ready, "observedGeneration": len(revisions)},
-    }))
+        inferred = ("capacity" if broken[0].state in ("pending", "unschedulable") else
+                    "template" if broken[0].state in ("oomkilled", "imagepull") or len(revisions) > 1 else "pod")
+        fault_of = fault_of or inferred
+        group = next(g for g, f in newest if f is broken[0])
+        printed = dataclasses.replace(
+            broken[0], logs=_render_log(group["logs"], now) if isinstance(group.get("logs"), str) else None,
+            previous_logs=_render_log(group["previous_logs"], now) if isinstance(group.get("previous_logs"), str)
+            else None)
+        if fault_of == "capacity":
+            cluster.failing[(namespace, name)] = (None, printed)  # the cluster needs room, whatever the template
+        elif fault_of == "template":
+            cluster.failing[(namespace, name)] = (signature(template), printed)  # the template broke them
+        # "pod": a fault of these pods alone: their replacements run
+    if kind != "Pod":
+        resource = "apps/v1/deployments" if kind == "Deployment" else "apps/v1/statefulsets"
+        cluster.objects.append((resource, {
+            "apiVersion": "apps/v1", "kind": kind,
+            "metadata": _meta(name, namespace, created, labels=labels, generation=len(revisions),
+                              annotations={"deployment.kubernetes.io/revision": str(len(revisions))}),
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template,
+                     **({"serviceName": name} if kind == "StatefulSet" else {})},
+            "status": {"replicas": sum(count_by_revision.values()), "readyReplicas": ready,
+                       "updatedReplicas": count_by_revision[len(revisions)], "availableReplicas": ready,
+                       "observedGeneration": len(revisions)},
+        }))
 
     if kind == "Deployment":  # its configuration, last written when configured (config_changed, else its first deploy)
         written = now - _duration(workload.get("config_changed", revisions[0].get("age", "7d")))
@@ -987,12 +1147,15 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
                                   labels=labels, managedFields=[{"manager": "kubectl-client-side-apply",
                                                                  "operation": "Update", "time": _ts(written)}]),
                 **body}))
-    owner_name, owner_kind, pod_hash = name, kind, ""
+    owners: dict[int, tuple[str, str, str]] = {r: (name, kind, "") for r in range(1, len(revisions) + 1)}
     if kind == "Deployment":
         for number, revision in enumerate(revisions, start=1):
             rs_hash = _hash(name, revision["image"])
             rs_name = f"{name}-{rs_hash}"
             current = number == len(revisions)
+            # The newest holds the replicas no group gives an older one; an older one what its groups say.
+            rs_replicas = count_by_revision[number] if not current else max(count_by_revision[number], replicas - sum(
+                c for r, c in count_by_revision.items() if r != number))
             rs_created = now - _duration(revision.get("age", "7d"))
             annotations = {"deployment.kubernetes.io/revision": str(number)}
             if revision.get("change_cause"):
@@ -1004,59 +1167,85 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
                                   ownerReferences=[{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
                                                     "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{name}")),
                                                     "controller": True}]),
-                "spec": {"replicas": replicas if current else 0,
+                "spec": {"replicas": rs_replicas,
                          "selector": {"matchLabels": {**labels, "pod-template-hash": rs_hash}},
                          # The Deployment's template at that revision, as the controller stores it.
-                         "template": {"metadata": {"labels": {**labels, "pod-template-hash": rs_hash}},
-                                      "spec": {"containers": [{"name": container, "image": revision["image"],
-                                                               "resources": {"limits": limits}}]}}},
-                "status": {"replicas": replicas if current else 0, "readyReplicas": ready if current else 0},
+                         "template": pod_spec(revision["image"], rs_hash)},
+                "status": {"replicas": count_by_revision[number], "readyReplicas": ready_by_revision[number]},
             }))
             cluster.objects.append(_event(namespace, "Deployment", name, "Normal", "ScalingReplicaSet",
-                                          f"Scaled up replica set {rs_name} to {replicas}", rs_created))
-            if current:
-                owner_name, owner_kind, pod_hash = rs_name, "ReplicaSet", rs_hash
+                                          f"Scaled up replica set {rs_name} to {rs_replicas or replicas}", rs_created))
+            owners[number] = (rs_name, "ReplicaSet", rs_hash)
 
     ordinal = 0
-    for pod_group in pods_spec:
-        state = pod_group.get("state", "running")
+    for pod_group, fault, revision_number in groups:
+        owner_name, owner_kind, pod_hash = owners[revision_number]
+        image = revisions[revision_number - 1]["image"]
+        state = fault.state
         for _ in range(int(pod_group.get("count", 1))):
-            pod_name = (f"{name}-{ordinal}" if kind == "StatefulSet"
-                        else f"{owner_name}-{_hash(owner_name, str(ordinal), length=5)}")
+            if kind == "StatefulSet":
+                pod_name = f"{name}-{ordinal}"
+            elif kind == "Pod":
+                pod_name = name if int(pod_group.get("count", 1)) == 1 and len(groups) == 1 else f"{name}-{ordinal}"
+            else:
+                pod_name = f"{owner_name}-{_hash(owner_name, str(ordinal), length=5)}"
             node = nodes[(index + ordinal) % len(nodes)]
             ordinal += 1
-            restarts = int(pod_group.get("restarts", 0 if state == "running" else 5))
-            started = now - _duration(pod_group.get("age", revisions[-1].get("age", "7d")))
-            status = _container_status(container, revisions[-1]["image"], state, restarts, now, started)
+            restarts = int(pod_group.get("restarts", 0 if state in ("running", "evicted") else 5))
+            started = now - _duration(pod_group.get("age", revisions[revision_number - 1].get("age", "7d")))
+            status = _container_status(container, image, fault, restarts, now, started)
             if pod_group.get("last_restart_ago") and state == "running":  # a crash long ago, healthy since
                 ended = now - _duration(pod_group["last_restart_ago"])
-                status["lastState"] = {"terminated": {"reason": "Error", "exitCode": 1,
+                status["lastState"] = {"terminated": {"reason": fault.reason or "Error",
+                                                      "exitCode": 1 if fault.exit_code is None else fault.exit_code,
                                                       "startedAt": _ts(ended - timedelta(hours=1)),
                                                       "finishedAt": _ts(ended)}}
-            phase = "Pending" if state in ("pending", "imagepull", "unschedulable") else "Running"
+            init_statuses = [_init_status(c, f, restarts, now, started) for c, f, _ in inits]
+            init_blocked = any(s["state"].get("terminated", {}).get("reason") != "Completed" for s in init_statuses)
+            if init_blocked:  # the app container waits for its init containers
+                status = {**status, "ready": False, "started": False,
+                          "state": {"waiting": {"reason": "PodInitializing"}}}
+                status.pop("lastState", None)
+            statuses = [status, *(_container_status(c["name"], c["image"], f, 0 if f.ready else restarts, now,
+                                                    started) for c, f, _ in sidecars)]
+            all_ready = all(s["ready"] for s in statuses)
+            phase = ("Failed" if state == "evicted" else
+                     "Pending" if state in ("pending", "imagepull", "unschedulable") or init_blocked else "Running")
             pod_labels = {**labels, **({"pod-template-hash": pod_hash} if pod_hash else {})}
+            pod_status: dict[str, Any] = {
+                "phase": phase, "hostIP": "10.0.0.1", "podIP": f"10.1.{index}.{ordinal}", "startTime": _ts(started),
+                "conditions": [{"type": "Ready", "status": "True" if all_ready else "False"}],
+                "containerStatuses": statuses}
+            if init_statuses:
+                pod_status["initContainerStatuses"] = init_statuses
+            if state == "evicted":
+                pod_status.update(reason="Evicted", message=pod_group.get("eviction_message",
+                                  "The node was low on resource: memory. Threshold quantity: 100Mi, available: 52Mi."))
             cluster.objects.append(("v1/pods", {
                 "apiVersion": "v1", "kind": "Pod",
-                "metadata": _meta(pod_name, namespace, started, labels=pod_labels,
-                                  ownerReferences=[{"apiVersion": "apps/v1", "kind": owner_kind, "name": owner_name,
-                                                    "uid": str(uuid.uuid5(uuid.NAMESPACE_URL,
-                                                                          f"{namespace}/{owner_name}")),
-                                                    "controller": True}]),
+                "metadata": _meta(pod_name, namespace, started, labels=pod_labels, **({"ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": owner_kind, "name": owner_name,
+                     "uid": str(uuid.uuid5(uuid.NAMESPACE_URL, f"{namespace}/{owner_name}")), "controller": True}]}
+                    if kind != "Pod" else {})),
                 "spec": {**({"nodeName": node} if state != "unschedulable" else {}),  # never placed on a node
-                         "containers": [{"name": container, "image": revisions[-1]["image"],
-                                         "resources": {"limits": limits}}]},
-                "status": {"phase": phase, "hostIP": "10.0.0.1", "podIP": f"10.1.{index}.{ordinal}",
-                           "startTime": _ts(started),
-                           "conditions": [{"type": "Ready", "status": "True" if status["ready"] else "False"}],
-                           "containerStatuses": [status]},
+                         **pod_spec(image)["spec"]},
+                "status": pod_status,
             }))
             cluster.logs[(namespace, pod_name, container, False)] = _render_log(pod_group.get(
                 "logs", f"{_ts(now)} INFO {container} serving requests\n"), now)
             if state in ("crashloop", "oomkilled") or pod_group.get("previous_logs"):
                 cluster.logs[(namespace, pod_name, container, True)] = _render_log(pod_group.get(
                     "previous_logs", f"{_ts(now)} INFO {container} starting\n"), now)
-            for event in _pod_events(namespace, pod_name, container, state, restarts, now, revisions[-1]["image"]):
-                cluster.objects.append(event)
+            for extra, _, text in (*sidecars, *inits):
+                cluster.logs[(namespace, pod_name, extra["name"], False)] = _render_log(
+                    text if text is not None else f"{_ts(now)} INFO {extra['name']} started\n", now)
+            if "events" in pod_group:  # the scenario's own events for each pod, instead of the automatic ones
+                events = [_event(namespace, "Pod", pod_name, e.get("type", "Warning"), e["reason"], e["message"],
+                                 now - _duration(e.get("ago", "1m")), int(e.get("count", 1)))
+                          for e in pod_group["events"]]
+            else:
+                events = list(_pod_events(namespace, pod_name, container, state, restarts, now, image))
+            cluster.objects += events
             if metrics_api and phase == "Running":
                 cpu = float(str(pod_group.get("cpu", "150m")).removesuffix("m"))
                 mem = float(str(pod_group.get("memory", "256Mi")).removesuffix("Mi"))
@@ -1066,7 +1255,9 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
                     "apiVersion": "metrics.k8s.io/v1beta1", "kind": "PodMetrics",
                     "metadata": _meta(pod_name, namespace, now, labels=pod_labels),
                     "timestamp": _ts(now), "window": "30s",
-                    "containers": [{"name": container, "usage": {"cpu": f"{int(cpu)}m", "memory": f"{int(mem)}Mi"}}],
+                    "containers": [{"name": container, "usage": {"cpu": f"{int(cpu)}m", "memory": f"{int(mem)}Mi"}},
+                                   *({"name": c["name"], "usage": {"cpu": "10m", "memory": "40Mi"}}
+                                     for c, _, _ in sidecars)],
                 }))
 
 
@@ -1090,6 +1281,10 @@ def _pod_events(namespace: str, pod: str, container: str, state: str, restarts: 
         yield _event(namespace, "Pod", pod, "Warning", "FailedScheduling",
                      "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: 2 No "
                      "preemption victims found for incoming pod.", now - timedelta(seconds=15), count=restarts or 4)
+    elif state == "evicted":
+        yield _event(namespace, "Pod", pod, "Warning", "Evicted",
+                     "The node was low on resource: memory. Threshold quantity: 100Mi, available: 52Mi.",
+                     now - timedelta(hours=1))
     elif state == "unready":
         yield _event(namespace, "Pod", pod, "Warning", "Unhealthy",
                      "Readiness probe failed: HTTP probe failed with statuscode: 503", now - timedelta(seconds=5),

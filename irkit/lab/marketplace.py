@@ -8,6 +8,8 @@ It stands in for the Web3 marketplace's API as the playbook's health checks see 
 - ``GET /orders/health-check``: the order write path: locks the health-check order
   (id 1) with a 1 s lock timeout and rolls back, so it fails when order writes are
   blocked, and counts the orders of the last hour.
+- or the paths a scenario names instead (:class:`Endpoint`), each answered by one of those three or plainly;
+  every one answers 503 while the workload serving it has no ready pod.
 - ``POST /admin/circuit-breaker/enable`` and ``/disable``: the playbook's degraded mode switch.
 - ``GET /metrics``: live request counters and latency histogram per service in the
   Prometheus text format, growing at the scenario's current traffic (or at the
@@ -35,10 +37,27 @@ import psycopg
 import redis
 
 from irkit.lab import free_port
-from irkit.lab.prometheus import Counters, Segment, exposition
+from irkit.lab.prometheus import Counters, MetricNames, Segment, exposition
 
-__all__ = ["Marketplace"]
+__all__ = ["ENDPOINTS", "SERVES", "Endpoint", "Marketplace"]
 
+# What an endpoint answers from: the database's SELECT 1 (and Redis's PING), the product read path, the order
+# write path, or nothing but the workload being there (a static page, a journey step the drill does not model).
+SERVES = ("health", "products", "orders", "ok")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A path the marketplace serves (a query string is the health check's own), what answers it, and the
+    workload whose ready pods serve it: none ready, and it answers 503 as an ingress does."""
+
+    path: str
+    serves: str = "ok"
+    workload: str = "backend-deployment"
+
+
+ENDPOINTS = (Endpoint("/api/health", "health"), Endpoint("/products?limit=1", "products"),
+             Endpoint("/orders/health-check", "orders"))
 
 
 @dataclass
@@ -54,6 +73,9 @@ class Marketplace:
     order_every: float = 2.0
     port: int = 0
     circuit_breaker: bool = False
+    names: MetricNames = field(default_factory=MetricNames)  # what /metrics calls its series
+    endpoints: tuple[Endpoint, ...] = ENDPOINTS
+    ready: Callable[[str], bool] | None = None  # whether a workload has a ready pod (None: always)
 
     @property
     def url(self) -> str:
@@ -61,8 +83,16 @@ class Marketplace:
 
     @property
     def health_endpoints(self) -> tuple[str, ...]:
-        """The playbook's 4.1 checks against this service."""
-        return (f"{self.url}/api/health", f"{self.url}/products?limit=1", f"{self.url}/orders/health-check")
+        """The playbook's 4.1 checks against this service: every endpoint it serves."""
+        return tuple(f"{self.url}{e.path}" for e in self.endpoints)
+
+    def endpoint(self, path: str) -> Endpoint | None:
+        return next((e for e in self.endpoints if urlsplit(e.path).path == path), None)
+
+    def upstream(self, endpoint: Endpoint) -> bool:
+        """Whether a ready pod serves the endpoint: the backend is up (or the fix brought it back) and the
+        endpoint's workload has a ready pod."""
+        return self.serving and (self.ready is None or self.ready(endpoint.workload))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -132,7 +162,7 @@ class Marketplace:
             traffic = self.baseline if self.recovered is not None and self.recovered() else self.traffic
             for service, segment in traffic.items():
                 self._counters[service].add(segment.rps * elapsed, segment.error_ratio, segment.p95_seconds)
-            return exposition(self._counters)
+            return exposition(self._counters, self.names)
 
     def health(self) -> tuple[int, dict[str, Any]]:
         body: dict[str, Any] = {"status": "ok", "circuit_breaker": "enabled" if self.circuit_breaker else "off"}
@@ -205,24 +235,28 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         url = urlsplit(self.path)
-        if url.path in ("/api/health", "/products", "/orders/health-check") and not self.app.serving:
-            # What an ingress answers when the backend has no ready pod, whatever the route.
-            self._send(503, {"status": "unavailable", "error": "no healthy upstream: the backend has no ready pods"})
-        elif url.path == "/api/health":
+        endpoint = self.app.endpoint(url.path)
+        if url.path == "/metrics":
+            self._send(200, self.app.metrics(), "text/plain; version=0.0.4")
+        elif endpoint is None:
+            self._send(HTTPStatus.NOT_FOUND, {"error": f"no route {url.path}"})
+        elif not self.app.upstream(endpoint):
+            # What an ingress answers when the workload behind a route has no ready pod.
+            self._send(503, {"status": "unavailable",
+                             "error": f"no healthy upstream: {endpoint.workload} has no ready pods"})
+        elif endpoint.serves == "health":
             self._send(*self.app.health())
-        elif url.path == "/products":
+        elif endpoint.serves == "products":
             try:
                 limit = max(1, min(100, int(parse_qs(url.query).get("limit", ["10"])[0])))
             except ValueError:
                 self._send(400, {"error": "limit must be an integer"})
                 return
             self._send(*self.app.products(limit))
-        elif url.path == "/orders/health-check":
+        elif endpoint.serves == "orders":
             self._send(*self.app.orders_check())
-        elif url.path == "/metrics":
-            self._send(200, self.app.metrics(), "text/plain; version=0.0.4")
         else:
-            self._send(HTTPStatus.NOT_FOUND, {"error": f"no route {url.path}"})
+            self._send(200, {"status": "ok"})
 
     def do_POST(self) -> None:
         if urlsplit(self.path).path == "/admin/circuit-breaker/enable":

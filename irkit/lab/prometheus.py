@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from irkit.errors import DrillError
 from irkit.lab import ServerProcess, find_binary, free_port
 
-__all__ = ["BUCKETS", "Counters", "PrometheusLab", "Segment", "ServiceHistory", "exposition", "openmetrics"]
+__all__ = ["BUCKETS", "Counters", "MetricNames", "PrometheusLab", "Segment", "ServiceHistory", "exposition", "openmetrics"]
 
 BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -52,11 +52,29 @@ class ServiceHistory:
 
 
 @dataclass(frozen=True)
-class _Names:
+class MetricNames:
+    """What the exported series are called, as a team's instrumentation names them (irkit's ``prom_*`` keys).
+
+    ``status_format``: ``"code"`` writes each status (``200``, ``500``, ``503``), ``"class"`` its class (``2xx``,
+    ``5xx``) as some exporters do. When ``requests`` is the latency histogram's ``_count`` (Micrometer's
+    ``http_server_requests_seconds_count``), the histogram itself carries the status label and there is no
+    separate counter. A counter named without ``_total`` (``nginx_ingress_controller_requests``) is written as
+    an untyped family, the only way OpenMetrics holds such a name.
+    """
+
     requests: str = "http_requests_total"
     latency: str = "http_request_duration_seconds"
     status: str = "status"
     service: str = "service"
+    status_format: str = "code"
+
+    @property
+    def combined(self) -> bool:
+        """The request counter is the latency histogram's ``_count``."""
+        return self.requests == f"{self.latency}_count"
+
+    def code(self, code: str) -> str:
+        return f"{code[0]}xx" if self.status_format == "class" else code
 
 
 def _below(le: float, p95: float) -> float:
@@ -84,14 +102,28 @@ class Counters:
         self.buckets[-1] += requests
         self.latency_sum += requests * p95 / math.log(20.0)  # mean of that exponential
 
-    def samples(self, service: str, names: _Names | None = None) -> dict[str, list[tuple[str, float]]]:
+    def samples(self, service: str, names: MetricNames | None = None) -> dict[str, list[tuple[str, float]]]:
         """Per metric family, ``(series, value)`` in exposition order."""
-        names = names or _Names()
+        names = names or MetricNames()
         labels = f'{names.service}="{_label_value(service)}"'
-        requests = [(f'{names.requests}{{{labels},{names.status}="{code}"}}', value)
-                    for code, value in (("200", self.ok), ("500", self.err500), ("503", self.err503))]
-        histogram = [(f'{names.latency}_bucket{{{labels},le="{"+Inf" if le == math.inf else repr(le)}"}}', value)
-                     for le, value in zip((*BUCKETS, math.inf), self.buckets, strict=True)]
+        by_status = [(names.code(code), value) for code, value in (("200", self.ok), ("500", self.err500),
+                                                                   ("503", self.err503))]
+        if names.status_format == "class":  # 500 and 503 are one series: 5xx
+            by_status = [(by_status[0][0], by_status[0][1]), ("5xx", self.err500 + self.err503)]
+        bounds = [("+Inf" if le == math.inf else repr(le)) for le in (*BUCKETS, math.inf)]
+        total = self.buckets[-1] or 1.0
+        if names.combined:  # one histogram per status: each status's share of every bucket and of the sum
+            histogram = []
+            for code, value in by_status:
+                share, series = value / total, f'{labels},{names.status}="{code}"'
+                histogram += [(f'{names.latency}_bucket{{{series},le="{le}"}}', bucket * share)
+                              for le, bucket in zip(bounds, self.buckets, strict=True)]
+                histogram += [(f"{names.latency}_count{{{series}}}", value),
+                              (f"{names.latency}_sum{{{series}}}", self.latency_sum * share)]
+            return {names.latency: histogram}
+        requests = [(f'{names.requests}{{{labels},{names.status}="{code}"}}', value) for code, value in by_status]
+        histogram = [(f'{names.latency}_bucket{{{labels},le="{le}"}}', value)
+                     for le, value in zip(bounds, self.buckets, strict=True)]
         histogram += [(f"{names.latency}_count{{{labels}}}", self.buckets[-1]),
                       (f"{names.latency}_sum{{{labels}}}", self.latency_sum)]
         return {names.requests.removesuffix("_total"): requests, names.latency: histogram}
@@ -103,14 +135,18 @@ def _label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _type_line(family: str, names: _Names) -> str:
-    return f"# TYPE {family} {'counter' if family == names.requests.removesuffix('_total') else 'histogram'}"
+def _type_line(family: str, names: MetricNames, *, openmetrics: bool) -> str:
+    if family == names.latency:
+        return f"# TYPE {family} histogram"
+    # OpenMetrics names a counter's samples <family>_total; a counter named otherwise is held untyped there.
+    counter = names.requests.endswith("_total") or not openmetrics
+    return f"# TYPE {family} {'counter' if counter else 'unknown'}"
 
 
 def openmetrics(histories: Sequence[ServiceHistory], now: float, *, start: float, end: float,
-                step: float = 15.0, names: _Names | None = None, seed: int = 7) -> str:
+                step: float = 15.0, names: MetricNames | None = None, seed: int = 7) -> str:
     """OpenMetrics text for the histories, samples every ``step`` s between now+start and now+end."""
-    names = names or _Names()
+    names = names or MetricNames()
     rng = random.Random(seed)
     families: dict[str, dict[str, list[str]]] = {}  # family -> series -> lines (a series stays together)
     offsets = [start + i * step for i in range(int((end - start) // step) + 1)]
@@ -129,22 +165,22 @@ def openmetrics(histories: Sequence[ServiceHistory], now: float, *, start: float
                     series.setdefault(name, []).append(f"{name} {value:.3f} {now + offset:.3f}")
     lines: list[str] = []
     for family, series in families.items():
-        lines.append(_type_line(family, names))
+        lines.append(_type_line(family, names, openmetrics=True))
         for series_lines in series.values():
             lines += series_lines
     return "\n".join([*lines, "# EOF", ""])
 
 
-def exposition(counters: Mapping[str, Counters], names: _Names | None = None) -> str:
+def exposition(counters: Mapping[str, Counters], names: MetricNames | None = None) -> str:
     """Prometheus text format (0.0.4) of live counters per service, for a ``/metrics`` endpoint."""
-    names = names or _Names()
+    names = names or MetricNames()
     families: dict[str, list[str]] = {}
     for service, counter in counters.items():
         for family, samples in counter.samples(service, names).items():
             families.setdefault(family, []).extend(f"{name} {value:.3f}" for name, value in samples)
     lines: list[str] = []
     for family, family_lines in families.items():
-        lines.append(_type_line(family, names))
+        lines.append(_type_line(family, names, openmetrics=False))
         lines += family_lines
     return "\n".join([*lines, ""])
 
@@ -159,6 +195,7 @@ class PrometheusLab(ServerProcess):
     step: float = 15.0
     scrape_targets: Iterable[str] = ()
     scrape_interval: str = "5s"
+    names: MetricNames = field(default_factory=MetricNames)
     now: float = field(default_factory=time.time)
     port: int = 0
 
@@ -173,7 +210,8 @@ class PrometheusLab(ServerProcess):
         data = os.path.join(self._root, "data")
         source = os.path.join(self._root, "history.om")
         with open(source, "w") as fh:
-            fh.write(openmetrics(self.histories, self.now, start=self.history_start, end=self.ahead, step=self.step))
+            fh.write(openmetrics(self.histories, self.now, start=self.history_start, end=self.ahead, step=self.step,
+                                 names=self.names))
         result = subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", source, data],
                                 capture_output=True, text=True, timeout=120, check=False)
         if result.returncode != 0:

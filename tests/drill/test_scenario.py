@@ -23,7 +23,17 @@ SCENARIO = Path(drill.SCENARIO_DIR / "lock-contention.toml").read_text()
     (("backend_up = true", "backend_upp = true"), r"\[marketplace\]: unknown key\(s\) backend_upp; valid: backend_up"),
     (("p95_seconds = 2.5", "p95 = 2.5"), r"segment 2: unknown key\(s\) p95"),
     (('state = "running", logs', 'state = "sleeping", logs'), r"\[cluster\]: unknown pod state 'sleeping'"),
-    (('name = "frontend-deployment"', 'nmae = "frontend-deployment"'), r"\[cluster\]: missing key 'name'"),
+    (('name = "frontend-deployment"', 'nmae = "frontend-deployment"'),
+     r"\[cluster\]: cluster workloads #2: unknown key\(s\) nmae; valid: app, config_changed, container"),
+    (('state = "running", logs', 'state = "running", exit_cod = 1, logs'),
+     r"cluster workloads #1 pods #1: unknown key\(s\) exit_cod"),
+    (('state = "running", logs', 'state = "crashloop", exit_code = 300, logs'),
+     r"exit_code must be a whole number from 0 to 255, not 300"),
+    (('state = "running", logs', 'revision = 3, logs'), r"a pod group's revision must be 1 to 2"),
+    (("real = true", "real = true\nplan = { forbid = [{ action = \"reboot\" }] }"),
+     r"mitigation action 'reboot' is not one irkit plans"),
+    (("real = true", "real = true\nno_cause = true"), r"no_cause = true names no root, mitigation"),
+    (("[marketplace]", "[marketplace]\nendpoints = [{ path = \"healthz\" }]"), r"\[endpoints\] #1: path 'healthz' must be a path like /healthz"),
 ])
 def test_a_malformed_scenario_names_the_key_to_fix(edit: tuple[str, str], message: str, tmp_path: Path):
     assert edit[0] in SCENARIO

@@ -94,3 +94,17 @@ def test_metrics_grow_at_the_live_rate_and_orders_keep_arriving(api: Marketplace
 def test_circuit_breaker_switch(api: Marketplace):
     assert _get(f"{api.url}/admin/circuit-breaker/enable", method="POST")[0] == 200
     assert json.loads(_get(f"{api.url}/api/health")[1])["circuit_breaker"] == "enabled"
+
+
+def test_a_scenarios_own_paths_answer_while_their_workload_has_a_ready_pod(pg_lab: PostgresLab):
+    from irkit.lab.marketplace import Endpoint
+    ready = {"checkout-api": True, "storefront": True}
+    endpoints = (Endpoint("/healthz", "health", "checkout-api"), Endpoint("/api/v2/checkout", "orders", "checkout-api"),
+                 Endpoint("/", "ok", "storefront"))
+    with Marketplace(pg_lab.dsn, {}, order_every=0, endpoints=endpoints, ready=ready.__getitem__) as app:
+        assert app.health_endpoints == (f"{app.url}/healthz", f"{app.url}/api/v2/checkout", f"{app.url}/")
+        assert [_get(url)[0] for url in app.health_endpoints] == [200, 200, 200]
+        assert _get(f"{app.url}/api/health")[0] == 404  # the marketplace's own paths are not this system's
+        ready["checkout-api"] = False  # no ready pod behind the checkout: its routes fail, the storefront answers
+        assert [_get(url)[0] for url in app.health_endpoints] == [503, 503, 200]
+        assert "checkout-api has no ready pods" in _get(f"{app.url}/healthz")[1]

@@ -13,6 +13,7 @@ import pytest
 from irkit.lab.prometheus import (
     BUCKETS,
     Counters,
+    MetricNames,
     PrometheusLab,
     Segment,
     ServiceHistory,
@@ -77,3 +78,27 @@ def test_the_backfilled_prometheus_answers_for_before_the_spike_and_for_now(prom
     with urllib.request.urlopen(f"{prom_lab.url}/api/v1/label/service/values", timeout=10) as resp:
         assert json.loads(resp.read())["data"] == ["backend", "frontend", "search"]
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+", prom_lab.url)
+
+
+@pytest.mark.parametrize("names", [
+    MetricNames("nginx_ingress_controller_requests", "nginx_ingress_controller_request_duration_seconds", "status",
+                "ingress"),  # a counter without _total: untyped in OpenMetrics
+    MetricNames("http_server_requests_seconds_count", "http_server_requests_seconds", "status", "application"),
+    MetricNames("http_responses_total", "http_response_seconds", "code", "job", status_format="class"),
+], ids=["nginx-ingress", "micrometer", "status-classes"])
+def test_the_lab_exports_what_the_team_calls_its_series_and_irkits_queries_read_them(names: MetricNames):
+    from irkit import config as irconfig
+    from irkit.sources import prom
+    history = [ServiceHistory("orders-api", (Segment(-1800, 1, 20, 0.12, 1.5),))]
+    with PrometheusLab(history, history_start=-1800, ahead=300, names=names) as lab:
+        cfg = irconfig.load(env={}, prom_url=lab.url, prom_requests_metric=names.requests,
+                            prom_latency_metric=names.latency, prom_status_label=names.status,
+                            prom_service_label=names.service)
+        client = prom.connect(cfg)
+        ratio = prom.error_ratio(client, by_service=True)
+        p95 = prom.latency_quantile(client, 0.95, by_service=True)
+    assert ratio.iloc[0][names.service] == "orders-api" and ratio.iloc[0]["value"] == pytest.approx(0.12, rel=0.02)
+    assert 1.0 < p95.iloc[0]["value"] <= 2.5  # 1.5 s, read off the bucket that holds it as histogram_quantile does
+    text = openmetrics(history, 0, start=-60, end=0, names=names)
+    codes = set(re.findall(rf'{names.status}="(\w+)"', text))
+    assert codes == ({"2xx", "5xx"} if names.status_format == "class" else {"200", "500", "503"})
