@@ -209,6 +209,13 @@ def _failure(pod: Row, now: datetime) -> str | None:
     return None
 
 
+def _said(pod: Row, how: str) -> str:
+    """How a pod fails in words, with the kubelet's reason for its last termination when it says more than
+    the state (a crashloop whose container is OOMKilled at start, a command that cannot start: StartError)."""
+    ended = pod.get("last_termination_reason")
+    return f"{how} (last terminated: {ended})" if how == "crashloop" and ended and ended != "Error" else how
+
+
 def _moment(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
@@ -268,7 +275,7 @@ def _bad_revision(obs: Observations, workload: str, pods: list[tuple[Row, str]])
     replicaset = str(cur.get("replicaset") or "")
     own = [(pod, how) for pod, how in pods if not replicaset or str(pod.get("owner") or "").endswith(replicaset)]
     if how_many := len(own):
-        ways = sorted({how for _, how in own})
+        ways = sorted({_said(pod, how) for pod, how in own})
         return Finding(Kind.BAD_REVISION, workload,
                        f"revision {cur['revision']} ({cur['images']}) deployed {age:.0f} min ago fails in "
                        f"{how_many} pod(s): {', '.join(ways)}",
@@ -294,14 +301,19 @@ def _pod_finding(pod: Row, how: str, workload: str, targets: Targets, logged: st
 
 
 def _unschedulable(obs: Observations, targets: Targets) -> list[Finding]:
-    # FailedScheduling for lack of resources: no restart or rollback helps, the cluster needs room.
-    pods = [str(e.get("object", "")).split("/")[-1] for e in obs.warning_events
-            if e.get("reason") == "FailedScheduling" and "insufficient" in str(e.get("message", "")).lower()]
+    # FailedScheduling for lack of resources: no restart or rollback helps, the cluster needs room. The
+    # scheduler's own words say which resource (cpu, memory, nvidia.com/gpu, pods): quoted, not guessed.
+    said: dict[str, str] = {}
+    for event in obs.warning_events:
+        message = str(event.get("message", ""))
+        if event.get("reason") == "FailedScheduling" and "insufficient" in message.lower():
+            said[str(event.get("object", "")).split("/")[-1]] = message.split(". preemption:")[0].strip()[:200]
     by_workload: dict[str, list[str]] = {}
-    for pod in pods:
+    for pod in said:  # each pod once, however many events it has
         by_workload.setdefault(_workload_of({"pod": pod}, targets), []).append(pod)
-    return [Finding(Kind.UNSCHEDULABLE, workload, f"{len(names)} pod(s) cannot be scheduled: insufficient cpu or "
-                                                  "memory on every node; add nodes or lower the requests",
+    return [Finding(Kind.UNSCHEDULABLE, workload, f"{len(names)} pod(s) cannot be scheduled; the scheduler: "
+                                                  f"{said[names[-1]]}; add nodes with that resource or lower the "
+                                                  "requests",
                     kinds.Unschedulable(pods=tuple(names), impact=len(names))) for workload, names in by_workload.items()]
 
 
@@ -309,8 +321,16 @@ def _unschedulable(obs: Observations, targets: Targets) -> list[Finding]:
 # failure word) and names the dependency; three such lines make the finding, if requests are suffering.
 _FAILURE = re.compile(r"\b(error|fatal|fail(ed|ure)?|timed?\s*out|timeout|refused|unavailable|429|5\d\d)\b",
                       re.IGNORECASE)
-_PROVIDER = re.compile(r"\b(blockchain|provider|rpc|web3|infura|alchemy|quicknode|eth_\w+)\b", re.IGNORECASE)
+# "rpc" as a JSON-RPC provider says it, not gRPC's own status line ("rpc error: code = Unavailable desc = ...",
+# printed by grpc-go for any call between two services).
+_PROVIDER = re.compile(r"\b(blockchain|provider|rpc(?! error: code = )|web3|infura|alchemy|quicknode|eth_\w+)\b",
+                       re.IGNORECASE)
 _TIMEOUT = re.compile(r"\b(timed?\s*out|timeout|ETIMEDOUT|deadline exceeded)\b", re.IGNORECASE)
+# PostgreSQL's own words for a statement it cancelled (ERROR:  canceling statement due to lock timeout / statement
+# timeout, SQLSTATE 55P03 / 57014), relayed by any client library: the database enforcing its own limit while
+# it waits on itself (the lock findings explain why), not an upstream call timing out.
+_DATABASE_TIMEOUT = re.compile(r"canceling statement due to (lock|statement) timeout|\b(55P03|57014)\b",
+                               re.IGNORECASE)
 _MIN_LINES = 3
 
 
@@ -320,7 +340,8 @@ def _dependencies(obs: Observations, targets: Targets, symptoms: list[Finding]) 
     out = []
     for deployment in targets.deployments:
         lines = [line for row in obs.logs if row.get("deployment") == deployment
-                 for line in str(row.get("text", "")).splitlines() if _FAILURE.search(line)]
+                 for line in str(row.get("text", "")).splitlines()
+                 if _FAILURE.search(line) and not _DATABASE_TIMEOUT.search(line)]
         provider = [line for line in lines if _PROVIDER.search(line)]
         upstream = [line for line in lines if _TIMEOUT.search(line) and not _PROVIDER.search(line)]
         if len(provider) >= _MIN_LINES:

@@ -33,6 +33,17 @@ def _revisions(deployment: str, age: timedelta, previous: bool = True) -> list[d
 
 
 RS = "ReplicaSet/backend-deployment-new"
+# PostgreSQL's ERROR as the JDBC driver (Spring Boot's log format), node-postgres and psycopg relay it.
+PG_TIMEOUT_LOG = """2026-12-07 13:02:11.412 ERROR 1 --- [nio-8080-exec-4] o.h.e.j.s.SqlExceptionHelper : ERROR: canceling statement due to lock timeout
+2026-12-07 13:02:12.007 ERROR 1 --- [nio-8080-exec-7] o.h.e.j.s.SqlExceptionHelper : ERROR: canceling statement due to lock timeout
+error: canceling statement due to statement timeout
+psycopg.errors.QueryCanceled: canceling statement due to statement timeout
+"""
+# grpc-go's status error between two internal services: "rpc error" is gRPC's, not a JSON-RPC provider's.
+GRPC_LOG = """2026-12-07T13:02:11Z ERROR inventory call failed: rpc error: code = Unavailable desc = connection refused
+2026-12-07T13:02:12Z ERROR inventory call failed: rpc error: code = Unavailable desc = connection refused
+2026-12-07T13:02:13Z ERROR inventory call failed: rpc error: code = DeadlineExceeded desc = context deadline exceeded
+"""
 PROVIDER_LOG = "".join(f"2026-11-30T02:5{i}:00Z ERROR eth_call failed: blockchain provider https://rpc.example "
                        "answered 503\n" for i in range(5))
 UPSTREAM_LOG = "".join(f"2026-11-30T02:5{i}:00Z WARN call to payments-api timed out after 10000ms\n" for i in range(4))
@@ -122,6 +133,14 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
      {"logs": [{"deployment": "backend-deployment", "text": UPSTREAM_LOG}],
       "latency_p95_now": [{"service": "backend", "seconds": 6.0}]},
      [(Kind.UPSTREAM_TIMEOUT, "backend-deployment"), (Kind.SLOW_LATENCY, "backend")]),
+    ("PostgreSQL cancelling statements at its lock timeout is not an upstream timing out (negative row)",
+     {"logs": [{"deployment": "backend-deployment", "text": PG_TIMEOUT_LOG}],
+      "latency_p95_now": [{"service": "backend", "seconds": 6.0}]},
+     [(Kind.SLOW_LATENCY, "backend")]),
+    ("gRPC's status line between two services is not the blockchain provider (negative row)",
+     {"logs": [{"deployment": "backend-deployment", "text": GRPC_LOG}],
+      "error_ratio_now": [{"service": "backend", "error_ratio": 0.12}]},
+     [(Kind.ERROR_SPIKE, "backend")]),
     ("traffic three times its baseline while requests slow down",
      {"request_rate": [{"service": "backend", "rps_now": 120.0, "rps_baseline": 40.0}],
       "latency_p95_now": [{"service": "backend", "seconds": 6.0}],
@@ -228,3 +247,13 @@ def test_a_crashloop_without_a_deploy_says_what_it_logged_before_dying():
              "text": "INFO starting\nFATAL cannot connect to redis-master:6379: connection refused\n"}]
     finding = diagnose(Observations(now=NOW, unhealthy_pods=[pod], logs=logs), T)[0]
     assert finding.kind is Kind.CRASHLOOP and "its log: FATAL cannot connect to redis-master" in finding.detail
+
+
+def test_unschedulable_pods_are_counted_once_and_the_schedulers_words_name_the_resource():
+    gpu = ("0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: 3 No "
+           "preemption victims found for incoming pod.")
+    events = [{"reason": "FailedScheduling", "object": f"Pod/trainer-abc-{i % 2}", "message": gpu} for i in range(6)]
+    [finding] = diagnose(Observations(warning_events=events, now=NOW), Targets(deployments=("trainer",)))
+    assert finding.kind is Kind.UNSCHEDULABLE and finding.subject == "trainer"
+    assert finding.detail.startswith("2 pod(s) cannot be scheduled")  # two pods, six events
+    assert "3 Insufficient nvidia.com/gpu" in finding.detail and "cpu or memory" not in finding.detail
