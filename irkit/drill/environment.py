@@ -18,7 +18,7 @@ from irkit import config as irconfig
 from irkit.drill.scenario import Scenario
 from irkit.errors import ConfigError, DrillError, ScenarioError
 from irkit.lab.kube import KubeLab, build_cluster
-from irkit.lab.marketplace import Marketplace
+from irkit.lab.marketplace import ENDPOINTS, Marketplace
 from irkit.lab.postgres import PostgresLab
 from irkit.lab.prometheus import PrometheusLab
 from irkit.lab.redis import RedisLab
@@ -72,13 +72,15 @@ class DrillEnvironment:
             self.say(f"redis       {self.redis.url}")
         self.down = {lab for lab, down in (("postgres", sc.database_down), ("redis", sc.redis_down and sc.redis))
                      if down}  # from the start: the marketplace asks cause_gone() from its first request
+        names = sc.metric_names
         self.marketplace = self._stack.enter_context(Marketplace(
             self.postgres.app_dsn, sc.live, baseline={h.service: h.segments[0] for h in sc.traffic},
-            recovered=self.cause_gone, backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else ""))
+            recovered=self.cause_gone, backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else "",
+            names=names, ready=self._serves, endpoints=sc.endpoints or ENDPOINTS))
         self.say(f"marketplace {self.marketplace.url}")
         self.prometheus = self._stack.enter_context(PrometheusLab(
             sc.traffic, history_start=sc.history_start, ahead=0.0,
-            scrape_targets=[f"127.0.0.1:{self.marketplace.port}"], scrape_interval="1s"))
+            scrape_targets=[f"127.0.0.1:{self.marketplace.port}"], scrape_interval="1s", names=names))
         self.say(f"prometheus  {self.prometheus.url}")
         kube = self.kube = self._stack.enter_context(self._kube or KubeLab())
         kube.load(build_cluster(sc.cluster, sc.namespace))
@@ -128,6 +130,15 @@ class DrillEnvironment:
             self.redis.start()
             self.down.discard("redis")
         self.say(f"kubernetes  pod {pod} of {workload} replaced in {namespace} ({sc.name})")
+
+    def _serves(self, workload: str) -> bool:
+        """Whether ``workload`` has a ready pod (a workload the cluster does not hold is not the drill's to
+        judge: it serves). Before the emulator is up, nothing is asked."""
+        kube = getattr(self, "kube", None)
+        if kube is None:
+            return True
+        found = self._deployment(workload) or self._deployment(workload, "statefulsets")
+        return found is None or int((found.get("status") or {}).get("readyReplicas") or 0) > 0
 
     def _deployment(self, name: str, plural: str = "deployments") -> dict[str, Any] | None:
         return next(iter(self.kube.objects(plural, group="apps", name=name)), None)
