@@ -133,10 +133,63 @@ RESOURCES: dict[str, tuple[str, str, tuple[str, ...], bool, tuple[str, ...]]] = 
     "apps/v1/replicasets": ("ReplicaSet", "replicaset", ("rs",), True, ("scale", "status")),
     "apps/v1/statefulsets": ("StatefulSet", "statefulset", ("sts",), True, ("scale", "status")),
     "batch/v1/jobs": ("Job", "job", (), True, ("status",)),
+    "batch/v1/cronjobs": ("CronJob", "cronjob", ("cj",), True, ("status",)),
+    "v1/services": ("Service", "service", ("svc",), True, ("status",)),
+    "v1/endpoints": ("Endpoints", "endpoints", ("ep",), True, ()),
+    "v1/persistentvolumeclaims": ("PersistentVolumeClaim", "persistentvolumeclaim", ("pvc",), True, ("status",)),
+    "v1/resourcequotas": ("ResourceQuota", "resourcequota", ("quota",), True, ("status",)),
+    "autoscaling/v2/horizontalpodautoscalers": ("HorizontalPodAutoscaler", "horizontalpodautoscaler", ("hpa",), True,
+                                                ("status",)),
+    "authorization.k8s.io/v1/selfsubjectaccessreviews": ("SelfSubjectAccessReview", "", (), False, ()),
     "metrics.k8s.io/v1beta1/pods": ("PodMetrics", "", (), True, ()),
     "metrics.k8s.io/v1beta1/nodes": ("NodeMetrics", "", (), False, ()),
 }
 _RESTART_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+# What ``kubectl get all`` lists: the resources the API server puts in the "all" category.
+_ALL = {"v1/pods", "v1/services", "apps/v1/deployments", "apps/v1/replicasets", "apps/v1/statefulsets", "batch/v1/jobs",
+        "batch/v1/cronjobs", "autoscaling/v2/horizontalpodautoscalers"}
+
+
+def _fields(data: bytes) -> dict[int, list[bytes | int]]:
+    """The fields of one protobuf message: number -> values (varints as ints, length-delimited as bytes)."""
+    fields: dict[int, list[bytes | int]] = {}
+    at = 0
+
+    def varint() -> int:
+        nonlocal at
+        value = shift = 0
+        while True:
+            byte = data[at]
+            at += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+    while at < len(data):
+        key = varint()
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            fields.setdefault(number, []).append(varint())
+        elif wire == 2:
+            size = varint()
+            fields.setdefault(number, []).append(data[at:at + size])
+            at += size
+        else:
+            raise ValueError(f"protobuf wire type {wire} is not used by a SelfSubjectAccessReview")
+    return fields
+
+
+def _review_attributes(body: bytes) -> dict[str, str]:
+    """spec.resourceAttributes of a SelfSubjectAccessReview in Kubernetes' protobuf envelope ("k8s\\0", then
+    runtime.Unknown whose field 2 is the object): namespace, verb, group, version, resource, subresource, name."""
+    if not body.startswith(b"k8s\x00"):
+        raise ValueError("not the Kubernetes protobuf envelope")
+    raw = _fields(body[4:]).get(2, [b""])[0]
+    spec = _fields(raw if isinstance(raw, bytes) else b"").get(2, [b""])[0]
+    attributes = _fields(spec if isinstance(spec, bytes) else b"").get(1, [b""])[0]
+    names = ("namespace", "verb", "group", "version", "resource", "subresource", "name")
+    return {names[n - 1]: v[0].decode() for n, v in _fields(attributes if isinstance(attributes, bytes) else b"").items()
+            if 1 <= n <= len(names) and isinstance(v[0], bytes)}
 
 
 def _key_name(resource: Any) -> str:
@@ -202,6 +255,41 @@ def _columns(plural: str) -> tuple[list[str], Callable[[Mapping[str, Any]], list
             _age(o.get("lastTimestamp")), o.get("type"), o.get("reason"),
             f"{str((o.get('involvedObject') or {}).get('kind', '')).lower()}/"
             f"{(o.get('involvedObject') or {}).get('name', '')}", o.get("message")]
+    def spec(o: Mapping[str, Any]) -> Mapping[str, Any]:
+        return o.get("spec") or {}
+
+    if plural == "horizontalpodautoscalers":
+        def hpa(o: Mapping[str, Any]) -> list[Any]:
+            ref = spec(o).get("scaleTargetRef") or {}
+            now = next((m.get("resource", {}).get("current", {}).get("averageUtilization")
+                        for m in (o.get("status") or {}).get("currentMetrics") or []), None)
+            want = next((m.get("resource", {}).get("target", {}).get("averageUtilization")
+                         for m in spec(o).get("metrics") or []), None)
+            return [meta(o, "name"), f"{ref.get('kind')}/{ref.get('name')}",
+                    f"cpu: {'<unknown>' if now is None else f'{now}%'}/{want}%", spec(o).get("minReplicas"),
+                    spec(o).get("maxReplicas"), status(o, "currentReplicas"), _age(meta(o, "creationTimestamp"))]
+        return ["Name", "Reference", "Targets", "MinPods", "MaxPods", "Replicas", "Age"], hpa
+    if plural == "services":
+        return ["Name", "Type", "Cluster-IP", "External-IP", "Port(s)", "Age"], lambda o: [
+            meta(o, "name"), spec(o).get("type", "ClusterIP"), spec(o).get("clusterIP", ""), "<none>",
+            ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in spec(o).get("ports") or []),
+            _age(meta(o, "creationTimestamp"))]
+    if plural == "cronjobs":
+        return ["Name", "Schedule", "Suspend", "Active", "Last Schedule", "Age"], lambda o: [
+            meta(o, "name"), spec(o).get("schedule"), str(bool(spec(o).get("suspend"))), 0,
+            _age((o.get("status") or {}).get("lastScheduleTime")), _age(meta(o, "creationTimestamp"))]
+    if plural == "persistentvolumeclaims":
+        return ["Name", "Status", "Capacity", "Access Modes", "StorageClass", "Age"], lambda o: [
+            meta(o, "name"), (o.get("status") or {}).get("phase"),
+            ((o.get("status") or {}).get("capacity") or {}).get("storage"), "RWO", spec(o).get("storageClassName"),
+            _age(meta(o, "creationTimestamp"))]
+    if plural == "nodes":
+        def node(o: Mapping[str, Any]) -> list[Any]:
+            conditions = {c.get("type"): c.get("status") for c in (o.get("status") or {}).get("conditions") or []}
+            ready = "Ready" if conditions.get("Ready") == "True" else "NotReady"
+            return [meta(o, "name"), ready + (",SchedulingDisabled" if spec(o).get("unschedulable") else ""),
+                    _age(meta(o, "creationTimestamp"))]
+        return ["Name", "Status", "Age"], node
     return ["Name", "Age"], lambda o: [meta(o, "name"), _age(meta(o, "creationTimestamp"))]
 
 
@@ -269,9 +357,11 @@ class ClusterEmulator(KubernetesEmulator):
 
     def declare(self, key: str) -> None:
         kind, singular, short, namespaced, subresources = RESOURCES[key]
-        verbs = ("get", "list") if key.startswith("metrics.k8s.io") else _VERBS
+        verbs = ("get", "list") if key.startswith("metrics.k8s.io") else ("create",) if key.startswith(
+            "authorization.k8s.io") else _VERBS
         self.resources[key] = ResourceInfo(kind=kind, singular=singular or kind.lower(), shortnames=set(short),
-                                           namespaced=namespaced, verbs=set(verbs), subresources=set(subresources))
+                                           namespaced=namespaced, verbs=set(verbs), subresources=set(subresources),
+                                           categories={"all"} if key in _ALL else set())
 
     async def _handle(self, request: Any) -> aiohttp.web.StreamResponse:
         if self.tokens:
@@ -285,6 +375,8 @@ class ClusterEmulator(KubernetesEmulator):
             return self._status(403, "Forbidden", f'{plural} is forbidden: User "system:serviceaccount:irkit:irkit" '
                                                   f'cannot list resource "{plural}" in API group "{group}" in the '
                                                   f'namespace "{request.namespace}"')
+        if plural == "selfsubjectaccessreviews":
+            return await self._access_review(request)
         if plural == "pods" and request.subresource == "log":
             return self._serve_log(request)
         if plural in ("deployments", "statefulsets", "replicasets") and request.subresource == "scale":
@@ -336,7 +428,7 @@ class ClusterEmulator(KubernetesEmulator):
         result["groupVersion"] = result["groupVersion"].lstrip("/")  # the core group is "v1", not "/v1"
         for entry in result["resources"]:
             if "/" in entry["name"]:  # a subresource: no short names of its own (kubectl warns of ambiguity)
-                entry.update(shortNames=[], singularName="", verbs=["get", "patch", "update"])
+                entry.update(shortNames=[], singularName="", verbs=["get", "patch", "update"], categories=[])
         return result
 
     async def _table(self, request: Any) -> aiohttp.web.StreamResponse:
@@ -402,6 +494,34 @@ class ClusterEmulator(KubernetesEmulator):
         obj.setdefault("metadata", {})["resourceVersion"] = str(self._version)
         self.objects[key] = obj
 
+    async def _access_review(self, request: Any) -> aiohttp.web.StreamResponse:
+        """``kubectl auth can-i``: answered from what this API server lets the caller do (every verb, except on
+        the resources RBAC forbids it: :attr:`forbidden`)."""
+        body = await request._raw_request.read()
+        try:
+            if "protobuf" in request._raw_request.content_type:  # kubectl sends this one as protobuf
+                review = {"spec": {"resourceAttributes": _review_attributes(body)}}
+            else:
+                review = json.loads(body or b"{}")
+        except (ValueError, IndexError) as exc:
+            return self._status(400, "BadRequest", f"the body cannot be read: {exc}")
+        review = review if isinstance(review, dict) else {}
+        attributes = (review.get("spec") or {}).get("resourceAttributes") or {}
+        resource = str(attributes.get("resource") or "")
+        allowed = resource not in self.forbidden
+        reason = "" if allowed else f'RBAC: the drill\'s role does not grant "{resource}"'
+        return aiohttp.web.json_response({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "spec": review.get("spec") or {},
+            "status": {"allowed": allowed, **({"reason": reason} if reason else {})}}, status=201)
+
+    def _drop(self, key: Any) -> None:
+        """Delete a stored object; a pod's usage (metrics.k8s.io) goes with it, as metrics-server forgets it."""
+        del self.objects[key]
+        if key[0].plural == "pods" and not getattr(key[0], "group", ""):
+            for usage in [k for k in self.objects if k[0].plural == "pods" and getattr(k[0], "group", "") ==
+                          "metrics.k8s.io" and k[1:] == key[1:]]:
+                del self.objects[usage]
+
     async def _write(self, request: Any, method: str) -> aiohttp.web.StreamResponse:
         key = (request.resource, request.namespace, request.name)
         dry = request.params.get("dryRun") == "All"
@@ -413,7 +533,7 @@ class ClusterEmulator(KubernetesEmulator):
             current = copy.deepcopy(self.objects[key].raw)
             if method == "DELETE":
                 if not dry:
-                    del self.objects[key]
+                    self._drop(key)
                     if kind == "Pod":
                         replaced = self._replace_pod(request.namespace, current)
                 result = current
@@ -516,9 +636,9 @@ class ClusterEmulator(KubernetesEmulator):
         mine = [(k, p) for k, p in pods if p["metadata"]["ownerReferences"][0]["name"] == rs_name]
         for k, p in pods:
             if (k, p) not in mine:
-                del self.objects[k]
+                self._drop(k)
         for k, _ in mine[replicas:]:
-            del self.objects[k]
+            self._drop(k)
         mine = mine[:replicas]
         state = self._pod_state(namespace, name, template)
         rs_hash = current[1]["spec"]["selector"]["matchLabels"].get("pod-template-hash", "")
@@ -983,9 +1103,18 @@ _CONTAINER_KEYS = frozenset({"state", "reason", "exit_code", "message", "waiting
 # Every key a [cluster] table may hold, per table (a misspelt key is an error, not a silent default; the format
 # table in docs/drills.md lists each).
 CLUSTER_KEYS: dict[str, frozenset[str]] = {
-    "cluster": frozenset({"workloads", "events", "nodes", "metrics_api"}),
+    "cluster": frozenset({"workloads", "events", "nodes", "metrics_api", "configmaps", "secrets", "hpas", "services",
+                          "cronjobs", "volumes", "quotas"}),
+    "cluster.nodes": frozenset({"name", "ready", "conditions", "taints", "labels", "allocatable", "unschedulable"}),
+    "cluster.configmaps": frozenset({"name", "app", "keys", "changed", "manager"}),
+    "cluster.secrets": frozenset({"name", "app", "keys", "changed", "manager"}),
+    "cluster.hpas": frozenset({"name", "target", "min", "max", "current", "desired", "cpu_target", "cpu_now"}),
+    "cluster.services": frozenset({"name", "app", "port", "target_port"}),
+    "cluster.cronjobs": frozenset({"name", "schedule", "suspend", "image", "command", "last_schedule", "age"}),
+    "cluster.volumes": frozenset({"name", "capacity", "storage_class", "phase", "app"}),
+    "cluster.quotas": frozenset({"name", "hard", "used"}),
     "cluster.workloads": frozenset({"name", "kind", "container", "app", "replicas", "limits", "revisions", "pods",
-                                    "config_changed", "sidecars", "init_containers", "fault"}),
+                                    "config_changed", "sidecars", "init_containers", "fault", "ports"}),
     "cluster.workloads.revisions": frozenset({"image", "age", "change_cause"}),
     "cluster.workloads.pods": frozenset({"count", "age", "restarts", "previous_logs", "last_restart_ago", "cpu",
                                          "memory", "revision", "events", "eviction_message"} | _CONTAINER_KEYS),
@@ -1007,6 +1136,8 @@ def _check_keys(table: Any, where: str, label: str) -> None:
         inner = f"{where}.{key}"
         if inner in CLUSTER_KEYS and isinstance(value, list):
             for i, item in enumerate(value):
+                if inner == "cluster.nodes" and isinstance(item, str):
+                    continue  # a node by name alone
                 _check_keys(item, inner, f"{label} {key} #{i + 1}")
 
 
@@ -1021,16 +1152,14 @@ def build_cluster(spec: Mapping[str, Any], namespace: str, now: datetime | None 
     now = now or datetime.now(UTC)
     metrics_api = bool(spec.get("metrics_api", True))
     cluster = Cluster(namespaces={namespace, "kube-system", "default"}, metrics_api=metrics_api)
-    nodes = list(spec.get("nodes", ["node-a", "node-b"]))
+    node_specs = [n if isinstance(n, Mapping) else {"name": str(n)} for n in spec.get("nodes", ["node-a", "node-b"])]
+    nodes = [str(n["name"]) for n in node_specs]
     node_usage: dict[str, tuple[float, float]] = {n: (0.0, 0.0) for n in nodes}
     for index, workload in enumerate(spec.get("workloads", [])):
         _build_workload(cluster, workload, namespace, now, nodes, index, node_usage, metrics_api)
-    for node in nodes:
-        cluster.objects.append(("v1/nodes", {
-            "apiVersion": "v1", "kind": "Node", "metadata": _meta(node, None, now - timedelta(days=30)),
-            "status": {"capacity": {"cpu": "4", "memory": "16Gi"}, "allocatable": {"cpu": "3800m", "memory": "15Gi"},
-                       "conditions": [{"type": "Ready", "status": "True"}]},
-        }))
+    for node_spec in node_specs:
+        node = str(node_spec["name"])
+        cluster.objects.append(("v1/nodes", _node(node_spec, now)))
         if metrics_api:
             cpu, mem = node_usage[node]
             cluster.objects.append(("metrics.k8s.io/v1beta1/nodes", {
@@ -1038,11 +1167,141 @@ def build_cluster(spec: Mapping[str, Any], namespace: str, now: datetime | None 
                 "metadata": _meta(node, None, now), "timestamp": _ts(now), "window": "30s",
                 "usage": {"cpu": f"{int(cpu + 300)}m", "memory": f"{int(mem + 1024)}Mi"},
             }))
+    cluster.objects += _objects(spec, namespace, now)
+    pods = [o for r, o in cluster.objects if r == "v1/pods"]
+    for item in spec.get("services", []):
+        cluster.objects += _service(item, namespace, now, pods)
     for extra in spec.get("events", []):
         cluster.objects.append(_event(namespace, extra.get("kind", "Pod"), extra["name"], extra.get("type", "Normal"),
                                       extra["reason"], extra["message"], now - _duration(extra.get("ago", "1m")),
                                       int(extra.get("count", 1))))
     return cluster
+
+
+_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure", "NetworkUnavailable")
+
+
+def _node(spec: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """A Node: ``ready`` (default true), pressure ``conditions`` ({DiskPressure = true}), ``taints`` ({key, value,
+    effect}), ``labels``, ``allocatable`` ({cpu, memory, "nvidia.com/gpu"}), ``unschedulable`` (cordoned)."""
+    conditions = {"Ready": bool(spec.get("ready", True)), **{k: False for k in _CONDITIONS[1:]},
+                  **{str(k): bool(v) for k, v in (spec.get("conditions") or {}).items()}}
+    unknown = sorted(set(conditions) - set(_CONDITIONS))
+    if unknown:
+        raise DrillError(f"node {spec['name']}: unknown condition(s) {', '.join(unknown)}; use {', '.join(_CONDITIONS)}")
+    reasons = {"Ready": ("KubeletReady", "KubeletNotReady"), "MemoryPressure": ("KubeletHasSufficientMemory",
+               "KubeletHasInsufficientMemory"), "DiskPressure": ("KubeletHasNoDiskPressure", "KubeletHasDiskPressure"),
+               "PIDPressure": ("KubeletHasSufficientPID", "KubeletHasInsufficientPID"),
+               "NetworkUnavailable": ("RouteCreated", "NoRouteCreated")}
+    allocatable = {"cpu": "3800m", "memory": "15Gi", "pods": "110", **(spec.get("allocatable") or {})}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": _meta(str(spec["name"]), None, now - timedelta(days=30),
+                          labels={"kubernetes.io/hostname": str(spec["name"]), **(spec.get("labels") or {})}),
+        "spec": {**({"taints": [dict(t) for t in spec["taints"]]} if spec.get("taints") else {}),
+                 **({"unschedulable": True} if spec.get("unschedulable") else {})},
+        "status": {"capacity": {**allocatable, "cpu": "4", "memory": "16Gi"}, "allocatable": allocatable,
+                   "conditions": [{"type": kind, "status": "True" if on else "False",
+                                   "reason": reasons[kind][int(on != (kind == "Ready"))],
+                                   "lastTransitionTime": _ts(now - timedelta(minutes=10 if on != (kind == "Ready")
+                                                                             else 30 * 24 * 60))}
+                                  for kind, on in conditions.items()]},
+    }
+
+
+def _objects(spec: Mapping[str, Any], namespace: str, now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """The objects a scenario adds beside its workloads: ConfigMaps and Secrets changed on their own, HPAs,
+    Services with their Endpoints, CronJobs, PersistentVolumeClaims and ResourceQuotas."""
+    out: list[tuple[str, dict[str, Any]]] = []
+    for resource, kind, key in (("v1/configmaps", "ConfigMap", "configmaps"), ("v1/secrets", "Secret", "secrets")):
+        for item in spec.get(key, []):
+            keys = [str(k) for k in item.get("keys", ["config"])]
+            labels = {"app": str(item["app"])} if item.get("app") else {}
+            body = ({"data": {k: "" for k in keys}} if kind == "ConfigMap" else
+                    {"type": "Opaque", "data": {k: "ZHJpbGwtb25seQ==" for k in keys}})
+            out.append((resource, {"apiVersion": "v1", "kind": kind, **body, "metadata": _meta(
+                str(item["name"]), namespace, now - timedelta(days=30), labels=labels, managedFields=[
+                    {"manager": str(item.get("manager", "kubectl-client-side-apply")), "operation": "Update",
+                     "time": _ts(now - _duration(item.get("changed", "30d")))}])}))
+    for item in spec.get("hpas", []):
+        current, desired = int(item.get("current", item.get("min", 1))), int(item.get("desired", item.get("current", 1)))
+        out.append(("autoscaling/v2/horizontalpodautoscalers", {
+            "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta(str(item["name"]), namespace, now - timedelta(days=20)),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": str(item["target"])},
+                     "minReplicas": int(item.get("min", 1)), "maxReplicas": int(item["max"]),
+                     "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                         "type": "Utilization", "averageUtilization": int(item.get("cpu_target", 70))}}}]},
+            "status": {"currentReplicas": current, "desiredReplicas": desired,
+                       "currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {
+                           "averageUtilization": int(item.get("cpu_now", 50))}}}],
+                       "conditions": [{"type": "ScalingLimited", "status": "True" if desired >= int(item["max"]) else
+                                       "False", "reason": "TooManyReplicas" if desired >= int(item["max"]) else
+                                       "DesiredWithinRange"}]},
+        }))
+    for item in spec.get("cronjobs", []):
+        out.append(("batch/v1/cronjobs", {
+            "apiVersion": "batch/v1", "kind": "CronJob",
+            "metadata": _meta(str(item["name"]), namespace, now - _duration(item.get("age", "60d"))),
+            "spec": {"schedule": str(item.get("schedule", "0 3 * * *")), "suspend": bool(item.get("suspend", False)),
+                     "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": [
+                         {"name": str(item["name"]), "image": str(item.get("image", "bitnami/kubectl:1.30")),
+                          "command": [str(c) for c in item.get("command", [])]}]}}}}},
+            "status": {"lastScheduleTime": _ts(now - _duration(item.get("last_schedule", "1h")))},
+        }))
+    for item in spec.get("volumes", []):
+        out.append(("v1/persistentvolumeclaims", {
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": _meta(str(item["name"]), namespace, now - timedelta(days=60),
+                              labels={"app": str(item["app"])} if item.get("app") else {}),
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": str(item.get("storage_class", "standard")),
+                     "resources": {"requests": {"storage": str(item.get("capacity", "10Gi"))}}},
+            "status": {"phase": str(item.get("phase", "Bound")), "capacity": {"storage": str(item.get("capacity",
+                                                                                                      "10Gi"))}},
+        }))
+    for item in spec.get("quotas", []):
+        hard = {str(k): str(v) for k, v in (item.get("hard") or {}).items()}
+        out.append(("v1/resourcequotas", {
+            "apiVersion": "v1", "kind": "ResourceQuota", "metadata": _meta(str(item["name"]), namespace,
+                                                                           now - timedelta(days=90)),
+            "spec": {"hard": hard}, "status": {"hard": hard, "used": {str(k): str(v) for k, v in
+                                                                      (item.get("used") or {}).items()}},
+        }))
+    return out
+
+
+def _service(item: Mapping[str, Any], namespace: str, now: datetime,
+             pods: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """A Service selecting ``app`` on ``port`` -> ``target_port`` (a number or a port name), and its Endpoints:
+    the ready pods it selects as addresses, the others as not ready. A target port no container declares
+    leaves the Endpoints without ports, as the endpoints controller does for a name that matches nothing."""
+    name, app = str(item["name"]), str(item.get("app", item["name"]))
+    port, target = int(item.get("port", 80)), item.get("target_port", item.get("port", 80))
+    selected = [p for p in pods if (p["metadata"].get("labels") or {}).get("app") == app
+                and p["status"].get("phase") != "Failed"]
+    declared = {(c.get("name"), d.get("containerPort"), d.get("name")) for p in selected
+                for c in p["spec"].get("containers") or [] for d in c.get("ports") or []}
+    resolves = isinstance(target, int) or any(n == target for _, _, n in declared)
+    def address(pod: Mapping[str, Any]) -> dict[str, Any]:
+        return {"ip": pod["status"].get("podIP", ""), "nodeName": pod["spec"].get("nodeName", ""),
+                "targetRef": {"kind": "Pod", "name": pod["metadata"]["name"], "namespace": namespace}}
+    ready = [address(p) for p in selected if p["status"]["conditions"][0]["status"] == "True"]
+    waiting = [address(p) for p in selected if p["status"]["conditions"][0]["status"] != "True"]
+    subset: dict[str, Any] = {}
+    if ready:
+        subset["addresses"] = ready
+    if waiting:
+        subset["notReadyAddresses"] = waiting
+    if resolves and subset:
+        number = target if isinstance(target, int) else next(p for _, p, n in declared if n == target)
+        subset["ports"] = [{"port": number, "protocol": "TCP"}]
+    created = now - timedelta(days=60)
+    return [("v1/services", {
+        "apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, created, labels={"app": app}),
+        "spec": {"type": "ClusterIP", "clusterIP": f"10.96.{len(name)}.{port % 250}", "selector": {"app": app},
+                 "ports": [{"port": port, "targetPort": target, "protocol": "TCP"}]}}),
+        ("v1/endpoints", {"apiVersion": "v1", "kind": "Endpoints", "metadata": _meta(name, namespace, created),
+                          "subsets": [subset] if subset and resolves else []})]
 
 
 def _extra_containers(workload: Mapping[str, Any], key: str) -> list[tuple[dict[str, Any], PodFault, str | None]]:
@@ -1081,10 +1340,16 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
     labels = {"app": app}
     limits = workload.get("limits", {"cpu": "1000m", "memory": "1Gi"})
     sidecars, inits = _extra_containers(workload, "sidecars"), _extra_containers(workload, "init_containers")
+    # The app container's ports: 8080, or {name = "http", port = 8080}.
+    ports = [{"containerPort": int(p), "protocol": "TCP"} if not isinstance(p, Mapping) else
+             {"name": str(p["name"]), "containerPort": int(p["port"]), "protocol": "TCP"}
+             for p in workload.get("ports", [])]
 
     def pod_spec(image: str, pod_hash: str = "") -> dict[str, Any]:
-        spec: dict[str, Any] = {"containers": [{"name": container, "image": image, "resources": {"limits": limits}},
-                                               *(copy.deepcopy(c) for c, _, _ in sidecars)]}
+        app_container: dict[str, Any] = {"name": container, "image": image, "resources": {"limits": limits}}
+        if ports:
+            app_container["ports"] = ports
+        spec: dict[str, Any] = {"containers": [app_container, *(copy.deepcopy(c) for c, _, _ in sidecars)]}
         if inits:
             spec["initContainers"] = [copy.deepcopy(c) for c, _, _ in inits]
         return {"metadata": {"labels": {**labels, **({"pod-template-hash": pod_hash} if pod_hash else {})}},

@@ -221,7 +221,10 @@ class PrometheusLab(ServerProcess):
         with open(config, "w") as fh:
             fh.write(f"global:\n  scrape_interval: {self.scrape_interval}\n  evaluation_interval: 1s\n")
             if targets:
-                fh.write("scrape_configs:\n  - job_name: live\n    static_configs:\n      - targets: [")
+                # honor_labels: a service label the exporter sets itself (job, instance) stays the exporter's,
+                # as the backfilled history has it, instead of becoming exported_job.
+                fh.write("scrape_configs:\n  - job_name: live\n    honor_labels: true\n    static_configs:\n"
+                         "      - targets: [")
                 fh.write(", ".join(f"'{t}'" for t in targets) + "]\n")
         self.port = free_port()
         # A retention far longer than the history: retention counts from the newest

@@ -149,3 +149,47 @@ def test_a_pod_from_a_broken_spec_fails_again_the_same_way_after_a_delete(tmp_pa
         assert (status.last_state.terminated.reason, status.last_state.terminated.exit_code) == ("StartError", 128)
         assert "exec failed" in kube.core.read_namespaced_pod_log(again.metadata.name, "ns", container="worker")
         kube.close()
+
+
+def test_nodes_hpas_services_cronjobs_volumes_quotas_and_config_are_staged_as_the_api_serves_them(tmp_path):
+    import subprocess
+
+    from irkit.lab.kube import KubeLab, build_cluster
+    spec = {
+        "nodes": ["node-a", {"name": "node-b", "ready": False, "conditions": {"DiskPressure": True},
+                             "taints": [{"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"}]}],
+        "workloads": [{"name": "api", "app": "api", "replicas": 2, "ports": [{"name": "http", "port": 8080}]}],
+        "services": [{"name": "api", "app": "api", "port": 80, "target_port": "http"},
+                     {"name": "api-typo", "app": "api", "port": 80, "target_port": "htpp"}],
+        "hpas": [{"name": "api", "target": "api", "min": 2, "max": 4, "current": 4, "desired": 4, "cpu_now": 180}],
+        "cronjobs": [{"name": "reset-config", "schedule": "*/5 * * * *", "command": ["kubectl", "apply", "-f", "/c"]}],
+        "volumes": [{"name": "data-api-0", "capacity": "20Gi"}],
+        "quotas": [{"name": "compute", "hard": {"pods": "10"}, "used": {"pods": "10"}}],
+        "secrets": [{"name": "db-credentials", "keys": ["password"], "changed": "12m", "manager": "vault-agent"}],
+    }
+    cluster = build_cluster(spec, "ns")
+    objects = {(r, o["metadata"]["name"]): o for r, o in cluster.objects}
+    node = objects[("v1/nodes", "node-b")]
+    assert {c["type"]: c["status"] for c in node["status"]["conditions"]} == {
+        "Ready": "False", "MemoryPressure": "False", "DiskPressure": "True", "PIDPressure": "False",
+        "NetworkUnavailable": "False"}
+    assert objects[("v1/endpoints", "api")]["subsets"][0]["ports"] == [{"port": 8080, "protocol": "TCP"}]
+    assert len(objects[("v1/endpoints", "api")]["subsets"][0]["addresses"]) == 2
+    assert objects[("v1/endpoints", "api-typo")]["subsets"] == []  # a port name no container declares
+    secret = objects[("v1/secrets", "db-credentials")]
+    assert secret["metadata"]["managedFields"][0]["manager"] == "vault-agent"
+    with KubeLab() as lab:
+        lab.load(cluster)
+        config = lab.write_kubeconfig(tmp_path / "kubeconfig", "ns")
+
+        def kubectl(*args: str) -> str:
+            done = subprocess.run(["kubectl", "--kubeconfig", str(config), *args], capture_output=True, text=True,
+                                  timeout=30)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+        assert "Deployment/api" in kubectl("get", "hpa") and "cpu: 180%/70%" in kubectl("get", "hpa")
+        assert "80/TCP" in kubectl("get", "svc", "api")
+        assert "*/5 * * * *" in kubectl("get", "cronjobs")
+        assert "20Gi" in kubectl("get", "pvc")
+        assert "NotReady" in kubectl("get", "nodes")
+        assert kubectl("get", "quota", "compute", "-o", "jsonpath={.status.used.pods}/{.spec.hard.pods}") == "10/10"

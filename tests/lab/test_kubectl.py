@@ -115,6 +115,10 @@ PLAYBOOK_READS = [
     ("kubectl rollout history deployment/backend-deployment -n {ns}", "release 1.42.0"),
     ("kubectl rollout status deployment/frontend-deployment -n {ns} --timeout=10s", "successfully rolled out"),
     ("kubectl rollout undo deployment/backend-deployment -n {ns} --dry-run=server", "rolled back (server dry run)"),
+    ("kubectl get hpa -n {ns}", "No resources found"),  # playbook 4.2: the cluster has none
+    ("kubectl get svc -n {ns}", "No resources found"),
+    ("kubectl get all -n {ns}", "deployment.apps/backend-deployment"),
+    ("kubectl auth can-i patch deployments -n {ns}", "yes"),
 ]
 
 
@@ -126,3 +130,15 @@ def test_the_playbooks_commands_answer(twins: Any, line: str, expected: str):
     assert result.returncode == 0, result.stderr
     assert expected in result.stdout + result.stderr
     assert essence(lab) == before  # reading, and a server-side dry run, change nothing
+
+
+def test_top_forgets_a_deleted_pod_and_can_i_says_what_rbac_refuses(twins: Any):
+    (lab, config), _ = twins
+    [victim] = [p["metadata"]["name"] for p in lab.objects("pods", group="") if p["metadata"]["name"].startswith(
+        "frontend-deployment-")][:1]
+    assert victim in kubectl(config, f"kubectl top pods -n {NAMESPACE}").stdout
+    assert kubectl(config, f"kubectl delete pod {victim} -n {NAMESPACE}").returncode == 0
+    assert victim not in kubectl(config, f"kubectl top pods -n {NAMESPACE}").stdout  # its usage went with it
+    lab.emulator.forbidden.add("events")
+    refused = kubectl(config, f"kubectl auth can-i list events -n {NAMESPACE}")
+    assert refused.returncode == 1 and refused.stdout.startswith("no - RBAC")
