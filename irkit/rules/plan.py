@@ -109,15 +109,20 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
     """The playbook's 3.1 mitigations for the findings, most urgent first, one per target."""
     t = targets or PlanTargets()
     steps: list[Mitigation] = []
-    seen: set[tuple[str, str, str]] = set()
+    seen: set[tuple[Any, ...]] = set()
 
     def psql(statement: str) -> str:
         return shell("kubectl", "exec", "-n", t.namespace, f"statefulset/{t.postgres}", "--", "psql", "-U",
                      t.admin_user, "-d", t.database, "-c", statement)
 
     def add(action: str, target: str, why: str, command: str, finding: Finding, **params: Any) -> None:
-        if (action, target, command) not in seen:  # one step per change: two set-env on one deployment stay
+        # One step per change (two set-env on one deployment stay), and one per database session: a backend
+        # the plan already terminates or cancels needs no second step (a cancel after a terminate finds no one).
+        session = params.get("pid") if action in ("terminate-backend", "cancel-query") else None
+        if (action, target, command) not in seen and (session is None or ("pid", session) not in seen):
             seen.add((action, target, command))
+            if session is not None:
+                seen.add(("pid", session))
             steps.append(Mitigation(action, target, why, command, f"{finding.kind.value}: {finding.subject}",
                                     params={"namespace": t.namespace, **params}))
 

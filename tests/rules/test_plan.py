@@ -106,3 +106,11 @@ def test_dependencies_and_load_get_the_playbooks_actions():
     assert any(c[-2:] == ["-X", "POST", "http://localhost:3000/admin/circuit-breaker/enable"][-2:] for c in commands)
     scale = next(s for s in steps if s.action == "scale")
     assert "--replicas=5" in scale.command  # 3 x 2 = 6, held to max_replicas
+
+
+def test_a_session_gets_one_step_a_cancel_after_its_terminate_would_find_no_one():
+    findings = [Finding(Kind.LOCK_ROOT, "pid 42", "d", LockRoot(pid=42, blocked_count=4, state="active")),
+                Finding(Kind.DDL_QUEUED, "pid 43", "d", DdlQueued(pid=43, queued_behind=3)),
+                Finding(Kind.LONG_RUNNING_QUERY, "pid 42", "d", LongRunningQuery(pid=42, age_seconds=900))]
+    assert [(m.action, m.target) for m in plan(findings)] == [("cancel-query", "pid 43"),
+                                                             ("terminate-backend", "pid 42")]
