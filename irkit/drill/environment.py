@@ -7,10 +7,12 @@ what a responder applies (:meth:`DrillEnvironment.cause_gone`), and stops all of
 from __future__ import annotations
 
 import contextlib
+import secrets
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,7 @@ class DrillEnvironment:
         self.down: set[str] = set()  # the labs a scenario stopped: "postgres", "redis"
         self._broken: list[tuple[str, str]] = []  # (kind, name) of workloads whose pods do not run
         self._replicas: dict[str, int] = {}
+        self._rotated_at = 0.0  # when the scenario rotated the app role's password
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> DrillEnvironment:
@@ -64,10 +67,24 @@ class DrillEnvironment:
             self.workdir = Path(tempfile.mkdtemp(prefix=f"irkit-drill-{sc.name}-"))
             self._stack.callback(shutil.rmtree, self.workdir, ignore_errors=True)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.postgres = self._stack.enter_context(PostgresLab(settings=(f"max_connections={sc.max_connections}",)))
+        settings = (f"max_connections={sc.max_connections}",
+                    *(("shared_preload_libraries=pg_stat_statements",) if sc.pg_stat_statements else ()))
+        self.postgres = self._stack.enter_context(PostgresLab(settings=settings))
         self.say(f"postgresql  {self.postgres.dsn}")
         self._hold_sessions()
-        self.redis = self._stack.enter_context(RedisLab()) if sc.redis else None
+        credentials = None
+        if sc.rotated_password:  # the secret store rotated it; the app's pods hold the old one until they restart
+            stale, rotated_at = self.postgres.rotate_password("marketplace"), time.time()
+            self._rotated_at = rotated_at
+            self.say("postgresql  the app role's password rotated: its pods hold the old one until restarted")
+
+            def credentials() -> str:
+                return self.postgres.app_dsn if self._restarted_since(rotated_at) else stale
+        redis_lab = RedisLab(password=secrets.token_urlsafe(16) if sc.redis_password else "",
+                             maxmemory=sc.redis_maxmemory)
+        self.redis = self._stack.enter_context(redis_lab) if sc.redis else None
+        if self.redis is not None and sc.redis_maxmemory:
+            self.redis.fill()
         if self.redis is not None:
             self.say(f"redis       {self.redis.url}")
         self.down = {lab for lab, down in (("postgres", sc.database_down), ("redis", sc.redis_down and sc.redis))
@@ -76,7 +93,7 @@ class DrillEnvironment:
         self.marketplace = self._stack.enter_context(Marketplace(
             self.postgres.app_dsn, sc.live, baseline={h.service: h.segments[0] for h in sc.traffic},
             recovered=self.cause_gone, backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else "",
-            names=names, ready=self._serves, endpoints=sc.endpoints or ENDPOINTS))
+            names=names, ready=self._serves, endpoints=sc.endpoints or ENDPOINTS, credentials=credentials))
         self.say(f"marketplace {self.marketplace.url}")
         self.prometheus = self._stack.enter_context(PrometheusLab(
             sc.traffic, history_start=sc.history_start, ahead=0.0,
@@ -131,6 +148,17 @@ class DrillEnvironment:
             self.down.discard("redis")
         self.say(f"kubernetes  pod {pod} of {workload} replaced in {namespace} ({sc.name})")
 
+    def _restarted_since(self, moment: float) -> bool:
+        """Every pod of the backend workload started after ``moment`` (a restart picked up the new secret)."""
+        kube = getattr(self, "kube", None)
+        if kube is None:
+            return False
+        backend = self.scenario.settings.backend_deployment
+        pods = kube.objects("pods", group="", prefix=f"{backend}-")
+        started = [datetime.fromisoformat(p["metadata"]["creationTimestamp"].replace("Z", "+00:00")).timestamp()
+                   for p in pods]
+        return bool(started) and min(started) >= int(moment)
+
     def _serves(self, workload: str) -> bool:
         """Whether ``workload`` has a ready pod (a workload the cluster does not hold is not the drill's to
         judge: it serves). Before the emulator is up, nothing is asked."""
@@ -163,13 +191,15 @@ class DrillEnvironment:
         an environment switch, more replicas) the change is in place. Nothing modelled: not gone.
         """
         sc, parts = self.scenario, []
-        held = self.postgres.held
+        held = [h for h in self.postgres.held if not h.steady]  # a steady workload is traffic, not the cause
         if held and sc.recovers_when_sessions_end:
             parts.append(all(h.finished for h in held))
         for kind, name in self._broken:
             parts.append(self._healthy(kind, name))
         if sc.database_down or sc.redis_down:
             parts.append(not self.down)
+        if sc.rotated_password:
+            parts.append(self._restarted_since(self._rotated_at))
         action = (sc.truth.mitigation or {}).get("action")
         target = str((sc.truth.mitigation or {}).get("target", "")).removeprefix("deployment/")
         if action == "enable-circuit-breaker":
@@ -188,7 +218,8 @@ class DrillEnvironment:
         for session in self.scenario.sessions:
             for _ in range(session.repeat):
                 try:
-                    held = self.postgres.hold(session.statements, application=session.application)
+                    held = self.postgres.hold(session.statements, application=session.application,
+                                              every=session.every)
                 except DrillError as exc:
                     raise ScenarioError(f"{self.scenario.path} [[sessions]] {session.name}: {exc}") from exc
                 self.pids.setdefault(session.name, held.pid)  # {name} in the truth: the first of them

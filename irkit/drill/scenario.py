@@ -115,6 +115,7 @@ class Session:
     statements: tuple[str, ...]
     application: str = "backend"
     repeat: int = 1  # this many identical sessions (an application's idle connections filling the pool)
+    every: float | None = None  # a steady workload: run the statements again and again, this many seconds apart
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,10 @@ class Scenario:
     redis: bool = False
     recovers_when_sessions_end: bool = False
     max_connections: int = 100
+    pg_stat_statements: bool = False  # loaded (shared_preload_libraries) and created in the drill database
+    rotated_password: bool = False  # the app role's password rotated at the start; the app holds the old one
+    redis_password: bool = False  # Redis requires a password the app was never given (NOAUTH)
+    redis_maxmemory: str = ""  # Redis at this maxmemory (noeviction), filled: writes refused (OOM)
     database_down: bool = False  # PostgreSQL is stopped once everything is up: the database itself is down
     deadlocks: int = 0  # real deadlocks caused (and broken by PostgreSQL) before the run
     redis_down: bool = False  # Redis likewise (needs redis = true)
@@ -274,6 +279,8 @@ class TruthTable(_Table):
 
 class DatabaseTable(_Table):
     max_connections: Annotated[int, Field(ge=20, le=500)] = 100
+    pg_stat_statements: bool = False
+    rotated_password: bool = False
     down: bool = False
     deadlocks: Annotated[int, Field(ge=0, le=10)] = 0
 
@@ -297,6 +304,8 @@ class MetricsTable(_Table):
 
 class MarketplaceTable(_Table):
     endpoints: list[EndpointTable] = Field(default_factory=list, max_length=20)
+    redis_password: bool = False
+    redis_maxmemory: Annotated[str, Field(pattern=r"^$|^[0-9]{1,4}(kb|mb)$")] = ""
     backend_up: bool = True
     redis: bool = False
     redis_down: bool = False
@@ -308,6 +317,14 @@ class SessionTable(_Table):
     application: str = "backend"
     statements: list[str] = Field(min_length=1, max_length=MAX_STATEMENTS)
     repeat: Annotated[int, Field(ge=1, le=MAX_SESSIONS)] = 1
+    every: str | None = None  # a steady workload: the statements again and again, this far apart ("0.5s")
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, every: str | None) -> str | None:
+        if every is not None and not (_OFFSET.match(every.strip()) and 0.05 <= _offset(every, "every") <= 3600):
+            raise ValueError(f"every {every!r} must be a duration like 0.5s or 2m (from 0.05 s to 1 h)")
+        return every
 
     @field_validator("statements")
     @classmethod
@@ -507,10 +524,13 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
                     findings_accept=_patterns(t.findings.accept), findings_forbid=_patterns(t.findings.forbid),
                     no_cause=t.no_cause),
         traffic=tuple(h.history() for h in spec.traffic), cluster=spec.cluster,
-        sessions=tuple(Session(s.name, tuple(s.statements), s.application, s.repeat) for s in spec.sessions),
+        sessions=tuple(Session(s.name, tuple(s.statements), s.application, s.repeat,
+                               _offset(s.every, "every") if s.every else None) for s in spec.sessions),
         backend_up=spec.marketplace.backend_up, redis=spec.marketplace.redis,
         recovers_when_sessions_end=spec.marketplace.recovers_when_sessions_end, namespace=spec.namespace,
         max_connections=spec.database.max_connections, database_down=spec.database.down,
+        pg_stat_statements=spec.database.pg_stat_statements, rotated_password=spec.database.rotated_password,
+        redis_password=spec.marketplace.redis_password, redis_maxmemory=spec.marketplace.redis_maxmemory,
         redis_down=spec.marketplace.redis_down, deadlocks=spec.database.deadlocks,
         parameters=dict(spec.parameters), config=_relative_paths(dict(spec.config), path), path=path,
         status_format=spec.metrics.status_format,

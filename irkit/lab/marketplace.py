@@ -76,6 +76,7 @@ class Marketplace:
     names: MetricNames = field(default_factory=MetricNames)  # what /metrics calls its series
     endpoints: tuple[Endpoint, ...] = ENDPOINTS
     ready: Callable[[str], bool] | None = None  # whether a workload has a ready pod (None: always)
+    credentials: Callable[[], str] | None = None  # the DSN the app holds right now (None: ``dsn``)
 
     @property
     def url(self) -> str:
@@ -102,7 +103,8 @@ class Marketplace:
         self._last = time.time()
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=1, socket_connect_timeout=1) \
+        # RESP2, as most application clients speak it: a missing password is NOAUTH on the first command.
+        self._redis = redis.Redis.from_url(self.redis_url, socket_timeout=1, socket_connect_timeout=1, protocol=2) \
             if self.redis_url else None
         handler = type("Handler", (_Handler,), {"app": self})
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
@@ -137,7 +139,8 @@ class Marketplace:
     # ------------------------------------------------------------------ behaviour
 
     def _connect(self, autocommit: bool = True) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.dsn, autocommit=autocommit, application_name="backend", connect_timeout=2,
+        dsn = self.credentials() if self.credentials is not None else self.dsn
+        return psycopg.connect(dsn, autocommit=autocommit, application_name="backend", connect_timeout=2,
                                options="-c statement_timeout=2000")
 
     def _orders(self) -> None:
@@ -175,6 +178,7 @@ class Marketplace:
         if self._redis is not None:
             try:
                 self._redis.ping()
+                self._redis.set("marketplace:health", "1", ex=30)  # the cache takes writes too (maxmemory)
                 body["redis"] = "ok"
             except redis.RedisError as exc:
                 body.update(status="failing", redis=f"error: {exc}")

@@ -91,20 +91,35 @@ _SEED = (
 class HeldSession:
     """A session kept open on a thread of its own: idle in its transaction, waiting on a lock, or running."""
 
-    def __init__(self, dsn: str, statements: tuple[str, ...], application: str) -> None:
+    def __init__(self, dsn: str, statements: tuple[str, ...], application: str, every: float | None = None) -> None:
         # dsn: the role the session runs as (the lab's app_dsn: an ordinary role, never the superuser)
+        # every: run the statements again and again, this many seconds apart (a steady workload), until closed
         self.statements = statements
+        self.every = every
         self.error: BaseException | None = None
-        self.done = threading.Event()  # every statement returned
+        self.done = threading.Event()  # every statement returned (a steady workload: it stopped)
+        self.rounds = 0
+        self._ran = threading.Event()  # the statements ran once
+        self._stop = threading.Event()
         self._conn = psycopg.connect(dsn, autocommit=True, application_name=application, connect_timeout=5)
         self.pid = self._conn.info.backend_pid
         self._thread = threading.Thread(target=self._run, name=f"held-session-{self.pid}", daemon=True)
         self._thread.start()
 
+    @property
+    def steady(self) -> bool:
+        """A workload that keeps running, not a session that holds or waits: never the drill's cause."""
+        return self.every is not None
+
     def _run(self) -> None:
         try:
-            for statement in self.statements:
-                self._conn.execute(statement.encode())  # bytes: no client-side parameter parsing
+            while True:
+                for statement in self.statements:
+                    self._conn.execute(statement.encode())  # bytes: no client-side parameter parsing
+                self.rounds += 1
+                self._ran.set()
+                if self.every is None or self._stop.wait(self.every):
+                    return
         except psycopg.Error as exc:
             self.error = exc
         finally:
@@ -114,6 +129,12 @@ class HeldSession:
         """Wait until every statement ran, or the session waits on a lock, or runs its last statement."""
         deadline = time.monotonic() + timeout
         last = self.statements[-1].strip()
+        if self.steady:  # a workload has settled once it ran its statements once
+            if not self._ran.wait(timeout) and not self.done.is_set():
+                raise DrillError(f"the workload did not run its statements once within {timeout:.0f} s")
+            if self.error is not None:
+                raise DrillError(str(self.error).strip())
+            return
         while time.monotonic() < deadline:
             if self.done.wait(0.02):
                 if self.error is not None:
@@ -132,6 +153,7 @@ class HeldSession:
         return self.done.is_set()
 
     def close(self) -> None:
+        self._stop.set()
         self._thread.join(5)
         # Never close a connection another thread is executing on (libpq is not safe for that);
         # psycopg's connection lock is free once the statement returned.
@@ -213,6 +235,9 @@ class PostgresLab:
             conn.execute("ALTER ROLE irkit SET default_transaction_read_only = on")
             # What docs/actions.md asks of pg_action_dsn: signal other sessions, read them, nothing else.
             conn.execute("GRANT pg_signal_backend, pg_read_all_stats TO responder")
+        if any("pg_stat_statements" in setting for setting in self.settings):  # loaded: its view, in the database
+            with psycopg.connect(self.admin_dsn(self.database), autocommit=True) as conn:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         with psycopg.connect(self.app_dsn, autocommit=True) as conn:
             conn.execute(MARKETPLACE_SCHEMA)
             params = {"users": self.users, "products": self.products, "orders": self.orders,
@@ -226,9 +251,11 @@ class PostgresLab:
     def held(self) -> list[HeldSession]:
         return list(self._held)
 
-    def hold(self, statements: tuple[str, ...] | list[str], application: str = "backend") -> HeldSession:
-        """Open a session that runs ``statements`` in order and stays (idle in transaction, or blocked)."""
-        held = HeldSession(self.app_dsn, tuple(statements), application)
+    def hold(self, statements: tuple[str, ...] | list[str], application: str = "backend",
+             every: float | None = None) -> HeldSession:
+        """Open a session that runs ``statements`` in order and stays (idle in transaction, or blocked); with
+        ``every``, one that runs them again and again that many seconds apart (a steady workload)."""
+        held = HeldSession(self.app_dsn, tuple(statements), application, every)
         self._held.append(held)
         with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as admin:
             held.settle(admin)
@@ -297,6 +324,22 @@ class PostgresLab:
     def reader_dsn(self) -> str:
         """The read-only ``irkit`` role: what a drill's investigation connects as."""
         return self._dsn("irkit", self.database)
+
+    def rotate_password(self, role: str = "marketplace") -> str:
+        """Give ``role`` a new password (the lab's passfile follows), as a rotation in a secret store does; the
+        DSN of a passfile holding the old one, for what still uses the old credentials, is returned: its
+        connections fail with PostgreSQL's ``password authentication failed for user``."""
+        stale = os.path.join(self._private, f"pgpass-before-rotation-{role}")
+        with open(os.open(stale, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+            fh.writelines(f"*:*:*:{r}:{pw}\n" for r, pw in self._passwords.items())
+        self._passwords[role] = secrets.token_urlsafe(24)
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f"ALTER ROLE {role} PASSWORD '{self._passwords[role]}'")  # generated, URL-safe: a literal
+        fresh = f"{self.passfile}.new"
+        with open(os.open(fresh, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+            fh.writelines(f"*:*:*:{r}:{pw}\n" for r, pw in self._passwords.items())
+        os.replace(fresh, self.passfile)
+        return self._dsn(role, self.database).replace(quote(self.passfile, safe="/"), quote(stale, safe="/"))
 
     def resume(self) -> None:
         """Start the server (again, after :meth:`pause`): the drill's database pod coming back."""

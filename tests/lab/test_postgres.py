@@ -6,6 +6,7 @@ import os
 import shutil
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import psycopg
@@ -57,3 +58,33 @@ def test_the_investigation_role_reads_but_cannot_write(pg_lab: PostgresLab):
             conn.execute("DELETE FROM orders WHERE id = 1")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             conn.execute("BEGIN READ WRITE; DELETE FROM orders WHERE id = 1")
+
+
+def test_a_steady_workload_shows_in_pg_stat_statements_and_stops_with_the_lab():
+    with PostgresLab(settings=("shared_preload_libraries=pg_stat_statements",)) as lab:
+        lookup = "SELECT id FROM orders WHERE user_id = 7 AND status = 'pending'"  # no index on user_id
+        workload = lab.hold([lookup], application="order-lookups", every=0.05)
+        assert workload.steady
+        deadline = time.monotonic() + 10
+        while workload.rounds < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with psycopg.connect(lab.reader_dsn, autocommit=True) as conn:  # the investigation's role reads it
+            calls = conn.execute("SELECT sum(calls) FROM pg_stat_statements WHERE query LIKE %s",
+                                 ("SELECT id FROM orders WHERE user_id%",)).fetchone()[0]
+            scans = 0
+            while scans < 20 and time.monotonic() < deadline:  # a busy backend flushes its table counters ~1/s
+                scans = conn.execute("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'orders'").fetchone()[0]
+                time.sleep(0.2)
+        assert calls >= 20 and scans >= 20  # every lookup a sequential scan
+        assert not workload.finished  # it keeps going until the lab stops it
+    assert workload.finished
+
+
+def test_a_rotated_password_refuses_what_still_holds_the_old_one(pg_lab: PostgresLab):
+    stale = pg_lab.rotate_password("marketplace")
+    with pytest.raises(psycopg.OperationalError, match='password authentication failed for user "marketplace"'):
+        psycopg.connect(stale, connect_timeout=5)
+    with psycopg.connect(pg_lab.app_dsn, connect_timeout=5) as conn:  # the lab's passfile holds the new one
+        assert conn.execute("SELECT current_user").fetchone() == ("marketplace",)
+    with psycopg.connect(pg_lab.reader_dsn, connect_timeout=5) as conn:  # the other roles are untouched
+        assert conn.execute("SELECT current_user").fetchone() == ("irkit",)

@@ -48,3 +48,20 @@ def test_a_restarted_redis_keeps_its_port_and_starts_empty():
         client.close()
     finally:
         lab.stop()
+
+
+def test_a_password_and_a_full_maxmemory_refuse_as_redis_does():
+    import pytest
+
+    with RedisLab(password="drill-only-secret", maxmemory="2mb") as lab:
+        stranger = redis.Redis.from_url(lab.url, socket_timeout=2, protocol=2)  # never given the password; RESP2
+        with pytest.raises(redis.exceptions.AuthenticationError, match="Authentication required"):
+            stranger.ping()
+        assert "drill-only-secret" not in " ".join(lab._proc.args)  # not on the command line (ps shows that)
+        lab.fill()
+        owner = redis.Redis.from_url(f"redis://:drill-only-secret@127.0.0.1:{lab.port}/0", socket_timeout=2)
+        with pytest.raises(redis.exceptions.OutOfMemoryError, match="command not allowed when used memory > 'maxmemory'"):
+            owner.set("one-more", "x" * 1024)
+        assert owner.get("filler:0") is not None  # noeviction: nothing was thrown away
+        owner.close()
+        stranger.close()
