@@ -147,10 +147,11 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
                     add("cancel-query", f"pid {pid}", f"query running {age:.0f} s saturates the database",
                         psql(f"SELECT pg_cancel_backend({pid});"), f, pid=pid, reason="long-running", query=query)
             case kinds.BadRevision(deployment=dep, revision=revision, image=image, age_minutes=age,
-                             previous_revision=previous):
+                             previous_revision=previous, failures=failures):
                 dep = dep or f.subject
+                how = ", ".join(failures) or "fails"  # crashloop, oom-killed, image-pull, not-ready: as seen
                 add("rollout-undo", f"deployment/{dep}",
-                    f"revision {revision} ({image}) deployed {age:.0f} min ago crashloops; "
+                    f"revision {revision} ({image}) deployed {age:.0f} min ago: {how}; "
                     f"previous revision {previous} was healthy",
                     shell("kubectl", "rollout", "undo", f"deployment/{dep}", "-n", t.namespace), f, deployment=dep,
                     from_revision=revision)
