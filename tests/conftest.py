@@ -122,6 +122,7 @@ SLOW_MODULES = frozenset({
     "tests/drill/test_drill.py",  # whole incidents staged and run through five phases
     "tests/drill/test_environment.py",  # a drill's servers started, kept up, and stopped by Ctrl-C
     "tests/drill/test_run.py",  # a drill that applies its confirmed plan and recovers
+    "tests/drill/test_printed_commands.py",  # every printed command pasted into kubectl against a drill
     "tests/drill/test_hostile.py",  # the hostile-data drill end to end, its report in a browser
     "tests/lab",  # the lab's real servers and kubectl against the emulator
     "tests/actions/test_kube.py",  # every action applied, verified and undone against the services

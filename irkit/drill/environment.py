@@ -19,7 +19,7 @@ from typing import Any
 from irkit import config as irconfig
 from irkit.drill.scenario import Scenario
 from irkit.errors import ConfigError, DrillError, ScenarioError
-from irkit.lab.kube import KubeLab, build_cluster
+from irkit.lab.kube import ExecProcess, KubeLab, build_cluster
 from irkit.lab.marketplace import ENDPOINTS, Marketplace
 from irkit.lab.postgres import PostgresLab
 from irkit.lab.prometheus import PrometheusLab
@@ -101,6 +101,9 @@ class DrillEnvironment:
         self.say(f"prometheus  {self.prometheus.url}")
         kube = self.kube = self._stack.enter_context(self._kube or KubeLab())
         kube.load(build_cluster(sc.cluster, sc.namespace))
+        # kubectl exec: the plan's psql and curl lines run against the drill's database and API.
+        kube.emulator.run_exec = ExecProcess(env={"PGHOST": "127.0.0.1", "PGPORT": str(self.postgres.port),
+                                                  "PGPASSFILE": self.postgres.passfile, "PGCONNECT_TIMEOUT": "5"})
         kube.emulator.on_pod_replaced.append(self._pod_replaced)
         # Workloads with pods that do not run (and could: pending and unschedulable pods wait for room
         # the drill cannot make): the scenario's cause is not gone until they are ready again.

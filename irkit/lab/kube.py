@@ -53,7 +53,7 @@ from kmock import KubernetesEmulator, ResourceInfo, Server
 from irkit.errors import DrillError
 from irkit.lab.patches import PatchError, apply_patch
 
-__all__ = ["Cluster", "ClusterEmulator", "JobProcess", "CLUSTER_KEYS", "KubeLab", "PodFault", "build_cluster", "match_fields", "match_labels", "signature"]
+__all__ = ["Cluster", "ClusterEmulator", "JobProcess", "CLUSTER_KEYS", "ExecProcess", "KubeLab", "PodFault", "build_cluster", "match_fields", "match_labels", "signature"]
 
 
 # --------------------------------------------------------------------------- selectors
@@ -345,6 +345,9 @@ class ClusterEmulator(KubernetesEmulator):
     tokens: set[str] = attrs.field(factory=set)
     # Runs a created Job's pod (a kubelet's part): (succeeded, what its container said); None: Jobs only stored.
     run_job: Callable[[dict[str, Any]], tuple[bool, str]] | None = None
+    # Runs an exec'd command "in" a container (a kubelet's part): (namespace, pod, container, argv) -> (exit code,
+    # stdout, stderr); None: exec answers that the emulator runs no container processes.
+    run_exec: Callable[[str, str, str, list[str]], tuple[int, bytes, bytes]] | None = None
     _version: int = 1000
     _made: int = 0
 
@@ -379,6 +382,8 @@ class ClusterEmulator(KubernetesEmulator):
             return await self._access_review(request)
         if plural == "pods" and request.subresource == "log":
             return self._serve_log(request)
+        if plural == "pods" and request.subresource == "exec":
+            return await self._exec(request)
         if plural in ("deployments", "statefulsets", "replicasets") and request.subresource == "scale":
             return await self._serve_scale(request)
         method = request.method.value.upper()
@@ -493,6 +498,39 @@ class ClusterEmulator(KubernetesEmulator):
         self._version += 1
         obj.setdefault("metadata", {})["resourceVersion"] = str(self._version)
         self.objects[key] = obj
+
+    async def _exec(self, request: Any) -> aiohttp.web.StreamResponse:
+        """``kubectl exec`` over the WebSocket remote-command protocol (``v5.channel.k8s.io``, ``v4``): each
+        binary message starts with its channel (1 stdout, 2 stderr, 3 the status as JSON). The command runs through
+        :attr:`run_exec`; stdin is not read (the plan's lines carry their input in arguments)."""
+        raw = request._raw_request
+        found = self._get("pods", request.namespace, request.name)
+        if found is None:
+            return self._status(404, "NotFound", f'pods "{request.name}" not found')
+        containers = [c["name"] for c in (found[1].get("spec") or {}).get("containers") or []]
+        container = raw.query.get("container") or (containers[0] if containers else "")
+        if container not in containers:
+            return self._status(400, "BadRequest", f"container {container} is not valid for pod {request.name}")
+        argv = raw.query.getall("command", [])
+        socket = aiohttp.web.WebSocketResponse(protocols=("v5.channel.k8s.io", "v4.channel.k8s.io"))
+        if not socket.can_prepare(raw).ok:
+            return self._status(400, "BadRequest", "exec needs a WebSocket upgrade (v5.channel.k8s.io); this API "
+                                                   "server does not speak SPDY")
+        await socket.prepare(raw)
+        if self.run_exec is None:
+            code, out, err = 126, b"", b"the drill's emulator runs no container processes\n"
+        else:
+            code, out, err = await asyncio.to_thread(self.run_exec, request.namespace, request.name, container, argv)
+        for channel, data in ((1, out), (2, err)):
+            if data:
+                await socket.send_bytes(bytes([channel]) + data)
+        status = ({"metadata": {}, "status": "Success"} if code == 0 else {
+            "metadata": {}, "status": "Failure", "reason": "NonZeroExitCode",
+            "message": f"command terminated with non-zero exit code: error executing command {argv}: exit {code}",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}})
+        await socket.send_bytes(b"\x03" + json.dumps(status).encode())
+        await socket.close()
+        return socket
 
     async def _access_review(self, request: Any) -> aiohttp.web.StreamResponse:
         """``kubectl auth can-i``: answered from what this API server lets the caller do (every verb, except on
@@ -934,6 +972,34 @@ class JobProcess:
         except subprocess.TimeoutExpired:
             return False, f"DeadlineExceeded: the pod ran longer than {deadline:.0f} s"
         return proc.returncode == 0, f"exit {proc.returncode}: {(proc.stderr or '').strip()[-250:]}"
+
+
+@dataclass
+class ExecProcess:
+    """A kubelet for ``kubectl exec`` in a drill (:attr:`ClusterEmulator.run_exec`): the commands the plan prints
+    run as local processes with ``env`` (the drill's PostgreSQL as PGHOST/PGPORT/PGPASSFILE), so ``psql`` reaches
+    the drill's database and ``curl`` its API. Only ``allowed`` programs run (the drill's containers have nothing
+    else); each within ``timeout`` seconds, its output bounded."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    allowed: tuple[str, ...] = ("psql", "curl")
+    timeout: float = 30.0
+    limit: int = 1 << 20
+
+    def __call__(self, namespace: str, pod: str, container: str, argv: list[str]) -> tuple[int, bytes, bytes]:
+        import os
+        import shutil
+        import subprocess
+        if not argv or argv[0] not in self.allowed or shutil.which(argv[0]) is None:
+            name = argv[0] if argv else ""
+            return 127, b"", f'exec: "{name}": executable file not found in $PATH (the drill runs only: ' \
+                             f'{", ".join(self.allowed)})\n'.encode()
+        try:
+            proc = subprocess.run(argv, env={**os.environ, **self.env}, capture_output=True, timeout=self.timeout,
+                                  stdin=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired:
+            return 124, b"", f"{argv[0]} ran longer than {self.timeout:.0f} s in {pod}/{container}\n".encode()
+        return proc.returncode, proc.stdout[: self.limit], proc.stderr[: self.limit]
 
 
 def _tls_server(context: ssl.SSLContext) -> type[aiohttp.test_utils.RawTestServer]:
