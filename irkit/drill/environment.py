@@ -7,12 +7,16 @@ what a responder applies (:meth:`DrillEnvironment.cause_gone`), and stops all of
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import shutil
 import tempfile
+import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,13 @@ from irkit.lab.prometheus import PrometheusLab
 from irkit.lab.redis import RedisLab
 
 __all__ = ["DrillEnvironment"]
+
+
+def _seconds(text: Any) -> float:
+    """'20s', '2m' or seconds, at least one second."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    value = float(text) if isinstance(text, int | float) else float(str(text)[:-1]) * units[str(text)[-1]]
+    return max(1.0, value)
 
 
 
@@ -112,6 +123,9 @@ class DrillEnvironment:
                                for p in w.get("pods", []))]
         self._replicas = {w["name"]: int(w.get("replicas", 1)) for w in sc.cluster.get("workloads", [])}
         self.kubeconfig = kube.write_kubeconfig(self.workdir / "kubeconfig", sc.namespace)
+        for cronjob in sc.cluster.get("cronjobs", []):
+            if cronjob.get("reapplies"):
+                self._start_actor(cronjob)
         self.say(f"kubernetes  {kube.url} (kubeconfig {self.kubeconfig})")
         for _ in range(sc.deadlocks):
             self.postgres.deadlock()
@@ -150,6 +164,46 @@ class DrillEnvironment:
             self.redis.start()
             self.down.discard("redis")
         self.say(f"kubernetes  pod {pod} of {workload} replaced in {namespace} ({sc.name})")
+
+    def _start_actor(self, cronjob: dict[str, Any]) -> None:
+        """A scheduled actor: while the CronJob is not suspended, every ``every`` (drill time) it sets the
+        Deployment's container image back to ``reapplies.image`` through the API, as its kubectl would, and the
+        API records it as the writer (managedFields). A rollback alone does not last; suspending it does."""
+        target = cronjob["reapplies"]
+        deployment, image = str(target["deployment"]), str(target["image"])
+        every = _seconds(cronjob.get("every", "20s"))
+        stop = threading.Event()
+        self._stack.callback(stop.set)
+        base = f"{self.kube.url}/apis"
+        ns = self.scenario.namespace
+
+        def call(method: str, path: str, body: dict[str, Any], kind: str) -> Any:
+            request = urllib.request.Request(f"{base}/{path}", data=json.dumps(body).encode(), method=method,
+                                             headers={"Content-Type": kind})
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return json.loads(response.read())
+
+        def run() -> None:
+            while not stop.wait(every):
+                try:
+                    found = self.kube.objects("cronjobs", group="batch", name=str(cronjob["name"]))
+                    dep = self._deployment(deployment)
+                    if not found or found[0]["spec"].get("suspend") or dep is None:
+                        continue
+                    containers = dep["spec"]["template"]["spec"]["containers"]
+                    call("PATCH", f"batch/v1/namespaces/{ns}/cronjobs/{cronjob['name']}",
+                         {"status": {"lastScheduleTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}},
+                         "application/merge-patch+json")
+                    if containers[0].get("image") != image:
+                        call("PATCH", f"apps/v1/namespaces/{ns}/deployments/{deployment}?fieldManager="
+                             f"{urllib.parse.quote(str(cronjob['name']))}",
+                             {"spec": {"template": {"spec": {"containers": [
+                                 {"name": containers[0]["name"], "image": image}]}}}},
+                             "application/strategic-merge-patch+json")
+                        self.say(f"kubernetes  cronjob {cronjob['name']} set {deployment} back to {image}")
+                except (OSError, ValueError, KeyError, IndexError) as exc:
+                    self.say(f"kubernetes  cronjob {cronjob['name']} failed this round: {exc}")
+        threading.Thread(target=run, name=f"drill-cronjob-{cronjob['name']}", daemon=True).start()
 
     def _restarted_since(self, moment: float) -> bool:
         """Every pod of the backend workload started after ``moment`` (a restart picked up the new secret)."""

@@ -599,6 +599,12 @@ class ClusterEmulator(KubernetesEmulator):
                         meta[kept] = current["metadata"][kept]
                 if new.get("spec") != current.get("spec"):
                     meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
+                    # Who wrote it, as the API server records it (kubectl-rollout, kubectl-set, a controller...).
+                    manager = request.params.get("fieldManager") or "unknown"
+                    meta["managedFields"] = [*(f for f in current["metadata"].get("managedFields") or []
+                                               if f.get("manager") != manager),
+                                             {"manager": manager, "operation": "Update",
+                                              "time": _ts(datetime.now(UTC))}][-8:]
                 if dry:
                     return aiohttp.web.json_response(new)
                 self._put(key, new)
@@ -1176,7 +1182,8 @@ CLUSTER_KEYS: dict[str, frozenset[str]] = {
     "cluster.secrets": frozenset({"name", "app", "keys", "changed", "manager"}),
     "cluster.hpas": frozenset({"name", "target", "min", "max", "current", "desired", "cpu_target", "cpu_now"}),
     "cluster.services": frozenset({"name", "app", "port", "target_port"}),
-    "cluster.cronjobs": frozenset({"name", "schedule", "suspend", "image", "command", "last_schedule", "age"}),
+    "cluster.cronjobs": frozenset({"name", "schedule", "suspend", "image", "command", "last_schedule", "age",
+                                   "reapplies", "every"}),
     "cluster.volumes": frozenset({"name", "capacity", "storage_class", "phase", "app"}),
     "cluster.quotas": frozenset({"name", "hard", "used"}),
     "cluster.workloads": frozenset({"name", "kind", "container", "app", "replicas", "limits", "revisions", "pods",

@@ -133,3 +133,50 @@ def test_keep_running_leaves_the_environment_up_and_its_printed_lines_work_in_a_
     assert not [n for n, port in ports.items() if _listening(port)]
     assert not Path(config).exists()  # the drill's kubeconfig and irkit.toml went with it
 
+
+
+def test_a_scheduled_actor_rebreaks_a_rollback_until_it_is_suspended(tmp_path: Path):
+    import os
+    import subprocess as sp
+    import time as clock
+
+    from irkit import drill
+    text = (drill.SCENARIO_DIR / "crashloop-after-deploy.toml").read_text().replace("[cluster]\n", """[cluster]
+[[cluster.cronjobs]]
+name = "pin-release"
+schedule = "*/5 * * * *"
+every = "1s"
+reapplies = { deployment = "backend-deployment", image = "marketplace/backend:1.43.0" }
+""", 1)
+    path = tmp_path / "pinned.toml"
+    path.write_text(text)
+    scenario = drill.load_scenario(path)
+    with drill.DrillEnvironment(scenario) as env:
+        kubectl = {**os.environ, "KUBECONFIG": str(env.kubeconfig)}
+
+        def image() -> str:
+            [dep] = env.kube.objects("deployments", group="apps", name="backend-deployment")
+            return str(dep["spec"]["template"]["spec"]["containers"][0]["image"])
+
+        def run(*argv: str) -> None:
+            done = sp.run(["kubectl", *argv, "-n", scenario.namespace], capture_output=True, text=True, timeout=30,
+                          env=kubectl)
+            assert done.returncode == 0, done.stderr
+
+        run("rollout", "undo", "deployment/backend-deployment")
+        assert image() == "marketplace/backend:1.42.0"
+        deadline = clock.monotonic() + 10
+        while image() != "marketplace/backend:1.43.0" and clock.monotonic() < deadline:
+            clock.sleep(0.2)
+        assert image() == "marketplace/backend:1.43.0"  # the actor put the bad release back
+        [dep] = env.kube.objects("deployments", group="apps", name="backend-deployment")
+        assert dep["metadata"]["managedFields"][-1]["manager"] == "pin-release"  # and the API says who
+        assert not env.cause_gone()
+        run("patch", "cronjob/pin-release", "-p", '{"spec":{"suspend":true}}')
+        run("rollout", "undo", "deployment/backend-deployment")
+        clock.sleep(3)
+        assert image() == "marketplace/backend:1.42.0"  # suspended: the rollback lasts
+        deadline = clock.monotonic() + 10
+        while not env.cause_gone() and clock.monotonic() < deadline:
+            clock.sleep(0.2)
+        assert env.cause_gone()
