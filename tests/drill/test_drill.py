@@ -20,11 +20,29 @@ from tests.drill.test_environment import IRKIT, _listening, _ports
 FULL = {"lock-contention", "crashloop-after-deploy", "false-alarm"}
 
 
+# Drills mostly wait (on kernels, on Prometheus, on the settle windows): three run side by side, all of them once
+# for the module, and each test then reads its own drill's result.
+SIDE_BY_SIDE = 3
+
+
+@pytest.fixture(scope="module")
+def drills(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[subprocess.CompletedProcess[str], Path]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def run(name: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+        where = tmp_path_factory.mktemp(name)
+        phases = [] if name in FULL else ["--phases", "1-4"]
+        return subprocess.run([IRKIT, "drill", name, "--check", *phases, "--outputs", str(where)],
+                              capture_output=True, text=True, timeout=400, cwd=where), where
+
+    names = sorted(drill.scenarios())
+    with ThreadPoolExecutor(SIDE_BY_SIDE) as pool:
+        return dict(zip(names, pool.map(run, names), strict=True))
+
+
 @pytest.mark.parametrize("name", sorted(drill.scenarios()))
-def test_drill_finds_the_ground_truth(name: str, tmp_path: Path):
-    phases = [] if name in FULL else ["--phases", "1-4"]
-    result = subprocess.run([IRKIT, "drill", name, "--check", *phases, "--outputs", str(tmp_path)],
-                            capture_output=True, text=True, timeout=180, cwd=tmp_path)
+def test_drill_finds_the_ground_truth(name: str, drills: dict[str, tuple[subprocess.CompletedProcess[str], Path]]):
+    result, _ = drills[name]
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = Path(result.stdout.strip().splitlines()[-1])
     record = json.loads((run_dir / "drill.json").read_text())
