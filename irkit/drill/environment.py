@@ -24,7 +24,7 @@ from irkit import config as irconfig
 from irkit.drill.scenario import Scenario
 from irkit.errors import ConfigError, DrillError, ScenarioError
 from irkit.lab.kube import ExecProcess, KubeLab, build_cluster
-from irkit.lab.marketplace import ENDPOINTS, Marketplace
+from irkit.lab.marketplace import ENDPOINTS, External, Marketplace
 from irkit.lab.postgres import PostgresLab
 from irkit.lab.prometheus import PrometheusLab
 from irkit.lab.redis import RedisLab
@@ -100,11 +100,15 @@ class DrillEnvironment:
             self.say(f"redis       {self.redis.url}")
         self.down = {lab for lab, down in (("postgres", sc.database_down), ("redis", sc.redis_down and sc.redis))
                      if down}  # from the start: the marketplace asks cause_gone() from its first request
+        external = self._stack.enter_context(External(sc.external))
+        if sc.external != "up":
+            self.say(f"external    {external.url} ({sc.external})")
         names = sc.metric_names
         self.marketplace = self._stack.enter_context(Marketplace(
             self.postgres.app_dsn, sc.live, baseline={h.service: h.segments[0] for h in sc.traffic},
             recovered=self.cause_gone, backend_up=sc.backend_up, redis_url=self.redis.url if self.redis else "",
-            names=names, ready=self._serves, endpoints=sc.endpoints or ENDPOINTS, credentials=credentials))
+            names=names, ready=self._serves, endpoints=sc.endpoints or ENDPOINTS, credentials=credentials,
+            external_url=external.url))
         self.say(f"marketplace {self.marketplace.url}")
         self.prometheus = self._stack.enter_context(PrometheusLab(
             sc.traffic, history_start=sc.history_start, ahead=0.0,

@@ -137,6 +137,7 @@ class Scenario:
     rotated_password: bool = False  # the app role's password rotated at the start; the app holds the old one
     redis_password: bool = False  # Redis requires a password the app was never given (NOAUTH)
     redis_maxmemory: str = ""  # Redis at this maxmemory (noeviction), filled: writes refused (OOM)
+    external: str = "up"  # the external dependency an `external` endpoint calls: up, failing, slow or down
     database_down: bool = False  # PostgreSQL is stopped once everything is up: the database itself is down
     deadlocks: int = 0  # real deadlocks caused (and broken by PostgreSQL) before the run
     redis_down: bool = False  # Redis likewise (needs redis = true)
@@ -294,7 +295,7 @@ def _url_path(path: str) -> str:
 
 class EndpointTable(_Table):
     path: Annotated[str, AfterValidator(_url_path)]
-    serves: Literal["health", "products", "orders", "ok"] = "ok"
+    serves: Literal["health", "products", "orders", "ok", "external"] = "ok"
     workload: str | None = None  # default: the configured backend_deployment
 
 
@@ -306,6 +307,7 @@ class MarketplaceTable(_Table):
     endpoints: list[EndpointTable] = Field(default_factory=list, max_length=20)
     redis_password: bool = False
     redis_maxmemory: Annotated[str, Field(pattern=r"^$|^[0-9]{1,4}(kb|mb)$")] = ""
+    external: Literal["up", "failing", "slow", "down"] = "up"
     backend_up: bool = True
     redis: bool = False
     redis_down: bool = False
@@ -531,6 +533,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         max_connections=spec.database.max_connections, database_down=spec.database.down,
         pg_stat_statements=spec.database.pg_stat_statements, rotated_password=spec.database.rotated_password,
         redis_password=spec.marketplace.redis_password, redis_maxmemory=spec.marketplace.redis_maxmemory,
+        external=spec.marketplace.external,
         redis_down=spec.marketplace.redis_down, deadlocks=spec.database.deadlocks,
         parameters=dict(spec.parameters), config=_relative_paths(dict(spec.config), path), path=path,
         status_format=spec.metrics.status_format,

@@ -39,11 +39,12 @@ import redis
 from irkit.lab import free_port
 from irkit.lab.prometheus import Counters, MetricNames, Segment, exposition
 
-__all__ = ["ENDPOINTS", "SERVES", "Endpoint", "Marketplace"]
+__all__ = ["ENDPOINTS", "SERVES", "Endpoint", "External", "Marketplace"]
 
 # What an endpoint answers from: the database's SELECT 1 (and Redis's PING), the product read path, the order
-# write path, or nothing but the workload being there (a static page, a journey step the drill does not model).
-SERVES = ("health", "products", "orders", "ok")
+# write path, nothing but the workload being there (a static page, a journey step the drill does not model), or
+# a call to the external dependency (a managed API outside the cluster: :class:`External`).
+SERVES = ("health", "products", "orders", "ok", "external")
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Marketplace:
     endpoints: tuple[Endpoint, ...] = ENDPOINTS
     ready: Callable[[str], bool] | None = None  # whether a workload has a ready pod (None: always)
     credentials: Callable[[], str] | None = None  # the DSN the app holds right now (None: ``dsn``)
+    external_url: str = ""  # the external dependency an ``external`` endpoint calls
 
     @property
     def url(self) -> str:
@@ -222,6 +224,81 @@ class Marketplace:
         return 200, {"status": "ok", "orders_last_hour": recent[0] if recent else 0}
 
 
+    def external_check(self) -> tuple[int, dict[str, Any]]:
+        """A call to the external dependency, as the app makes it (2 s timeout); with the circuit breaker open,
+        the app stops calling and answers degraded (the playbook's degraded mode)."""
+        import urllib.error
+        import urllib.request
+        if self.circuit_breaker:
+            return 200, {"status": "degraded", "external": "circuit breaker open: not called"}
+        try:
+            with urllib.request.urlopen(self.external_url, timeout=2) as response:
+                return 200, {"status": "ok", "external": response.status}
+        except urllib.error.HTTPError as exc:
+            return 502, {"status": "failing", "error": f"upstream answered {exc.code} {exc.reason}"}
+        except TimeoutError:
+            return 504, {"status": "failing", "error": "upstream timed out after 2000 ms"}
+        except (urllib.error.URLError, OSError) as exc:
+            return 502, {"status": "failing", "error": f"upstream unreachable: {getattr(exc, 'reason', exc)}"}
+
+
+@dataclass
+class External:
+    """An external dependency (a managed API outside the cluster) on 127.0.0.1: ``state`` ``up`` (200),
+    ``failing`` (503), ``slow`` (answers after 30 s: clients time out) or ``down`` (nothing listens)."""
+
+    state: str = "up"
+    port: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/status"
+
+    def start(self) -> External:
+        self.port = self.port or free_port()
+        if self.state == "down":
+            return self  # the port stays closed: connection refused
+        state, gone = self.state, threading.Event()
+        self._gone = gone
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                if state == "slow":
+                    gone.wait(30)
+                code = 503 if state == "failing" else 200
+                body = b'{"status": "unavailable"}' if code == 503 else b'{"status": "ok"}'
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the client gave up first
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True,
+                         name="external-dependency").start()
+        return self
+
+    def stop(self) -> None:
+        if getattr(self, "_server", None) is not None:
+            self._gone.set()
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None  # type: ignore[assignment]
+
+    def __enter__(self) -> External:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 class _Handler(BaseHTTPRequestHandler):
     app: Marketplace
     protocol_version = "HTTP/1.1"
@@ -259,6 +336,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(*self.app.products(limit))
         elif endpoint.serves == "orders":
             self._send(*self.app.orders_check())
+        elif endpoint.serves == "external":
+            self._send(*self.app.external_check())
         else:
             self._send(200, {"status": "ok"})
 

@@ -255,7 +255,8 @@ def _affected(inc: Incident) -> list[str]:
     services += [r["service"] for r in inc.rows(R.LATENCY_P95_NOW)
                  if r["service"] != "all" and (r["seconds"] or 0) > cfg.latency_p95_slow_seconds]
     workloads = inc.current(R.WORKLOADS_DOWN) + inc.current(R.WORKLOADS_DEGRADED)
-    return sorted(set(services)) + sorted(set(workloads))
+    # A service named as its workload is (ledger-api and Deployment ledger-api) is one thing affected, said once.
+    return sorted(set(services)) + sorted(set(workloads) - set(services))
 
 
 def related_incidents(inc: Incident, outputs: str | Path | None = None, days: int = 30) -> pd.DataFrame | Note:

@@ -261,6 +261,7 @@ def observations(inc: Incident) -> Observations:
         connections=inc.rows(R.CONNECTIONS), logs=inc.rows(R.LOGS) + inc.rows(R.PREVIOUS_LOGS),
         warning_events=inc.rows(R.WARNING_EVENTS), request_rate=inc.rows(R.REQUEST_RATE),
         workloads=inc.rows(R.WORKLOADS), database_logs=inc.rows(R.DATABASE_LOGS),
+        config_changes=inc.rows(R.CONFIG_CHANGES),
         deadlocks=(inc.current(R.PG_DEADLOCKS) or {}).get("deadlocks"))
 
 

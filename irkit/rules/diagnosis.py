@@ -69,6 +69,7 @@ class Observations:
     request_rate: Sequence[Row] = ()  # service, rps_now, rps_baseline
     workloads: Sequence[Row] = ()  # kind, name, desired, ready
     database_logs: Sequence[Row] = ()  # the database pods' logs, folded like logs
+    config_changes: Sequence[Row] = ()  # kind, name, changed_at, manager
     deadlocks: int | None = None  # pg_stat_database.deadlocks
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -77,7 +78,8 @@ def diagnose(obs: Observations, targets: Targets) -> list[Finding]:
     """Every finding the observations support, ranked: causes first."""
     symptoms = _symptoms(obs, targets)
     found = [*_locks(obs), *_broken_deadlocks(obs), *_ddl(obs), *_queries(obs), *_saturation(obs, targets),
-             *_pods(obs, targets), *_unschedulable(obs, targets), *_dependencies(obs, targets, symptoms),
+             *_pods(obs, targets), *_unschedulable(obs, targets), *_credentials(obs, targets, symptoms),
+             *_dependencies(obs, targets, symptoms),
              *_load(obs, targets, symptoms), *symptoms]
     found += [Finding(Kind.SOURCE_UNAVAILABLE, p["step"], p["error"]) for p in obs.problems]
     return rank(found)
@@ -352,6 +354,48 @@ def _dependencies(obs: Observations, targets: Targets, symptoms: list[Finding]) 
             out.append(Finding(Kind.UPSTREAM_TIMEOUT, deployment,
                                f"{len(upstream)} log line(s) report calls timing out, e.g. {upstream[-1].strip()[:140]}",
                                kinds.Dependency(deployment=deployment, impact=len(upstream))))
+    return out
+
+
+# PostgreSQL's own refusal of a password (FATAL, SQLSTATE 28P01), as every client library relays it: libpq and
+# psycopg ('FATAL:  password authentication failed for user "app"'), asyncpg (InvalidPasswordError), JDBC and
+# node-postgres. MySQL's "Access denied for user" and Redis's WRONGPASS are other software's words.
+_AUTH_FAILED = re.compile(r'password authentication failed for user "([^"]{1,63})"|\b28P01\b')
+CREDENTIALS_SECRET_MINUTES = 120  # a Secret written this recently is the rotation the pods missed
+
+
+def _credentials(obs: Observations, targets: Targets, symptoms: list[Finding]) -> list[Finding]:
+    """The database refusing the application's password while requests fail; with a Secret written since the
+    trouble began (a rotation), the pods hold the old value until they restart."""
+    if not symptoms:
+        return []
+    recent = sorted(((_moment(c["changed_at"]), c) for c in obs.config_changes
+                     if c.get("kind") == "Secret" and c.get("changed_at") is not None and str(c["changed_at"]) != "NaT"
+                     and (obs.now - _moment(c["changed_at"])).total_seconds() < CREDENTIALS_SECRET_MINUTES * 60),
+                    key=lambda pair: pair[0])
+    out = []
+    for deployment in targets.deployments:
+        lines = [line.strip() for row in obs.logs if row.get("deployment") == deployment
+                 for line in str(row.get("text", "")).splitlines() if _AUTH_FAILED.search(line)]
+        if len(lines) < _MIN_LINES:
+            continue
+        user = next((m.group(1) for m in map(_AUTH_FAILED.search, lines) if m and m.group(1)), "")
+        said = f"{len(lines)} log line(s): PostgreSQL refuses the password{f' of {user!r}' if user else ''}, e.g. " \
+               f"{lines[-1][:140]}"
+        if recent:
+            when, secret = recent[-1]
+            minutes = (obs.now - when).total_seconds() / 60
+            manager = str(secret.get("manager") or "")
+            said += (f"; Secret {secret['name']} was written {minutes:.0f} min ago"
+                     f"{f' by {manager}' if manager else ''}: the pods still hold the old credentials")
+            evidence = kinds.CredentialsRejected(deployment=deployment, user=user, secret=str(secret["name"]),
+                                                 changed_minutes=minutes, manager=manager, line=lines[-1][:300],
+                                                 impact=len(lines))
+        else:
+            said += "; no Secret changed recently: the password itself is wrong (fix it where it is kept)"
+            evidence = kinds.CredentialsRejected(deployment=deployment, user=user, line=lines[-1][:300],
+                                                 impact=len(lines))
+        out.append(Finding(Kind.CREDENTIALS_REJECTED, deployment, said, evidence))
     return out
 
 

@@ -31,6 +31,11 @@ ACTION_ITEMS: dict[Kind, tuple[str, ...]] = {
     Kind.BAD_REVISION: ("Gate rollouts on health: a canary or progressive rollout that rolls back by itself",
                         "Make the readiness probe fail a rollout whose new pods crash",
                         "Add the failing case to the release's tests"),
+    Kind.CREDENTIALS_REJECTED: ("Roll credentials with both passwords valid for an overlap window (dual users or "
+                                "VALID UNTIL), then restart the readers, then retire the old one",
+                                "Have the pods reload the Secret (a watcher or a restart annotation from the "
+                                "rotation), not only read it at start",
+                                "Alert on PostgreSQL authentication failures (SQLSTATE 28P01) per application"),
     Kind.OOM_KILLED: ("Review the container's memory limit against its real peak usage",
                       "Alert on container restarts and OOMKilled terminations"),
     Kind.IMAGE_PULL: ("Check in CI that the image exists in the registry before the deploy",

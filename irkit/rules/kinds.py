@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as validated
 
-__all__ = ["KINDS", "BadRevision", "Crashloop", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
+__all__ = ["KINDS", "BadRevision", "Crashloop", "CredentialsRejected", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
            "Dependency", "Evidence", "Finding", "Kind", "KindInfo", "LockRoot", "LongRunningQuery", "OomKilled",
            "Overload", "Unschedulable", "rank"]
 
@@ -28,6 +28,7 @@ class Kind(StrEnum):
     LOCK_ROOT = "lock-root"
     DEADLOCK = "deadlock"
     BAD_REVISION = "bad-revision"
+    CREDENTIALS_REJECTED = "credentials-rejected"
     DDL_QUEUED = "ddl-queued"
     LONG_RUNNING_QUERY = "long-running-query"
     CRASHLOOP = "crashloop"
@@ -141,6 +142,16 @@ class Dependency(Evidence):
 
 
 @validated(frozen=True, config=_RECORD)
+class CredentialsRejected(Evidence):
+    deployment: str = ""  # whose logs carry the database's refusal
+    user: str = ""  # the role PostgreSQL names
+    secret: str = ""  # a Secret written since the incident began, when there is one
+    changed_minutes: float | None = None
+    manager: str = ""  # who wrote it (managedFields)
+    line: str = ""  # the explaining log line
+
+
+@validated(frozen=True, config=_RECORD)
 class Overload(Evidence):
     deployment: str = ""
     replicas: int = 0
@@ -166,6 +177,8 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.LOCK_ROOT: KindInfo(10, True, "a session holds a lock others wait behind", LockRoot),
     Kind.DEADLOCK: KindInfo(11, True, "sessions wait on each other", Deadlock),
     Kind.BAD_REVISION: KindInfo(12, True, "a recently deployed revision fails, however it fails", BadRevision),
+    Kind.CREDENTIALS_REJECTED: KindInfo(15, True, "PostgreSQL refuses the application's password (a rotated "
+                                                 "Secret the pods still hold the old value of)", CredentialsRejected),
     Kind.DDL_QUEUED: KindInfo(13, True, "a DDL statement waits for an exclusive lock and every new query queues "
                                         "behind it", DdlQueued),
     Kind.LONG_RUNNING_QUERY: KindInfo(14, True, "an active query has run longer than the bound", LongRunningQuery),

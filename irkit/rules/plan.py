@@ -179,6 +179,15 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
                         f"the queued DDL holds {behind or '?'} session(s) behind it; cancel it, then "
                         "deal with the session it waits on", psql(f"SELECT pg_cancel_backend({pid});"), f, pid=pid,
                         reason="ddl-queued", query=query)
+            case kinds.CredentialsRejected(deployment=dep, secret=secret, changed_minutes=minutes) if secret:
+                # Pods read a Secret at start: a restart puts them on the rotated value (no restart: a wrong
+                # password stays wrong, and the finding says where to fix it).
+                dep = dep or f.subject
+                add("rollout-restart", f"deployment/{dep}",
+                    f"Secret {secret} was rotated {minutes or 0:.0f} min ago and the pods still hold the old "
+                    "password: restart them onto the new one",
+                    shell("kubectl", "rollout", "restart", f"deployment/{dep}", "-n", t.namespace), f,
+                    deployment=dep)
             case kinds.DbSaturation(application=app, deployment=deployment, idle_sessions=idle):
                 if app and not deployment:
                     add("terminate-idle", f"application {app}", f"{idle} idle connections of '{app}' fill the pool",

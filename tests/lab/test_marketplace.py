@@ -108,3 +108,19 @@ def test_a_scenarios_own_paths_answer_while_their_workload_has_a_ready_pod(pg_la
         ready["checkout-api"] = False  # no ready pod behind the checkout: its routes fail, the storefront answers
         assert [_get(url)[0] for url in app.health_endpoints] == [503, 503, 200]
         assert "checkout-api has no ready pods" in _get(f"{app.url}/healthz")[1]
+
+
+@pytest.mark.parametrize(("state", "code", "said"), [
+    ("up", 200, '"ok"'), ("failing", 502, "upstream answered 503"), ("slow", 504, "timed out after 2000 ms"),
+    ("down", 502, "upstream unreachable"),
+])
+def test_an_external_dependency_fails_the_endpoint_that_calls_it_until_the_breaker_opens(
+        pg_lab: PostgresLab, state: str, code: int, said: str):
+    from irkit.lab.marketplace import Endpoint, External
+    with External(state) as external, Marketplace(pg_lab.dsn, {}, order_every=0, external_url=external.url,
+                                                  endpoints=(Endpoint("/pay/quote", "external"),)) as app:
+        status, body = _get(f"{app.url}/pay/quote")
+        assert status == code and said in body
+        app.circuit_breaker = True  # the playbook's degraded mode: stop calling it
+        assert _get(f"{app.url}/pay/quote") == (200, json.dumps({"status": "degraded",
+                                                                 "external": "circuit breaker open: not called"}))

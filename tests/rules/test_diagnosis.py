@@ -44,6 +44,15 @@ GRPC_LOG = """2026-12-07T13:02:11Z ERROR inventory call failed: rpc error: code 
 2026-12-07T13:02:12Z ERROR inventory call failed: rpc error: code = Unavailable desc = connection refused
 2026-12-07T13:02:13Z ERROR inventory call failed: rpc error: code = DeadlineExceeded desc = context deadline exceeded
 """
+# PostgreSQL's FATAL for a wrong password as asyncpg, psycopg and the JDBC driver relay it.
+AUTH_LOG = """asyncpg.exceptions.InvalidPasswordError: password authentication failed for user "marketplace"
+psycopg.OperationalError: connection failed: FATAL:  password authentication failed for user "marketplace"
+org.postgresql.util.PSQLException: FATAL: password authentication failed for user "marketplace" (SQLSTATE 28P01)
+"""
+OTHER_AUTH_LOG = """ERROR 1045 (28000): Access denied for user 'app'@'10.1.0.7' (using password: YES)
+ERROR 1045 (28000): Access denied for user 'app'@'10.1.0.8' (using password: YES)
+redis: WRONGPASS invalid username-password pair or user is disabled.
+"""
 PROVIDER_LOG = "".join(f"2026-11-30T02:5{i}:00Z ERROR eth_call failed: blockchain provider https://rpc.example "
                        "answered 503\n" for i in range(5))
 UPSTREAM_LOG = "".join(f"2026-11-30T02:5{i}:00Z WARN call to payments-api timed out after 10000ms\n" for i in range(4))
@@ -140,6 +149,18 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
     ("gRPC's status line between two services is not the blockchain provider (negative row)",
      {"logs": [{"deployment": "backend-deployment", "text": GRPC_LOG}],
       "error_ratio_now": [{"service": "backend", "error_ratio": 0.12}]},
+     [(Kind.ERROR_SPIKE, "backend")]),
+    ("PostgreSQL refusing the app's password after a Secret rotation, while requests fail",
+     {"logs": [{"deployment": "backend-deployment", "text": AUTH_LOG}],
+      "config_changes": [{"kind": "Secret", "name": "backend-secrets", "changed_at": NOW - timedelta(minutes=9),
+                          "manager": "vault-secrets-operator"}],
+      "error_ratio_now": [{"service": "backend", "error_ratio": 0.3}]},
+     [(Kind.CREDENTIALS_REJECTED, "backend-deployment"), (Kind.ERROR_SPIKE, "backend")]),
+    ("the refusal with every signal healthy is noise (negative row)",
+     {"logs": [{"deployment": "backend-deployment", "text": AUTH_LOG}]}, []),
+    ("MySQL's and Redis's refusals are other software's words (negative row)",
+     {"logs": [{"deployment": "backend-deployment", "text": OTHER_AUTH_LOG}],
+      "error_ratio_now": [{"service": "backend", "error_ratio": 0.3}]},
      [(Kind.ERROR_SPIKE, "backend")]),
     ("traffic three times its baseline while requests slow down",
      {"request_rate": [{"service": "backend", "rps_now": 120.0, "rps_baseline": 40.0}],
@@ -257,3 +278,20 @@ def test_unschedulable_pods_are_counted_once_and_the_schedulers_words_name_the_r
     assert finding.kind is Kind.UNSCHEDULABLE and finding.subject == "trainer"
     assert finding.detail.startswith("2 pod(s) cannot be scheduled")  # two pods, six events
     assert "3 Insufficient nvidia.com/gpu" in finding.detail and "cpu or memory" not in finding.detail
+
+
+def test_a_rejected_password_plans_a_restart_only_when_a_secret_was_rotated():
+    from irkit.rules.plan import plan
+    observed = {"logs": [{"deployment": "backend-deployment", "text": AUTH_LOG}],
+                "error_ratio_now": [{"service": "backend", "error_ratio": 0.3}]}
+    rotated = diagnose(Observations(now=NOW, config_changes=[
+        {"kind": "Secret", "name": "backend-secrets", "changed_at": (NOW - timedelta(minutes=9)).isoformat(),
+         "manager": "vault-secrets-operator"}], **observed), T)
+    assert "Secret backend-secrets was written 9 min ago by vault-secrets-operator" in rotated[0].detail
+    assert [(m.action, m.target) for m in plan(rotated)] == [("rollout-restart", "deployment/backend-deployment")]
+    old = diagnose(Observations(now=NOW, config_changes=[
+        {"kind": "Secret", "name": "backend-secrets", "changed_at": NOW - timedelta(days=40), "manager": "x"},
+        {"kind": "ConfigMap", "name": "backend-config", "changed_at": NOW - timedelta(minutes=5), "manager": "x"}],
+        **observed), T)
+    assert old[0].kind is Kind.CREDENTIALS_REJECTED and "the password itself is wrong" in old[0].detail
+    assert plan(old) == []  # a restart would fail the same way: no step pretends otherwise
