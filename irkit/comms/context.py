@@ -70,6 +70,8 @@ def title(findings: Sequence[Finding], fallback: str = "Service degradation") ->
             return f"Traffic beyond the {_who(deployment)}'s capacity"
         case kinds.Unschedulable():
             return "New pods cannot be scheduled"
+        case kinds.DatastoreRefusing():
+            return "The cache refuses the application's requests"
         case kinds.CredentialsRejected(deployment=deployment):
             return f"The database refuses the {_who(deployment or found.subject)}'s password"
     kind = found.kind

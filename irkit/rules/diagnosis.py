@@ -79,6 +79,7 @@ def diagnose(obs: Observations, targets: Targets) -> list[Finding]:
     symptoms = _symptoms(obs, targets)
     found = [*_locks(obs), *_broken_deadlocks(obs), *_ddl(obs), *_queries(obs), *_saturation(obs, targets),
              *_pods(obs, targets), *_unschedulable(obs, targets), *_credentials(obs, targets, symptoms),
+             *_cache_refusing(obs, targets, symptoms),
              *_dependencies(obs, targets, symptoms),
              *_load(obs, targets, symptoms), *symptoms]
     found += [Finding(Kind.SOURCE_UNAVAILABLE, p["step"], p["error"]) for p in obs.problems]
@@ -397,6 +398,37 @@ def _credentials(obs: Observations, targets: Targets, symptoms: list[Finding]) -
                                                  impact=len(lines))
         out.append(Finding(Kind.CREDENTIALS_REJECTED, deployment, said, evidence))
     return out
+
+
+# Redis's own error replies, which every client relays with the prefix Redis sent (redis-py, ioredis' ReplyError,
+# go-redis, Jedis' JedisDataException): the cache is up and answers, and refuses. Words only Redis uses.
+_REDIS_REFUSAL = re.compile(r"\b(NOAUTH) Authentication required|\b(WRONGPASS) invalid username-password pair|"
+                            r"\b(OOM) command not allowed when used memory > 'maxmemory'|"
+                            r"\b(READONLY) You can't write against a read only replica|\b(MISCONF) Redis is configured to "
+                            r"save RDB snapshots")
+_REDIS_FIX = {"NOAUTH": "the application connects without the password Redis now requires",
+              "WRONGPASS": "the application's Redis password is wrong",
+              "OOM": "Redis is at maxmemory with a policy that refuses writes",
+              "READONLY": "the application writes to a read-only replica (a failover moved the primary)",
+              "MISCONF": "Redis refuses writes because its snapshot (RDB) fails"}
+
+
+def _cache_refusing(obs: Observations, targets: Targets, symptoms: list[Finding]) -> list[Finding]:
+    """Redis refusing the application's commands while requests fail. No step restarts anything: a restart
+    of the cache drops its data and changes none of these (a password, a memory policy, a topology)."""
+    if not symptoms:
+        return []
+    lines = [line.strip() for row in obs.logs for line in str(row.get("text", "")).splitlines()
+             if _REDIS_REFUSAL.search(line)]
+    if len(lines) < _MIN_LINES:
+        return []
+    match = _REDIS_REFUSAL.search(lines[-1])
+    reply = next((g for g in match.groups() if g), "") if match else ""
+    cache = targets.statefulsets[-1] if targets.statefulsets else "redis"
+    return [Finding(Kind.DATASTORE_REFUSING, cache,
+                    f"{len(lines)} log line(s) carry Redis refusing commands ({reply}): {_REDIS_FIX.get(reply, '')}; "
+                    f"e.g. {lines[-1][:140]}",
+                    kinds.DatastoreRefusing(statefulset=cache, reply=reply, line=lines[-1][:300], impact=len(lines)))]
 
 
 OVERLOAD_FACTOR = 2.0  # traffic at least this many times its baseline

@@ -31,6 +31,9 @@ ACTION_ITEMS: dict[Kind, tuple[str, ...]] = {
     Kind.BAD_REVISION: ("Gate rollouts on health: a canary or progressive rollout that rolls back by itself",
                         "Make the readiness probe fail a rollout whose new pods crash",
                         "Add the failing case to the release's tests"),
+    Kind.DATASTORE_REFUSING: ("Alert on Redis's rejected commands and on used memory against maxmemory",
+                              "Roll a Redis password change to every client before Redis requires it",
+                              "Choose the maxmemory policy on purpose (a cache evicts; a store must not fill)"),
     Kind.CREDENTIALS_REJECTED: ("Roll credentials with both passwords valid for an overlap window (dual users or "
                                 "VALID UNTIL), then restart the readers, then retire the old one",
                                 "Have the pods reload the Secret (a watcher or a restart annotation from the "

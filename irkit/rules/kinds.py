@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as validated
 
-__all__ = ["KINDS", "BadRevision", "Crashloop", "CredentialsRejected", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
+__all__ = ["KINDS", "BadRevision", "Crashloop", "CredentialsRejected", "DatastoreRefusing", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
            "Dependency", "Evidence", "Finding", "Kind", "KindInfo", "LockRoot", "LongRunningQuery", "OomKilled",
            "Overload", "Unschedulable", "rank"]
 
@@ -29,6 +29,7 @@ class Kind(StrEnum):
     DEADLOCK = "deadlock"
     BAD_REVISION = "bad-revision"
     CREDENTIALS_REJECTED = "credentials-rejected"
+    DATASTORE_REFUSING = "datastore-refusing"
     DDL_QUEUED = "ddl-queued"
     LONG_RUNNING_QUERY = "long-running-query"
     CRASHLOOP = "crashloop"
@@ -152,6 +153,13 @@ class CredentialsRejected(Evidence):
 
 
 @validated(frozen=True, config=_RECORD)
+class DatastoreRefusing(Evidence):
+    statefulset: str = ""  # the cache whose replies the logs carry
+    reply: str = ""  # NOAUTH, WRONGPASS, OOM, READONLY, MISCONF: the error prefix Redis answered
+    line: str = ""  # the explaining log line
+
+
+@validated(frozen=True, config=_RECORD)
 class Overload(Evidence):
     deployment: str = ""
     replicas: int = 0
@@ -179,6 +187,9 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.BAD_REVISION: KindInfo(12, True, "a recently deployed revision fails, however it fails", BadRevision),
     Kind.CREDENTIALS_REJECTED: KindInfo(15, True, "PostgreSQL refuses the application's password (a rotated "
                                                  "Secret the pods still hold the old value of)", CredentialsRejected),
+    Kind.DATASTORE_REFUSING: KindInfo(9, True, "the cache answers but refuses the application's commands "
+                                               "(Redis's NOAUTH, WRONGPASS, OOM, READONLY, MISCONF replies)",
+                                      DatastoreRefusing),
     Kind.DDL_QUEUED: KindInfo(13, True, "a DDL statement waits for an exclusive lock and every new query queues "
                                         "behind it", DdlQueued),
     Kind.LONG_RUNNING_QUERY: KindInfo(14, True, "an active query has run longer than the bound", LongRunningQuery),

@@ -53,6 +53,15 @@ OTHER_AUTH_LOG = """ERROR 1045 (28000): Access denied for user 'app'@'10.1.0.7' 
 ERROR 1045 (28000): Access denied for user 'app'@'10.1.0.8' (using password: YES)
 redis: WRONGPASS invalid username-password pair or user is disabled.
 """
+# Redis's -OOM reply as ioredis, redis-py and go-redis relay it.
+REDIS_OOM_LOG = """ReplyError: OOM command not allowed when used memory > 'maxmemory'.
+redis.exceptions.OutOfMemoryError: OOM command not allowed when used memory > 'maxmemory'.
+set cart:8812: OOM command not allowed when used memory > 'maxmemory'.
+"""
+OTHER_OOM_LOG = """SERVER_ERROR out of memory storing object
+ERROR:  out of memory
+DETAIL:  Failed on request of size 8192 in memory context "ExecutorState".
+"""
 PROVIDER_LOG = "".join(f"2026-11-30T02:5{i}:00Z ERROR eth_call failed: blockchain provider https://rpc.example "
                        "answered 503\n" for i in range(5))
 UPSTREAM_LOG = "".join(f"2026-11-30T02:5{i}:00Z WARN call to payments-api timed out after 10000ms\n" for i in range(4))
@@ -161,6 +170,16 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
     ("MySQL's and Redis's refusals are other software's words (negative row)",
      {"logs": [{"deployment": "backend-deployment", "text": OTHER_AUTH_LOG}],
       "error_ratio_now": [{"service": "backend", "error_ratio": 0.3}]},
+     [(Kind.ERROR_SPIKE, "backend")]),
+    ("Redis refusing writes at maxmemory while requests fail",
+     {"logs": [{"deployment": "backend-deployment", "text": REDIS_OOM_LOG}],
+      "error_ratio_now": [{"service": "backend", "error_ratio": 0.2}]},
+     [(Kind.DATASTORE_REFUSING, "redis-master"), (Kind.ERROR_SPIKE, "backend")]),
+    ("Redis's refusals with every signal healthy are noise (negative row)",
+     {"logs": [{"deployment": "backend-deployment", "text": REDIS_OOM_LOG}]}, []),
+    ("memcached's and PostgreSQL's out-of-memory words are not Redis's (negative row)",
+     {"logs": [{"deployment": "backend-deployment", "text": OTHER_OOM_LOG}],
+      "error_ratio_now": [{"service": "backend", "error_ratio": 0.2}]},
      [(Kind.ERROR_SPIKE, "backend")]),
     ("traffic three times its baseline while requests slow down",
      {"request_rate": [{"service": "backend", "rps_now": 120.0, "rps_baseline": 40.0}],
@@ -295,3 +314,11 @@ def test_a_rejected_password_plans_a_restart_only_when_a_secret_was_rotated():
         **observed), T)
     assert old[0].kind is Kind.CREDENTIALS_REJECTED and "the password itself is wrong" in old[0].detail
     assert plan(old) == []  # a restart would fail the same way: no step pretends otherwise
+
+
+def test_a_cache_that_refuses_plans_no_restart():
+    from irkit.rules.plan import plan
+    found = diagnose(Observations(now=NOW, logs=[{"deployment": "backend-deployment", "text": REDIS_OOM_LOG}],
+                                  error_ratio_now=[{"service": "backend", "error_ratio": 0.2}]), T)
+    assert "(OOM): Redis is at maxmemory with a policy that refuses writes" in found[0].detail
+    assert plan(found) == []  # restarting the cache drops its data and changes neither the memory nor the policy
