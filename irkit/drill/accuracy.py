@@ -9,7 +9,7 @@ from typing import Any
 
 from irkit.drill.run import DrillResult, run_drill
 from irkit.drill.scenario import UNKNOWN, Scenario, load_scenario, scenarios
-from irkit.drill.truth import Precision, finding_precision, plan_precision
+from irkit.drill.truth import Precision, finding_precision, plan_precision, verdict_holds
 
 __all__ = ["ACCURACY_COLUMNS", "accuracy_row", "accuracy_table", "run_all"]
 
@@ -18,10 +18,6 @@ ACCURACY_COLUMNS = ("scenario", "repeat", "severity", "ac1", "ac3", "plan", "pla
                     "ongoing", "recovery", "false_positive", "ok", "seconds")
 _HEADINGS = {"ac1": "AC@1", "ac3": "AC@3", "plan": "plan (first step)", "plan_precision": "plan precision",
              "finding_precision": "finding precision", "false_positive": "false positive", "ok": "all right"}
-
-
-def _verdict(got: bool | None, want: object) -> bool:
-    return got is None if want == UNKNOWN else got is want
 
 
 def accuracy_row(scenario: Scenario, result: DrillResult, repeat: int) -> dict[str, Any]:
@@ -43,8 +39,8 @@ def accuracy_row(scenario: Scenario, result: DrillResult, repeat: int) -> dict[s
         else not steps,
         "plan_precision": planned if planned.total else None,
         "finding_precision": named if named.total else None,
-        "ongoing": _verdict(summary.ongoing, truth.ongoing) if truth.ongoing is not None else None,
-        "recovery": _verdict(recovered, truth.recovered) if truth.recovered is not None else None,
+        "ongoing": verdict_holds(summary.ongoing, truth.ongoing) if truth.ongoing is not None else None,
+        "recovery": verdict_holds(recovered, truth.recovered) if truth.recovered is not None else None,
         # A negative control must end with no cause named and nothing planned.
         "false_positive": bool(causes or steps) if truth.real is False or truth.no_cause else None,
         "ok": not result.differences, "seconds": result.timings.get("total_seconds"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from irkit.drill.scenario import UNKNOWN, Truth, Verdict
 from irkit.evidence.summary import Summary
 
-__all__ = ["Precision", "check", "finding_precision", "plan_precision"]
+__all__ = ["Precision", "check", "finding_precision", "plan_precision", "verdict_holds"]
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ def finding_precision(summary: Summary, truth: Truth) -> Precision:
                       truth.findings_forbid, ("kind", "subject"), "cause")
 
 
-def _verdict(got: bool | None, want: Verdict) -> bool:
+def verdict_holds(got: bool | None, want: Verdict) -> bool:
+    """Whether a run's verdict (None: unknown) is the one the truth wants (True, False or "unknown")."""
     return got is None if want == UNKNOWN else got is want
 
 
@@ -88,9 +89,9 @@ def check(summary: Summary, truth: Truth, pids: Mapping[str, int]) -> list[str]:
         severity = summary.severity.name if summary.severity else UNKNOWN
         if severity != truth.severity:
             problems.append(f"severity: expected {truth.severity}, got {severity}")
-        if not _verdict(summary.real, truth.real):
+        if not verdict_holds(summary.real, truth.real):
             problems.append(f"real incident: expected {truth.real}, got {_say(summary.real)}")
-        if truth.ongoing is not None and not _verdict(summary.ongoing, truth.ongoing):
+        if truth.ongoing is not None and not verdict_holds(summary.ongoing, truth.ongoing):
             problems.append(f"ongoing: expected {truth.ongoing}, got {_say(summary.ongoing)}")
     findings = [(f.kind.value, f.subject) for f in summary.findings]
     if 2 in ran:
@@ -109,6 +110,6 @@ def check(summary: Summary, truth: Truth, pids: Mapping[str, int]) -> list[str]:
         if truth.mitigation is not None:  # without one, the line above already refuses any step
             problems += plan_precision(summary, truth).wrong
     recovered = summary.recovery.recovered if summary.recovery else None
-    if 4 in ran and truth.recovered is not None and not _verdict(recovered, truth.recovered):
+    if 4 in ran and truth.recovered is not None and not verdict_holds(recovered, truth.recovered):
         problems.append(f"recovered: expected {truth.recovered}, got {_say(recovered)}")
     return problems
