@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import faulthandler
 import json
 import os
 import shlex
@@ -221,6 +222,8 @@ OK, FAILED, BAD_INPUT, INCONCLUSIVE, NOT_RECOVERED, INTERNAL, INTERRUPTED = 0, 1
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
+        # kill -USR1 on an irkit that seems stuck prints where every thread of it is, and irkit goes on.
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
         signal.signal(signal.SIGTERM, _terminate)
         # Also when started in the background, where the shell leaves SIGINT ignored.
         signal.signal(signal.SIGINT, _terminate)

@@ -1,6 +1,7 @@
-"""The kernels ``irkit run`` executes its phases in: each started (and its libraries imported) one phase ahead,
-talking over Unix sockets in a private directory of the run, never outliving it; and papermill's engine
-writing the executed notebook at most once a second."""
+"""The kernels ``irkit run`` executes its phases in: one started (and its libraries imported) before the first
+phase and used by every phase that follows a successful one, its namespace cleared between them, talking over
+Unix sockets in a private directory of the run, never outliving it; and papermill's engine writing the executed
+notebook at most once a second."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +25,12 @@ from traitlets import CaselessStrEnum, default
 
 from irkit import playbook
 
-__all__ = ["WarmKernel", "kernel_dir"]
+__all__ = ["STOP_REQUESTED", "WarmKernel", "kernel_dir"]
+
+# Set by the CLI's SIGINT and SIGTERM handlers before they raise KeyboardInterrupt. Python can lose that exception
+# (one raised inside a weakref callback, as an import's lock cleanup runs, is printed and ignored); the run checks
+# this flag between steps and while it waits for a kernel, so Ctrl-C always stops a run.
+STOP_REQUESTED = threading.Event()
 
 
 class _IpcKernelManager(AsyncKernelManager):
@@ -60,23 +67,28 @@ def _kill_leftovers() -> None:
 
 
 class WarmKernel:
-    """The next phase's kernel, started and its libraries imported while the current phase runs.
+    """The kernel a phase runs in, readied on another thread while the run does something else.
 
-    Starting a kernel and importing pandas, plotly, the Kubernetes client and psycopg costs a second or
-    two per phase; done one phase ahead on the other core it costs the run nothing. The notebook still
-    imports them itself (they are already loaded), so the executed notebook is the same as without it. If
-    anything goes wrong here the phase starts its own kernel, as papermill does by default.
+    Starting a kernel and importing pandas, plotly, the Kubernetes client and psycopg costs a second or two;
+    a run pays it once. The first phase's kernel is started fresh; each later phase reuses the kernel of the
+    phase before it when that phase succeeded (``reuse``): its namespace is cleared as a new kernel's would be
+    (IPython's reset, the execution count back at 1), so the executed notebook is the same as in a kernel of its
+    own. The phase's module is imported and its preparation run (phase 5 starts the browser that draws its
+    images). If anything goes wrong here the phase starts its own kernel, as papermill does by default.
     """
 
-    def __init__(self, manager: type[AsyncKernelManager], phase: int) -> None:
-        self.km = manager(kernel_name="python3")
+    def __init__(self, manager: type[AsyncKernelManager], phase: int,
+                 reuse: AsyncKernelManager | None = None) -> None:
+        self.km = reuse if reuse is not None else manager(kernel_name="python3")
+        self.reused = reuse is not None
         self.error: BaseException | None = None
         module = f"irkit.phases.{playbook.phase(phase).module}"
         # Imported without binding a name (the notebook's namespace stays as papermill would leave it), then the
-        # phase's own preparation if it has one (phase 5 starts the browser that draws its images).
-        self._code = (f"[__import__(m) for m in ({module!r}, 'irkit.phases.incident', 'irkit.phases.history', "
-                      "'pandas', 'plotly.graph_objects', 'kubernetes.client', 'psycopg')]\n"
-                      f"getattr(__import__({module!r}, fromlist=['prepare']), 'prepare', lambda: None)()")
+        # phase's own preparation if it has one.
+        self._code = ("get_ipython().reset(new_session=True)\n" if self.reused else "") + (
+            f"[__import__(m) for m in ({module!r}, 'irkit.phases.incident', 'irkit.phases.history', "
+            "'pandas', 'plotly.graph_objects', 'kubernetes.client', 'psycopg')]\n"
+            f"getattr(__import__({module!r}, fromlist=['prepare']), 'prepare', lambda: None)()")
         self._thread = threading.Thread(target=self._start, name=f"irkit-kernel-phase-{phase}", daemon=True)
         self._abort = threading.Event()
         _STARTED.add(self)
@@ -91,7 +103,9 @@ class WarmKernel:
     async def _warm(self) -> None:
         if self._abort.is_set():
             return
-        await self.km.start_kernel(cwd=str(Path.cwd()), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+        if not self.reused:
+            await self.km.start_kernel(cwd=str(Path.cwd()),
+                                       extra_arguments=["--HistoryManager.hist_file=:memory:"])
         if self._abort.is_set():
             _kill(self)
             return
@@ -108,8 +122,14 @@ class WarmKernel:
             client.stop_channels()
 
     def take(self) -> AsyncKernelManager | None:
-        """The started kernel's manager, or None (then papermill starts one): waits for the start to finish."""
-        self._thread.join(90)
+        """The readied kernel's manager, or None (then papermill starts one): waits for the start to finish, and
+        stops waiting the moment a stop is requested (a kernel killed by the same Ctrl-C would be waited for in
+        vain)."""
+        deadline = time.monotonic() + 90
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            if STOP_REQUESTED.is_set():
+                raise KeyboardInterrupt
+            self._thread.join(0.1)
         if self._thread.is_alive() or self.error is not None or not self.km.has_kernel:
             self.discard()
             return None
@@ -127,6 +147,12 @@ class WarmKernel:
                 asyncio.run(self._shutdown())
         if not self._thread.is_alive():
             _STARTED.discard(self)
+
+    def hand_over(self) -> None:
+        """The kernel now belongs to the WarmKernel that reuses it: this one no longer stops it."""
+        _STARTED.discard(self)
+        self._abort.set()
+        self.km = type(self.km)(kernel_name="python3")  # an empty manager: a late discard() stops nothing
 
     async def _shutdown(self) -> None:
         await self.km.shutdown_kernel(now=True)

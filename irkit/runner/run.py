@@ -31,14 +31,9 @@ from irkit.evidence.report import Section, new_nonce, render_section
 from irkit.evidence.rundir import RunDir, harden, make_dir
 from irkit.evidence.summary import PhaseStatus, Summary, summarize
 from irkit.runner.inputs import check_incident, check_parameters, echo
-from irkit.runner.kernels import WarmKernel, kernel_dir
+from irkit.runner.kernels import STOP_REQUESTED, WarmKernel, kernel_dir
 
 __all__ = ["STOP_REQUESTED", "RunResult", "run", "seal"]
-
-# Set by the CLI's SIGINT and SIGTERM handlers before they raise KeyboardInterrupt. Python can lose that exception
-# (one raised inside a weakref callback, as an import's lock cleanup runs, is printed and ignored); the run checks
-# this flag between steps, so Ctrl-C always stops a run.
-STOP_REQUESTED = threading.Event()
 
 
 @dataclass(frozen=True)
@@ -128,17 +123,30 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
     nonce = new_nonce()  # the report's scripts carry it; made before this run reads any data
     rendering = _Renderer(nonce)  # each finished phase rendered for the report while the next one runs
     with kernel_dir() as kernel_manager, sampler:
-        warm: dict[int, WarmKernel] = {phases[0]: WarmKernel(kernel_manager, phases[0])}
+        # One kernel for the run: started now, readied for each phase while the run writes its records, and
+        # started afresh only after a phase that did not succeed (its kernel may be busy, dead or half-way).
+        ready: WarmKernel | None = WarmKernel(kernel_manager, phases[0])
+        warm: WarmKernel | None = None
         try:
-            for index, phase in enumerate(phases):
+            for phase in phases:
                 if STOP_REQUESTED.is_set():  # a Ctrl-C whose KeyboardInterrupt Python lost
                     raise KeyboardInterrupt
-                if index + 1 < len(phases):  # the next phase's kernel starts while this one runs
-                    warm[phases[index + 1]] = WarmKernel(kernel_manager, phases[index + 1])
                 begun.append(phase)  # a run killed now still shows this phase was under way
                 evidence.write_json(files.run_json, meta)
-                status[phase] = _run_phase(phase, status, incident, run_dir, str(source or ""), per_phase[phase],
-                                           cell_timeout, say, kernel_manager, warm.pop(phase))
+                warm, ready = ready or WarmKernel(kernel_manager, phase), None
+                status[phase], reusable = _run_phase(phase, status, incident, run_dir, str(source or ""),
+                                                     per_phase[phase], cell_timeout, say, kernel_manager, warm)
+                stopping = status[phase].status == "interrupted" or STOP_REQUESTED.is_set()
+                following = [] if stopping else phases[phases.index(phase) + 1:]
+                if following and status[phase].status == "skipped":  # its kernel was never used: pass it on
+                    ready, warm = warm, None
+                    continue
+                if following:  # the next phase's kernel is readied while this one's evidence is rendered
+                    ready = WarmKernel(kernel_manager, following[0], reuse=reusable)
+                if reusable is None or not following:
+                    warm.discard()
+                else:
+                    warm.hand_over()  # the next phase's WarmKernel stops it now
                 rendering.submit(files.notebook(phase))
                 if remote is not None:
                     _push(remote, run_dir, say, final=False)
@@ -147,8 +155,9 @@ def run(incident: str, phases: list[int] | None = None, *, config_path: str = ""
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM, wherever it lands: keep what was collected, then stop
             interrupted = True
         finally:
-            for unused in warm.values():
-                unused.discard()
+            for unused in (ready, warm):
+                if unused is not None:
+                    unused.discard()
     running = next((p for p in phases if p not in status), None) if interrupted else None
     for phase in phases:
         if phase not in status:
@@ -283,21 +292,20 @@ def _error_text(exc: BaseException) -> str:
 def _run_phase(phase: int, status: Mapping[int, PhaseStatus], incident: str, run_dir: Path,
                config_path: str, params: Mapping[str, Any], cell_timeout: int,
                say: Callable[[str], None], kernel_manager: type[AsyncKernelManager],
-               warm: WarmKernel | None = None) -> PhaseStatus:
-    """Execute one phase notebook; a failure is recorded, never raised."""
+               warm: WarmKernel) -> tuple[PhaseStatus, AsyncKernelManager | None]:
+    """Execute one phase notebook; a failure is recorded, never raised. Also the kernel it ran in when the next
+    phase may reuse it (the phase succeeded in the kernel readied for it), else None."""
     name = playbook.phase(phase).notebook
     blocked = [d for d in playbook.phase(phase).requires if d in status and status[d].status != "ok"]
     if blocked:
-        if warm is not None:
-            warm.discard()
         record = _record(phase, "skipped", f"depends on phase {blocked[0]}, which did not succeed")
         say(f"phase {phase} {name}: skipped ({record.error})")
-        return record
+        return record, None
     say(f"phase {phase} {name}: running")
     t0 = time.monotonic()
-    outcome, error = "ok", None
+    outcome, error, km = "ok", None, None
     try:
-        km = warm.take() if warm is not None else None  # inside the try: Ctrl-C while waiting still stops it
+        km = warm.take()  # inside the try: Ctrl-C while waiting still stops it
         if STOP_REQUESTED.is_set():
             raise KeyboardInterrupt
         papermill.execute_notebook(
@@ -311,10 +319,7 @@ def _run_phase(phase: int, status: Mapping[int, PhaseStatus], incident: str, run
         # Ctrl-C reaches the kernel too (the whole process group): its cell dies of KeyboardInterrupt.
         interrupted = getattr(exc, "ename", "") == "KeyboardInterrupt"
         outcome, error = ("interrupted" if interrupted else "failed"), redact(_error_text(exc))
-    finally:
-        if warm is not None:
-            warm.discard()  # a kernel papermill did not start is not papermill's to stop
     record = _record(phase, outcome, error, round(time.monotonic() - t0, 2))
     say(f"phase {phase} {name}: {record.status} ({record.duration_seconds:.1f} s)"
         + (f": {record.error}" if record.error else ""))
-    return record
+    return record, (km if outcome == "ok" and km is not None and km.has_kernel else None)

@@ -66,7 +66,14 @@ def test_ctrl_c_stops_everything_the_drill_started(tmp_path: Path):
     started = _descendants(proc.pid)
     assert started, "the drill had started nothing"
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
-    _, rest = proc.communicate(timeout=60)
+    try:
+        _, rest = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # where it is stuck: irkit prints every thread's stack on SIGUSR1
+        os.kill(proc.pid, signal.SIGUSR1)
+        time.sleep(2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, rest = proc.communicate(timeout=10)
+        raise AssertionError(f"still running 60 s after Ctrl-C:\n{(seen + rest)[-6000:]}") from None
     seen += rest
     assert proc.returncode == 130, seen[-2000:]
     assert "everything started was stopped" in seen
