@@ -44,6 +44,10 @@ def test_every_phase_ran_and_left_its_notebook(run_result: runner.RunResult):
     assert statuses == {1: "ok", 2: "ok", 3: "ok", 4: "ok", 5: "ok"}, run_result.summary.phases
     for name in (p.notebook for p in playbook.PHASES):
         assert (run_result.run_dir / f"{name}.ipynb").exists()
+        # The phases share one kernel, reset between them: each notebook reads as run in a kernel of its own.
+        cells = json.loads((run_result.run_dir / f"{name}.ipynb").read_text())["cells"]
+        counts = [c["execution_count"] for c in cells if c["cell_type"] == "code"]
+        assert counts == list(range(1, len(counts) + 1)), (name, counts)
 
 
 def test_summary_names_what_the_seeded_situation_put_there(run_result: runner.RunResult, lock_holder: HeldSession):
