@@ -77,6 +77,8 @@ class Config:
     secret_changes: bool = field(default=True, metadata=_key("kubernetes", "list Secrets (metadata only) among the recent config changes; needs list on secrets, which deploy/ does not grant: false there", "text"))
     backend_deployment: str = field(default="backend-deployment", metadata=_key("kubernetes", "backend Deployment", "subdomain"))
     frontend_deployment: str = field(default="frontend-deployment", metadata=_key("kubernetes", "frontend Deployment", "subdomain"))
+    other_deployments: tuple[str, ...] = field(default=(), metadata=_key("kubernetes", "more Deployments the investigation reads beside the backend and the frontend (logs, rollout history, findings, the plan): workers, internal APIs", "subdomain"))
+    serves_users: tuple[str, ...] = field(default=(), metadata=_key("kubernetes", "the Deployments whose having no ready pod is a complete outage (SEV-1); empty = the backend and the frontend. A Deployment not listed that has none ready is a failing feature (SEV-3)", "subdomain"))
     postgres_statefulset: str = field(default="postgres-primary", metadata=_key("kubernetes", "PostgreSQL StatefulSet", "subdomain"))
     redis_statefulset: str = field(default="redis-master", metadata=_key("kubernetes", "Redis StatefulSet", "subdomain"))
     backend_container: str = field(default="backend", metadata=_key("kubernetes", "container name in the backend pods", "label"))
@@ -132,7 +134,7 @@ class Config:
     # Guardrails: what `apply` may change at all (docs/actions.md).
     allowed_actions: tuple[str, ...] = field(default=tuple(playbook.ACTIONS), metadata=_key("mitigation", "actions irkit may apply; any other is refused", "label"))
     allowed_namespaces: tuple[str, ...] = field(default=(), metadata=_key("mitigation", "namespaces actions may touch; empty = namespace only", "label"))
-    allowed_workloads: tuple[str, ...] = field(default=(), metadata=_key("mitigation", "Deployments and StatefulSets actions may touch; empty = the four configured above", "subdomain"))
+    allowed_workloads: tuple[str, ...] = field(default=(), metadata=_key("mitigation", "Deployments and StatefulSets actions may touch; empty = the Deployments and StatefulSets configured above", "subdomain"))
     min_replicas: int = field(default=1, metadata=_key("mitigation", "never scale a deployment below this many replicas", "number", (0.0, 1000.0)))
     max_terminations: int = field(default=3, metadata=_key("mitigation", "at most this many PostgreSQL sessions cancelled or terminated by one run", "number", (0.0, 1000.0)))
     terminate_superuser: bool = field(default=False, metadata=_key("mitigation", "whether a superuser's session may be cancelled or terminated", "text"))
@@ -182,8 +184,13 @@ class Config:
 
     @property
     def deployments(self) -> tuple[str, ...]:
-        """The Deployments the playbook looks at, backend first."""
-        return (self.backend_deployment, self.frontend_deployment)
+        """The Deployments the playbook looks at, backend first, then the frontend and the others configured."""
+        return tuple(dict.fromkeys((self.backend_deployment, self.frontend_deployment, *self.other_deployments)))
+
+    @property
+    def user_facing(self) -> tuple[str, ...]:
+        """The Deployments whose having no ready pod is a complete outage."""
+        return self.serves_users or (self.backend_deployment, self.frontend_deployment)
 
     @property
     def journeys(self) -> tuple[tuple[str, int, str], ...]:

@@ -82,5 +82,7 @@ ACTIONS: dict[str, ActionSpec] = {a.name: a for a in (
     ActionSpec("enable-circuit-breaker", "http", "HTTP POST to `circuit_breaker_url`",
                "POST to `circuit_breaker_off_url`", True),
     ActionSpec("scale", "kubernetes", "the `scale` subresource", "the old replica count", True),
+    ActionSpec("suspend-cronjob", "kubernetes", "merge patch of the CronJob's `spec.suspend` (a scheduled actor that "
+               "re-applies a change)", "resume it (`suspend` as it was)", True),
     ActionSpec("flushdb", "redis", "Redis `FLUSHDB` on `redis_url`'s database", "`RESTORE` of the snapshot", True),
 )}

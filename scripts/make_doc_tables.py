@@ -35,6 +35,12 @@ def redaction() -> str:
     return "".join(f"| `[redacted: {p.name}]` | {p.example} |\n" for p in DOCUMENTED)
 
 
+def kinds() -> str:
+    from irkit.rules.kinds import KINDS
+    return "".join(f"| `{kind.value}` | {'cause' if info.cause else 'symptom'} | {info.doc} |\n"
+                   for kind, info in sorted(KINDS.items(), key=lambda item: item[1].order))
+
+
 # page -> (the table's header, ending in its |---| line; the rows below it, up to the blank line)
 TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "configuration.md": ("| key (`irkit.toml` section) | environment variable | default | meaning |\n|---|---|---|---|\n",
@@ -42,6 +48,7 @@ TABLES: dict[str, tuple[str, Callable[[], str]]] = {
     "records.md": ("| record | phase | holds |\n|---|---|---|\n", records),
     "actions.md": ("| action | system | through | undo |\n|---|---|---|---|\n", actions),
     "trust.md": ("| removed as | what it recognises |\n|---|---|\n", redaction),
+    "runbook.md": ("| kind | cause or symptom | what it is |\n|---|---|---|\n", kinds),
 }
 
 

@@ -44,6 +44,9 @@ CLUSTER = {
         {"name": "postgres-primary", "kind": "StatefulSet", "container": "postgres", "replicas": 1},
         {"name": "redis-master", "kind": "StatefulSet", "container": "redis", "replicas": 1},
     ],
+    "cronjobs": [{"name": "pin-release", "schedule": "0 3 * * *",
+                  "command": ["kubectl", "set", "image", "deployment/backend-deployment",
+                              "backend=marketplace/backend:1.42.0"]}],
 }
 
 

@@ -42,8 +42,7 @@ BACKENDS: dict[str, Backend] = {"kubernetes": kube.BACKEND, "postgresql": pg.BAC
 # --------------------------------------------------------------------------- guardrails
 
 def _workloads(cfg: Config) -> tuple[str, ...]:
-    return cfg.allowed_workloads or (cfg.backend_deployment, cfg.frontend_deployment, cfg.postgres_statefulset,
-                                     cfg.redis_statefulset)
+    return cfg.allowed_workloads or (*cfg.deployments, cfg.postgres_statefulset, cfg.redis_statefulset)
 
 
 def guardrails(cfg: Config, m: Mitigation) -> list[str]:

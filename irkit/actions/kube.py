@@ -1,5 +1,5 @@
-"""The Kubernetes backend: scale, rollout undo and restart, set env, raise a memory limit, delete a pod, through
-the official client. Each action (a :class:`KubeAction`, one row of :data:`ACTIONS`) reads the object first
+"""The Kubernetes backend: scale, rollout undo and restart, set env, raise a memory limit, delete a pod, suspend a
+CronJob, through the official client. Each action (a :class:`KubeAction`, one row of :data:`ACTIONS`) reads the object first
 (``before``), changes it the way kubectl does (a rollback copies the old ReplicaSet's template into the
 Deployment with a JSON patch), is sent with server-side dry run (``dryRun=All``) when prepared, and is checked
 for its effect on the Deployment's status. Adding a Kubernetes action is one class here and its row.
@@ -8,6 +8,7 @@ for its effect on the Deployment's status. Adding a Kubernetes action is one cla
 from __future__ import annotations
 
 import copy
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from irkit.actions.systems import Systems
 
 __all__ = ["ACTIONS", "BACKEND", "DeletePod", "KubeAction", "KubeBackend", "RaiseMemoryLimit", "RolloutRestart",
-           "RolloutUndo", "Scale", "SetEnv"]
+           "RolloutUndo", "Scale", "SetEnv", "SuspendCronJob"]
 
 Prepared = tuple[dict[str, Any], dict[str, Any], dict[str, Any], str, str]  # before, after, params, undo, undo cmd
 _RESTARTED = "kubectl.kubernetes.io/restartedAt"
@@ -302,10 +303,50 @@ class RolloutRestart(KubeAction):
         return _patch(kube, step, {"spec": {"template": {"metadata": {"annotations": {_RESTARTED: stamp}}}}}, dry)
 
 
+class SuspendCronJob(KubeAction):
+    """A scheduled actor stopped: ``spec.suspend`` true, so it starts no new Job (one already running goes on;
+    the plan's next step, the rollback, comes after). Undone by setting ``suspend`` back as it was."""
+
+    def prepare(self, kube: Kube, params: dict[str, Any]) -> Prepared:
+        ns, name = params["namespace"], params["cronjob"]
+        was = bool(self._cronjob(kube, ns, name)["spec"].get("suspend"))
+        body = json.dumps({"spec": {"suspend": was}}, separators=(",", ":"))
+        return ({"suspend": was}, {"suspend": True}, {"was_suspended": was},
+                "resume it" if not was else "none needed: it was suspended already",
+                shell("kubectl", "patch", f"cronjob/{name}", "-n", ns, "--type=merge", "-p", body) if not was else "")
+
+    def apply(self, kube: Kube, step: Step, dry: bool) -> dict[str, Any]:
+        return self._suspend(kube, step, True, dry)
+
+    def verify(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        return self._is(kube, step, True)
+
+    def undo(self, kube: Kube, step: Step) -> dict[str, Any]:
+        return self._suspend(kube, step, bool(step.params.get("was_suspended")), dry=False)
+
+    def verify_undo(self, kube: Kube, step: Step) -> tuple[bool, str]:
+        return self._is(kube, step, bool(step.params.get("was_suspended")))
+
+    @staticmethod
+    def _cronjob(kube: Kube, ns: str, name: str) -> dict[str, Any]:
+        return _plain(kube, kube.call(f"get cronjob {name}", kube.batch.read_namespaced_cron_job, name, ns))
+
+    @staticmethod
+    def _suspend(kube: Kube, step: Step, value: bool, dry: bool) -> dict[str, Any]:
+        p = step.params
+        return _plain(kube, kube.call(f"patch cronjob {p['cronjob']}", kube.batch.patch_namespaced_cron_job,
+                                      p["cronjob"], p["namespace"], {"spec": {"suspend": value}},
+                                      **({"dry_run": "All"} if dry else {})))
+
+    def _is(self, kube: Kube, step: Step, wanted: bool) -> tuple[bool, str]:
+        now = bool(self._cronjob(kube, step.params["namespace"], step.params["cronjob"])["spec"].get("suspend"))
+        return now == wanted, f"spec.suspend is {str(now).lower()}"
+
+
 # Every Kubernetes action of the playbook's table (irkit.playbook.ACTIONS, system "kubernetes").
 ACTIONS: dict[str, KubeAction] = {"delete-pod": DeletePod(), "scale": Scale(), "rollout-undo": RolloutUndo(),
                                   "set-env": SetEnv(), "raise-memory-limit": RaiseMemoryLimit(),
-                                  "rollout-restart": RolloutRestart()}
+                                  "rollout-restart": RolloutRestart(), "suspend-cronjob": SuspendCronJob()}
 
 
 class KubeBackend:

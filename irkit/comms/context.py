@@ -72,6 +72,10 @@ def title(findings: Sequence[Finding], fallback: str = "Service degradation") ->
             return "New pods cannot be scheduled"
         case kinds.DatastoreRefusing():
             return "The cache refuses the application's requests"
+        case kinds.ScheduledActor(deployment=deployment):
+            return f"A scheduled job keeps putting back a failing {_who(deployment or found.subject)} release"
+        case kinds.BrokenSpec(deployment=deployment):
+            return f"{_who(deployment or found.subject).capitalize()} pods cannot start"
         case kinds.CredentialsRejected(deployment=deployment):
             return f"The database refuses the {_who(deployment or found.subject)}'s password"
     kind = found.kind

@@ -73,7 +73,8 @@ class IncidentView:
 
     incident: str
     runs: tuple[str, ...]
-    severity: Fact[Assessment] | None = None
+    severity: Fact[Assessment] | None = None  # phase 2's revision when there is one, else phase 1's assessment
+    assessed: Fact[Assessment] | None = None  # phase 1's assessment alone (what phase 2 revises)
     real: Fact[bool] | None = None
     ongoing: Fact[bool] | None = None
     affected: Fact[list[str]] | None = None
@@ -126,6 +127,17 @@ def _newest(runs: list[tuple[str, RunRecords]], key: R.Key[Any],
     return None
 
 
+def _newest_of(runs: list[tuple[str, RunRecords]], keys: tuple[R.Key[Any], ...],
+               wanted: Callable[[Any], bool]) -> Fact[Any] | None:
+    """The newest run's value of the first of ``keys`` it holds (within a run, ``keys`` in order)."""
+    for name, run in reversed(runs):
+        for key in keys:
+            value = run.get(key)
+            if wanted(value):
+                return Fact(value, name, key.phase)
+    return None
+
+
 def _first(found: Iterable[Fact[T] | None]) -> Fact[T] | None:
     return next((f for f in found if f is not None), None)
 
@@ -144,11 +156,16 @@ def incident_view(run_dir: Path, incident: str = "") -> IncidentView:
                                   str(o.confirmation.get("by") or ""), o.started_at)
     onset = next((Fact(value, name, R.INCIDENT_START.phase) for name, run in runs
                   if (value := run.get(R.INCIDENT_START)) is not None), None)
+    assessed = (R.SEVERITY_REVISED, R.SEVERITY)
+    severity = _first([_newest_of(runs, assessed, lambda s: s is not None and s.known),
+                       _newest_of(runs, assessed, lambda s: s is not None)])
+    real = _newest(runs, R.REAL, lambda v: v is not None)
+    if severity is not None and severity.phase == R.SEVERITY_REVISED.phase and severity.value.real is not None:
+        real = Fact(severity.value.real, severity.run, severity.phase)  # revised with what was found
     return IncidentView(
-        incident=incident or run_dir.parent.name, runs=tuple(name for name, _ in runs),
-        severity=_first([_newest(runs, R.SEVERITY, lambda s: s is not None and s.known),
-                         _newest(runs, R.SEVERITY)]),
-        real=_newest(runs, R.REAL, lambda v: v is not None), ongoing=_newest(runs, R.ONGOING, lambda v: v is not None),
+        incident=incident or run_dir.parent.name, runs=tuple(name for name, _ in runs), severity=severity,
+        assessed=_first([_newest(runs, R.SEVERITY, lambda s: s is not None and s.known), _newest(runs, R.SEVERITY)]),
+        real=real, ongoing=_newest(runs, R.ONGOING, lambda v: v is not None),
         affected=_newest(runs, R.AFFECTED), onset=onset,
         findings=_first([_newest(runs, R.FINDINGS, lambda found: any(f.is_cause for f in found)),
                          _newest(runs, R.FINDINGS, lambda found: found is not None and found != [])]),

@@ -142,7 +142,9 @@ LATENCY_P95_PEAK = _key("latency_p95_peak", 1, "{service, seconds, at}: the high
 RESOLVED_AT = _key("resolved_at", 1, "ISO time the signals went back under their thresholds, when the incident "
                                      "is over; else null", _time)
 WINDOW = _key("window", 1, "{start, end}: the charts' window", _dict)
-WORKLOADS = _key("workloads", 1, "rows: kind, name, desired, ready, updated, image; phase 2 again", _rows)
+WORKLOADS = _key("workloads", 1, "rows: kind, name, desired, ready, updated, image, template_writer, "
+                                 "template_written_at (who last wrote the pod template: managedFields); phase 2 again",
+                 _rows)
 WORKLOADS_DOWN = _key("workloads_down", 1, "names of workloads with no ready replica", _strings)
 WORKLOADS_DEGRADED = _key("workloads_degraded", 1, "names of workloads with some replicas not ready", _strings)
 ENDPOINTS = _key("endpoints", 1, "rows: url, ok, status, seconds, error, journey, journey_level; phase 2 again",
@@ -154,14 +156,20 @@ AFFECTED = _key("affected", 1, "services and workloads over a threshold or not r
 REAL = _key("real", 1, "is it an incident: true, false, or null (unknown)", _bool)
 ONGOING = _key("ongoing", 1, "is it still happening: true, false, or null (unknown)", _bool)
 # Phase 2: investigation
+SEVERITY_REVISED = _key("severity_revised", 2, "phase 1's assessment revisited with the findings (authentication "
+                                               "failures, blockchain connectivity, a cause beside a SEV-4): the "
+                                               "fields of severity, and cause", _typed(Assessment))
 UNHEALTHY_PODS = _key("unhealthy_pods", 2, "rows: pod, phase, ready, all_ready, restarts, waiting_reason, "
                                           "last_termination_reason, last_exit_code, last_terminated_at, node, "
-                                          "age_seconds, created, owner, app, memory_limit", _rows)
+                                          "age_seconds, created, owner, app, memory_limit, waiting_message, "
+                                          "last_termination_message", _rows)
 WARNING_EVENTS = _key("warning_events", 2, "rows: last_seen, type, reason, object, message, count, first_seen "
                                           "(newest first)", _rows)
 TOP_PODS = _key("top_pods", 2, "rows: pod, container, cpu_millicores, memory_mib; or {unavailable: why}", _rows)
 CONFIG_CHANGES = _key("config_changes", 2, "rows: kind (ConfigMap, Secret), name, changed_at, manager: when each "
                                           "was last written (Secrets read as metadata only)", _rows)
+CRONJOBS = _key("cronjobs", 2, "rows: name, schedule, suspend, last_schedule, command: what runs on a schedule "
+                               "(one may re-apply a change after every fix)", _rows)
 LOGS = _key("logs", 2, "rows: deployment, container, pods, text (identical text folded)", _rows)
 PREVIOUS_LOGS = _key("previous_logs", 2, "rows as logs, of the restarted pods' previous containers", _rows)
 ROLLOUT_HISTORY = _key("rollout_history", 2, "rows: deployment, revision, replicaset, images, created, "

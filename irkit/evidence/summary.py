@@ -171,7 +171,8 @@ class Summary:
 def summarize(run_dir: Path, incident: str, started: datetime, phases: Sequence[PhaseStatus]) -> Summary:
     """The run's summary: each phase's status, and the verdicts its records hold."""
     run = RunRecords(run_dir)
-    severity = run.get(records.SEVERITY)
+    revised = run.get(records.SEVERITY_REVISED)  # phase 2's, with what the investigation found
+    severity = revised or run.get(records.SEVERITY)
     verdict = run.get(records.VERDICT)
     inconclusive = []
     if severity is not None and not severity.known:
@@ -182,7 +183,7 @@ def summarize(run_dir: Path, incident: str, started: datetime, phases: Sequence[
     return Summary(
         incident=incident, run_id=run_dir.name, started_at=started.isoformat(),
         finished_at=datetime.now(UTC).isoformat(), phases=tuple(phases), severity=severity,
-        real=run.get(records.REAL), ongoing=run.get(records.ONGOING), affected=tuple(run.get(records.AFFECTED)),
+        real=revised.real if revised else run.get(records.REAL), ongoing=run.get(records.ONGOING), affected=tuple(run.get(records.AFFECTED)),
         incident_start=start.isoformat() if start else None, findings=tuple(run.get(records.FINDINGS)),
         mitigations=tuple(run.get(records.MITIGATIONS)),
         # What was done, not only planned: every applied, failed, refused or undone step, and who confirmed it.

@@ -604,7 +604,9 @@ class ClusterEmulator(KubernetesEmulator):
                     meta["managedFields"] = [*(f for f in current["metadata"].get("managedFields") or []
                                                if f.get("manager") != manager),
                                              {"manager": manager, "operation": "Update",
-                                              "time": _ts(datetime.now(UTC))}][-8:]
+                                              "time": _ts(datetime.now(UTC)),
+                                              "fieldsV1": _fields_v1(_changed(current.get("spec"), new.get("spec")),
+                                                                     "spec")}][-8:]
                 if dry:
                     return aiohttp.web.json_response(new)
                 self._put(key, new)
@@ -1158,6 +1160,21 @@ def _container_status(name: str, image: str, fault: PodFault | str, restarts: in
     return status
 
 
+def _changed(before: Any, after: Any) -> Any:
+    """The part of ``after`` that differs from ``before``: nested dicts by key, anything else whole."""
+    if isinstance(before, dict) and isinstance(after, dict):
+        return {k: _changed(before.get(k), v) for k, v in after.items() if before.get(k) != v}
+    return after
+
+
+def _fields_v1(changed: Any, top: str) -> dict[str, Any]:
+    """managedFields' fieldsV1 for a change under ``top``, as the API server writes it (``f:<key>`` per level;
+    list items are not told apart here)."""
+    def walk(value: Any) -> dict[str, Any]:
+        return {f"f:{k}": walk(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return {f"f:{top}": walk(changed)}
+
+
 def _event(namespace: str, kind: str, name: str, type_: str, reason: str, message: str, last: datetime,
            count: int = 1, first: datetime | None = None) -> tuple[str, dict[str, Any]]:
     event_name = f"{name}.{_hash(reason, message, _ts(last), length=16)}"
@@ -1187,7 +1204,8 @@ CLUSTER_KEYS: dict[str, frozenset[str]] = {
     "cluster.volumes": frozenset({"name", "capacity", "storage_class", "phase", "app"}),
     "cluster.quotas": frozenset({"name", "hard", "used"}),
     "cluster.workloads": frozenset({"name", "kind", "container", "app", "replicas", "limits", "revisions", "pods",
-                                    "config_changed", "sidecars", "init_containers", "fault", "ports"}),
+                                    "config_changed", "sidecars", "init_containers", "fault", "ports",
+                                    "written_by"}),
     "cluster.workloads.revisions": frozenset({"image", "age", "change_cause"}),
     "cluster.workloads.pods": frozenset({"count", "age", "restarts", "previous_logs", "last_restart_ago", "cpu",
                                          "memory", "revision", "events", "eviction_message"} | _CONTAINER_KEYS),
@@ -1463,10 +1481,15 @@ def _build_workload(cluster: Cluster, workload: Mapping[str, Any], namespace: st
         # "pod": a fault of these pods alone: their replacements run
     if kind != "Pod":
         resource = "apps/v1/deployments" if kind == "Deployment" else "apps/v1/statefulsets"
+        # Who wrote the current pod template, and when: the newest revision's writer (written_by, else kubectl).
+        wrote = now - _duration(revisions[-1].get("age", "7d"))
+        writer = str(workload.get("written_by") or "kubectl-client-side-apply")
         cluster.objects.append((resource, {
             "apiVersion": "apps/v1", "kind": kind,
             "metadata": _meta(name, namespace, created, labels=labels, generation=len(revisions),
-                              annotations={"deployment.kubernetes.io/revision": str(len(revisions))}),
+                              annotations={"deployment.kubernetes.io/revision": str(len(revisions))},
+                              managedFields=[{"manager": writer, "operation": "Update", "time": _ts(wrote),
+                                              "fieldsV1": {"f:spec": {"f:template": {}}}}]),
             "spec": {"replicas": replicas, "selector": {"matchLabels": labels}, "template": template,
                      **({"serviceName": name} if kind == "StatefulSet" else {})},
             "status": {"replicas": sum(count_by_revision.values()), "readyReplicas": ready,

@@ -35,6 +35,7 @@ __all__ = [
     "pod_health",
     "related_incidents",
     "resolved_at",
+    "when",
 ]
 
 
@@ -205,8 +206,10 @@ def _signals(inc: Incident) -> Signals:
     endpoints = inc.rows(R.ENDPOINTS)
     all_endpoints_down = bool(endpoints) and not any(e.get("ok") for e in endpoints)
     down = inc.current(R.WORKLOADS_DOWN)
-    key = (inc.config.backend_deployment, inc.config.frontend_deployment)
-    outage = all_endpoints_down or any(name in key for name in down)
+    # No ready pod in a Deployment that serves users is an outage; in one that does not, a failing feature.
+    outage = all_endpoints_down or any(name in inc.config.user_facing for name in down)
+    features = tuple(f"{name} has no ready pod" for name in down
+                     if name not in inc.config.user_facing and name in inc.config.deployments)
     # The worst service counts: a backend at 12 % is SEV-2 even if the average is lower.
     worst_ratio = max((v for v in ratios.values() if v is not None), default=None)
     worst_p95 = max((v for v in p95s.values() if v is not None), default=None)
@@ -214,7 +217,8 @@ def _signals(inc: Incident) -> Signals:
     journeys = tuple(sorted({(str(e["journey"]), int(e["journey_level"])) for e in endpoints
                              if e.get("journey") and e.get("journey_level") and not e.get("ok")}))
     return Signals(outage=outage, error_ratio=worst_ratio, latency_p95_seconds=worst_p95,
-                   performance_degraded=degraded, journeys_failing=journeys, unmeasured=_unmeasured(inc))
+                   performance_degraded=degraded, feature_failures=features, journeys_failing=journeys,
+                   unmeasured=_unmeasured(inc))
 
 
 def assessment(inc: Incident) -> Assessment:
@@ -239,13 +243,20 @@ def assessment(inc: Incident) -> Assessment:
             over = inc.current(R.RESOLVED_AT)
             waiting = int((inc.current(R.LOCK_WAITS_NOW) or {}).get("waiting") or 0)
             now_says = (f"not over: {waiting} session(s) still wait on locks" if waiting else
-                        f"resolved{f' at {over:%H:%M} UTC' if over else ''}: every signal is under its threshold now")
+                        f"resolved{f' at {when(over)}' if over else ''}: every signal is under its threshold now")
             result = Assessment(
                 level=at_peak.level, detected_at=detected, respond_by=at_peak.respond_by,
                 escalation=at_peak.escalation, unmeasured=now.unmeasured,
-                reasons=(*(f"at its peak ({peak_at:%H:%M} UTC): {r}" for r in at_peak.reasons), now_says))
+                reasons=(*(f"at its peak ({when(peak_at)}): {r}" for r in at_peak.reasons), now_says))
     inc.record(R.SEVERITY, result.as_dict())
     return result
+
+
+def when(moment: datetime) -> str:
+    """A moment as a reader at 3 a.m. needs it: the time alone when it was today (UTC), else with its date
+    ("at its peak (15:33 UTC)" about a peak two days back would read as this afternoon)."""
+    moment = moment.astimezone(UTC)
+    return f"{moment:%H:%M} UTC" if moment.date() == datetime.now(UTC).date() else f"{moment:%Y-%m-%d %H:%M} UTC"
 
 
 def _affected(inc: Incident) -> list[str]:
@@ -316,7 +327,7 @@ def checklist(inc: Incident) -> pd.DataFrame:
          f"{severity.escalation if severity else '?'}"),
         ("Check if incident is ongoing or resolved",
          "unknown" if ongoing is None else "ongoing" if ongoing else
-         (f"resolved at {over:%H:%M} UTC" if over and real else "resolved or not happening"),
+         (f"resolved at {when(over)}" if over and real else "resolved or not happening"),
          f"worst error ratio now {worst:.1%}" if worst is not None else "error ratio unavailable"),
         ("Identify affected systems/users", ", ".join(affected) or "none found", ""),
         ("Check for related incidents", f"{len(related)} related run(s)" if related else "none in outputs/", ""),

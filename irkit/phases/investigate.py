@@ -15,14 +15,17 @@ from irkit.evidence import records as R
 from irkit.phases import assess, history
 from irkit.phases.incident import Incident, Note, Unavailable, shown
 from irkit.rules.diagnosis import Observations, Targets, diagnose
+from irkit.rules.kinds import Finding, Kind
 from irkit.rules.names import belongs_to
+from irkit.rules.severity import Assessment, revise
 from irkit.sources import http, k8s, pg, prom
 
 __all__ = [
-    "config_changes",
+    "config_changes", "cronjobs",
     "activity", "connections", "database_logs", "traffic", "workloads", "endpoints", "error_ratio", "events", "findings", "fold_logs", "latency", "lock_graph",
     "logs",
-    "long_running", "observations", "pod_chart", "previous_logs", "rollout_history", "saturation", "top", "unhealthy_pods",
+    "long_running", "observations", "pod_chart", "previous_logs", "rollout_history", "saturation", "severity", "top",
+    "unhealthy_pods",
 ]
 
 
@@ -199,6 +202,13 @@ def config_changes(inc: Incident) -> pd.DataFrame | Note | Unavailable:
                  "no ConfigMap or Secret in the namespace")
 
 
+def cronjobs(inc: Incident) -> pd.DataFrame | Note | Unavailable:
+    """``kubectl get cronjobs``: what runs on a schedule, and what it runs (one that re-applies a change undoes
+    every fix until it is suspended)."""
+    return shown(inc.record(R.CRONJOBS, inc.attempt("cronjobs", lambda: k8s.cronjobs(inc.kube))),
+                 "no CronJob in the namespace")
+
+
 def rollout_history(inc: Incident) -> pd.DataFrame | Unavailable:
     """Revision history of the deployments (the deploy markers and rollback candidates)."""
     return inc.record(R.ROLLOUT_HISTORY, inc.attempt(
@@ -261,8 +271,36 @@ def observations(inc: Incident) -> Observations:
         connections=inc.rows(R.CONNECTIONS), logs=inc.rows(R.LOGS) + inc.rows(R.PREVIOUS_LOGS),
         warning_events=inc.rows(R.WARNING_EVENTS), request_rate=inc.rows(R.REQUEST_RATE),
         workloads=inc.rows(R.WORKLOADS), database_logs=inc.rows(R.DATABASE_LOGS),
-        config_changes=inc.rows(R.CONFIG_CHANGES),
+        config_changes=inc.rows(R.CONFIG_CHANGES), cronjobs=inc.rows(R.CRONJOBS),
         deadlocks=(inc.current(R.PG_DEADLOCKS) or {}).get("deadlocks"))
+
+
+def severity(inc: Incident) -> Assessment | Note:
+    """Phase 1's severity revisited with the findings (playbook 1.2): authentication failures and blockchain
+    connectivity issues are SEV-2, decided from the finding that shows them; a cause found while every signal is
+    under its threshold makes a minor incident (SEV-4), never "not an incident". Recorded for the messages, the
+    report and the post-mortem, which use it from here on."""
+    assessed = inc.view().assessed
+    if assessed is None:
+        return Note("no severity to revisit: phase 1 has not assessed this incident (run it, then this cell)")
+    found = inc.current(R.FINDINGS)
+
+    def shown_by(*wanted: Kind, replies: tuple[str, ...] = ()) -> str:
+        hit = next((f for f in found if f.kind in wanted and (not replies or _reply(f) in replies)), None)
+        return f"{hit.kind.value} {hit.subject}" if hit else ""
+
+    cause = next((f for f in found if f.is_cause and f.kind is not Kind.SOURCE_UNAVAILABLE), None)
+    revised = revise(assessed.value,
+                     authentication_failures=shown_by(Kind.CREDENTIALS_REJECTED) or shown_by(
+                         Kind.DATASTORE_REFUSING, replies=("NOAUTH", "WRONGPASS")),
+                     blockchain_connectivity_lost=shown_by(Kind.PROVIDER_FAILING),
+                     cause=f"{cause.kind.value} {cause.subject}: {cause.detail}"[:200] if cause else "")
+    inc.record(R.SEVERITY_REVISED, revised.as_dict())
+    return revised
+
+
+def _reply(finding: Finding) -> str:
+    return str(getattr(finding.evidence, "reply", ""))
 
 
 def findings(inc: Incident) -> pd.DataFrame | Note:

@@ -20,6 +20,7 @@ import pandas as pd
 from irkit import actions, playbook
 from irkit.display import views
 from irkit.evidence import records as R
+from irkit.phases import assess
 from irkit.phases.incident import Incident
 from irkit.rules.kinds import Finding
 from irkit.rules.plan import PlanTargets, plan
@@ -64,9 +65,13 @@ def mitigation_plan(inc: Incident) -> views.PlanView:
         inc.record(R.MITIGATIONS, [])
         over = inc.earlier(R.RESOLVED_AT)
         return views.PlanView([], f"nothing to mitigate: the incident is over (resolved"
-                                  f"{f' at {over:%H:%M} UTC' if over else ''}); validate (phase 4), then write the "
+                                  f"{f' at {assess.when(over)}' if over else ''}); validate (phase 4), then write the "
                                   "post-mortem")
-    steps = [] if real is False else plan(found, PlanTargets.from_config(inc.config))
+    # Phase 2 may have found a cause beside "not an incident": a minor incident, planned like any other.
+    revised = inc.earlier(R.SEVERITY_REVISED) or (view.severity.value if view.severity and
+                                                  view.severity.phase == R.SEVERITY_REVISED.phase else None)
+    minor = revised is not None and bool(revised.real)
+    steps = [] if real is False and not minor else plan(found, PlanTargets.from_config(inc.config))
     inc.record(R.MITIGATIONS, [step.as_dict() for step in steps])
     return views.PlanView(steps)
 

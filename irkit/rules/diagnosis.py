@@ -70,6 +70,7 @@ class Observations:
     workloads: Sequence[Row] = ()  # kind, name, desired, ready
     database_logs: Sequence[Row] = ()  # the database pods' logs, folded like logs
     config_changes: Sequence[Row] = ()  # kind, name, changed_at, manager
+    cronjobs: Sequence[Row] = ()  # name, schedule, suspend, last_schedule, command
     deadlocks: int | None = None  # pg_stat_database.deadlocks
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -77,8 +78,9 @@ class Observations:
 def diagnose(obs: Observations, targets: Targets) -> list[Finding]:
     """Every finding the observations support, ranked: causes first."""
     symptoms = _symptoms(obs, targets)
+    pods = _pods(obs, targets)
     found = [*_locks(obs), *_broken_deadlocks(obs), *_ddl(obs), *_queries(obs), *_saturation(obs, targets),
-             *_pods(obs, targets), *_unschedulable(obs, targets), *_credentials(obs, targets, symptoms),
+             *pods, *_scheduled_actors(obs, pods), *_unschedulable(obs, targets), *_credentials(obs, targets, symptoms),
              *_cache_refusing(obs, targets, symptoms),
              *_dependencies(obs, targets, symptoms),
              *_load(obs, targets, symptoms), *symptoms]
@@ -208,8 +210,20 @@ def _failure(pod: Row, now: datetime) -> str | None:
     if pod.get("last_termination_reason") == "OOMKilled" and recent:
         return "oom-killed"
     if not pod.get("all_ready") and pod.get("phase") in ("Running", "Pending"):
-        return "not-ready"
+        return None if _starting(pod) else "not-ready"
     return None
+
+
+STARTING_SECONDS = 300  # a pod this young that never failed is starting (a rollout, a scale-up), not failing
+
+
+def _starting(pod: Row) -> bool:
+    """A pod being created or started, as every rollout and scale-up makes them: young, never restarted, and
+    waiting for nothing but its own creation."""
+    age = pod.get("age_seconds")
+    return (isinstance(age, int | float) and age < STARTING_SECONDS and not pod.get("restarts")
+            and pod.get("waiting_reason") in (None, "ContainerCreating", "PodInitializing")
+            and not pod.get("last_termination_reason"))
 
 
 def _said(pod: Row, how: str) -> str:
@@ -244,9 +258,76 @@ def _pods(obs: Observations, targets: Targets) -> list[Finding]:
         if revision is not None:
             out.append(revision)
             continue
+        broken = _broken_spec(obs, workload, pods)
+        if broken is not None:
+            out.append(broken)
+            continue
         for pod, how in pods:
             out.append(_pod_finding(pod, how, workload, targets, _last_error(obs, pod["pod"])))
     return out
+
+
+# Why a container cannot start or be created, when the reason is in its own spec or image, in the words of the
+# software that says it: runc and crun (exec: "wge": executable file not found in $PATH; stat ...: no such file or
+# directory; permission denied), containerd's and CRI-O's pull errors (pull access denied, repository does not exist
+# or may require authorization, manifest unknown, failed to resolve reference "...": ...: not found), the kubelet's
+# CreateContainerConfigError (secret "x" not found, couldn't find key K in Secret ns/x). A registry's 5xx, a timeout
+# or a rate limit is none of these: kubelet retries those, and they pass.
+_RUNTIME_SPEC = re.compile(
+    r'exec: "[^"\n]{1,200}": (?P<command>executable file not found in \$PATH|stat [^:\n]{1,200}: no such file or '
+    r'directory|permission denied)|(?P<image>pull access denied|repository does not exist or may require authorization|'
+    r'manifest unknown|failed to resolve reference "[^"\n]{1,300}": [^\s]{1,300}: not found)|'
+    r'(?P<config>(secret|configmap) "[^"\n]{1,253}" not found|couldn\'t find key \S{1,253} in (Secret|ConfigMap))')
+# A setting the application refuses to start without, in the words of the software that prints it: Spring's
+# placeholder resolution, PostgreSQL refusing to run as root, CPython's os.environ lookup (KeyError: 'NAME' raised
+# from os.py's __getitem__, both in the same traceback).
+_APP_SPEC = re.compile(r"""(?P<setting>Could not resolve placeholder '[^'\n]{1,200}'|"root" execution of the """
+                       r"""PostgreSQL server is not permitted)""")
+_PY_ENVIRON = re.compile(r"""(<frozen os>|/os\.py)", line \d+, in __getitem__\s*\n\s*KeyError: '([A-Z][A-Z0-9_]{0,100})'""")
+_SPEC_FIX = {"command": "the container's command or entrypoint", "image": "the image reference or its pull secret",
+             "config": "the Secret or ConfigMap the pod references", "setting": "the setting it names"}
+_SPEC_REASONS = {"StartError": "command", "ContainerCannotRun": "command", "CreateContainerConfigError": "config",
+                 "InvalidImageName": "image"}
+
+
+def _spec_line(obs: Observations, pod: Row) -> tuple[str, str] | None:
+    """The line that says a pod cannot run for a reason in its spec or image, and what to fix; None if nothing
+    says so (then the pod is judged as it fails: a restart may help)."""
+    name = str(pod["pod"])
+    said = [str(pod.get(k) or "") for k in ("last_termination_message", "waiting_message")]
+    said += [str(e.get("message") or "") for e in obs.warning_events
+             if str(e.get("object", "")).split("/")[-1] == name]
+    for text in said:
+        if match := _RUNTIME_SPEC.search(text):  # from the words that explain it: the wrapping says less
+            return text[match.start():].strip()[:300], _SPEC_FIX[next(k for k, v in match.groupdict().items() if v)]
+    reason = pod.get("waiting_reason") if pod.get("waiting_reason") in _SPEC_REASONS else None
+    reason = reason or (pod.get("last_termination_reason") if pod.get("last_termination_reason") in _SPEC_REASONS
+                        else None)
+    for row in obs.logs:
+        if name in (row.get("pods") or ()):
+            text = str(row.get("text", ""))
+            if match := _PY_ENVIRON.search(text):
+                return f"KeyError: '{match.group(2)}' (os.environ)", _SPEC_FIX["setting"]
+            lines = [line.strip() for line in text.splitlines() if _APP_SPEC.search(line)]
+            if lines:
+                return lines[-1][:300], _SPEC_FIX["setting"]
+    if reason:  # the kubelet's reason alone: the container could not be created or started
+        return f"{reason}: {next((t for t in said if t.strip()), '')}".strip(": ")[:300], _SPEC_FIX[_SPEC_REASONS[reason]]
+    return None
+
+
+def _broken_spec(obs: Observations, workload: str, pods: list[tuple[Row, str]]) -> Finding | None:
+    """Pods that cannot run for a reason in their spec or image: a new pod fails the same way, so the finding
+    names the explaining line and what to fix, and the plan restarts nothing."""
+    explained = [(pod, said) for pod, _ in pods if (said := _spec_line(obs, pod)) is not None]
+    if not explained:
+        return None
+    (pod, (line, fix)) = explained[-1]
+    names = tuple(str(p["pod"]) for p, _ in explained)
+    return Finding(Kind.BROKEN_SPEC, workload,
+                   f"{len(names)} pod(s) cannot run for a reason in their spec or image: {line}; a new pod fails the "
+                   f"same way, so no restart is planned: fix {fix} (kubectl describe pod {pod['pod']})",
+                   kinds.BrokenSpec(deployment=workload, pods=names, line=line, fix=fix, impact=len(names)))
 
 
 _ERROR_LINE = re.compile(r"\b(FATAL|ERROR|PANIC|panic|Exception|Traceback|refused|cannot|could not)\b")
@@ -286,6 +367,48 @@ def _bad_revision(obs: Observations, workload: str, pods: list[tuple[Row, str]])
                                    previous_revision=int(previous[-1]["revision"]), age_minutes=age,
                                    failures=tuple(ways), impact=how_many))
     return None
+
+
+ACTOR_RAN_BEFORE_SECONDS = 600  # a CronJob that ran this shortly before the template was written may have written it
+
+
+def _scheduled_actors(obs: Observations, found: list[Finding]) -> list[Finding]:
+    """A CronJob that writes the failing revision's pod template: the API server's managedFields name it as the
+    template's last writer, or its command names the Deployment and it ran shortly before the write. Rolling
+    back alone lasts until it runs again; suspending it is the first step."""
+    failing = {f.evidence.deployment or f.subject: f for f in found if isinstance(f.evidence, kinds.BadRevision)}
+    out = []
+    for workload in obs.workloads:
+        name = str(workload.get("name") or "")
+        if name not in failing:
+            continue
+        writer = str(workload.get("template_writer") or "")
+        written = workload.get("template_written_at")
+        written_at = _moment(written) if written is not None and str(written) not in ("", "NaT") else None
+        for job in obs.cronjobs:
+            if job.get("suspend"):
+                continue
+            command = str(job.get("command") or "")
+            ran = job.get("last_schedule")
+            ran_at = _moment(ran) if ran is not None and str(ran) not in ("", "NaT") else None
+            names_it = re.search(rf"(?<![\w.-])(deployment|deployments|deploy)[/ ]{re.escape(name)}(?![\w.-])", command)
+            just_before = (written_at is not None and ran_at is not None
+                           and 0 <= (written_at - ran_at).total_seconds() <= ACTOR_RAN_BEFORE_SECONDS)
+            if writer != job.get("name") and not (names_it and just_before):
+                continue
+            minutes = (obs.now - written_at).total_seconds() / 60 if written_at is not None else None
+            how = ("managedFields name it as the last writer of the template" if writer == job.get("name") else
+                   f"its command names deployment/{name} and it ran "
+                   f"{(written_at - ran_at).total_seconds():.0f} s before the template was written")  # type: ignore[operator]
+            out.append(Finding(Kind.SCHEDULED_ACTOR, f"cronjob/{job['name']}",
+                               f"CronJob {job['name']} ({job.get('schedule')}) writes deployment/{name}'s pod "
+                               f"template: {how}; the failing revision came from it, so a rollback lasts until it "
+                               "runs again: suspend it first",
+                               kinds.ScheduledActor(cronjob=str(job["name"]), deployment=name,
+                                                    schedule=str(job.get("schedule") or ""), manager=writer,
+                                                    written_minutes=minutes, command=command[:300],
+                                                    impact=failing[name].evidence.impact)))
+    return out
 
 
 def _pod_finding(pod: Row, how: str, workload: str, targets: Targets, logged: str = "") -> Finding:

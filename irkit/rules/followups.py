@@ -28,6 +28,10 @@ ACTION_ITEMS: dict[Kind, tuple[str, ...]] = {
                          "Alert at 80 % of max_connections"),
     Kind.DATASTORE_DOWN: ("Alert on the datastore's disk, memory and availability before it fails",
                           "Review the datastore's failover (replica promotion) and rehearse it"),
+    Kind.SCHEDULED_ACTOR: ("Find who owns the CronJob and why it pins this Deployment; remove or fix it, or make it "
+                           "read the release it applies from the same place the deploy writes",
+                           "Give every automated writer its own field manager name, so managedFields says who "
+                           "changed what"),
     Kind.BAD_REVISION: ("Gate rollouts on health: a canary or progressive rollout that rolls back by itself",
                         "Make the readiness probe fail a rollout whose new pods crash",
                         "Add the failing case to the release's tests"),
@@ -43,6 +47,10 @@ ACTION_ITEMS: dict[Kind, tuple[str, ...]] = {
                       "Alert on container restarts and OOMKilled terminations"),
     Kind.IMAGE_PULL: ("Check in CI that the image exists in the registry before the deploy",
                       "Alert on ImagePullBackOff"),
+    Kind.BROKEN_SPEC: ("Fix what the explaining line names in the manifest, and check it before it reaches the cluster "
+                       "(a dry run of the image's command, the image's presence and pull secret, the Secrets and "
+                       "settings it needs)",
+                       "Pin images by digest so a pod started later runs what was reviewed"),
     Kind.CRASHLOOP: ("Alert on CrashLoopBackOff",
                      "Fix the crash the previous container's logs show"),
     Kind.PROVIDER_FAILING: ("Fail over to the backup provider automatically",

@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as validated
 
-__all__ = ["KINDS", "BadRevision", "Crashloop", "CredentialsRejected", "DatastoreRefusing", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
+__all__ = ["KINDS", "BadRevision", "BrokenSpec", "Crashloop", "CredentialsRejected", "DatastoreRefusing", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
            "Dependency", "Evidence", "Finding", "Kind", "KindInfo", "LockRoot", "LongRunningQuery", "OomKilled",
-           "Overload", "Unschedulable", "rank"]
+           "Overload", "ScheduledActor", "Unschedulable", "rank"]
 
 
 class Kind(StrEnum):
@@ -27,11 +27,13 @@ class Kind(StrEnum):
     DATASTORE_DOWN = "datastore-down"
     LOCK_ROOT = "lock-root"
     DEADLOCK = "deadlock"
+    SCHEDULED_ACTOR = "scheduled-actor"
     BAD_REVISION = "bad-revision"
     CREDENTIALS_REJECTED = "credentials-rejected"
     DATASTORE_REFUSING = "datastore-refusing"
     DDL_QUEUED = "ddl-queued"
     LONG_RUNNING_QUERY = "long-running-query"
+    BROKEN_SPEC = "broken-spec"
     CRASHLOOP = "crashloop"
     OOM_KILLED = "oom-killed"
     IMAGE_PULL = "image-pull"
@@ -117,6 +119,16 @@ class BadRevision(Evidence):
 
 
 @validated(frozen=True, config=_RECORD)
+class ScheduledActor(Evidence):
+    cronjob: str = ""
+    deployment: str = ""  # the Deployment whose pod template it writes
+    schedule: str = ""
+    manager: str = ""  # the field manager that last wrote the template (managedFields)
+    written_minutes: float | None = None  # how long ago the template was last written
+    command: str = ""  # what the CronJob runs
+
+
+@validated(frozen=True, config=_RECORD)
 class OomKilled(Evidence):
     deployment: str = ""
     pod: str = ""
@@ -128,6 +140,14 @@ class OomKilled(Evidence):
 class Crashloop(Evidence):
     deployment: str = ""
     log: str = ""  # the last line it logged that says what went wrong
+
+
+@validated(frozen=True, config=_RECORD)
+class BrokenSpec(Evidence):
+    deployment: str = ""  # the workload whose pods cannot run
+    pods: tuple[str, ...] = ()
+    line: str = ""  # the explaining line: the runtime's, the kubelet's or the application's own words
+    fix: str = ""  # what to change (the command, the image or its pull secret, a Secret, a setting)
 
 
 @validated(frozen=True, config=_RECORD)
@@ -184,15 +204,22 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.DATASTORE_DOWN: KindInfo(8, True, "the database or the cache itself is down: its pod fails", DatastoreDown),
     Kind.LOCK_ROOT: KindInfo(10, True, "a session holds a lock others wait behind", LockRoot),
     Kind.DEADLOCK: KindInfo(11, True, "sessions wait on each other", Deadlock),
-    Kind.BAD_REVISION: KindInfo(12, True, "a recently deployed revision fails, however it fails", BadRevision),
-    Kind.CREDENTIALS_REJECTED: KindInfo(15, True, "PostgreSQL refuses the application's password (a rotated "
+    Kind.SCHEDULED_ACTOR: KindInfo(12, True, "a CronJob writes the failing revision's pod template (managedFields "
+                                             "names it, or its command names the Deployment and it ran just before "
+                                             "the write): a rollback lasts until it runs again", ScheduledActor),
+    Kind.BAD_REVISION: KindInfo(13, True, "a recently deployed revision fails, however it fails", BadRevision),
+    Kind.CREDENTIALS_REJECTED: KindInfo(16, True, "PostgreSQL refuses the application's password (a rotated "
                                                  "Secret the pods still hold the old value of)", CredentialsRejected),
     Kind.DATASTORE_REFUSING: KindInfo(9, True, "the cache answers but refuses the application's commands "
                                                "(Redis's NOAUTH, WRONGPASS, OOM, READONLY, MISCONF replies)",
                                       DatastoreRefusing),
-    Kind.DDL_QUEUED: KindInfo(13, True, "a DDL statement waits for an exclusive lock and every new query queues "
+    Kind.DDL_QUEUED: KindInfo(14, True, "a DDL statement waits for an exclusive lock and every new query queues "
                                         "behind it", DdlQueued),
-    Kind.LONG_RUNNING_QUERY: KindInfo(14, True, "an active query has run longer than the bound", LongRunningQuery),
+    Kind.LONG_RUNNING_QUERY: KindInfo(15, True, "an active query has run longer than the bound", LongRunningQuery),
+    Kind.BROKEN_SPEC: KindInfo(19, True, "pods cannot run for a reason in their own spec or image (a command that "
+                                         "cannot start, an image they may not pull, a Secret or setting they "
+                                         "lack): a new pod fails the same way, so no restart is planned",
+                               BrokenSpec),
     Kind.CRASHLOOP: KindInfo(20, True, "a pod restarts over and over (no recent deploy explains it)", Crashloop),
     Kind.OOM_KILLED: KindInfo(22, True, "a container was killed at its memory limit", OomKilled),
     Kind.IMAGE_PULL: KindInfo(24, True, "a pod cannot pull its image"),
@@ -202,7 +229,8 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.UPSTREAM_TIMEOUT: KindInfo(28, True, "calls to an upstream API time out (the logs say so) while requests "
                                               "fail or slow down", Dependency),
     Kind.OVERLOAD: KindInfo(29, True, "traffic far above its baseline while requests slow down or fail", Overload),
-    Kind.UNSCHEDULABLE: KindInfo(30, True, "pods cannot be scheduled: the cluster lacks cpu or memory",
+    Kind.UNSCHEDULABLE: KindInfo(30, True, "pods cannot be scheduled: the scheduler names what no node has (cpu, "
+                                              "memory, a GPU)",
                                  Unschedulable),
     Kind.PODS_NOT_READY: KindInfo(31, True, "a pod is not ready"),
     Kind.ENDPOINT_DOWN: KindInfo(40, False, "a health endpoint fails"),

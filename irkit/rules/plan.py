@@ -146,6 +146,12 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
                 if pid is not None:
                     add("cancel-query", f"pid {pid}", f"query running {age:.0f} s saturates the database",
                         psql(f"SELECT pg_cancel_backend({pid});"), f, pid=pid, reason="long-running", query=query)
+            case kinds.ScheduledActor(cronjob=cronjob, deployment=dep, schedule=schedule) if cronjob:
+                add("suspend-cronjob", f"cronjob/{cronjob}",
+                    f"it writes deployment/{dep}'s failing template ({schedule}): suspend it before rolling back, "
+                    "or it puts the change back", shell("kubectl", "patch", f"cronjob/{cronjob}", "-n", t.namespace,
+                                                        "--type=merge", "-p", '{"spec":{"suspend":true}}'),
+                    f, cronjob=cronjob, deployment=dep)
             case kinds.BadRevision(deployment=dep, revision=revision, image=image, age_minutes=age,
                              previous_revision=previous, failures=failures):
                 dep = dep or f.subject

@@ -14,6 +14,11 @@ Rules, highest level wins, and every rule that fired is a reason:
 The thresholds come from the config (``error_ratio_high``, ``error_ratio_moderate``,
 ``latency_p95_slow_seconds``).
 
+Phase 2 revisits the assessment with what the investigation found (:func:`revise`): the playbook's SEV-2 for
+authentication failures and blockchain connectivity issues is decided from their evidence (the database or the
+cache refusing the application's credentials, the blockchain provider failing), and a cause found while every
+signal is under its threshold is a minor incident (SEV-4, real), never "not an incident".
+
 Never fail open: "SEV-4, not an incident" needs every deciding signal measured. When no
 rule fired and a signal could not be measured (its source down, its metric matching no
 series, no health endpoint configured), the assessment is *unknown* and names what was
@@ -30,7 +35,7 @@ from typing import Any
 
 from irkit.config import DEFAULTS, Config
 
-__all__ = ["LEVELS", "UNKNOWN", "Assessment", "Level", "Signals", "Thresholds", "classify"]
+__all__ = ["LEVELS", "UNKNOWN", "Assessment", "Level", "Signals", "Thresholds", "classify", "revise"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,7 @@ class Assessment:
     respond_by: datetime
     escalation: str
     unmeasured: tuple[str, ...] = ()
+    cause: str = ""  # a cause the investigation found: a SEV-4 beside it is a minor incident, not none
 
     @property
     def _level(self) -> Level:
@@ -126,8 +132,8 @@ class Assessment:
 
     @property
     def real(self) -> bool | None:
-        """Whether this is an incident at all: some rule above SEV4 fired. None: unknown."""
-        return None if self.level is None else self.level < 4
+        """Whether this is an incident at all: some rule above SEV4 fired, or a cause was found. None: unknown."""
+        return None if self.level is None else self.level < 4 or bool(self.cause)
 
     @property
     def response_time(self) -> str:
@@ -137,7 +143,7 @@ class Assessment:
         return {"level": self.level, "name": self.name, "real": self.real, "known": self.known,
                 "reasons": list(self.reasons), "unmeasured": list(self.unmeasured),
                 "detected_at": self.detected_at.isoformat(), "respond_by": self.respond_by.isoformat(),
-                "response_time": self.response_time, "escalation": self.escalation}
+                "response_time": self.response_time, "escalation": self.escalation, "cause": self.cause}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Assessment:
@@ -145,7 +151,7 @@ class Assessment:
         return cls(level=level if isinstance(level, int) and level in LEVELS else None,
                    reasons=tuple(data.get("reasons") or ()), detected_at=datetime.fromisoformat(data["detected_at"]),
                    respond_by=datetime.fromisoformat(data["respond_by"]), escalation=str(data.get("escalation", "")),
-                   unmeasured=tuple(data.get("unmeasured") or ()))
+                   unmeasured=tuple(data.get("unmeasured") or ()), cause=str(data.get("cause") or ""))
 
 
 def _next_business_day(moment: datetime) -> datetime:
@@ -211,3 +217,28 @@ def classify(signals: Signals, thresholds: Thresholds | None = None,
     respond_by = detected_at + within if within is not None else _next_business_day(detected_at)
     return Assessment(level=level, reasons=reasons, detected_at=detected_at, respond_by=respond_by,
                       escalation=spec.escalation, unmeasured=signals.unmeasured)
+
+
+def revise(before: Assessment, *, authentication_failures: str = "", blockchain_connectivity_lost: str = "",
+           cause: str = "") -> Assessment:
+    """``before`` (phase 1's assessment) revisited with what the investigation found; each argument is the
+    finding that shows it, in words ("" when none does). The higher level wins as in :func:`classify`; what was
+    not measured stays listed (an unknown severity with a SEV-2 finding is at least SEV-2). A cause found while
+    nothing else fired makes a SEV-4 a minor incident (real), with the cause as its reason."""
+    fired = [(2, f"authentication failures: {authentication_failures}")] if authentication_failures else []
+    if blockchain_connectivity_lost:
+        fired.append((2, f"blockchain connectivity issues: {blockchain_connectivity_lost}"))
+    level = min([lvl for lvl, _ in fired] + ([before.level] if before.level is not None else []), default=None)
+    if not fired and not (cause and level == 4 and not before.cause):
+        return before
+    reasons = tuple(reason for _, reason in fired if reason not in before.reasons) + tuple(
+        r for r in before.reasons if not r.startswith(("no rule for SEV-1", "no rule fired on what")))
+    if level == 4 and cause:
+        reasons = (f"a cause was found with minimal user impact (every deciding signal is under its threshold): "
+                   f"{cause}",)
+    spec = LEVELS[level] if level is not None else UNKNOWN
+    within = spec.respond_within
+    respond_by = (before.detected_at + within if within is not None else _next_business_day(before.detected_at))
+    return Assessment(level=level, reasons=reasons or before.reasons, detected_at=before.detected_at,
+                      respond_by=respond_by, escalation=spec.escalation, unmeasured=before.unmeasured,
+                      cause=cause if level == 4 else before.cause)

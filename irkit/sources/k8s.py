@@ -32,6 +32,7 @@ from irkit.sources import http
 
 __all__ = [
     "config_changes",
+    "cronjobs",
     "Kube",
     "MetricsResult",
     "connect",
@@ -48,7 +49,8 @@ __all__ = [
 
 POD_COLUMNS = ["pod", "phase", "ready", "all_ready", "restarts", "waiting_reason", "last_termination_reason",
                "last_exit_code", "last_terminated_at", "node", "age_seconds", "created", "owner", "app",
-               "memory_limit"]
+               "memory_limit", "waiting_message", "last_termination_message"]
+_MESSAGE = 500  # characters kept of a container's waiting or termination message (the kubelet's, the runtime's)
 
 
 class Kube:
@@ -199,8 +201,8 @@ def _pod_row(pod: dict[str, Any], now: datetime) -> dict[str, Any]:
     """One row of :func:`pods` from a pod as the API sends it."""
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     statuses = status.get("containerStatuses") or []
-    waiting = next(((s.get("state") or {}).get("waiting", {}).get("reason") for s in statuses
-                    if (s.get("state") or {}).get("waiting")), None)
+    waits = [(s.get("state") or {})["waiting"] for s in statuses if (s.get("state") or {}).get("waiting")]
+    waiting = waits[0].get("reason") if waits else None
     terminated = [(s.get("lastState") or {})["terminated"] for s in statuses
                   if (s.get("lastState") or {}).get("terminated")]
     last = max(terminated, key=lambda t: _time(t.get("finishedAt")) or datetime.min.replace(tzinfo=UTC), default=None)
@@ -228,6 +230,10 @@ def _pod_row(pod: dict[str, Any], now: datetime) -> dict[str, Any]:
         "owner": f"{owners[0].get('kind')}/{owners[0].get('name')}" if owners else None,
         "app": (meta.get("labels") or {}).get("app"),
         "memory_limit": limits.get("memory"),
+        # What the kubelet and the container runtime said: why it waits (an image it may not pull, a Secret it
+        # lacks) and why it last ended (a command that cannot run). Text from the cluster: bounded, redacted.
+        "waiting_message": str(waits[0].get("message"))[:_MESSAGE] if waits and waits[0].get("message") else None,
+        "last_termination_message": str(last.get("message"))[:_MESSAGE] if last and last.get("message") else None,
     }
 
 
@@ -236,12 +242,14 @@ def pods(kube: Kube, selector: str | None = None) -> pd.DataFrame:
 
     Columns: ``pod, phase, ready ("1/2"), all_ready, restarts, waiting_reason
     (CrashLoopBackOff, ImagePullBackOff, ...), last_termination_reason (OOMKilled,
-    Error), last_exit_code, last_terminated_at, node, age_seconds, created, owner, app``.
+    Error), last_exit_code, last_terminated_at, node, age_seconds, created, owner, app,
+    memory_limit, waiting_message, last_termination_message``.
     """
     items = kube.items(f"list pods in {kube.namespace}", kube.core.list_namespaced_pod, kube.namespace,
                        label_selector=selector or "")
     now = datetime.now(UTC)
     frame = pd.DataFrame([_pod_row(p, now) for p in items], columns=POD_COLUMNS)
+    redact_frame(frame, kube.config, ["waiting_message", "last_termination_message"])
     return frame.sort_values("pod").reset_index(drop=True)
 
 
@@ -409,18 +417,43 @@ def logs(kube: Kube, deployment: str, *, tail: int = 100, previous: bool = False
 
 
 def deployments(kube: Kube) -> pd.DataFrame:
-    """``kubectl get deployments,statefulsets``: columns ``kind, name, desired, ready, updated, image``."""
+    """``kubectl get deployments,statefulsets``: columns ``kind, name, desired, ready, updated, image``, and who last
+    wrote the pod template and when (``template_writer``, ``template_written_at``: the newest managedFields entry
+    that owns a field under ``spec.template``; a field manager's name is whatever the writer chose)."""
     rows = []
     for kind, fn in (("Deployment", kube.apps.list_namespaced_deployment),
                      ("StatefulSet", kube.apps.list_namespaced_stateful_set)):
         for obj in kube.items(f"list {kind.lower()}s", fn, kube.namespace):
             spec, status = obj.get("spec") or {}, obj.get("status") or {}
             containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
-            rows.append({"kind": kind, "name": (obj.get("metadata") or {}).get("name"),
+            meta = obj.get("metadata") or {}
+            writes = sorted((str(f["time"]), str(f.get("manager") or "")) for f in meta.get("managedFields") or []
+                            if f.get("time") and "f:template" in ((f.get("fieldsV1") or {}).get("f:spec") or {}))
+            rows.append({"kind": kind, "name": meta.get("name"),
                          "desired": spec.get("replicas") or 0, "ready": status.get("readyReplicas") or 0,
                          "updated": status.get("updatedReplicas") or 0,
-                         "image": ", ".join(str(c.get("image")) for c in containers)})
-    return pd.DataFrame(rows, columns=["kind", "name", "desired", "ready", "updated", "image"])
+                         "image": ", ".join(str(c.get("image")) for c in containers),
+                         "template_writer": writes[-1][1][:128] if writes else None,
+                         "template_written_at": _time(writes[-1][0]) if writes else None})
+    frame = pd.DataFrame(rows, columns=["kind", "name", "desired", "ready", "updated", "image", "template_writer",
+                                        "template_written_at"])
+    return redact_frame(frame, kube.config, ["template_writer"])
+
+
+def cronjobs(kube: Kube) -> pd.DataFrame:
+    """``kubectl get cronjobs``: what runs on a schedule, and what it runs. Columns ``name, schedule, suspend,
+    last_schedule, command`` (the job's containers' command and arguments, bounded and redacted: a CronJob that
+    re-applies a change names what it changes there)."""
+    rows = []
+    for obj in kube.items("list cronjobs", kube.batch.list_namespaced_cron_job, kube.namespace):
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        pod = ((((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec") or {})
+        words = [str(w) for c in pod.get("containers") or [] for w in (*(c.get("command") or ()), *(c.get("args") or ()))]
+        rows.append({"name": (obj.get("metadata") or {}).get("name"), "schedule": spec.get("schedule"),
+                     "suspend": bool(spec.get("suspend")), "last_schedule": _time(status.get("lastScheduleTime")),
+                     "command": " ".join(words)[:_MESSAGE] or None})
+    frame = pd.DataFrame(rows, columns=["name", "schedule", "suspend", "last_schedule", "command"])
+    return redact_frame(frame, kube.config, ["command"])
 
 
 # Ask for metadata only: a Secret's values never reach irkit (nor its evidence), only its name and write times.

@@ -68,6 +68,7 @@ CASES = [
      {"deployment": "frontend-deployment", "container": "frontend", "memory": "1536Mi"}),
     ("rollout-restart", "deployment/frontend-deployment", {"deployment": "frontend-deployment"}),
     ("delete-pod", "pod/redis-master-0", {"pod": "redis-master-0"}),
+    ("suspend-cronjob", "cronjob/pin-release", {"cronjob": "pin-release", "deployment": "backend-deployment"}),
 ]
 
 
@@ -136,6 +137,21 @@ def test_raising_the_memory_limit_stops_the_oom_kills_and_the_undo_sets_it_back(
     actions.revert(step, systems, incident=INCIDENT, enabled=True, confirmation=confirm(step))
     limits = deployment(lab, "frontend-deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert limits["limits"]["memory"] == "1Gi"
+
+
+def test_a_suspended_cronjob_starts_nothing_until_its_undo_resumes_it(lab: KubeLab, systems: Systems):
+    def suspended() -> bool:
+        return bool(next(o.raw for k, o in lab.emulator.objects.items()
+                         if k[0].plural == "cronjobs" and k[2] == "pin-release")["spec"].get("suspend"))
+    [step] = actions.prepare([mitigation("suspend-cronjob", "cronjob/pin-release", cronjob="pin-release",
+                                         deployment="backend-deployment")], systems, INCIDENT)
+    assert not step.refused and step.before == {"suspend": False} and not suspended()  # the dry run changed nothing
+    assert step.undo_command == "kubectl patch cronjob/pin-release -n web3-marketplace-prod --type=merge -p " \
+                                "'{\"spec\":{\"suspend\":false}}'"
+    outcome = actions.execute(step, systems, incident=INCIDENT, enabled=True, confirmation=confirm(step))
+    assert outcome.status == "applied" and suspended(), outcome.detail
+    undone = actions.revert(step, systems, incident=INCIDENT, enabled=True, confirmation=confirm(step))
+    assert undone.status == "undone" and not suspended(), undone.detail
 
 
 def test_a_deleted_pod_comes_back_from_its_controller(lab: KubeLab, systems: Systems):

@@ -67,3 +67,27 @@ def test_related_incidents_come_from_the_outputs_the_run_is_kept_in_and_a_plante
     inc.record(R.ERROR_RATIO_NOW, [{"service": "backend", "error_ratio": 0.2}])
     found = assess.related_incidents(inc)
     assert list(found["incident"]) == ["INC-0"]
+
+
+@pytest.mark.parametrize(("serves_users", "level"), [
+    ((), 3),  # by default the backend and the frontend serve users: a worker with none ready is a failing feature
+    (("backend-deployment", "frontend-deployment", "order-worker"), 1),  # said to serve users: an outage
+])
+def test_a_deployment_with_no_ready_pod_is_an_outage_only_if_it_serves_users(
+        tmp_path: Path, serves_users: tuple[str, ...], level: int):
+    inc = Incident("INC-1", 1, tmp_path, Config(other_deployments=("order-worker",), serves_users=serves_users))
+    inc.record(R.ERROR_RATIO_NOW, [{"service": "all", "error_ratio": 0.01}])
+    inc.record(R.LATENCY_P95_NOW, [{"service": "all", "seconds": 0.2}])
+    inc.record(R.ENDPOINTS, [{"url": "https://shop/health", "ok": True, "status": 200}])
+    inc.record(R.WORKLOADS, [{"kind": "Deployment", "name": "order-worker", "desired": 3, "ready": 0}])
+    inc.record(R.WORKLOADS_DOWN, ["order-worker"])
+    result = assess.assessment(inc)
+    assert result.level == level, result.reasons
+    assert any("order-worker" in reason for reason in result.reasons) or level == 1
+
+
+def test_a_peak_on_another_day_is_dated_and_one_today_is_not():
+    from datetime import UTC, datetime, timedelta
+    now = datetime.now(UTC)
+    assert assess.when(now) == f"{now:%H:%M} UTC"
+    assert assess.when(now - timedelta(days=2)) == f"{now - timedelta(days=2):%Y-%m-%d %H:%M} UTC"

@@ -31,3 +31,33 @@ def test_no_finding_says_so_in_a_sentence(tmp_path):
     shown = investigate.findings(Incident("INC-9", 2, tmp_path, Config()))
     assert isinstance(shown, Note) and shown.text.startswith("no finding")
 
+
+
+def test_the_revised_severity_is_the_incidents_from_phase_2_on(tmp_path):
+    """Phase 1 says SEV-3 by the error ratio; phase 2 finds the blockchain provider failing (SEV-2 by the playbook):
+    the incident's severity, and what the summary says, is phase 2's from then on."""
+    from datetime import UTC, datetime
+
+    from irkit import evidence
+    from irkit.config import Config
+    from irkit.evidence import records as R
+    from irkit.evidence.incident import incident_view
+    from irkit.phases import investigate
+    from irkit.phases.incident import Incident
+    from irkit.rules.severity import Signals, classify
+    run_dir = tmp_path / "INC-9" / "20261130T000000Z"
+    first = Incident("INC-9", 1, run_dir, Config())
+    evidence.write_json(run_dir / "run.json", {"incident": "INC-9", "run_id": run_dir.name})
+    first.record(R.SEVERITY, classify(Signals(error_ratio=0.07), detected_at=datetime.now(UTC)).as_dict())
+    first.record(R.REAL, True)
+    first.finish()
+    second = Incident("INC-9", 2, run_dir, Config())
+    second.record(R.FINDINGS, [{"kind": "provider-failing", "subject": "wallet-api", "detail": "6 lines"},
+                               {"kind": "error-spike", "subject": "wallet-api", "detail": "7% fail"}])
+    revised = investigate.severity(second)
+    second.finish()
+    assert revised.name == "SEV-2"
+    assert revised.reasons[0] == "blockchain connectivity issues: provider-failing wallet-api"
+    view = incident_view(run_dir, "INC-9")
+    assert view.severity is not None and view.severity.value.name == "SEV-2" and view.severity.phase == 2
+    assert view.assessed is not None and view.assessed.value.name == "SEV-3"

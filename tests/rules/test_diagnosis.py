@@ -66,6 +66,46 @@ PROVIDER_LOG = "".join(f"2026-11-30T02:5{i}:00Z ERROR eth_call failed: blockchai
                        "answered 503\n" for i in range(5))
 UPSTREAM_LOG = "".join(f"2026-11-30T02:5{i}:00Z WARN call to payments-api timed out after 10000ms\n" for i in range(4))
 
+# Why a container cannot run, as runc, containerd and the kubelet report it, and as applications refuse to start.
+RUNC_NOT_FOUND = ('failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create '
+                  'failed: unable to start container process: exec: "wge": executable file not found in $PATH: unknown')
+PULL_DENIED = ('Failed to pull image "ghcr.io/acme/storefront:2.4.1": rpc error: code = Unknown desc = failed to pull and '
+               'unpack image "ghcr.io/acme/storefront:2.4.1": failed to resolve reference "ghcr.io/acme/storefront:2.4.1": '
+               'pull access denied, repository does not exist or may require authorization: server message: '
+               'insufficient_scope: authorization failed')
+PULL_TRANSIENT = ('Failed to pull image "ghcr.io/acme/storefront:2.4.1": rpc error: code = Unknown desc = failed to pull '
+                  'and unpack image: failed to copy: httpReadSeeker: failed open: unexpected status code '
+                  'https://ghcr.io/v2/acme/storefront/blobs/sha256:9f: 503 Service Unavailable')
+PY_ENVIRON_LOG = """Traceback (most recent call last):
+  File "/app/worker.py", line 7, in <module>
+    BROKER_URL = os.environ["BROKER_URL"]
+                 ~~~~~~~~~~^^^^^^^^^^^^^^
+  File "<frozen os>", line 679, in __getitem__
+KeyError: 'BROKER_URL'
+"""
+PY_DICT_KEYERROR_LOG = """Traceback (most recent call last):
+  File "/app/worker.py", line 31, in handle
+    order = cache["ORDER_42"]
+KeyError: 'ORDER_42'
+"""
+SPRING_PLACEHOLDER_LOG = ("org.springframework.util.PlaceholderResolutionException: Could not resolve placeholder "
+                          "'PAYMENTS_DB_URL' in value \"${PAYMENTS_DB_URL}\"\n")
+
+# A Deployment whose failing revision was written at WRITTEN, and CronJobs that may have written it.
+WRITTEN = NOW - timedelta(minutes=8)
+
+
+def _actor(writer: str, *jobs: dict[str, Any]) -> dict[str, Any]:
+    return {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff", owner=RS)],
+            "rollout_history": _revisions("backend-deployment", timedelta(minutes=8)),
+            "workloads": [{"name": "backend-deployment", "desired": 3, "ready": 0, "template_writer": writer,
+                           "template_written_at": WRITTEN}],
+            "cronjobs": list(jobs)}
+
+
+PIN = {"name": "pin-release", "schedule": "*/10 * * * *", "suspend": False, "last_schedule": WRITTEN - timedelta(seconds=20),
+       "command": "kubectl set image deployment/backend-deployment backend=api:2"}
+
 CRASHING = [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff", owner=RS),
             _pod("backend-deployment-abc-2", waiting_reason="CrashLoopBackOff", owner=RS)]
 
@@ -193,12 +233,69 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
       "connections": [{"application_name": "reporting-worker", "state": "idle", "sessions": 80},
                       {"application_name": "backend", "state": "active", "sessions": 15}]},
      [(Kind.DB_SATURATION, "postgres")]),
+    ("a command the runtime cannot find: broken spec, no restart",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff",
+                              last_termination_reason="StartError", last_termination_message=RUNC_NOT_FOUND)],
+      "error_ratio_now": [{"service": "backend", "error_ratio": 0.07}]},
+     [(Kind.BROKEN_SPEC, "backend-deployment"), (Kind.ERROR_SPIKE, "backend")]),
+    ("an image the registry refuses: broken spec (the event says why)",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="ImagePullBackOff",
+                              waiting_message='Back-off pulling image "ghcr.io/acme/storefront:2.4.1"')],
+      "warning_events": [{"reason": "Failed", "object": "Pod/backend-deployment-abc-1", "message": PULL_DENIED}]},
+     [(Kind.BROKEN_SPEC, "backend-deployment")]),
+    ("a registry's 503 passes: an image pull, restart it (negative row)",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="ErrImagePull", waiting_message=PULL_TRANSIENT)]},
+     [(Kind.IMAGE_PULL, "backend-deployment-abc-1")]),
+    ("a Secret the pod references is missing: broken spec",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", phase="Pending", waiting_reason="CreateContainerConfigError",
+                              waiting_message='secret "payments-db" not found')]},
+     [(Kind.BROKEN_SPEC, "backend-deployment")]),
+    ("os.environ lacking a variable: broken spec",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff")],
+      "logs": [{"deployment": "backend-deployment", "pods": ["backend-deployment-abc-1"], "text": PY_ENVIRON_LOG}]},
+     [(Kind.BROKEN_SPEC, "backend-deployment")]),
+    ("Spring's unresolved placeholder: broken spec",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff")],
+      "logs": [{"deployment": "backend-deployment", "pods": ["backend-deployment-abc-1"],
+                "text": SPRING_PLACEHOLDER_LOG}]},
+     [(Kind.BROKEN_SPEC, "backend-deployment")]),
+    ("a KeyError of a dict is the application's bug, not a setting it lacks (negative row)",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff")],
+      "logs": [{"deployment": "backend-deployment", "pods": ["backend-deployment-abc-1"],
+                "text": PY_DICT_KEYERROR_LOG}]},
+     [(Kind.CRASHLOOP, "backend-deployment-abc-1")]),
+    ("a broken spec in a revision deployed an hour ago: the revision, rolled back",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff", owner=RS,
+                              last_termination_reason="StartError", last_termination_message=RUNC_NOT_FOUND)],
+      "rollout_history": _revisions("backend-deployment", timedelta(hours=1))},
+     [(Kind.BAD_REVISION, "backend-deployment")]),
+    ("a CronJob the API server names as the template's writer: the scheduled actor before the revision",
+     _actor("pin-release", {**PIN, "command": "deploy.sh", "last_schedule": NOW - timedelta(hours=3)}),
+     [(Kind.SCHEDULED_ACTOR, "cronjob/pin-release"), (Kind.BAD_REVISION, "backend-deployment")]),
+    ("a CronJob whose command names the Deployment and ran just before the write (kubectl-set wrote it)",
+     _actor("kubectl-set", PIN),
+     [(Kind.SCHEDULED_ACTOR, "cronjob/pin-release"), (Kind.BAD_REVISION, "backend-deployment")]),
+    ("a suspended CronJob writes nothing (negative row)", _actor("kubectl-set", {**PIN, "suspend": True}),
+     [(Kind.BAD_REVISION, "backend-deployment")]),
+    ("a CronJob that ran an hour before the write did not make it (negative row)",
+     _actor("kubectl-set", {**PIN, "last_schedule": WRITTEN - timedelta(hours=1)}),
+     [(Kind.BAD_REVISION, "backend-deployment")]),
+    ("a CronJob naming another Deployment (backend-deployment-canary) is not this one's writer (negative row)",
+     _actor("kubectl-set", {**PIN, "command": "kubectl set image deployment/backend-deployment-canary api=x"}),
+     [(Kind.BAD_REVISION, "backend-deployment")]),
     ("an image that cannot be pulled", {"unhealthy_pods": [_pod("backend-deployment-abc-1",
                                                                  waiting_reason="ImagePullBackOff")]},
      [(Kind.IMAGE_PULL, "backend-deployment-abc-1")]),
     ("ErrImagePull too", {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="ErrImagePull")]},
      [(Kind.IMAGE_PULL, "backend-deployment-abc-1")]),
     ("a pod not ready", {"unhealthy_pods": [_pod("backend-deployment-abc-1", phase="Pending")]},
+     [(Kind.PODS_NOT_READY, "backend-deployment-abc-1")]),
+    ("a pod a rollout is creating is starting, not failing (negative row)",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", phase="Pending", waiting_reason="ContainerCreating",
+                              restarts=0, age_seconds=40)]}, []),
+    ("a pod still creating after five minutes is not ready",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", phase="Pending", waiting_reason="ContainerCreating",
+                              restarts=0, age_seconds=400)]},
      [(Kind.PODS_NOT_READY, "backend-deployment-abc-1")]),
     ("error ratio exactly at the SEV-3 threshold", {"error_ratio_now": [{"service": "api", "error_ratio": 0.05}]},
      [(Kind.ERROR_SPIKE, "api")]),
@@ -322,3 +419,33 @@ def test_a_cache_that_refuses_plans_no_restart():
                                   error_ratio_now=[{"service": "backend", "error_ratio": 0.2}]), T)
     assert "(OOM): Redis is at maxmemory with a policy that refuses writes" in found[0].detail
     assert plan(found) == []  # restarting the cache drops its data and changes neither the memory nor the policy
+
+
+@pytest.mark.parametrize(("pod", "events", "logs", "line", "fix"), [
+    (_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff", last_termination_reason="StartError",
+          last_termination_message=RUNC_NOT_FOUND), [], [],
+     'exec: "wge": executable file not found in $PATH', "the container's command or entrypoint"),
+    (_pod("backend-deployment-abc-1", waiting_reason="ImagePullBackOff"),
+     [{"reason": "Failed", "object": "Pod/backend-deployment-abc-1", "message": PULL_DENIED}], [],
+     "pull access denied", "the image reference or its pull secret"),
+    (_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff"), [],
+     [{"deployment": "backend-deployment", "pods": ["backend-deployment-abc-1"], "text": PY_ENVIRON_LOG}],
+     "KeyError: 'BROKER_URL'", "the setting it names"),
+])
+def test_a_pod_that_will_fail_again_names_its_line_and_plans_no_restart(
+        pod: dict[str, Any], events: list[dict[str, Any]], logs: list[dict[str, Any]], line: str, fix: str):
+    from irkit.rules.plan import plan
+    found = diagnose(Observations(now=NOW, unhealthy_pods=[pod], warning_events=events, logs=logs,
+                                  error_ratio_now=[{"service": "backend", "error_ratio": 0.07}]), T)
+    assert found[0].kind is Kind.BROKEN_SPEC
+    assert line in found[0].detail and f"fix {fix}" in found[0].detail
+    assert plan(found) == []  # a new pod fails the same way: deleting this one only pretends
+
+
+def test_a_scheduled_actor_is_suspended_before_the_rollback():
+    from irkit.rules.plan import plan
+    steps = plan(diagnose(Observations(now=NOW, **_actor("pin-release", PIN)), T))
+    assert [(s.action, s.target) for s in steps] == [("suspend-cronjob", "cronjob/pin-release"),
+                                                       ("rollout-undo", "deployment/backend-deployment")]
+    assert steps[0].command == ("kubectl patch cronjob/pin-release -n web3-marketplace-prod --type=merge -p "
+                                "'{\"spec\":{\"suspend\":true}}'")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from irkit.display.views import html_of
-from irkit.rules.severity import LEVELS, Signals, Thresholds, classify
+from irkit.rules.severity import LEVELS, Signals, Thresholds, classify, revise
 
 NOW = datetime(2026, 11, 27, 3, 0, tzinfo=UTC)  # a Friday, 3 a.m.
 
@@ -93,3 +93,36 @@ def test_a_failing_critical_journey_sets_its_severity_whatever_the_error_ratio()
     result = classify(Signals(error_ratio=0.01, journeys_failing=(("payment", 1),)), detected_at=NOW)
     assert result.level == 1 and any("critical journey 'payment'" in r for r in result.reasons)
     assert classify(Signals(error_ratio=0.01, journeys_failing=(("login", 2),)), detected_at=NOW).level == 2
+
+
+# Phase 2 revisits phase 1's assessment with the findings: (phase 1's signals, what was found) -> level, real.
+@pytest.mark.parametrize(("signals", "found", "level", "real"), [
+    # The playbook's SEV-2 examples decided from their evidence: a 7 % error ratio alone is SEV-3.
+    (Signals(error_ratio=0.07), {"blockchain_connectivity_lost": "provider-failing api"}, 2, True),
+    (Signals(error_ratio=0.07), {"authentication_failures": "credentials-rejected api"}, 2, True),
+    # Already higher: the higher level stays.
+    (Signals(outage=True), {"authentication_failures": "credentials-rejected api"}, 1, True),
+    # A cause beside a SEV-4 is a minor incident, not "not an incident".
+    (Signals(error_ratio=0.01), {"cause": "oom-killed worker: pod worker-1 was OOMKilled"}, 4, True),
+    # Nothing found: phase 1's word stands.
+    (Signals(error_ratio=0.01), {}, 4, False),
+    (Signals(error_ratio=0.07), {"cause": "lock-root pid 7"}, 3, True),
+    # Unknown stays unknown without a SEV-2 finding; with one, SEV-2 is its floor.
+    (Signals(unmeasured=("error ratio: down",)), {"cause": "lock-root pid 7"}, None, None),
+    (Signals(unmeasured=("error ratio: down",)), {"blockchain_connectivity_lost": "provider-failing api"}, 2, True),
+])
+def test_the_investigation_revises_severity_by_the_playbooks_table(signals: Signals, found: dict[str, str],
+                                                                     level: int | None, real: bool | None):
+    revised = revise(classify(signals, detected_at=NOW), **found)
+    assert (revised.level, revised.real) == (level, real)
+    for value in found.values():
+        if level is not None and level <= 2 or (level == 4 and real):
+            assert any(value in reason for reason in revised.reasons), revised.reasons
+
+
+def test_a_minor_incident_survives_its_record_and_is_named_as_one():
+    revised = revise(classify(Signals(error_ratio=0.0), detected_at=NOW), cause="oom-killed worker")
+    again = type(revised).from_dict(revised.as_dict())
+    assert again.real and again.cause == "oom-killed worker"
+    assert revised.respond_by.date() == (NOW + timedelta(days=3)).date()  # next business day after a Friday
+    assert "not an incident" not in html_of(again)

@@ -187,3 +187,34 @@ def test_what_pods_write_is_kept_bounded_and_without_its_secrets(cfg: Config, tm
     assert f"{'y' * k8s.MAX_LOG_LINE} [3000 characters cut]" in text
     assert "hunter2" not in events["message"].iloc[0] and "[redacted: token]" in events["message"].iloc[0]
     assert history["change_cause"].tolist()[-1] == "deploy token=[redacted: secret]"
+
+
+def test_why_a_container_waits_or_ended_and_who_wrote_a_template_are_read_bounded_and_redacted(
+        cfg: Config, tmp_path: Path):
+    """The runtime's and the kubelet's messages explain a pod that cannot run; the CronJobs and the template's
+    writer (managedFields) explain a change that keeps coming back. Text from the cluster: cut and redacted."""
+    cluster = {"workloads": [{
+        "name": "backend-deployment", "container": "backend", "replicas": 2, "written_by": "pin-release",
+        "revisions": [{"image": "b:1", "age": "2d"}, {"image": "b:2", "age": "9m"}],
+        "pods": [{"count": 1, "state": "crashloop", "reason": "StartError", "exit_code": 128,
+                  "message": 'exec: "wge": executable file not found in $PATH token=hunter2 ' + "z" * 5000},
+                 {"count": 1, "state": "imagepull", "waiting_reason": "ErrImagePull",
+                  "waiting_message": "pull access denied, repository does not exist or may require authorization"}]}],
+        "cronjobs": [{"name": "pin-release", "schedule": "*/10 * * * *", "last_schedule": "9m",
+                      "command": ["kubectl", "set", "image", "deployment/backend-deployment", "backend=b:2",
+                                  "--token=hunter2hunter2"]}]}
+    with KubeLab() as lab:
+        lab.load(build_cluster(cluster, cfg.namespace))
+        client = k8s.connect(cfg.replace(kubeconfig=str(lab.write_kubeconfig(tmp_path / "kc", cfg.namespace))))
+        pods = k8s.pods(client)
+        workloads = k8s.deployments(client)
+        jobs = k8s.cronjobs(client)
+    ended = pods["last_termination_message"].dropna().iloc[0]
+    assert ended.startswith('exec: "wge": executable file not found in $PATH') and "hunter2" not in ended
+    assert len(ended) < 600  # cut at 500 characters, then redacted (a marker may add a few)
+    assert pods["waiting_message"].dropna().str.contains("pull access denied").any()
+    [writer] = workloads[workloads["name"] == "backend-deployment"]["template_writer"].tolist()
+    assert writer == "pin-release"
+    [job] = jobs.to_dict("records")
+    assert job["name"] == "pin-release" and not job["suspend"] and "deployment/backend-deployment" in job["command"]
+    assert "hunter2" not in job["command"]
