@@ -100,6 +100,8 @@ class Config:
     prom_status_label: str = field(default="status", metadata=_key("prometheus", "label holding the HTTP status code", "promname"))
     prom_service_label: str = field(default="service", metadata=_key("prometheus", "label naming the service", "promname"))
     prom_latency_metric: str = field(default="http_request_duration_seconds", metadata=_key("prometheus", "latency histogram (without _bucket)", "promname"))
+    prom_latency_unit: str = field(default="s", metadata=_key("prometheus", "what the latency histogram counts: s, or ms (Istio's istio_request_duration_milliseconds, Envoy's upstream_rq_time); irkit shows seconds either way", "unit"))
+    prom_error_status: str = field(default="5..", metadata=_key("prometheus", "the status label's values that count as errors, a regular expression: 5.. matches codes (500-599) and classes (5xx); Envoy's response_code_class needs 5", "regex"))
     prom_rate_window: str = field(default="5m", metadata=_key("prometheus", "range of rate() as in the playbook", "duration"))
 
     # [redis]
@@ -402,6 +404,7 @@ CHECKS: dict[str, tuple[Callable[[str], bool], str]] = {
     "group": (lambda v: re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}|[0-9]{1,10}", v) is not None,
               "a group name or id"),
     "regex": (lambda v: len(v) <= 512 and _compiles(v), "a Python regular expression of at most 512 characters"),
+    "unit": (lambda v: v in ("s", "ms"), "s or ms"),
 }
 
 

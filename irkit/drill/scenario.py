@@ -158,7 +158,7 @@ class Scenario:
         """What the lab's Prometheus calls its series: what the scenario's [config] tells irkit to query."""
         cfg = self.settings
         return MetricNames(cfg.prom_requests_metric, cfg.prom_latency_metric, cfg.prom_status_label,
-                           cfg.prom_service_label, self.status_format)
+                           cfg.prom_service_label, self.status_format, cfg.prom_latency_unit)
 
     @property
     def live(self) -> dict[str, Segment]:
@@ -300,7 +300,7 @@ class EndpointTable(_Table):
 
 
 class MetricsTable(_Table):
-    status_format: Literal["code", "class"] = "code"
+    status_format: Literal["code", "class", "digit"] = "code"
 
 
 class MarketplaceTable(_Table):

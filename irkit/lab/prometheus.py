@@ -56,7 +56,9 @@ class MetricNames:
     """What the exported series are called, as a team's instrumentation names them (irkit's ``prom_*`` keys).
 
     ``status_format``: ``"code"`` writes each status (``200``, ``500``, ``503``), ``"class"`` its class (``2xx``,
-    ``5xx``) as some exporters do. When ``requests`` is the latency histogram's ``_count`` (Micrometer's
+    ``5xx``) as some exporters do, ``"digit"`` the class's digit alone (``2``, ``5``: Envoy's
+    ``envoy_response_code_class``). ``latency_unit`` ``"ms"``: the histogram counts milliseconds (Istio's
+    ``istio_request_duration_milliseconds``, Envoy's ``envoy_cluster_upstream_rq_time``). When ``requests`` is the latency histogram's ``_count`` (Micrometer's
     ``http_server_requests_seconds_count``), the histogram itself carries the status label and there is no
     separate counter. A counter named without ``_total`` (``nginx_ingress_controller_requests``) is written as
     an untyped family, the only way OpenMetrics holds such a name.
@@ -67,6 +69,12 @@ class MetricNames:
     status: str = "status"
     service: str = "service"
     status_format: str = "code"
+    latency_unit: str = "s"
+
+    @property
+    def scale(self) -> float:
+        """The histogram's unit per second."""
+        return 1000.0 if self.latency_unit == "ms" else 1.0
 
     @property
     def combined(self) -> bool:
@@ -74,7 +82,7 @@ class MetricNames:
         return self.requests == f"{self.latency}_count"
 
     def code(self, code: str) -> str:
-        return f"{code[0]}xx" if self.status_format == "class" else code
+        return {"class": f"{code[0]}xx", "digit": code[0]}.get(self.status_format, code)
 
 
 def _below(le: float, p95: float) -> float:
@@ -108,9 +116,10 @@ class Counters:
         labels = f'{names.service}="{_label_value(service)}"'
         by_status = [(names.code(code), value) for code, value in (("200", self.ok), ("500", self.err500),
                                                                    ("503", self.err503))]
-        if names.status_format == "class":  # 500 and 503 are one series: 5xx
-            by_status = [(by_status[0][0], by_status[0][1]), ("5xx", self.err500 + self.err503)]
-        bounds = [("+Inf" if le == math.inf else repr(le)) for le in (*BUCKETS, math.inf)]
+        if names.status_format in ("class", "digit"):  # 500 and 503 are one series: 5xx (or 5)
+            by_status = [(by_status[0][0], by_status[0][1]), (names.code("500"), self.err500 + self.err503)]
+        bounds = [("+Inf" if le == math.inf else repr(le * names.scale)) for le in (*BUCKETS, math.inf)]
+        latency_sum = self.latency_sum * names.scale
         total = self.buckets[-1] or 1.0
         if names.combined:  # one histogram per status: each status's share of every bucket and of the sum
             histogram = []
@@ -119,13 +128,13 @@ class Counters:
                 histogram += [(f'{names.latency}_bucket{{{series},le="{le}"}}', bucket * share)
                               for le, bucket in zip(bounds, self.buckets, strict=True)]
                 histogram += [(f"{names.latency}_count{{{series}}}", value),
-                              (f"{names.latency}_sum{{{series}}}", self.latency_sum * share)]
+                              (f"{names.latency}_sum{{{series}}}", latency_sum * share)]
             return {names.latency: histogram}
         requests = [(f'{names.requests}{{{labels},{names.status}="{code}"}}', value) for code, value in by_status]
         histogram = [(f'{names.latency}_bucket{{{labels},le="{le}"}}', value)
                      for le, value in zip(bounds, self.buckets, strict=True)]
         histogram += [(f"{names.latency}_count{{{labels}}}", self.buckets[-1]),
-                      (f"{names.latency}_sum{{{labels}}}", self.latency_sum)]
+                      (f"{names.latency}_sum{{{labels}}}", latency_sum)]
         return {names.requests.removesuffix("_total"): requests, names.latency: histogram}
 
 

@@ -229,7 +229,7 @@ def error_ratio_query(config: Config, *, service: str | None = None, by_service:
     metric = config.prom_requests_metric
     status = config.prom_status_label
     window = config.prom_rate_window
-    errors = _matchers(config, service, f'{status}=~"5.."')
+    errors = _matchers(config, service, f"{status}=~{label_value(config.prom_error_status)}")
     everything = _matchers(config, service)
     by = _by(config, by_service)
     return f"sum{by}(rate({metric}{errors}[{window}])) / sum{by}(rate({metric}{everything}[{window}]))"
@@ -246,7 +246,8 @@ def latency_quantile_query(config: Config, q: float, *, service: str | None = No
         raise ValueError(f"quantile {q} must be between 0 and 1, e.g. 0.95")
     metric = config.prom_latency_metric
     inner = f"rate({metric}_bucket{_matchers(config, service)}[{config.prom_rate_window}])"
-    return f"histogram_quantile({q:g}, sum{_by(config, by_service, 'le')}({inner}))"
+    seconds = " / 1000" if config.prom_latency_unit == "ms" else ""  # shown in seconds whatever the histogram counts
+    return f"histogram_quantile({q:g}, sum{_by(config, by_service, 'le')}({inner})){seconds}"
 
 
 def _run(prom: Prometheus, query: str, window: Window | None, at: datetime | None) -> pd.DataFrame:
@@ -278,7 +279,7 @@ def failed_requests(prom: Prometheus, start: datetime, end: datetime) -> tuple[f
     metric = prom.config.prom_requests_metric
     status = prom.config.prom_status_label
     span = max(60, int((end - start).total_seconds()))
-    errors = _matchers(prom.config, None, f'{status}=~"5.."')
+    errors = _matchers(prom.config, None, f"{status}=~{label_value(prom.config.prom_error_status)}")
     failed = prom.instant(f"sum(increase({metric}{errors}[{span}s]))", end)
     total = prom.instant(f"sum(increase({metric}{_matchers(prom.config, None)}[{span}s]))", end)
     if failed.empty or total.empty:

@@ -83,6 +83,19 @@ def test_metric_names_come_from_config(cfg: Config):
     assert 'api_calls_total{code=~"5..",app="shop"}' in query and "by (app)" in query
 
 
+def test_envoys_digit_classes_and_a_millisecond_histogram_are_read_as_errors_and_seconds(cfg: Config):
+    envoy = cfg.replace(prom_requests_metric="envoy_cluster_upstream_rq_xx", prom_status_label="envoy_response_code_class",
+                        prom_error_status="5", prom_latency_metric="envoy_cluster_upstream_rq_time",
+                        prom_latency_unit="ms")
+    assert 'envoy_response_code_class=~"5"' in prom.error_ratio_query(envoy)
+    assert prom.latency_quantile_query(envoy, 0.95).endswith(" / 1000")  # irkit shows seconds
+    assert not prom.latency_quantile_query(cfg, 0.95).endswith(" / 1000")
+    with pytest.raises(ConfigError, match="prom_latency_unit"):
+        cfg.replace(prom_latency_unit="minutes")
+    with pytest.raises(ConfigError, match="prom_error_status"):
+        cfg.replace(prom_error_status="5(")
+
+
 def test_a_bad_query_says_what_prometheus_said(p: prom.Prometheus):
     with pytest.raises(PrometheusError, match="parse error"):
         p.instant("sum(")
