@@ -68,7 +68,8 @@ SYSTEMS = ("kubernetes", "postgresql", "http", "redis")
 ACTIONS: dict[str, ActionSpec] = {a.name: a for a in (
     ActionSpec("terminate-backend", "postgresql", "`pg_terminate_backend` on `pg_action_dsn`", "none possible", False),
     ActionSpec("cancel-query", "postgresql", "`pg_cancel_backend` on `pg_action_dsn`", "none possible", False),
-    ActionSpec("terminate-idle", "postgresql", "`pg_terminate_backend` of each idle session of the application",
+    ActionSpec("terminate-idle", "postgresql", "`pg_terminate_backend` of each idle session of the application "
+               "(also those idle in a transaction, when the finding counts them: rolled back)",
                "none possible", False),
     ActionSpec("rollout-undo", "kubernetes", "JSON patch of the Deployment with the previous ReplicaSet's template, "
                "as `kubectl rollout undo`", "roll back to the revision it replaced", True),

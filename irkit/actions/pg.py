@@ -34,7 +34,8 @@ FROM pg_stat_activity a WHERE pid = %(pid)s
 """
 _IDLE = """
 SELECT pid FROM pg_stat_activity
-WHERE state = 'idle' AND application_name = %(app)s AND backend_type = 'client backend' AND pid <> pg_backend_pid()
+WHERE state = ANY(%(states)s) AND application_name = %(app)s AND backend_type = 'client backend'
+  AND pid <> pg_backend_pid()
 ORDER BY pid
 """
 
@@ -66,7 +67,7 @@ def prepare(pg: PgSession, cfg: Config, step_action: str,
             params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
     """before, after, extra params, undo text: the sessions as they are now."""
     if step_action == "terminate-idle":
-        pids = [int(r["pid"]) for r in pg.query(_IDLE, {"app": params["application"]},
+        pids = [int(r["pid"]) for r in pg.query(_IDLE, {"app": params["application"], "states": _states(params)},
                                                  what=f"idle sessions of {params['application']}").to_dict("records")]
         sessions = [_guard(cfg, _session(pg, pid), pid) for pid in pids]
         idents = {str(s["pid"]): s["backend_start"] for s in sessions}
@@ -104,13 +105,19 @@ def recheck(pg: PgSession, cfg: Config, step: Step) -> None:
         raise StaleTargetError(f"pid {pid} is no longer running the query it was chosen for: not signalled")
 
 
+def _states(params: Any) -> list[str]:
+    """The idle states terminate-idle acts on: ``idle``, and the plan may add ``idle in transaction``."""
+    wanted = [str(s) for s in params.get("states") or ["idle"]]
+    return [s for s in wanted if s in ("idle", "idle in transaction", "idle in transaction (aborted)")] or ["idle"]
+
+
 def apply(pg: PgSession, cfg: Config, step: Step) -> dict[str, Any]:
     function = "pg_cancel_backend" if step.action == "cancel-query" else "pg_terminate_backend"
     if step.action == "terminate-idle":
         done, skipped = [], []
         for pid, started in (step.params.get("sessions") or {}).items():
             session = _session(pg, int(pid))
-            if session is None or session["backend_start"] != started or session["state"] != "idle":
+            if session is None or session["backend_start"] != started or session["state"] not in _states(step.params):
                 skipped.append(int(pid))  # gone, reused, or busy again: left alone
                 continue
             pg.query("SELECT pg_terminate_backend(%(pid)s)", {"pid": int(pid)}, what=f"terminate {pid}")
@@ -127,7 +134,8 @@ def apply(pg: PgSession, cfg: Config, step: Step) -> dict[str, Any]:
 def verify(pg: PgSession, step: Step) -> tuple[bool, str]:
     if step.action == "terminate-idle":
         left = [pid for pid, started in (step.params.get("sessions") or {}).items()
-                if (s := _session(pg, int(pid))) is not None and s["backend_start"] == started and s["state"] == "idle"]
+                if (s := _session(pg, int(pid))) is not None and s["backend_start"] == started
+                and s["state"] in _states(step.params)]
         return (not left, "no idle session of it is left" if not left else f"{len(left)} still idle")
     pid = int(step.params["pid"])
     session = _session(pg, pid)

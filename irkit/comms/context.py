@@ -72,6 +72,8 @@ def title(findings: Sequence[Finding], fallback: str = "Service degradation") ->
             return "New pods cannot be scheduled"
         case kinds.DatastoreRefusing():
             return "The cache refuses the application's requests"
+        case kinds.MissingIndex(table=table):
+            return f"Slow database queries on {table or found.subject}"
         case kinds.ScheduledActor(deployment=deployment):
             return f"A scheduled job keeps putting back a failing {_who(deployment or found.subject)} release"
         case kinds.BrokenSpec(deployment=deployment):

@@ -80,7 +80,7 @@ class DrillEnvironment:
         self.workdir.mkdir(parents=True, exist_ok=True)
         settings = (f"max_connections={sc.max_connections}",
                     *(("shared_preload_libraries=pg_stat_statements",) if sc.pg_stat_statements else ()))
-        self.postgres = self._stack.enter_context(PostgresLab(settings=settings))
+        self.postgres = self._stack.enter_context(PostgresLab(settings=settings, orders=sc.orders))
         self.say(f"postgresql  {self.postgres.dsn}")
         self._hold_sessions()
         credentials = None

@@ -134,6 +134,7 @@ class Scenario:
     recovers_when_sessions_end: bool = False
     max_connections: int = 100
     pg_stat_statements: bool = False  # loaded (shared_preload_libraries) and created in the drill database
+    orders: int = 2000  # rows seeded in the orders table (a big table makes a missing index cost)
     rotated_password: bool = False  # the app role's password rotated at the start; the app holds the old one
     redis_password: bool = False  # Redis requires a password the app was never given (NOAUTH)
     redis_maxmemory: str = ""  # Redis at this maxmemory (noeviction), filled: writes refused (OOM)
@@ -280,6 +281,7 @@ class TruthTable(_Table):
 
 class DatabaseTable(_Table):
     max_connections: Annotated[int, Field(ge=20, le=500)] = 100
+    orders: Annotated[int, Field(ge=100, le=1_000_000)] = 2000
     pg_stat_statements: bool = False
     rotated_password: bool = False
     down: bool = False
@@ -531,7 +533,8 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         backend_up=spec.marketplace.backend_up, redis=spec.marketplace.redis,
         recovers_when_sessions_end=spec.marketplace.recovers_when_sessions_end, namespace=spec.namespace,
         max_connections=spec.database.max_connections, database_down=spec.database.down,
-        pg_stat_statements=spec.database.pg_stat_statements, rotated_password=spec.database.rotated_password,
+        pg_stat_statements=spec.database.pg_stat_statements, orders=spec.database.orders,
+        rotated_password=spec.database.rotated_password,
         redis_password=spec.marketplace.redis_password, redis_maxmemory=spec.marketplace.redis_maxmemory,
         external=spec.marketplace.external,
         redis_down=spec.marketplace.redis_down, deadlocks=spec.database.deadlocks,

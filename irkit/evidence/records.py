@@ -195,6 +195,10 @@ CONNECTIONS = _key("connections", 2, "rows: application_name, state, sessions, o
                    _rows)
 REQUEST_RATE = _key("request_rate", 2, "rows: service, rps_now, rps_baseline (median of the window's first half)",
                     _rows)
+TABLE_SCANS = _key("table_scans", 2, "rows: tablename, seq_scans, rows_per_scan, live_tuples, index_scans "
+                                     "(pg_stat_user_tables, most rows read by sequential scans first)", _rows)
+TOP_STATEMENTS = _key("top_statements", 2, "rows: query, calls, mean_ms, total_ms, rows (pg_stat_statements, "
+                                           "most time first; empty when the extension is not installed)", _rows)
 PG_SATURATION = _key("pg_saturation", 2, "{sessions, in_database, max_connections, reserved}", _dict)
 FINDINGS = _key("findings", 2, "ranked findings: kind, subject, detail, evidence (the fields of the kind's evidence class in irkit/rules/kinds.py: pid, deployment, revision, ...; impact)", _typed_list(Finding))
 # Phase 3: mitigation

@@ -162,6 +162,8 @@ def openmetrics(histories: Sequence[ServiceHistory], now: float, *, start: float
     for history in histories:
         counters = Counters()
         for offset in offsets:
+            if offset < history.segments[0].start:
+                continue  # no series before the service existed (a new service, an exporter added late)
             segment = history.at(offset)
             if segment is not None:
                 noise = history.noise

@@ -24,7 +24,8 @@ __all__ = [
     "config_changes", "cronjobs",
     "activity", "connections", "database_logs", "traffic", "workloads", "endpoints", "error_ratio", "events", "findings", "fold_logs", "latency", "lock_graph",
     "logs",
-    "long_running", "observations", "pod_chart", "previous_logs", "rollout_history", "saturation", "severity", "top",
+    "long_running", "observations", "pod_chart", "previous_logs", "rollout_history", "saturation", "severity", "table_scans", "top",
+    "top_statements",
     "unhealthy_pods",
 ]
 
@@ -188,6 +189,24 @@ def long_running(inc: Incident, older_than_seconds: float = 60) -> pd.DataFrame 
         f"no active query or open transaction older than {older_than_seconds:g} s")
 
 
+def table_scans(inc: Incident) -> pd.DataFrame | Note | Unavailable:
+    """Tables read whole by sequential scans, most rows read first: a big one read again and again wants an
+    index (``pg_stat_user_tables``)."""
+    return shown(inc.record(R.TABLE_SCANS, inc.attempt("sequential scans", lambda: pg.seq_scans(inc.pg))),
+                 "no table was read by a sequential scan")
+
+
+def top_statements(inc: Incident) -> pd.DataFrame | Note | Unavailable:
+    """The statements that took the most time (``pg_stat_statements``), when the extension is installed."""
+    found = inc.attempt("top statements", lambda: pg.top_statements(inc.pg))
+    if found is None:
+        inc.record(R.TOP_STATEMENTS, [])
+        return Note("pg_stat_statements is not installed in this database: without it the slowest statements are "
+                    "not known (shared_preload_libraries = 'pg_stat_statements', then CREATE EXTENSION "
+                    "pg_stat_statements)")
+    return shown(inc.record(R.TOP_STATEMENTS, found), "no statement recorded yet")
+
+
 def saturation(inc: Incident) -> Any:
     """Connections against max_connections, red from pg_saturation_ratio."""
     result = inc.record(R.PG_SATURATION, inc.attempt("connection saturation", lambda: pg.saturation(inc.pg)))
@@ -243,21 +262,34 @@ def workloads(inc: Incident) -> pd.DataFrame | Unavailable:
 
 
 def traffic(inc: Incident, window_minutes: int = 120) -> pd.DataFrame | Unavailable:
-    """Requests per second per service now, against its baseline (the median of the window's first half)."""
+    """Requests per second per service now, against its baseline: the median before the onset phase 1 found, else
+    of the first half of the service's own series in the window (a service with less history than the window, a new
+    one or one whose metrics began late, still has one)."""
     window = _window(inc, window_minutes)
     label = inc.config.prom_service_label
+    view = inc.view()
+    onset = inc.earlier(R.INCIDENT_START) or (view.onset.value if view.onset else None)
+
+    def baseline(values: pd.Series) -> float | None:
+        before = values[values.index < pd.Timestamp(onset)] if onset is not None else values.iloc[:0]
+        if len(before) < BASELINE_POINTS:
+            start, end = values.index.min(), values.index.max()
+            before = values[values.index < start + (end - start) / 2]
+        return float(before.median()) if len(before) >= BASELINE_POINTS else None
 
     def run() -> pd.DataFrame:
         history = prom.request_rate(inc.prom, window, by_service=True)
         now = prom.require_data(inc.prom, prom.request_rate(inc.prom, by_service=True), "request rate now",
                                 "prom_requests_metric")
-        middle = window.start + (window.end - window.start) / 2
-        early = history[history.index < middle] if label in history.columns else history.iloc[:0]
-        baseline = early.groupby(label)["value"].median() if not early.empty else pd.Series(dtype=float)
-        rows = [{"service": row[label], "rps_now": row["value"], "rps_baseline": baseline.get(row[label])}
+        baselines = ({str(name): baseline(group["value"]) for name, group in history.groupby(label)}
+                     if label in history.columns else {})
+        rows = [{"service": row[label], "rps_now": row["value"], "rps_baseline": baselines.get(str(row[label]))}
                 for row in now.to_dict("records") if label in row]
         return pd.DataFrame(rows, columns=["service", "rps_now", "rps_baseline"])
     return inc.record(R.REQUEST_RATE, inc.attempt("request rate", run))
+
+
+BASELINE_POINTS = 4  # a baseline is a median of at least this many points
 
 
 def observations(inc: Incident) -> Observations:
@@ -272,6 +304,7 @@ def observations(inc: Incident) -> Observations:
         warning_events=inc.rows(R.WARNING_EVENTS), request_rate=inc.rows(R.REQUEST_RATE),
         workloads=inc.rows(R.WORKLOADS), database_logs=inc.rows(R.DATABASE_LOGS),
         config_changes=inc.rows(R.CONFIG_CHANGES), cronjobs=inc.rows(R.CRONJOBS),
+        table_scans=inc.rows(R.TABLE_SCANS), top_statements=inc.rows(R.TOP_STATEMENTS),
         deadlocks=(inc.current(R.PG_DEADLOCKS) or {}).get("deadlocks"))
 
 

@@ -71,6 +71,8 @@ class Observations:
     database_logs: Sequence[Row] = ()  # the database pods' logs, folded like logs
     config_changes: Sequence[Row] = ()  # kind, name, changed_at, manager
     cronjobs: Sequence[Row] = ()  # name, schedule, suspend, last_schedule, command
+    table_scans: Sequence[Row] = ()  # tablename, seq_scans, rows_per_scan, live_tuples, index_scans
+    top_statements: Sequence[Row] = ()  # query, calls, mean_ms, total_ms, rows (pg_stat_statements)
     deadlocks: int | None = None  # pg_stat_database.deadlocks
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -81,7 +83,7 @@ def diagnose(obs: Observations, targets: Targets) -> list[Finding]:
     pods = _pods(obs, targets)
     found = [*_locks(obs), *_broken_deadlocks(obs), *_ddl(obs), *_queries(obs), *_saturation(obs, targets),
              *pods, *_scheduled_actors(obs, pods), *_unschedulable(obs, targets), *_credentials(obs, targets, symptoms),
-             *_cache_refusing(obs, targets, symptoms),
+             *_cache_refusing(obs, targets, symptoms), *_missing_indexes(obs, symptoms),
              *_dependencies(obs, targets, symptoms),
              *_load(obs, targets, symptoms), *symptoms]
     found += [Finding(Kind.SOURCE_UNAVAILABLE, p["step"], p["error"]) for p in obs.problems]
@@ -163,6 +165,10 @@ def _queries(obs: Observations) -> list[Finding]:
             if row.get("state") == "active" and (row.get("wait_event_type") or "") != "Lock"]
 
 
+# pg_stat_activity's states of a session that holds a connection and does nothing.
+IDLE_STATES = ("idle", "idle in transaction", "idle in transaction (aborted)")
+
+
 def _saturation(obs: Observations, targets: Targets) -> list[Finding]:
     sat = obs.saturation
     if not sat or not sat.get("max_connections"):
@@ -173,17 +179,24 @@ def _saturation(obs: Observations, targets: Targets) -> list[Finding]:
         return []
     evidence = kinds.DbSaturation(impact=ratio)
     detail = f"{sat['sessions']} of {usable} usable connections in use"
-    # Name the application whose idle connections fill the pool, when one holds most of them.
+    # Name the application whose idle connections fill the pool, when one holds most of them: idle, or idle in a
+    # transaction it never ends (that one holds its locks too).
     idle: dict[str, int] = {}
+    in_transaction: dict[str, int] = {}
     for row in obs.connections:
-        if str(row.get("state")) == "idle" and row.get("application_name"):
-            idle[str(row["application_name"])] = idle.get(str(row["application_name"]), 0) + int(row["sessions"])
+        state, app = str(row.get("state")), str(row.get("application_name") or "")
+        if app and state in IDLE_STATES:
+            idle[app] = idle.get(app, 0) + int(row["sessions"])
+            if state != "idle":
+                in_transaction[app] = in_transaction.get(app, 0) + int(row["sessions"])
     if idle:
         app, count = max(idle.items(), key=lambda item: item[1])
         if count >= 0.5 * sat["sessions"]:
-            evidence = kinds.DbSaturation(application=app, idle_sessions=count,
+            open_ = in_transaction.get(app, 0)
+            evidence = kinds.DbSaturation(application=app, idle_sessions=count, idle_in_transaction=open_,
                                     deployment=workload_named(app, targets.deployments), impact=ratio)
-            detail += f"; {count} of them are idle connections of application '{app}'"
+            detail += (f"; {count} of them are idle connections of application '{app}'"
+                       + (f" ({open_} idle in a transaction they never end)" if open_ else ""))
     return [Finding(Kind.DB_SATURATION, "postgres", detail, evidence)]
 
 
@@ -552,6 +565,48 @@ def _cache_refusing(obs: Observations, targets: Targets, symptoms: list[Finding]
                     f"{len(lines)} log line(s) carry Redis refusing commands ({reply}): {_REDIS_FIX.get(reply, '')}; "
                     f"e.g. {lines[-1][:140]}",
                     kinds.DatastoreRefusing(statefulset=cache, reply=reply, line=lines[-1][:300], impact=len(lines)))]
+
+
+# A table read whole, again and again: big enough that reading it costs (a lookup table of a few hundred rows is
+# cheaper to scan than to index), each scan reading most of it, and read that way often.
+SCAN_MIN_ROWS = 10_000
+SCAN_MIN_COUNT = 10  # times the table was read whole, all scans together
+_FILTER = re.compile(r"\bWHERE\s+(?:\w+\.)?\"?([A-Za-z_][A-Za-z0-9_]{0,62})\"?\s*(?:=|<|>|IN\b|LIKE\b|ILIKE\b|BETWEEN\b)",
+                     re.IGNORECASE)
+
+
+def _missing_indexes(obs: Observations, symptoms: list[Finding]) -> list[Finding]:
+    """Sequential scans that read a big table whole, many times, while requests are slow or failing: the query
+    lacks its index. The heaviest statement reading the table (pg_stat_statements) names the column it filters
+    on. The plan adds no step: an index is built CONCURRENTLY after review, an action item."""
+    if not any(f.kind in (Kind.SLOW_LATENCY, Kind.ERROR_SPIKE, Kind.ENDPOINT_DOWN) for f in symptoms):
+        return []
+    out = []
+    for row in obs.table_scans:
+        table, scans = str(row.get("tablename") or ""), int(row.get("seq_scans") or 0)
+        per_scan, live = float(row.get("rows_per_scan") or 0), int(row.get("live_tuples") or 0)
+        # A parallel scan counts once per worker, each reading its part: a fifth of the table per scan is a whole
+        # read shared by up to five processes. Read whole SCAN_MIN_COUNT times over, all told.
+        if (not table or live < SCAN_MIN_ROWS or per_scan < 0.2 * live or scans * per_scan < SCAN_MIN_COUNT * live
+                or int(row.get("index_scans") or 0) > scans):
+            continue
+        reads = re.compile(rf"\b(FROM|JOIN)\s+(?:\w+\.)?\"?{re.escape(table)}\"?(\s|$|;|\))", re.IGNORECASE)
+        statement = next((q for q in obs.top_statements if reads.search(str(q.get("query") or ""))), None)
+        text = " ".join(str(statement.get("query") or "").split()) if statement else ""
+        match = _FILTER.search(text)
+        column = match.group(1) if match else ""
+        mean = float(statement["mean_ms"]) if statement and statement.get("mean_ms") is not None else None
+        said = (f"; the heaviest statement on it: {text[:140]} ({mean:.0f} ms on average over "
+                f"{int(statement.get('calls') or 0)} calls)" if statement and mean is not None else "")
+        out.append(Finding(Kind.MISSING_INDEX, table,
+                           f"sequential scans read all {live:,} rows about {scans * per_scan / live:.0f} times over "
+                           f"({scans} scans){said}; an index"
+                           f"{f' on {column}' if column else ''} is the fix: build it CONCURRENTLY after review (an "
+                           "action item, not a step)",
+                           kinds.MissingIndex(table=table, seq_scans=scans, rows_per_scan=per_scan, live_tuples=live,
+                                              statement=text[:300], mean_ms=mean, column=column,
+                                              impact=scans * per_scan)))
+    return out
 
 
 OVERLOAD_FACTOR = 2.0  # traffic at least this many times its baseline

@@ -51,6 +51,9 @@ ACTION_ITEMS: dict[Kind, tuple[str, ...]] = {
                        "(a dry run of the image's command, the image's presence and pull secret, the Secrets and "
                        "settings it needs)",
                        "Pin images by digest so a pod started later runs what was reviewed"),
+    Kind.MISSING_INDEX: ("Create the index the heaviest statement needs (CREATE INDEX CONCURRENTLY on the column the "
+                         "finding names), reviewed and applied like a migration: irkit never builds it",
+                         "Watch pg_stat_statements' slowest statements and sequential scans of big tables"),
     Kind.CRASHLOOP: ("Alert on CrashLoopBackOff",
                      "Fix the crash the previous container's logs show"),
     Kind.PROVIDER_FAILING: ("Fail over to the backup provider automatically",

@@ -17,7 +17,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter
 from pydantic.dataclasses import dataclass as validated
 
 __all__ = ["KINDS", "BadRevision", "BrokenSpec", "Crashloop", "CredentialsRejected", "DatastoreRefusing", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
-           "Dependency", "Evidence", "Finding", "Kind", "KindInfo", "LockRoot", "LongRunningQuery", "OomKilled",
+           "Dependency", "Evidence", "Finding", "Kind", "KindInfo", "LockRoot", "LongRunningQuery", "MissingIndex", "OomKilled",
            "Overload", "ScheduledActor", "Unschedulable", "rank"]
 
 
@@ -33,6 +33,7 @@ class Kind(StrEnum):
     DATASTORE_REFUSING = "datastore-refusing"
     DDL_QUEUED = "ddl-queued"
     LONG_RUNNING_QUERY = "long-running-query"
+    MISSING_INDEX = "missing-index"
     BROKEN_SPEC = "broken-spec"
     CRASHLOOP = "crashloop"
     OOM_KILLED = "oom-killed"
@@ -102,6 +103,17 @@ class LongRunningQuery(Evidence):
 
 
 @validated(frozen=True, config=_RECORD)
+class MissingIndex(Evidence):
+    table: str = ""
+    seq_scans: int = 0
+    rows_per_scan: float = 0.0
+    live_tuples: int = 0
+    statement: str = ""  # the heaviest statement that reads the table (pg_stat_statements), when known
+    mean_ms: float | None = None
+    column: str = ""  # the column it filters on, when its text says
+
+
+@validated(frozen=True, config=_RECORD)
 class DatastoreDown(Evidence):
     statefulset: str = ""
     pod: str = ""
@@ -153,7 +165,8 @@ class BrokenSpec(Evidence):
 @validated(frozen=True, config=_RECORD)
 class DbSaturation(Evidence):
     application: str = ""  # the application whose idle connections fill the pool, when one does
-    idle_sessions: int = 0
+    idle_sessions: int = 0  # its idle sessions, those idle in a transaction included
+    idle_in_transaction: int = 0  # of them, idle inside an open transaction (it holds the connection and its locks)
     deployment: str = ""  # its deployment, when its name says which
 
 
@@ -208,6 +221,9 @@ KINDS: dict[Kind, KindInfo] = {
                                              "names it, or its command names the Deployment and it ran just before "
                                              "the write): a rollback lasts until it runs again", ScheduledActor),
     Kind.BAD_REVISION: KindInfo(13, True, "a recently deployed revision fails, however it fails", BadRevision),
+    Kind.MISSING_INDEX: KindInfo(17, True, "a big table read whole by sequential scans, again and again, while "
+                                           "requests slow down: a query without its index (creating one is an "
+                                           "action item, never a step)", MissingIndex),
     Kind.CREDENTIALS_REJECTED: KindInfo(16, True, "PostgreSQL refuses the application's password (a rotated "
                                                  "Secret the pods still hold the old value of)", CredentialsRejected),
     Kind.DATASTORE_REFUSING: KindInfo(9, True, "the cache answers but refuses the application's commands "

@@ -194,11 +194,18 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
                     "password: restart them onto the new one",
                     shell("kubectl", "rollout", "restart", f"deployment/{dep}", "-n", t.namespace), f,
                     deployment=dep)
-            case kinds.DbSaturation(application=app, deployment=deployment, idle_sessions=idle):
+            case kinds.DbSaturation(application=app, deployment=deployment, idle_sessions=idle,
+                                    idle_in_transaction=open_):
                 if app and not deployment:
-                    add("terminate-idle", f"application {app}", f"{idle} idle connections of '{app}' fill the pool",
-                        psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state = 'idle' AND "  # noqa: S608
-                             f"application_name = {sql_literal(app)};"), f, application=app)  # a quoted literal
+                    # Sessions idle in a transaction they never end are terminated too: their transactions are
+                    # rolled back (nothing of them was committed) and their locks released.
+                    states = ["idle", "idle in transaction", "idle in transaction (aborted)"] if open_ else ["idle"]
+                    within = ", ".join(sql_literal(state) for state in states)
+                    add("terminate-idle", f"application {app}",
+                        f"{idle} idle connections of '{app}' fill the pool"
+                        + (f" ({open_} idle in a transaction: rolled back)" if open_ else ""),
+                        psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state IN ({within}) AND "  # noqa: S608
+                             f"application_name = {sql_literal(app)};"), f, application=app, states=states)
                 else:
                     target = deployment or t.backend
                     add("rollout-restart", f"deployment/{target}", "restart its database connections",

@@ -48,7 +48,9 @@ __all__ = [
     "long_running",
     "recent_rows",
     "saturation",
+    "seq_scans",
     "table_activity",
+    "top_statements",
 ]
 
 # Extra seconds the client waits beyond statement_timeout before it decides the
@@ -349,6 +351,46 @@ def table_activity(conn: PgSession, limit: int = 10) -> pd.DataFrame:
         """,
         {"limit": int(limit)},
         what="table activity",
+    )
+
+
+def seq_scans(conn: PgSession, limit: int = 10) -> pd.DataFrame:
+    """The tables read most by sequential scans (``pg_stat_user_tables``): a big table read whole, again and again,
+    is a query without its index. Columns: ``tablename, seq_scans, rows_per_scan, live_tuples, index_scans``."""
+    return conn.query(
+        """
+        SELECT relname AS tablename, seq_scan AS seq_scans,
+               CASE WHEN seq_scan > 0 THEN seq_tup_read::float8 / seq_scan END AS rows_per_scan,
+               n_live_tup AS live_tuples, coalesce(idx_scan, 0) AS index_scans
+        FROM pg_stat_user_tables
+        WHERE seq_scan > 0
+        ORDER BY seq_tup_read DESC
+        LIMIT %(limit)s
+        """,
+        {"limit": int(limit)},
+        what="sequential scans per table",
+    )
+
+
+def top_statements(conn: PgSession, limit: int = 10) -> pd.DataFrame | None:
+    """The statements that took the most time in this database (``pg_stat_statements``); None when the extension
+    is not installed there. Columns: ``query, calls, mean_ms, total_ms, rows`` (the text as PostgreSQL normalised
+    it: constants are $1, $2)."""
+    installed = conn.query("SELECT count(*) AS n FROM pg_extension WHERE extname = 'pg_stat_statements'",
+                           what="pg_stat_statements installed?")
+    if not int(installed["n"].iloc[0]):
+        return None
+    return conn.query(
+        """
+        SELECT left(query, 2000) AS query, calls, mean_exec_time AS mean_ms, total_exec_time AS total_ms, rows
+        FROM pg_stat_statements
+        WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+          AND query NOT ILIKE '%%pg_stat_statements%%'
+        ORDER BY total_exec_time DESC
+        LIMIT %(limit)s
+        """,
+        {"limit": int(limit)},
+        what="top statements (pg_stat_statements)",
     )
 
 

@@ -125,6 +125,32 @@ def test_idle_sessions_of_one_application_are_terminated_and_no_other(pg_lab: Po
             conn.close()
 
 
+def test_sessions_idle_in_a_transaction_are_terminated_only_when_the_plan_says_so(pg_lab: PostgresLab,
+                                                                                 systems: Systems):
+    """An application that never ends its transactions fills the pool with sessions 'idle in transaction': the
+    plan names that state, and only then are they terminated (their transactions rolled back)."""
+    held = [psycopg.connect(pg_lab.app_dsn, application_name="etl-sync") for _ in range(2)]  # not autocommit
+    try:
+        for conn in held:
+            conn.execute("SELECT 1")  # a transaction begun and left open
+        systems.config = systems.config.replace(max_terminations=5)
+        plain = Mitigation("terminate-idle", "application etl-sync", "t", "c", "f",
+                           params={"namespace": "x", "application": "etl-sync"})
+        [step] = actions.prepare([plain], systems, INCIDENT)
+        assert step.before["idle_sessions"] == 0  # idle alone: none of them
+        named = Mitigation("terminate-idle", "application etl-sync", "t", "c", "f",
+                           params={"namespace": "x", "application": "etl-sync",
+                                   "states": ["idle", "idle in transaction"]})
+        [step] = actions.prepare([named], systems, INCIDENT)
+        assert step.before["idle_sessions"] == 2, step
+        outcome = actions.execute(step, systems, incident=INCIDENT, enabled=True, confirmation=confirm(step))
+        assert outcome.status == "applied", outcome.detail
+        assert not any(alive(pg_lab, c.info.backend_pid) for c in held)
+    finally:
+        for conn in held:
+            conn.close()
+
+
 def test_a_confirmation_of_idle_sessions_names_those_sessions_and_no_new_ones(pg_lab: PostgresLab,
                                                                              systems: Systems):
     """A confirmation pasted after more sessions appeared must not terminate them: the step's id covers the

@@ -23,6 +23,7 @@ SCENARIOS = {
     "oom-frontend": "raise-memory-limit", "redis-down": "delete-pod", "provider-errors": "set-env",
     "upstream-timeouts": "enable-circuit-breaker", "overload": "scale",
     "checkout-behind-settlement": "terminate-backend", "rpc-rate-limited-pino": "set-env",
+    "release-pinned-by-cronjob": "suspend-cronjob", "etl-idle-in-transaction-pool": "terminate-idle",
 }
 READ_ONLY = ("get", "logs", "describe", "top")
 

@@ -61,3 +61,24 @@ def test_the_revised_severity_is_the_incidents_from_phase_2_on(tmp_path):
     view = incident_view(run_dir, "INC-9")
     assert view.severity is not None and view.severity.value.name == "SEV-2" and view.severity.phase == 2
     assert view.assessed is not None and view.assessed.value.name == "SEV-3"
+
+
+def test_a_service_with_less_history_than_the_window_still_has_a_traffic_baseline(tmp_path):
+    """A service whose metrics began 40 minutes ago (new, or its exporter added late) in a two-hour window: its
+    baseline is its own early traffic, so a surge on it is seen."""
+    from irkit import config as irconfig
+    from irkit.evidence import records as R
+    from irkit.lab.prometheus import PrometheusLab, Segment, ServiceHistory
+    from irkit.phases import investigate
+    from irkit.phases.incident import Incident
+    history = [ServiceHistory("new-api", (Segment(-2400, -600, 20, 0.0, 0.2), Segment(-600, 1, 70, 0.0, 0.2))),
+               ServiceHistory("old-api", (Segment(-7200, 1, 30, 0.0, 0.2),))]
+    with PrometheusLab(history, history_start=-7200, ahead=300) as lab:
+        cfg = irconfig.load(env={}, prom_url=lab.url, prom_rate_window="1m")
+        inc = Incident("INC-9", 2, tmp_path, cfg)
+        investigate.traffic(inc, window_minutes=120)
+        inc.close()
+    rates = {r["service"]: r for r in inc.rows(R.REQUEST_RATE)}
+    assert rates["new-api"]["rps_baseline"] is not None and abs(rates["new-api"]["rps_baseline"] - 20) < 3
+    assert abs(rates["new-api"]["rps_now"] - 70) < 8
+    assert abs(rates["old-api"]["rps_baseline"] - 30) < 3

@@ -106,6 +106,15 @@ def _actor(writer: str, *jobs: dict[str, Any]) -> dict[str, Any]:
 PIN = {"name": "pin-release", "schedule": "*/10 * * * *", "suspend": False, "last_schedule": WRITTEN - timedelta(seconds=20),
        "command": "kubectl set image deployment/backend-deployment backend=api:2"}
 
+def _scans(table: str = "orders", scans: int = 400, per_scan: float = 199_000, live: int = 200_000,
+           index_scans: int = 3, slow: bool = True) -> dict[str, Any]:
+    return {"table_scans": [{"tablename": table, "seq_scans": scans, "rows_per_scan": per_scan, "live_tuples": live,
+                             "index_scans": index_scans}],
+            "top_statements": [{"query": "SELECT id, status FROM orders WHERE customer_email = $1", "calls": 400,
+                                "mean_ms": 38.0, "total_ms": 15200.0, "rows": 400}],
+            **({"latency_p95_now": [{"service": "backend", "seconds": 6.0}]} if slow else {})}
+
+
 CRASHING = [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff", owner=RS),
             _pod("backend-deployment-abc-2", waiting_reason="CrashLoopBackOff", owner=RS)]
 
@@ -283,6 +292,20 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
     ("a CronJob naming another Deployment (backend-deployment-canary) is not this one's writer (negative row)",
      _actor("kubectl-set", {**PIN, "command": "kubectl set image deployment/backend-deployment-canary api=x"}),
      [(Kind.BAD_REVISION, "backend-deployment")]),
+    ("saturation by an application's sessions idle in a transaction names it too",
+     {"saturation": {"sessions": 95, "max_connections": 103, "reserved": 3},
+      "connections": [{"application_name": "etl-sync", "state": "idle in transaction", "sessions": 70},
+                      {"application_name": "backend", "state": "active", "sessions": 25}]},
+     [(Kind.DB_SATURATION, "postgres")]),
+    ("a big table read whole again and again while requests slow down: a missing index", _scans(),
+     [(Kind.MISSING_INDEX, "orders"), (Kind.SLOW_LATENCY, "backend")]),
+    ("the same scans with every signal healthy are no finding (negative row)", _scans(slow=False), []),
+    ("a small lookup table is cheaper to scan than to index (negative row)",
+     _scans(table="currencies", live=180, per_scan=180), [(Kind.SLOW_LATENCY, "backend")]),
+    ("a big table scanned a few times (a nightly report) is no missing index (negative row)",
+     _scans(scans=3), [(Kind.SLOW_LATENCY, "backend")]),
+    ("scans that read a sliver of the table use a partial path, not a missing index (negative row)",
+     _scans(per_scan=40), [(Kind.SLOW_LATENCY, "backend")]),
     ("an image that cannot be pulled", {"unhealthy_pods": [_pod("backend-deployment-abc-1",
                                                                  waiting_reason="ImagePullBackOff")]},
      [(Kind.IMAGE_PULL, "backend-deployment-abc-1")]),
@@ -449,3 +472,27 @@ def test_a_scheduled_actor_is_suspended_before_the_rollback():
                                                        ("rollout-undo", "deployment/backend-deployment")]
     assert steps[0].command == ("kubectl patch cronjob/pin-release -n web3-marketplace-prod --type=merge -p "
                                 "'{\"spec\":{\"suspend\":true}}'")
+
+
+def test_sessions_idle_in_a_transaction_are_named_and_the_plan_terminates_that_state_too():
+    from irkit.rules.plan import plan
+    found = diagnose(Observations(now=NOW, saturation={"sessions": 95, "max_connections": 103, "reserved": 3},
+                                  connections=[{"application_name": "etl-sync", "state": "idle in transaction",
+                                                "sessions": 60},
+                                               {"application_name": "etl-sync", "state": "idle", "sessions": 10}]), T)
+    assert "70 of them are idle connections of application 'etl-sync' (60 idle in a transaction" in found[0].detail
+    [step] = plan(found)
+    assert step.params["states"] == ["idle", "idle in transaction", "idle in transaction (aborted)"]
+    import shlex
+    sql = shlex.split(step.command)[-1]  # as psql receives it from the shell
+    assert "WHERE state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)') AND application_name = " \
+           "'etl-sync';" in sql
+
+
+def test_a_missing_index_names_the_statement_and_its_column_and_plans_no_step():
+    from irkit.rules.plan import plan
+    found = diagnose(Observations(now=NOW, **_scans()), T)
+    assert found[0].kind is Kind.MISSING_INDEX
+    assert "SELECT id, status FROM orders WHERE customer_email = $1 (38 ms on average over 400 calls)" in found[0].detail
+    assert "an index on customer_email is the fix" in found[0].detail
+    assert plan(found) == []  # an index is built after review, never by irkit

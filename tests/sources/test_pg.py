@@ -308,3 +308,26 @@ def test_a_source_left_alone_is_asked_again_after_retry_after(cfg: Config, close
     time.sleep(0.4)  # e.g. the responder fixed the port-forward and re-runs the cell
     again = dead.attempt("again", lambda: dead.pg.query("SELECT 1", what="one"))
     assert isinstance(again, Unavailable) and "not asked again" not in again.error  # it was asked
+
+
+def test_sequential_scans_per_table_and_the_slowest_statements_when_pg_stat_statements_is_there(
+        pg_lab: PostgresLab, irk: pg.PgSession, cfg: Config):
+    with psycopg.connect(pg_lab.dsn, autocommit=True) as conn:
+        before = int(conn.execute("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'orders'").fetchone()[0])
+        for _ in range(5):
+            conn.execute("SELECT count(*) FROM orders WHERE status = 'refunded'")
+    # A backend's counters reach the statistics when it goes idle or ends: this one has ended.
+    scans = pg.seq_scans(irk)
+    [orders] = scans[scans["tablename"] == "orders"].to_dict("records")
+    assert orders["seq_scans"] >= before + 5 and orders["rows_per_scan"] > 0
+    assert pg.top_statements(irk) is None  # this cluster has no pg_stat_statements: said, not an error
+    with PostgresLab(settings=("shared_preload_libraries=pg_stat_statements",)) as lab:
+        with psycopg.connect(lab.dsn, autocommit=True) as conn:
+            for _ in range(3):
+                conn.execute("SELECT count(*) FROM orders WHERE status = 'refunded' -- password='hunter2'")
+        with pg.connect(cfg.replace(pg_dsn=lab.reader_dsn)) as reader:
+            top = pg.top_statements(reader)
+    assert top is not None
+    mine = top[top["query"].str.contains("FROM orders WHERE status")]
+    assert not mine.empty and int(mine["calls"].iloc[0]) >= 3
+    assert "hunter2" not in " ".join(top["query"])
