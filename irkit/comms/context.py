@@ -72,6 +72,11 @@ def title(findings: Sequence[Finding], fallback: str = "Service degradation") ->
             return "New pods cannot be scheduled"
         case kinds.DatastoreRefusing():
             return "The cache refuses the application's requests"
+        case kinds.VolumeFull():
+            return "The database's disk is full" if "postgres" in found.subject or "pg" in found.subject \
+                else f"The disk of {found.subject} is full"
+        case kinds.QuotaExceeded(deployment=deployment):
+            return f"A resource quota stops new {_who(deployment or found.subject)} pods"
         case kinds.MissingIndex(table=table):
             return f"Slow database queries on {table or found.subject}"
         case kinds.ScheduledActor(deployment=deployment):

@@ -248,9 +248,18 @@ def database_logs(inc: Incident, tail: int = 50) -> views.LogView | Unavailable:
     count = inc.attempt("deadlocks", lambda: pg.deadlocks(inc.pg))
     if isinstance(count, int):
         inc.record(R.PG_DEADLOCKS, {"deadlocks": count})
-    frame = inc.attempt("database logs", lambda: k8s.logs(inc.kube, inc.config.postgres_statefulset, tail=tail,
-                                                          kind="StatefulSet").assign(
-        deployment=inc.config.postgres_statefulset))
+    def read() -> pd.DataFrame:
+        name = inc.config.postgres_statefulset
+        now = k8s.logs(inc.kube, name, tail=tail, kind="StatefulSet")
+        # A database pod that restarted said why in its previous container (a full disk, a crash): read that too.
+        restarted = [str(p["pod"]) for p in inc.rows(R.UNHEALTHY_PODS)
+                     if p.get("restarts") and belongs_to(str(p["pod"]), name, str(p.get("owner") or ""))]
+        if not restarted:
+            return now.assign(deployment=name)
+        before = k8s.logs(inc.kube, name, tail=tail, kind="StatefulSet", previous=True, only=restarted)
+        return pd.concat([now, before], ignore_index=True).assign(deployment=name)
+
+    frame = inc.attempt("database logs", read)
     if isinstance(frame, Unavailable):
         return inc.record(R.DATABASE_LOGS, frame)
     return views.LogView(inc.record(R.DATABASE_LOGS, fold_logs(frame)), "database logs")

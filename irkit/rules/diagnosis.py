@@ -17,7 +17,7 @@ from typing import Any
 from irkit.config import DEFAULTS, Config
 from irkit.rules import kinds
 from irkit.rules.kinds import Finding, Kind, rank
-from irkit.rules.names import belongs_to, workload_named
+from irkit.rules.names import belongs_to, replicaset_owner, workload_named
 
 __all__ = ["OVERLOAD_FACTOR", "RECENT_DEPLOY_MINUTES", "RECENT_RESTART_SECONDS", "Observations", "Targets", "diagnose"]
 
@@ -82,7 +82,7 @@ def diagnose(obs: Observations, targets: Targets) -> list[Finding]:
     symptoms = _symptoms(obs, targets)
     pods = _pods(obs, targets)
     found = [*_locks(obs), *_broken_deadlocks(obs), *_ddl(obs), *_queries(obs), *_saturation(obs, targets),
-             *pods, *_scheduled_actors(obs, pods), *_unschedulable(obs, targets), *_credentials(obs, targets, symptoms),
+             *pods, *_scheduled_actors(obs, pods), *_unschedulable(obs, targets), *_quota(obs, targets), *_credentials(obs, targets, symptoms),
              *_cache_refusing(obs, targets, symptoms), *_missing_indexes(obs, symptoms),
              *_dependencies(obs, targets, symptoms),
              *_load(obs, targets, symptoms), *symptoms]
@@ -261,6 +261,14 @@ def _pods(obs: Observations, targets: Targets) -> list[Finding]:
     out: list[Finding] = []
     for workload, pods in failing.items():
         if workload in targets.statefulsets:  # the database or the cache: everything else depends on it
+            full = next(((pod, line) for pod, _ in pods if (line := _disk_full(obs, str(pod["pod"])))), None)
+            if full is not None:  # a restart frees no disk: the finding says so, and the plan restarts nothing
+                out.append(Finding(Kind.VOLUME_FULL, workload,
+                                   f"pod {full[0]['pod']} of {workload}: its disk is full ({full[1][:160]}); a restart "
+                                   "frees nothing: grow its volume (or free space on it), then it starts",
+                                   kinds.VolumeFull(statefulset=workload, pod=str(full[0]["pod"]), line=full[1][:300],
+                                                    impact=len(pods))))
+                continue
             pod, how = pods[0]
             out.append(Finding(Kind.DATASTORE_DOWN, workload, f"pod {pod['pod']} of {workload} is {how} "
                                                                f"({pod.get('restarts', 0)} restarts)",
@@ -341,6 +349,21 @@ def _broken_spec(obs: Observations, workload: str, pods: list[tuple[Row, str]]) 
                    f"{len(names)} pod(s) cannot run for a reason in their spec or image: {line}; a new pod fails the "
                    f"same way, so no restart is planned: fix {fix} (kubectl describe pod {pod['pod']})",
                    kinds.BrokenSpec(deployment=workload, pods=names, line=line, fix=fix, impact=len(names)))
+
+
+# ENOSPC as the C library words it (strerror), which PostgreSQL ("could not write to file ...: No space left on
+# device"), Redis ("Write error saving DB on disk: No space left on device") and nearly every program print.
+_NO_SPACE = re.compile(r"No space left on device")
+
+
+def _disk_full(obs: Observations, pod: str) -> str:
+    """The line of a pod's logs (its previous container's too) that says its disk is full, or ""."""
+    for row in reversed([*obs.logs, *obs.database_logs]):
+        if pod in (row.get("pods") or ()):
+            lines = [line.strip() for line in str(row.get("text", "")).splitlines() if _NO_SPACE.search(line)]
+            if lines:
+                return lines[-1]
+    return ""
 
 
 _ERROR_LINE = re.compile(r"\b(FATAL|ERROR|PANIC|panic|Exception|Traceback|refused|cannot|could not)\b")
@@ -439,21 +462,66 @@ def _pod_finding(pod: Row, how: str, workload: str, targets: Targets, logged: st
     return Finding(Kind.PODS_NOT_READY, pod["pod"], f"{pod.get('phase')} {pod.get('waiting_reason') or ''}".strip())
 
 
+# The scheduler's own reasons in a FailedScheduling message (kube-scheduler's predicates), each with what a person
+# changes: more of a resource, a node condition or a toleration, a selector or the nodes' labels, a volume's zone.
+_SCHEDULER_WHY = (
+    (re.compile(r"Insufficient [\w./-]+", re.IGNORECASE), "add nodes with that resource or lower the requests"),
+    (re.compile(r"untolerated taint \{?node\.kubernetes\.io/(disk|memory|pid)-pressure", re.IGNORECASE),
+     "the nodes are under pressure (the kubelet tainted them): free the nodes' disk, memory or pids, or add nodes"),
+    (re.compile(r"untolerated taint", re.IGNORECASE),
+     "the nodes carry a taint the pods do not tolerate: add the toleration, or schedule them where they may run"),
+    (re.compile(r"didn't match Pod's node affinity/selector|node\(s\) didn't match node selector", re.IGNORECASE),
+     "no node matches the pods' node selector or affinity: fix the selector, or label the nodes"),
+    (re.compile(r"volume node affinity conflict|didn't find available persistent volumes", re.IGNORECASE),
+     "the pods' volumes cannot be reached from any free node (a zone): schedule in the volume's zone"),
+)
+
+
 def _unschedulable(obs: Observations, targets: Targets) -> list[Finding]:
-    # FailedScheduling for lack of resources: no restart or rollback helps, the cluster needs room. The
-    # scheduler's own words say which resource (cpu, memory, nvidia.com/gpu, pods): quoted, not guessed.
+    # FailedScheduling: no restart or rollback helps. The scheduler's own words say why (a resource no node has
+    # free, a taint, a selector, a volume's zone): quoted, and what to change follows from them.
     said: dict[str, str] = {}
     for event in obs.warning_events:
         message = str(event.get("message", ""))
-        if event.get("reason") == "FailedScheduling" and "insufficient" in message.lower():
+        if event.get("reason") == "FailedScheduling" and any(why.search(message) for why, _ in _SCHEDULER_WHY):
             said[str(event.get("object", "")).split("/")[-1]] = message.split(". preemption:")[0].strip()[:200]
     by_workload: dict[str, list[str]] = {}
     for pod in said:  # each pod once, however many events it has
         by_workload.setdefault(_workload_of({"pod": pod}, targets), []).append(pod)
-    return [Finding(Kind.UNSCHEDULABLE, workload, f"{len(names)} pod(s) cannot be scheduled; the scheduler: "
-                                                  f"{said[names[-1]]}; add nodes with that resource or lower the "
-                                                  "requests",
-                    kinds.Unschedulable(pods=tuple(names), impact=len(names))) for workload, names in by_workload.items()]
+    out = []
+    for workload, names in by_workload.items():
+        words = said[names[-1]]
+        fix = "; ".join(dict.fromkeys(fix for why, fix in _SCHEDULER_WHY if why.search(words)))
+        out.append(Finding(Kind.UNSCHEDULABLE, workload, f"{len(names)} pod(s) cannot be scheduled; the scheduler: "
+                                                         f"{words}; {fix}",
+                           kinds.Unschedulable(pods=tuple(names), impact=len(names))))
+    return out
+
+
+# A ResourceQuota refusing a controller's new pod, in the API server's words as the ReplicaSet (or Job) controller
+# reports them in its FailedCreate event: 'pods "x" is forbidden: exceeded quota: compute, requested: ..., used:
+# ..., limited: ...'.
+_QUOTA = re.compile(r'is forbidden: exceeded quota: ([\w.-]{1,253}), requested: ([^\n]{1,200}?), used: ([^\n]{1,200}?), '
+                    r"limited: ([^\n]{1,200})")
+
+
+def _quota(obs: Observations, targets: Targets) -> list[Finding]:
+    """A quota that refuses the replacement or new pods of a workload: no restart, rollback or scale-up can make
+    them; a person raises the quota or frees what it counts."""
+    refused: dict[str, tuple[str, re.Match[str]]] = {}
+    for event in obs.warning_events:
+        message = str(event.get("message", ""))
+        match = _QUOTA.search(message) if event.get("reason") == "FailedCreate" else None
+        if match:
+            owner = str(event.get("object", "")).split("/")[-1]
+            refused[replicaset_owner(owner, targets.deployments)] = (owner, match)
+    return [Finding(Kind.QUOTA_EXCEEDED, workload,
+                    f"ResourceQuota {match.group(1)} refuses its new pods (requested {match.group(2)}, used "
+                    f"{match.group(3)}, limited {match.group(4)}); raise the quota or free what it counts (kubectl "
+                    f"describe resourcequota {match.group(1)})",
+                    kinds.QuotaExceeded(deployment=workload, quota=match.group(1), requested=match.group(2)[:120],
+                                        used=match.group(3)[:120], limited=match.group(4)[:120]))
+            for workload, (_, match) in refused.items()]
 
 
 # What the logs say about dependencies. A line counts when it reports a failure (ERROR/FATAL/WARN, or a

@@ -54,6 +54,11 @@ ACTION_ITEMS: dict[Kind, tuple[str, ...]] = {
     Kind.MISSING_INDEX: ("Create the index the heaviest statement needs (CREATE INDEX CONCURRENTLY on the column the "
                          "finding names), reviewed and applied like a migration: irkit never builds it",
                          "Watch pg_stat_statements' slowest statements and sequential scans of big tables"),
+    Kind.VOLUME_FULL: ("Alert on the volume's free space (kubelet_volume_stats_available_bytes) well before it is full",
+                       "Give the volume room to grow (a StorageClass with allowVolumeExpansion) and a retention for "
+                       "what fills it"),
+    Kind.QUOTA_EXCEEDED: ("Size the namespace's ResourceQuota for a rollout's surge and the peak's replicas",
+                          "Alert on FailedCreate events and on quota usage near its limit"),
     Kind.CRASHLOOP: ("Alert on CrashLoopBackOff",
                      "Fix the crash the previous container's logs show"),
     Kind.PROVIDER_FAILING: ("Fail over to the backup provider automatically",

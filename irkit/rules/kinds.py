@@ -18,7 +18,8 @@ from pydantic.dataclasses import dataclass as validated
 
 __all__ = ["KINDS", "BadRevision", "BrokenSpec", "Crashloop", "CredentialsRejected", "DatastoreRefusing", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
            "Dependency", "Evidence", "Finding", "Kind", "KindInfo", "LockRoot", "LongRunningQuery", "MissingIndex", "OomKilled",
-           "Overload", "ScheduledActor", "Unschedulable", "rank"]
+           "Overload", "QuotaExceeded", "ScheduledActor", "Unschedulable", "VolumeFull",
+           "rank"]
 
 
 class Kind(StrEnum):
@@ -42,6 +43,8 @@ class Kind(StrEnum):
     PROVIDER_FAILING = "provider-failing"
     UPSTREAM_TIMEOUT = "upstream-timeout"
     OVERLOAD = "overload"
+    QUOTA_EXCEEDED = "quota-exceeded"
+    VOLUME_FULL = "volume-full"
     PODS_NOT_READY = "pods-not-ready"
     UNSCHEDULABLE = "unschedulable"
     ENDPOINT_DOWN = "endpoint-down"
@@ -193,6 +196,22 @@ class DatastoreRefusing(Evidence):
 
 
 @validated(frozen=True, config=_RECORD)
+class QuotaExceeded(Evidence):
+    deployment: str = ""
+    quota: str = ""
+    requested: str = ""
+    used: str = ""
+    limited: str = ""
+
+
+@validated(frozen=True, config=_RECORD)
+class VolumeFull(Evidence):
+    statefulset: str = ""  # the datastore (or workload) whose disk is full
+    pod: str = ""
+    line: str = ""  # the explaining line: No space left on device, as the software printed it
+
+
+@validated(frozen=True, config=_RECORD)
 class Overload(Evidence):
     deployment: str = ""
     replicas: int = 0
@@ -245,10 +264,16 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.UPSTREAM_TIMEOUT: KindInfo(28, True, "calls to an upstream API time out (the logs say so) while requests "
                                               "fail or slow down", Dependency),
     Kind.OVERLOAD: KindInfo(29, True, "traffic far above its baseline while requests slow down or fail", Overload),
-    Kind.UNSCHEDULABLE: KindInfo(30, True, "pods cannot be scheduled: the scheduler names what no node has (cpu, "
-                                              "memory, a GPU)",
+    Kind.VOLUME_FULL: KindInfo(7, True, "a datastore's disk is full (No space left on device, as it printed it): a "
+                                        "restart frees nothing, so none is planned; a person grows the volume",
+                               VolumeFull),
+    Kind.QUOTA_EXCEEDED: KindInfo(31, True, "a ResourceQuota refuses a workload's new pods (the API server's "
+                                            "'exceeded quota' in the controller's FailedCreate event)",
+                                  QuotaExceeded),
+    Kind.UNSCHEDULABLE: KindInfo(30, True, "pods cannot be scheduled: the scheduler says why (a resource no node "
+                                              "has free, a GPU among them; a taint; a node selector; a volume's zone)",
                                  Unschedulable),
-    Kind.PODS_NOT_READY: KindInfo(31, True, "a pod is not ready"),
+    Kind.PODS_NOT_READY: KindInfo(32, True, "a pod is not ready"),
     Kind.ENDPOINT_DOWN: KindInfo(40, False, "a health endpoint fails"),
     Kind.ERROR_SPIKE: KindInfo(50, False, "a service's error ratio is over the SEV-3 threshold"),
     Kind.SLOW_LATENCY: KindInfo(52, False, "a service's p95 latency is over the SEV-2 threshold"),

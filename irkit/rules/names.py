@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["belongs_to", "workload_named"]
+__all__ = ["belongs_to", "replicaset_owner", "workload_named"]
 
 # What a controller names its pods: a Deployment's ReplicaSet adds its pod-template-hash (up to 10 characters)
 # and five more; a StatefulSet adds the ordinal.
@@ -32,6 +32,13 @@ def belongs_to(pod: str, workload: str, owner: str = "") -> bool:
         return name == workload
     return kind == "ReplicaSet" and (name == workload or (
         name.startswith(workload + "-") and _HASH.fullmatch(name[len(workload) + 1:]) is not None))
+
+
+def replicaset_owner(replicaset: str, deployments: Iterable[str]) -> str:
+    """The Deployment a ReplicaSet named ``<deployment>-<hash>`` belongs to, among ``deployments``; else the
+    ReplicaSet's own name."""
+    return next((d for d in deployments if replicaset.startswith(d + "-")
+                 and _HASH.fullmatch(replicaset[len(d) + 1:]) is not None), replicaset)
 
 
 def workload_named(name: str, workloads: Iterable[str]) -> str:

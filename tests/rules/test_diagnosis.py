@@ -306,6 +306,40 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
      _scans(scans=3), [(Kind.SLOW_LATENCY, "backend")]),
     ("scans that read a sliver of the table use a partial path, not a missing index (negative row)",
      _scans(per_scan=40), [(Kind.SLOW_LATENCY, "backend")]),
+    ("pods pending on nodes the kubelet tainted for disk pressure: the scheduler's words",
+     {"warning_events": [{"reason": "FailedScheduling", "object": "Pod/backend-deployment-abc-9",
+                          "message": "0/3 nodes are available: 3 node(s) had untolerated taint "
+                                     "{node.kubernetes.io/disk-pressure: }. preemption: 0/3 nodes are available: 3 "
+                                     "Preemption is not helpful for scheduling."}]},
+     [(Kind.UNSCHEDULABLE, "backend-deployment")]),
+    ("pods pending on a node selector no node matches",
+     {"warning_events": [{"reason": "FailedScheduling", "object": "Pod/backend-deployment-abc-9",
+                          "message": "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."}]},
+     [(Kind.UNSCHEDULABLE, "backend-deployment")]),
+    ("a FailedScheduling about a volume still binding is not unschedulable (negative row)",
+     {"warning_events": [{"reason": "FailedScheduling", "object": "Pod/backend-deployment-abc-9",
+                          "message": "running PreBind plugin \"VolumeBinding\": binding volumes: timed out waiting "
+                                     "for the condition"}]}, []),
+    ("a ResourceQuota refusing a ReplicaSet's new pods",
+     {"warning_events": [{"reason": "FailedCreate", "object": "ReplicaSet/backend-deployment-7d9f",
+                          "message": 'Error creating: pods "backend-deployment-7d9f-x2k" is forbidden: exceeded quota: '
+                                     "compute, requested: limits.memory=2Gi, used: limits.memory=8Gi, limited: "
+                                     "limits.memory=8Gi"}]},
+     [(Kind.QUOTA_EXCEEDED, "backend-deployment")]),
+    ("a FailedCreate for another reason is not a quota (negative row)",
+     {"warning_events": [{"reason": "FailedCreate", "object": "ReplicaSet/backend-deployment-7d9f",
+                          "message": 'Error creating: pods "x" is forbidden: error looking up service account '
+                                     "shop/api: serviceaccount \"api\" not found"}]}, []),
+    ("the database's disk full: its own line, no restart",
+     {"unhealthy_pods": [_pod("postgres-primary-0", waiting_reason="CrashLoopBackOff", owner="StatefulSet/postgres-primary")],
+      "database_logs": [{"pods": ["postgres-primary-0"],
+                         "text": '2026-12-07 03:01:02.113 UTC [1] PANIC:  could not write to file "pg_wal/xlogtemp.29": '
+                                 "No space left on device\n"}]},
+     [(Kind.VOLUME_FULL, "postgres-primary")]),
+    ("the database down for another reason: restart its pod",
+     {"unhealthy_pods": [_pod("postgres-primary-0", waiting_reason="CrashLoopBackOff", owner="StatefulSet/postgres-primary")],
+      "database_logs": [{"pods": ["postgres-primary-0"], "text": "LOG:  database system is shut down\n"}]},
+     [(Kind.DATASTORE_DOWN, "postgres-primary")]),
     ("an image that cannot be pulled", {"unhealthy_pods": [_pod("backend-deployment-abc-1",
                                                                  waiting_reason="ImagePullBackOff")]},
      [(Kind.IMAGE_PULL, "backend-deployment-abc-1")]),
@@ -496,3 +530,13 @@ def test_a_missing_index_names_the_statement_and_its_column_and_plans_no_step():
     assert "SELECT id, status FROM orders WHERE customer_email = $1 (38 ms on average over 400 calls)" in found[0].detail
     assert "an index on customer_email is the fix" in found[0].detail
     assert plan(found) == []  # an index is built after review, never by irkit
+
+
+def test_a_full_disk_or_a_quota_plans_no_restart():
+    from irkit.rules.plan import plan
+    full = diagnose(Observations(now=NOW, unhealthy_pods=[_pod("postgres-primary-0", waiting_reason="CrashLoopBackOff",
+                                                              owner="StatefulSet/postgres-primary")],
+                                 database_logs=[{"pods": ["postgres-primary-0"],
+                                                 "text": "FATAL:  could not write lock file \"postmaster.pid\": No "
+                                                         "space left on device\n"}]), T)
+    assert "a restart frees nothing" in full[0].detail and plan(full) == []
