@@ -118,9 +118,10 @@ def test_one_incident_worked_by_hand_across_runs_tells_one_story(tmp_path: Path)
     box = report.split("<section class='summary' id='summary'>", 1)[1].split("</section>", 1)[0]
     [resolution] = [json.loads(p.read_text()) for p in (last / "outbox").glob("*-resolution-email.json")]
 
-    # Severity and cause: the alert's run established them; every reader says the same.
+    # Severity and cause: the alert's run established them (its phase 2 revisiting phase 1's severity with the
+    # findings); every reader says the same.
     severity = view["severity"]["value"]["name"]
-    assert severity == "SEV-2" and view["severity"]["from"] == f"{alerted.name}/phase-1.json"
+    assert severity == "SEV-2" and view["severity"]["from"] == f"{alerted.name}/phase-2.json"
     assert view["cause"]["value"]["kind"] == "lock-root" and view["cause"]["value"]["subject"] == f"pid {holder}"
     assert f"**Severity**: {severity}" in postmortem and f"<b>{severity}</b>" in box
     assert f"**lock-root** pid {holder}" in postmortem and f"lock-root pid {holder}" in box
