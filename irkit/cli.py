@@ -223,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         # kill -USR1 on an irkit that seems stuck prints where every thread of it is, and irkit goes on.
-        with contextlib.suppress(AttributeError, ValueError, OSError):  # no real stderr (embedded): no dump
-            faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
+        if sys.__stderr__ is not None:  # none when embedded: no dump then
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                faulthandler.register(signal.SIGUSR1, file=sys.__stderr__, all_threads=True)
         signal.signal(signal.SIGTERM, _terminate)
         # Also when started in the background, where the shell leaves SIGINT ignored.
         signal.signal(signal.SIGINT, _terminate)
