@@ -129,10 +129,12 @@ def _key(name: str, phase: int, doc: str, load: Callable[[Any], T]) -> Key[T]:
 ERROR_RATIO_NOW = _key("error_ratio_now", 1, "rows: service (`all` = overall), error_ratio (0..1); phase 2 "
                                             "records it again when it runs", _rows)
 LATENCY_P95_NOW = _key("latency_p95_now", 1, "rows: service (`all` = overall), seconds; phase 2 again", _rows)
-INCIDENT_START = _key("incident_start", 1, "ISO time the error ratio last crossed error_ratio_moderate, or null",
-                      _time)
-ONSET_THRESHOLD = _key("onset_threshold", 1, "the error ratio (0..1) whose crossing is the onset: error_ratio_moderate "
-                                            "when phase 1 ran", lambda v: float(v) if isinstance(v, int | float)
+INCIDENT_START = _key("incident_start", 1, "ISO time the error ratio last crossed error_ratio_moderate (when it never "
+                                           "did: p95 latency its SEV-2 line), or null", _time)
+ONSET_SIGNAL = _key("onset_signal", 1, "what crossed its line at the onset: \"error ratio\", or \"p95 latency\" (a "
+                                       "latency-only incident)", lambda v: str(v) if isinstance(v, str) else None)
+ONSET_THRESHOLD = _key("onset_threshold", 1, "the line whose crossing is the onset: error_ratio_moderate (0..1), or "
+                                            "latency_p95_slow_seconds for a latency-only incident", lambda v: float(v) if isinstance(v, int | float)
                        and not isinstance(v, bool) else None)
 LOCK_WAITS_NOW = _key("lock_waits_now", 1, "{waiting, roots}: sessions waiting on a lock now, behind how many roots",
                       _dict)

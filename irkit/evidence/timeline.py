@@ -85,8 +85,13 @@ def _run_events(run: Path, first_onset: datetime | None) -> Iterable[Event]:
     onset = records.get(R.INCIDENT_START)
     if onset:
         threshold = records.get(R.ONSET_THRESHOLD)
-        yield Event(onset, "prometheus", "onset", "error ratio crossed " + (
-            f"{threshold:.1%} (the SEV-3 threshold)" if threshold is not None else "the SEV-3 threshold"), link(1))
+        if records.get(R.ONSET_SIGNAL) == "p95 latency":  # a latency-only incident
+            said = "p95 latency crossed " + (f"{threshold:g} s (the SEV-2 line)" if threshold is not None
+                                             else "the SEV-2 line")
+        else:
+            said = "error ratio crossed " + (f"{threshold:.1%} (the SEV-3 threshold)" if threshold is not None
+                                             else "the SEV-3 threshold")
+        yield Event(onset, "prometheus", "onset", said, link(1))
     peak = records.get(R.ERROR_RATIO_PEAK)
     if peak and _time(peak.get("at")):
         yield Event(_time(peak["at"]), "prometheus", "peak",  # type: ignore[arg-type]

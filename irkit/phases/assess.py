@@ -122,6 +122,7 @@ def error_ratio_history(inc: Incident, window_minutes: int = 120) -> charts.Char
         return frame
     start = incident_start(frame, cfg.error_ratio_moderate)
     inc.record(R.INCIDENT_START, start)
+    inc.record(R.ONSET_SIGNAL, "error ratio" if start is not None else None)
     inc.record(R.ONSET_THRESHOLD, cfg.error_ratio_moderate)
     inc.record(R.WINDOW, {"start": window.start, "end": window.end})
     top = peak(frame, cfg.prom_service_label)
@@ -148,6 +149,16 @@ def latency_history(inc: Incident, window_minutes: int = 120) -> charts.Chart | 
     top = peak(frame, cfg.prom_service_label)
     if top is not None:
         inc.record(R.LATENCY_P95_PEAK, {"service": top["service"], "seconds": top["value"], "at": top["at"]})
+    ratio_peak = inc.current(R.ERROR_RATIO_PEAK)
+    errors_never_over = not ratio_peak or float(ratio_peak.get("error_ratio") or 0) < cfg.error_ratio_moderate
+    if inc.current(R.INCIDENT_START) is None and errors_never_over:
+        # A latency-only incident: its onset and its end are when p95 crossed its SEV-2 line and came back.
+        start = incident_start(frame, cfg.latency_p95_slow_seconds)
+        if start is not None:
+            inc.record(R.INCIDENT_START, start)
+            inc.record(R.ONSET_SIGNAL, "p95 latency")
+            inc.record(R.ONSET_THRESHOLD, cfg.latency_p95_slow_seconds)
+            inc.record(R.RESOLVED_AT, resolved_at(frame, cfg.latency_p95_slow_seconds, cfg.prom_service_label))
     drawn = charts.top_series(frame, cfg.prom_service_label)[0]  # the services that rose highest
     frames = {str(name): group.drop(columns=[cfg.prom_service_label]) for name, group in drawn.groupby(
         cfg.prom_service_label)} if cfg.prom_service_label in drawn.columns else {"all": drawn}

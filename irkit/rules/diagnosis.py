@@ -269,6 +269,10 @@ def _pods(obs: Observations, targets: Targets) -> list[Finding]:
                                    kinds.VolumeFull(statefulset=workload, pod=str(full[0]["pod"]), line=full[1][:300],
                                                     impact=len(pods))))
                 continue
+            broken = _broken_spec(obs, workload, pods)
+            if broken is not None:  # PostgreSQL refusing to run as root, a command or image that cannot run
+                out.append(broken)
+                continue
             pod, how = pods[0]
             out.append(Finding(Kind.DATASTORE_DOWN, workload, f"pod {pod['pod']} of {workload} is {how} "
                                                                f"({pod.get('restarts', 0)} restarts)",
@@ -324,7 +328,7 @@ def _spec_line(obs: Observations, pod: Row) -> tuple[str, str] | None:
     reason = pod.get("waiting_reason") if pod.get("waiting_reason") in _SPEC_REASONS else None
     reason = reason or (pod.get("last_termination_reason") if pod.get("last_termination_reason") in _SPEC_REASONS
                         else None)
-    for row in obs.logs:
+    for row in [*obs.logs, *obs.database_logs]:
         if name in (row.get("pods") or ()):
             text = str(row.get("text", ""))
             if match := _PY_ENVIRON.search(text):

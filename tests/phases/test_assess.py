@@ -91,3 +91,24 @@ def test_a_peak_on_another_day_is_dated_and_one_today_is_not():
     now = datetime.now(UTC)
     assert assess.when(now) == f"{now:%H:%M} UTC"
     assert assess.when(now - timedelta(days=2)) == f"{now - timedelta(days=2):%Y-%m-%d %H:%M} UTC"
+
+
+def test_a_latency_only_incident_has_an_onset_and_an_end_from_p95(tmp_path: Path):
+    """Errors never crossed their line; p95 was over 5 s from 40 to 20 minutes ago: the onset, the end and the
+    timeline's words come from p95, not "unknown"."""
+    from datetime import UTC, datetime
+
+    from irkit import config as irconfig
+    from irkit.lab.prometheus import PrometheusLab, Segment, ServiceHistory
+    history = [ServiceHistory("api", (Segment(-7200, -2400, 20, 0.005, 0.4), Segment(-2400, -1200, 20, 0.005, 8.0),
+                                      Segment(-1200, 1, 20, 0.005, 0.4)))]
+    with PrometheusLab(history, history_start=-7200, ahead=300) as lab:
+        inc = Incident("INC-1", 1, tmp_path, irconfig.load(env={}, prom_url=lab.url, prom_rate_window="1m"))
+        assess.error_ratio_history(inc, 120)
+        assess.latency_history(inc, 120)
+        inc.close()
+    now = datetime.now(UTC)
+    onset, over = inc.current(R.INCIDENT_START), inc.current(R.RESOLVED_AT)
+    assert inc.current(R.ONSET_SIGNAL) == "p95 latency" and inc.current(R.ONSET_THRESHOLD) == 5.0
+    assert onset is not None and 2300 < (now - onset).total_seconds() < 2500
+    assert over is not None and 1050 < (now - over).total_seconds() < 1250

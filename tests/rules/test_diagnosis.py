@@ -336,6 +336,17 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
                          "text": '2026-12-07 03:01:02.113 UTC [1] PANIC:  could not write to file "pg_wal/xlogtemp.29": '
                                  "No space left on device\n"}]},
      [(Kind.VOLUME_FULL, "postgres-primary")]),
+    ("PostgreSQL refusing to run as root: a broken spec, no restart",
+     {"unhealthy_pods": [_pod("postgres-primary-0", waiting_reason="CrashLoopBackOff", owner="StatefulSet/postgres-primary")],
+      "database_logs": [{"pods": ["postgres-primary-0"],
+                         "text": '"root" execution of the PostgreSQL server is not permitted.\nThe server must be '
+                                 "started under an unprivileged user ID to prevent\n"}]},
+     [(Kind.BROKEN_SPEC, "postgres-primary")]),
+    ("an application that could not resolve a host is not a placeholder it lacks (negative row)",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff")],
+      "logs": [{"deployment": "backend-deployment", "pods": ["backend-deployment-abc-1"],
+                "text": "ERROR could not resolve host 'payments.internal': Name or service not known\n"}]},
+     [(Kind.CRASHLOOP, "backend-deployment-abc-1")]),
     ("the database down for another reason: restart its pod",
      {"unhealthy_pods": [_pod("postgres-primary-0", waiting_reason="CrashLoopBackOff", owner="StatefulSet/postgres-primary")],
       "database_logs": [{"pods": ["postgres-primary-0"], "text": "LOG:  database system is shut down\n"}]},
