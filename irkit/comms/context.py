@@ -72,6 +72,8 @@ def title(findings: Sequence[Finding], fallback: str = "Service degradation") ->
             return "New pods cannot be scheduled"
         case kinds.DatastoreRefusing():
             return "The cache refuses the application's requests"
+        case kinds.ServiceNoEndpoints(deployment=deployment):
+            return f"The {_who(deployment or found.subject)} Service routes to no pod"
         case kinds.VolumeFull():
             return "The database's disk is full" if "postgres" in found.subject or "pg" in found.subject \
                 else f"The disk of {found.subject} is full"

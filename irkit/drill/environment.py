@@ -227,7 +227,18 @@ class DrillEnvironment:
         if kube is None:
             return True
         found = self._deployment(workload) or self._deployment(workload, "statefulsets")
-        return found is None or int((found.get("status") or {}).get("readyReplicas") or 0) > 0
+        if found is None:
+            return True
+        if int((found.get("status") or {}).get("readyReplicas") or 0) == 0:
+            return False
+        # Ready pods behind a Service that lists none of them (a targetPort that matches no port) serve nobody.
+        app = ((found.get("spec") or {}).get("selector") or {}).get("matchLabels", {}).get("app")
+        for svc in self.kube.objects("services", group="", prefix=""):
+            if app and (svc.get("spec") or {}).get("selector", {}).get("app") == app:
+                endpoints = self.kube.objects("endpoints", group="", name=svc["metadata"]["name"])
+                if endpoints and not endpoints[0].get("subsets"):
+                    return False
+        return True
 
     def _deployment(self, name: str, plural: str = "deployments") -> dict[str, Any] | None:
         return next(iter(self.kube.objects(plural, group="apps", name=name)), None)

@@ -170,6 +170,8 @@ WARNING_EVENTS = _key("warning_events", 2, "rows: last_seen, type, reason, objec
 TOP_PODS = _key("top_pods", 2, "rows: pod, container, cpu_millicores, memory_mib; or {unavailable: why}", _rows)
 CONFIG_CHANGES = _key("config_changes", 2, "rows: kind (ConfigMap, Secret), name, changed_at, manager: when each "
                                           "was last written (Secrets read as metadata only)", _rows)
+SERVICES = _key("services", 2, "rows: name, selector, port, target_port, ready, not_ready: each Service and the "
+                               "addresses its Endpoints list (ready with a port)", _rows)
 CRONJOBS = _key("cronjobs", 2, "rows: name, schedule, suspend, last_schedule, command: what runs on a schedule "
                                "(one may re-apply a change after every fix)", _rows)
 LOGS = _key("logs", 2, "rows: deployment, container, pods, text (identical text folded)", _rows)

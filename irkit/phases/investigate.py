@@ -21,7 +21,7 @@ from irkit.rules.severity import Assessment, revise
 from irkit.sources import http, k8s, pg, prom
 
 __all__ = [
-    "config_changes", "cronjobs",
+    "config_changes", "cronjobs", "services",
     "activity", "connections", "database_logs", "traffic", "workloads", "endpoints", "error_ratio", "events", "findings", "fold_logs", "latency", "lock_graph",
     "logs",
     "long_running", "observations", "pod_chart", "previous_logs", "rollout_history", "saturation", "severity", "table_scans", "top",
@@ -221,6 +221,12 @@ def config_changes(inc: Incident) -> pd.DataFrame | Note | Unavailable:
                  "no ConfigMap or Secret in the namespace")
 
 
+def services(inc: Incident) -> pd.DataFrame | Note | Unavailable:
+    """``kubectl get svc,endpoints``: a Service that selects ready pods but lists none of them routes nothing."""
+    return shown(inc.record(R.SERVICES, inc.attempt("services", lambda: k8s.services(inc.kube))),
+                 "no Service in the namespace")
+
+
 def cronjobs(inc: Incident) -> pd.DataFrame | Note | Unavailable:
     """``kubectl get cronjobs``: what runs on a schedule, and what it runs (one that re-applies a change undoes
     every fix until it is suspended)."""
@@ -312,7 +318,7 @@ def observations(inc: Incident) -> Observations:
         connections=inc.rows(R.CONNECTIONS), logs=inc.rows(R.LOGS) + inc.rows(R.PREVIOUS_LOGS),
         warning_events=inc.rows(R.WARNING_EVENTS), request_rate=inc.rows(R.REQUEST_RATE),
         workloads=inc.rows(R.WORKLOADS), database_logs=inc.rows(R.DATABASE_LOGS),
-        config_changes=inc.rows(R.CONFIG_CHANGES), cronjobs=inc.rows(R.CRONJOBS),
+        config_changes=inc.rows(R.CONFIG_CHANGES), cronjobs=inc.rows(R.CRONJOBS), services=inc.rows(R.SERVICES),
         table_scans=inc.rows(R.TABLE_SCANS), top_statements=inc.rows(R.TOP_STATEMENTS),
         deadlocks=(inc.current(R.PG_DEADLOCKS) or {}).get("deadlocks"))
 

@@ -71,6 +71,7 @@ class Observations:
     database_logs: Sequence[Row] = ()  # the database pods' logs, folded like logs
     config_changes: Sequence[Row] = ()  # kind, name, changed_at, manager
     cronjobs: Sequence[Row] = ()  # name, schedule, suspend, last_schedule, command
+    services: Sequence[Row] = ()  # name, selector, port, target_port, ready, not_ready
     table_scans: Sequence[Row] = ()  # tablename, seq_scans, rows_per_scan, live_tuples, index_scans
     top_statements: Sequence[Row] = ()  # query, calls, mean_ms, total_ms, rows (pg_stat_statements)
     deadlocks: int | None = None  # pg_stat_database.deadlocks
@@ -84,6 +85,7 @@ def diagnose(obs: Observations, targets: Targets) -> list[Finding]:
     found = [*_locks(obs), *_broken_deadlocks(obs), *_ddl(obs), *_queries(obs), *_saturation(obs, targets),
              *pods, *_scheduled_actors(obs, pods), *_unschedulable(obs, targets), *_quota(obs, targets), *_credentials(obs, targets, symptoms),
              *_cache_refusing(obs, targets, symptoms), *_missing_indexes(obs, symptoms),
+             *_unrouted(obs, targets, symptoms),
              *_dependencies(obs, targets, symptoms),
              *_load(obs, targets, symptoms), *symptoms]
     found += [Finding(Kind.SOURCE_UNAVAILABLE, p["step"], p["error"]) for p in obs.problems]
@@ -678,6 +680,30 @@ def _missing_indexes(obs: Observations, symptoms: list[Finding]) -> list[Finding
                            kinds.MissingIndex(table=table, seq_scans=scans, rows_per_scan=per_scan, live_tuples=live,
                                               statement=text[:300], mean_ms=mean, column=column,
                                               impact=scans * per_scan)))
+    return out
+
+
+def _unrouted(obs: Observations, targets: Targets, symptoms: list[Finding]) -> list[Finding]:
+    """A Service that selects a workload whose pods are ready, yet lists no ready address: the endpoints controller
+    found no container port its targetPort names, so the Service routes nothing. No restart changes a Service;
+    a person fixes its targetPort (or the containers' port name)."""
+    if not symptoms:
+        return []
+    ready = {str(w.get("name")): int(w.get("ready") or 0) for w in obs.workloads}
+    out = []
+    for svc in obs.services:
+        selector = dict(part.split("=", 1) for part in str(svc.get("selector") or "").split(",") if "=" in part)
+        app = selector.get("app") or selector.get("app.kubernetes.io/name") or ""
+        workload = workload_named(app, targets.deployments) if app else ""
+        if not workload or int(svc.get("ready") or 0) or not ready.get(workload):
+            continue
+        out.append(Finding(Kind.SERVICE_NO_ENDPOINTS, f"service/{svc['name']}",
+                           f"Service {svc['name']} selects {workload}, whose {ready[workload]} pod(s) are ready, but "
+                           f"lists no ready endpoint: its targetPort {svc.get('target_port')!s} matches no port their "
+                           f"containers declare; fix the Service's targetPort (kubectl get endpoints {svc['name']})",
+                           kinds.ServiceNoEndpoints(service=str(svc["name"]), deployment=workload,
+                                                    target_port=str(svc.get("target_port") or ""),
+                                                    ready_pods=ready[workload], impact=ready[workload])))
     return out
 
 

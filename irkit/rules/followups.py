@@ -54,6 +54,9 @@ ACTION_ITEMS: dict[Kind, tuple[str, ...]] = {
     Kind.MISSING_INDEX: ("Create the index the heaviest statement needs (CREATE INDEX CONCURRENTLY on the column the "
                          "finding names), reviewed and applied like a migration: irkit never builds it",
                          "Watch pg_stat_statements' slowest statements and sequential scans of big tables"),
+    Kind.SERVICE_NO_ENDPOINTS: ("Check in CI that every Service's targetPort names a port its pods declare (a dry "
+                                "run of the manifests with kubeconform or a policy)",
+                                "Alert on Services with no ready endpoints (kube_endpoint_address_available == 0)"),
     Kind.VOLUME_FULL: ("Alert on the volume's free space (kubelet_volume_stats_available_bytes) well before it is full",
                        "Give the volume room to grow (a StorageClass with allowVolumeExpansion) and a retention for "
                        "what fills it"),

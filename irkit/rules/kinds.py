@@ -18,7 +18,7 @@ from pydantic.dataclasses import dataclass as validated
 
 __all__ = ["KINDS", "BadRevision", "BrokenSpec", "Crashloop", "CredentialsRejected", "DatastoreRefusing", "DatastoreDown", "DbSaturation", "Deadlock", "DdlQueued",
            "Dependency", "Evidence", "Finding", "Kind", "KindInfo", "LockRoot", "LongRunningQuery", "MissingIndex", "OomKilled",
-           "Overload", "QuotaExceeded", "ScheduledActor", "Unschedulable", "VolumeFull",
+           "Overload", "QuotaExceeded", "ScheduledActor", "ServiceNoEndpoints", "Unschedulable", "VolumeFull",
            "rank"]
 
 
@@ -43,6 +43,7 @@ class Kind(StrEnum):
     PROVIDER_FAILING = "provider-failing"
     UPSTREAM_TIMEOUT = "upstream-timeout"
     OVERLOAD = "overload"
+    SERVICE_NO_ENDPOINTS = "service-no-endpoints"
     QUOTA_EXCEEDED = "quota-exceeded"
     VOLUME_FULL = "volume-full"
     PODS_NOT_READY = "pods-not-ready"
@@ -196,6 +197,14 @@ class DatastoreRefusing(Evidence):
 
 
 @validated(frozen=True, config=_RECORD)
+class ServiceNoEndpoints(Evidence):
+    service: str = ""
+    deployment: str = ""  # the workload it selects, whose pods are ready
+    target_port: str = ""
+    ready_pods: int = 0
+
+
+@validated(frozen=True, config=_RECORD)
 class QuotaExceeded(Evidence):
     deployment: str = ""
     quota: str = ""
@@ -267,6 +276,9 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.VOLUME_FULL: KindInfo(7, True, "a datastore's disk is full (No space left on device, as it printed it): a "
                                         "restart frees nothing, so none is planned; a person grows the volume",
                                VolumeFull),
+    Kind.SERVICE_NO_ENDPOINTS: KindInfo(25, True, "a Service selects ready pods but lists none of them (its targetPort "
+                                                  "matches no port their containers declare): it routes nothing",
+                                        ServiceNoEndpoints),
     Kind.QUOTA_EXCEEDED: KindInfo(31, True, "a ResourceQuota refuses a workload's new pods (the API server's "
                                             "'exceeded quota' in the controller's FailedCreate event)",
                                   QuotaExceeded),

@@ -42,6 +42,7 @@ __all__ = [
     "pods",
     "rollout_histories",
     "rollout_history",
+    "services",
     "top_nodes",
     "top_pods",
     "unhealthy", "unhealthy_pods",
@@ -438,6 +439,26 @@ def deployments(kube: Kube) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["kind", "name", "desired", "ready", "updated", "image", "template_writer",
                                         "template_written_at"])
     return redact_frame(frame, kube.config, ["template_writer"])
+
+
+def services(kube: Kube) -> pd.DataFrame:
+    """``kubectl get svc,endpoints``: each Service, what it selects, its port and targetPort, and how many addresses
+    its Endpoints list ready (with a port: a targetPort that matches no container's port leaves none). Columns
+    ``name, selector, port, target_port, ready, not_ready``."""
+    endpoints = {str((e.get("metadata") or {}).get("name")): e for e in kube.items(
+        "list endpoints", kube.core.list_namespaced_endpoints, kube.namespace)}
+    rows = []
+    for svc in kube.items("list services", kube.core.list_namespaced_service, kube.namespace):
+        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        name = str(meta.get("name"))
+        ports = spec.get("ports") or [{}]
+        subsets = (endpoints.get(name) or {}).get("subsets") or []
+        served = [s for s in subsets if s.get("ports")]
+        rows.append({"name": name, "selector": ",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items())[:300],
+                     "port": ports[0].get("port"), "target_port": str(ports[0].get("targetPort", ""))[:63],
+                     "ready": sum(len(s.get("addresses") or []) for s in served),
+                     "not_ready": sum(len(s.get("notReadyAddresses") or []) for s in subsets)})
+    return pd.DataFrame(rows, columns=["name", "selector", "port", "target_port", "ready", "not_ready"])
 
 
 def cronjobs(kube: Kube) -> pd.DataFrame:

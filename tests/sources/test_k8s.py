@@ -218,3 +218,16 @@ def test_why_a_container_waits_or_ended_and_who_wrote_a_template_are_read_bounde
     [job] = jobs.to_dict("records")
     assert job["name"] == "pin-release" and not job["suspend"] and "deployment/backend-deployment" in job["command"]
     assert "hunter2" not in job["command"]
+
+
+def test_a_service_whose_target_port_names_no_declared_port_lists_no_ready_address(cfg: Config, tmp_path: Path):
+    cluster = {"workloads": [{"name": "profile-api", "container": "api", "app": "profile-api", "replicas": 2,
+                              "ports": [{"name": "web", "port": 8080}]}],
+               "services": [{"name": "profile-api", "app": "profile-api", "port": 80, "target_port": "http"},
+                            {"name": "profile-api-web", "app": "profile-api", "port": 80, "target_port": "web"}]}
+    with KubeLab() as lab:
+        lab.load(build_cluster(cluster, cfg.namespace))
+        client = k8s.connect(cfg.replace(kubeconfig=str(lab.write_kubeconfig(tmp_path / "kc", cfg.namespace))))
+        found = {r["name"]: r for r in k8s.services(client).to_dict("records")}
+    assert found["profile-api"]["ready"] == 0 and found["profile-api"]["target_port"] == "http"
+    assert found["profile-api-web"]["ready"] == 2 and found["profile-api"]["selector"] == "app=profile-api"
