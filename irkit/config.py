@@ -124,6 +124,7 @@ class Config:
     error_ratio_moderate: float = field(default=0.05, metadata=_key("thresholds", "5xx ratio from which it is SEV3", "number", (0.0, 1.0)))
     latency_p95_slow_seconds: float = field(default=5.0, metadata=_key("thresholds", "p95 latency above which it is SEV2", "number", (0.0, 3600.0)))
     pg_saturation_ratio: float = field(default=0.9, metadata=_key("thresholds", "share of usable PostgreSQL connections in use from which it is a finding", "number", (0.0, 1.0)))
+    pg_idle_transaction_seconds: float = field(default=60.0, metadata=_key("thresholds", "a session idle in a transaction this long is one the application does not end: counted in a pool's exhaustion and terminated with the application's idle sessions (a shorter one is a busy application between statements)", "number", (0.0, 86400.0)))
 
     # [mitigation]
     memory_limit_factor: float = field(default=1.5, metadata=_key("mitigation", "an OOMKilled container's memory limit is raised by this factor", "number", (1.0, 16.0)))

@@ -64,6 +64,11 @@ def guardrails(cfg: Config, m: Mitigation) -> list[str]:
         if workload not in _workloads(cfg):
             raise GuardrailError(f"{m.target} does not belong to allowed_workloads ({', '.join(_workloads(cfg))}); "
                                  "add its workload there to let irkit change it")
+        # A CronJob is suspended for the workload it writes; when allowed_workloads names CronJobs, only those.
+        cronjob = str(p.get("cronjob") or "")
+        if m.action == "suspend-cronjob" and cfg.allowed_workloads and cronjob not in cfg.allowed_workloads:
+            raise GuardrailError(f"cronjob {cronjob} is not in allowed_workloads ({', '.join(cfg.allowed_workloads)}); "
+                                 "add it there to let irkit suspend it")
         passed.append("allowed_workloads")
     if m.action == "scale":
         replicas = int(p.get("replicas", 0))

@@ -27,6 +27,7 @@ __all__ = ["BACKEND", "PgBackend", "apply", "prepare", "recheck", "signals", "ve
 _SESSION = """
 SELECT pid, backend_start::text AS backend_start, backend_type, usename, application_name, state,
        query, query_start::text AS query_start,
+       extract(epoch FROM now() - state_change)::float8 AS state_seconds,
        coalesce((SELECT rolsuper FROM pg_roles WHERE rolname = usename), false) AS superuser,
        pid = pg_backend_pid() AS own,
        (SELECT count(*) FROM pg_stat_activity w WHERE a.pid = ANY(pg_blocking_pids(w.pid)))::int AS blocking
@@ -35,7 +36,8 @@ FROM pg_stat_activity a WHERE pid = %(pid)s
 _IDLE = """
 SELECT pid FROM pg_stat_activity
 WHERE state = ANY(%(states)s) AND application_name = %(app)s AND backend_type = 'client backend'
-  AND pid <> pg_backend_pid()
+  AND (state = 'idle' OR state_change < now() - make_interval(secs => %(seconds)s))
+  AND datname = current_database() AND pid <> pg_backend_pid()
 ORDER BY pid
 """
 
@@ -67,7 +69,8 @@ def prepare(pg: PgSession, cfg: Config, step_action: str,
             params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], str]:
     """before, after, extra params, undo text: the sessions as they are now."""
     if step_action == "terminate-idle":
-        pids = [int(r["pid"]) for r in pg.query(_IDLE, {"app": params["application"], "states": _states(params)},
+        pids = [int(r["pid"]) for r in pg.query(_IDLE, {"app": params["application"], "states": _states(params),
+                                                        "seconds": cfg.pg_idle_transaction_seconds},
                                                  what=f"idle sessions of {params['application']}").to_dict("records")]
         sessions = [_guard(cfg, _session(pg, pid), pid) for pid in pids]
         idents = {str(s["pid"]): s["backend_start"] for s in sessions}
@@ -117,7 +120,9 @@ def apply(pg: PgSession, cfg: Config, step: Step) -> dict[str, Any]:
         done, skipped = [], []
         for pid, started in (step.params.get("sessions") or {}).items():
             session = _session(pg, int(pid))
-            if session is None or session["backend_start"] != started or session["state"] not in _states(step.params):
+            if (session is None or session["backend_start"] != started or session["state"] not in _states(step.params)
+                    or (session["state"] != "idle" and float(session.get("state_seconds") or 0)
+                        < cfg.pg_idle_transaction_seconds)):
                 skipped.append(int(pid))  # gone, reused, or busy again: left alone
                 continue
             pg.query("SELECT pg_terminate_backend(%(pid)s)", {"pid": int(pid)}, what=f"terminate {pid}")

@@ -148,6 +148,7 @@ class DrillEnvironment:
                   "circuit_breaker_url": f"{self.marketplace.url}/admin/circuit-breaker/enable",
                   "circuit_breaker_off_url": f"{self.marketplace.url}/admin/circuit-breaker/disable",
                   "prom_rate_window": "1m", "lock_sample_seconds": 10,  # a lock history of several moments
+                  "pg_idle_transaction_seconds": 2,  # a transaction left open since the drill began
                   "prom_url": self.prometheus.url, "health_endpoints": list(self.marketplace.health_endpoints),
                   **({"redis_url": self.redis.url} if self.redis else {}), **sc.config}
         self.config_path.write_text(f"# irkit drill {sc.name}: the drill environment\n" + irconfig.to_toml(values))

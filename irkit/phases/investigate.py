@@ -3,6 +3,7 @@ ending in a ranked list of findings. One function per notebook cell."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -328,9 +329,14 @@ def severity(inc: Incident) -> Assessment | Note:
     connectivity issues are SEV-2, decided from the finding that shows them; a cause found while every signal is
     under its threshold makes a minor incident (SEV-4), never "not an incident". Recorded for the messages, the
     report and the post-mortem, which use it from here on."""
-    assessed = inc.view().assessed
-    if assessed is None:
-        return Note("no severity to revisit: phase 1 has not assessed this incident (run it, then this cell)")
+    # This run's phase 1 when it ran (an unknown severity stays this run's word: an older run's known one is not
+    # put in its place), else the incident's newest assessment.
+    base = inc.earlier(R.SEVERITY)
+    if base is None:
+        assessed = inc.view().assessed
+        if assessed is None:
+            return Note("no severity to revisit: phase 1 has not assessed this incident (run it, then this cell)")
+        base = assessed.value
     found = inc.current(R.FINDINGS)
 
     def shown_by(*wanted: Kind, replies: tuple[str, ...] = ()) -> str:
@@ -338,13 +344,23 @@ def severity(inc: Incident) -> Assessment | Note:
         return f"{hit.kind.value} {hit.subject}" if hit else ""
 
     cause = next((f for f in found if f.is_cause and f.kind is not Kind.SOURCE_UNAVAILABLE), None)
-    revised = revise(assessed.value,
+    revised = revise(base,
                      authentication_failures=shown_by(Kind.CREDENTIALS_REJECTED) or shown_by(
                          Kind.DATASTORE_REFUSING, replies=("NOAUTH", "WRONGPASS")),
-                     blockchain_connectivity_lost=shown_by(Kind.PROVIDER_FAILING),
+                     blockchain_connectivity_lost=_blockchain(found),
                      cause=f"{cause.kind.value} {cause.subject}: {cause.detail}"[:200] if cause else "")
     inc.record(R.SEVERITY_REVISED, revised.as_dict())
     return revised
+
+
+# The words that make a provider failure a blockchain one (the playbook's SEV-2), not any "provider" (OAuth, payment,
+# identity): a Web3 library, a JSON-RPC method, a known node provider.
+_BLOCKCHAIN = re.compile(r"\b(blockchain|web3|ethers|infura|alchemy|quicknode|json-?rpc|eth_\w+)\b", re.IGNORECASE)
+
+
+def _blockchain(found: list[Finding]) -> str:
+    hit = next((f for f in found if f.kind is Kind.PROVIDER_FAILING and _BLOCKCHAIN.search(f.detail)), None)
+    return f"{hit.kind.value} {hit.subject}" if hit else ""
 
 
 def _reply(finding: Finding) -> str:

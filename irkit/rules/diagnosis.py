@@ -37,6 +37,7 @@ class Targets:
     error_ratio_moderate: float = DEFAULTS.error_ratio_moderate
     latency_p95_slow_seconds: float = DEFAULTS.latency_p95_slow_seconds
     saturation_ratio: float = DEFAULTS.pg_saturation_ratio
+    idle_transaction_seconds: float = DEFAULTS.pg_idle_transaction_seconds
 
     @classmethod
     def from_config(cls, cfg: Config) -> Targets:
@@ -45,7 +46,8 @@ class Targets:
                                cfg.frontend_deployment: cfg.frontend_container},
                    error_ratio_moderate=cfg.error_ratio_moderate,
                    latency_p95_slow_seconds=cfg.latency_p95_slow_seconds,
-                   saturation_ratio=cfg.pg_saturation_ratio)
+                   saturation_ratio=cfg.pg_saturation_ratio,
+                   idle_transaction_seconds=cfg.pg_idle_transaction_seconds)
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,10 @@ def _saturation(obs: Observations, targets: Targets) -> list[Finding]:
     for row in obs.connections:
         state, app = str(row.get("state")), str(row.get("application_name") or "")
         if app and state in IDLE_STATES:
+            # Idle in a transaction for a moment is a busy application between two statements; for a minute, a
+            # transaction it does not end.
+            if state != "idle" and float(row.get("oldest_state_seconds") or 0) < targets.idle_transaction_seconds:
+                continue
             idle[app] = idle.get(app, 0) + int(row["sessions"])
             if state != "idle":
                 in_transaction[app] = in_transaction.get(app, 0) + int(row["sessions"])
@@ -236,7 +242,10 @@ def _starting(pod: Row) -> bool:
     """A pod being created or started, as every rollout and scale-up makes them: young, never restarted, and
     waiting for nothing but its own creation."""
     age = pod.get("age_seconds")
-    return (isinstance(age, int | float) and age < STARTING_SECONDS and not pod.get("restarts")
+    # Pending while it is created; running but not yet ready only for its first minute (a readiness probe that
+    # never passes is a failure to see, right after a deploy most of all).
+    young = STARTING_SECONDS if pod.get("phase") == "Pending" else 60
+    return (isinstance(age, int | float) and age < young and not pod.get("restarts")
             and pod.get("waiting_reason") in (None, "ContainerCreating", "PodInitializing")
             and not pod.get("last_termination_reason"))
 
@@ -308,19 +317,25 @@ _RUNTIME_SPEC = re.compile(
 # A setting the application refuses to start without, in the words of the software that prints it: Spring's
 # placeholder resolution, PostgreSQL refusing to run as root, CPython's os.environ lookup (KeyError: 'NAME' raised
 # from os.py's __getitem__, both in the same traceback).
-_APP_SPEC = re.compile(r"""(?P<setting>Could not resolve placeholder '[^'\n]{1,200}'|"root" execution of the """
-                       r"""PostgreSQL server is not permitted)""")
-_PY_ENVIRON = re.compile(r"""(<frozen os>|/os\.py)", line \d+, in __getitem__\s*\n\s*KeyError: '([A-Z][A-Z0-9_]{0,100})'""")
+# Anchored to the line shapes those programs print (a Java exception's message, PostgreSQL's own first line), so a
+# client cannot put the words into a log (a query's text, a value) and make a cause of them.
+_APP_SPEC = re.compile(r"""(?P<setting>(?:Exception|Error): Could not resolve placeholder '[^'\n]{1,200}'|"""
+                       r"""^"root" execution of the PostgreSQL server is not permitted\.)""")
+_PY_ENVIRON = re.compile(r"""(<frozen os>|/os\.py)", line \d+, in __getitem__[ \t]*\n(?:[^\n]{0,200}\n){0,2}?[ \t]*"""
+                         r"""KeyError: '([A-Z][A-Z0-9_]{0,100})'""")
 _SPEC_FIX = {"command": "the container's command or entrypoint", "image": "the image reference or its pull secret",
              "config": "the Secret or ConfigMap the pod references", "setting": "the setting it names"}
-_SPEC_REASONS = {"StartError": "command", "ContainerCannotRun": "command", "CreateContainerConfigError": "config",
-                 "InvalidImageName": "image"}
+# Reasons that say so alone (the container cannot be created: its spec names what does not exist). StartError and
+# ContainerCannotRun need the runtime's words above: many are a node's runc or cgroup failure a new pod escapes.
+_SPEC_REASONS = {"CreateContainerConfigError": "config", "InvalidImageName": "image"}
 
 
 def _spec_line(obs: Observations, pod: Row) -> tuple[str, str] | None:
     """The line that says a pod cannot run for a reason in its spec or image, and what to fix; None if nothing
     says so (then the pod is judged as it fails: a restart may help)."""
     name = str(pod["pod"])
+    if pod.get("last_termination_reason") == "OOMKilled":
+        return None  # the kernel's word stands: the memory limit, not the spec's text
     said = [str(pod.get(k) or "") for k in ("last_termination_message", "waiting_message")]
     said += [str(e.get("message") or "") for e in obs.warning_events
              if str(e.get("object", "")).split("/")[-1] == name]
@@ -328,14 +343,12 @@ def _spec_line(obs: Observations, pod: Row) -> tuple[str, str] | None:
         if match := _RUNTIME_SPEC.search(text):  # from the words that explain it: the wrapping says less
             return text[match.start():].strip()[:300], _SPEC_FIX[next(k for k, v in match.groupdict().items() if v)]
     reason = pod.get("waiting_reason") if pod.get("waiting_reason") in _SPEC_REASONS else None
-    reason = reason or (pod.get("last_termination_reason") if pod.get("last_termination_reason") in _SPEC_REASONS
-                        else None)
     for row in [*obs.logs, *obs.database_logs]:
         if name in (row.get("pods") or ()):
             text = str(row.get("text", ""))
             if match := _PY_ENVIRON.search(text):
                 return f"KeyError: '{match.group(2)}' (os.environ)", _SPEC_FIX["setting"]
-            lines = [line.strip() for line in text.splitlines() if _APP_SPEC.search(line)]
+            lines = [line.strip() for line in text.splitlines() if _APP_SPEC.search(line.strip())]
             if lines:
                 return lines[-1][:300], _SPEC_FIX["setting"]
     if reason:  # the kubelet's reason alone: the container could not be created or started
@@ -359,14 +372,17 @@ def _broken_spec(obs: Observations, workload: str, pods: list[tuple[Row, str]]) 
 
 # ENOSPC as the C library words it (strerror), which PostgreSQL ("could not write to file ...: No space left on
 # device"), Redis ("Write error saving DB on disk: No space left on device") and nearly every program print.
-_NO_SPACE = re.compile(r"No space left on device")
+_NO_SPACE = re.compile(r"(\b(PANIC|FATAL|ERROR|LOG):\s+could not (write|extend|create|open|fsync|rename)[^\n]{0,300}|"
+                       r"Write error (saving DB on disk|writing append only file)[^\n]{0,100}|"
+                       r"# (Error|Failed) [^\n]{0,200}): No space left on device")
 
 
 def _disk_full(obs: Observations, pod: str) -> str:
     """The line of a pod's logs (its previous container's too) that says its disk is full, or ""."""
     for row in reversed([*obs.logs, *obs.database_logs]):
         if pod in (row.get("pods") or ()):
-            lines = [line.strip() for line in str(row.get("text", "")).splitlines() if _NO_SPACE.search(line)]
+            lines = [line.strip() for line in str(row.get("text", "")).splitlines()
+                     if _NO_SPACE.search(line) and "STATEMENT:" not in line and "invalid input syntax" not in line]
             if lines:
                 return lines[-1]
     return ""
@@ -411,6 +427,9 @@ def _bad_revision(obs: Observations, workload: str, pods: list[tuple[Row, str]])
     return None
 
 
+# kubectl's verbs that write a Deployment's template (a CronJob that only reads it, get or rollout status, is no actor).
+_WRITES = re.compile(r"\b(set image|set env|set resources|patch|apply|replace|edit|rollout undo|rollout restart|"
+                     r"helm upgrade|helm install)\b")
 ACTOR_RAN_BEFORE_SECONDS = 600  # a CronJob that ran this shortly before the template was written may have written it
 
 
@@ -433,7 +452,8 @@ def _scheduled_actors(obs: Observations, found: list[Finding]) -> list[Finding]:
             command = str(job.get("command") or "")
             ran = job.get("last_schedule")
             ran_at = _moment(ran) if ran is not None and str(ran) not in ("", "NaT") else None
-            names_it = re.search(rf"(?<![\w.-])(deployment|deployments|deploy)[/ ]{re.escape(name)}(?![\w.-])", command)
+            names_it = _WRITES.search(command) and re.search(
+                rf"(?<![\w.-])(deployment|deployments|deploy)[/ ]{re.escape(name)}(?![\w.-])", command)
             just_before = (written_at is not None and ran_at is not None
                            and 0 <= (written_at - ran_at).total_seconds() <= ACTOR_RAN_BEFORE_SECONDS)
             if writer != job.get("name") and not (names_it and just_before):
@@ -483,21 +503,30 @@ _SCHEDULER_WHY = (
 )
 
 
+_ROUTINE_TAINTS = re.compile(r"\d+ node\(s\) had untolerated taint \{node(-role\.kubernetes\.io/(control-plane|master)|"
+                             r"\.kubernetes\.io/unschedulable): [^}]{0,100}\}")
+
+
 def _unschedulable(obs: Observations, targets: Targets) -> list[Finding]:
     # FailedScheduling: no restart or rollback helps. The scheduler's own words say why (a resource no node has
     # free, a taint, a selector, a volume's zone): quoted, and what to change follows from them.
     said: dict[str, str] = {}
+    pending = {str(p["pod"]) for p in obs.unhealthy_pods if p.get("phase") == "Pending"}
     for event in obs.warning_events:
         message = str(event.get("message", ""))
-        if event.get("reason") == "FailedScheduling" and any(why.search(message) for why, _ in _SCHEDULER_WHY):
-            said[str(event.get("object", "")).split("/")[-1]] = message.split(". preemption:")[0].strip()[:200]
+        pod = str(event.get("object", "")).split("/")[-1]
+        # Taints every cluster has (its control plane, a cordoned node) are no reason: the rest of the message is.
+        reasons = _ROUTINE_TAINTS.sub("", message)
+        if (event.get("reason") == "FailedScheduling" and pod in pending
+                and any(why.search(reasons) for why, _ in _SCHEDULER_WHY)):
+            said[pod] = message.split(". preemption:")[0].strip()[:200]
     by_workload: dict[str, list[str]] = {}
     for pod in said:  # each pod once, however many events it has
         by_workload.setdefault(_workload_of({"pod": pod}, targets), []).append(pod)
     out = []
     for workload, names in by_workload.items():
         words = said[names[-1]]
-        fix = "; ".join(dict.fromkeys(fix for why, fix in _SCHEDULER_WHY if why.search(words)))
+        fix = "; ".join(dict.fromkeys(fix for why, fix in _SCHEDULER_WHY if why.search(_ROUTINE_TAINTS.sub("", words))))
         out.append(Finding(Kind.UNSCHEDULABLE, workload, f"{len(names)} pod(s) cannot be scheduled; the scheduler: "
                                                          f"{words}; {fix}",
                            kinds.Unschedulable(pods=tuple(names), impact=len(names))))
@@ -521,6 +550,8 @@ def _quota(obs: Observations, targets: Targets) -> list[Finding]:
         if match:
             owner = str(event.get("object", "")).split("/")[-1]
             refused[replicaset_owner(owner, targets.deployments)] = (owner, match)
+    short = {str(w.get("name")): int(w.get("ready") or 0) < int(w.get("desired") or 0) for w in obs.workloads}
+    refused = {w: found for w, found in refused.items() if short.get(w, True)}  # stale: it has its pods by now
     return [Finding(Kind.QUOTA_EXCEEDED, workload,
                     f"ResourceQuota {match.group(1)} refuses its new pods (requested {match.group(2)}, used "
                     f"{match.group(3)}, limited {match.group(4)}); raise the quota or free what it counts (kubectl "
@@ -536,7 +567,9 @@ _FAILURE = re.compile(r"\b(error|fatal|fail(ed|ure)?|timed?\s*out|timeout|refuse
                       re.IGNORECASE)
 # "rpc" as a JSON-RPC provider says it, not gRPC's own status line ("rpc error: code = Unavailable desc = ...",
 # printed by grpc-go for any call between two services).
-_PROVIDER = re.compile(r"\b(blockchain|provider|rpc(?! error: code = )|web3|infura|alchemy|quicknode|eth_\w+)\b",
+# A blockchain node provider in the words its clients use: not any "provider" (OAuth, payments, identity, config),
+# which is an upstream like any other.
+_PROVIDER = re.compile(r"\b(blockchain|rpc(?! error: code = )|json-?rpc|web3|ethers|infura|alchemy|quicknode|eth_\w+)\b",
                        re.IGNORECASE)
 _TIMEOUT = re.compile(r"\b(timed?\s*out|timeout|ETIMEDOUT|deadline exceeded)\b", re.IGNORECASE)
 # PostgreSQL's own words for a statement it cancelled (ERROR:  canceling statement due to lock timeout / statement
@@ -653,8 +686,8 @@ def _missing_indexes(obs: Observations, symptoms: list[Finding]) -> list[Finding
     """Sequential scans that read a big table whole, many times, while requests are slow or failing: the query
     lacks its index. The heaviest statement reading the table (pg_stat_statements) names the column it filters
     on. The plan adds no step: an index is built CONCURRENTLY after review, an action item."""
-    if not any(f.kind in (Kind.SLOW_LATENCY, Kind.ERROR_SPIKE, Kind.ENDPOINT_DOWN) for f in symptoms):
-        return []
+    if not any(f.kind is Kind.SLOW_LATENCY for f in symptoms):
+        return []  # a query without its index slows requests down; errors alone are not its sign
     out = []
     for row in obs.table_scans:
         table, scans = str(row.get("tablename") or ""), int(row.get("seq_scans") or 0)

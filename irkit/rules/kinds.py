@@ -249,7 +249,7 @@ KINDS: dict[Kind, KindInfo] = {
                                              "names it, or its command names the Deployment and it ran just before "
                                              "the write): a rollback lasts until it runs again", ScheduledActor),
     Kind.BAD_REVISION: KindInfo(13, True, "a recently deployed revision fails, however it fails", BadRevision),
-    Kind.MISSING_INDEX: KindInfo(17, True, "a big table read whole by sequential scans, again and again, while "
+    Kind.MISSING_INDEX: KindInfo(30, True, "a big table read whole by sequential scans, again and again, while "
                                            "requests slow down: a query without its index (creating one is an "
                                            "action item, never a step)", MissingIndex),
     Kind.CREDENTIALS_REJECTED: KindInfo(16, True, "PostgreSQL refuses the application's password (a rotated "
@@ -279,13 +279,13 @@ KINDS: dict[Kind, KindInfo] = {
     Kind.SERVICE_NO_ENDPOINTS: KindInfo(25, True, "a Service selects ready pods but lists none of them (its targetPort "
                                                   "matches no port their containers declare): it routes nothing",
                                         ServiceNoEndpoints),
-    Kind.QUOTA_EXCEEDED: KindInfo(31, True, "a ResourceQuota refuses a workload's new pods (the API server's "
+    Kind.QUOTA_EXCEEDED: KindInfo(32, True, "a ResourceQuota refuses a workload's new pods (the API server's "
                                             "'exceeded quota' in the controller's FailedCreate event)",
                                   QuotaExceeded),
-    Kind.UNSCHEDULABLE: KindInfo(30, True, "pods cannot be scheduled: the scheduler says why (a resource no node "
+    Kind.UNSCHEDULABLE: KindInfo(31, True, "pods cannot be scheduled: the scheduler says why (a resource no node "
                                               "has free, a GPU among them; a taint; a node selector; a volume's zone)",
                                  Unschedulable),
-    Kind.PODS_NOT_READY: KindInfo(32, True, "a pod is not ready"),
+    Kind.PODS_NOT_READY: KindInfo(33, True, "a pod is not ready"),
     Kind.ENDPOINT_DOWN: KindInfo(40, False, "a health endpoint fails"),
     Kind.ERROR_SPIKE: KindInfo(50, False, "a service's error ratio is over the SEV-3 threshold"),
     Kind.SLOW_LATENCY: KindInfo(52, False, "a service's p95 latency is over the SEV-2 threshold"),

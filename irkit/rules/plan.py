@@ -66,12 +66,14 @@ class PlanTargets:
     circuit_breaker_url: str = DEFAULTS.circuit_breaker_url
     backup_provider: str = DEFAULTS.backup_provider_env
     upstream_timeout: str = DEFAULTS.upstream_timeout_env
+    idle_transaction_seconds: float = DEFAULTS.pg_idle_transaction_seconds
 
     @classmethod
     def from_config(cls, cfg: Config) -> PlanTargets:
         return cls(cfg.namespace, cfg.postgres_statefulset, cfg.pg_database, cfg.pg_admin_user,
                    cfg.backend_deployment, cfg.memory_limit_factor, cfg.scale_factor, cfg.max_replicas,
-                   cfg.circuit_breaker_url, cfg.backup_provider_env, cfg.upstream_timeout_env)
+                   cfg.circuit_breaker_url, cfg.backup_provider_env, cfg.upstream_timeout_env,
+                   cfg.pg_idle_transaction_seconds)
 
 
 def shell(*argv: object) -> str:
@@ -80,7 +82,11 @@ def shell(*argv: object) -> str:
 
 
 def sql_literal(text: str) -> str:
-    """``text`` as a SQL string literal (quotes doubled), for SQL that is itself passed through a shell."""
+    """``text`` as a SQL string literal (quotes doubled), for SQL that is itself passed through a shell. With a
+    backslash in it, an escape string (``E'...'``, backslashes doubled): read the same whatever the server's
+    ``standard_conforming_strings`` (off, a plain literal's backslash would escape the closing quote)."""
+    if "\\" in text:
+        return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -199,13 +205,16 @@ def plan(findings: Iterable[Finding], targets: PlanTargets | None = None) -> lis
                 if app and not deployment:
                     # Sessions idle in a transaction they never end are terminated too: their transactions are
                     # rolled back (nothing of them was committed) and their locks released.
+                    # Only those idle in a transaction for a minute: a busy application is, between statements.
                     states = ["idle", "idle in transaction", "idle in transaction (aborted)"] if open_ else ["idle"]
-                    within = ", ".join(sql_literal(state) for state in states)
+                    which = ("(state = 'idle' OR (state LIKE 'idle in transaction%' AND state_change < now() - "
+                             f"interval '{t.idle_transaction_seconds:g} seconds'))" if open_ else "state = 'idle'")
                     add("terminate-idle", f"application {app}",
                         f"{idle} idle connections of '{app}' fill the pool"
                         + (f" ({open_} idle in a transaction: rolled back)" if open_ else ""),
-                        psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE state IN ({within}) AND "  # noqa: S608
-                             f"application_name = {sql_literal(app)};"), f, application=app, states=states)
+                        psql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {which} AND "  # noqa: S608
+                             f"datname = current_database() AND application_name = {sql_literal(app)};"), f,
+                        application=app, states=states)
                 else:
                     target = deployment or t.backend
                     add("rollout-restart", f"deployment/{target}", "restart its database connections",

@@ -233,9 +233,19 @@ def _pod_row(pod: dict[str, Any], now: datetime) -> dict[str, Any]:
         "memory_limit": limits.get("memory"),
         # What the kubelet and the container runtime said: why it waits (an image it may not pull, a Secret it
         # lacks) and why it last ended (a command that cannot run). Text from the cluster: bounded, redacted.
-        "waiting_message": str(waits[0].get("message"))[:_MESSAGE] if waits and waits[0].get("message") else None,
-        "last_termination_message": str(last.get("message"))[:_MESSAGE] if last and last.get("message") else None,
+        "waiting_message": str(waits[0].get("message")) if waits and waits[0].get("message") else None,
+        "last_termination_message": str(last.get("message")) if last and last.get("message") else None,
     }
+
+
+def _redacted_then_cut(frame: pd.DataFrame, config: Config, columns: list[str], limit: int = _MESSAGE) -> pd.DataFrame:
+    """Text the cluster wrote, secrets removed from the whole of it first (a token across the cut would leave its
+    head behind), then bounded."""
+    redact_frame(frame, config, columns)
+    for column in columns:
+        if column in frame.columns and len(frame):
+            frame[column] = frame[column].map(lambda v: v[:limit] if isinstance(v, str) else v)
+    return frame
 
 
 def pods(kube: Kube, selector: str | None = None) -> pd.DataFrame:
@@ -250,7 +260,7 @@ def pods(kube: Kube, selector: str | None = None) -> pd.DataFrame:
                        label_selector=selector or "")
     now = datetime.now(UTC)
     frame = pd.DataFrame([_pod_row(p, now) for p in items], columns=POD_COLUMNS)
-    redact_frame(frame, kube.config, ["waiting_message", "last_termination_message"])
+    _redacted_then_cut(frame, kube.config, ["waiting_message", "last_termination_message"])
     return frame.sort_values("pod").reset_index(drop=True)
 
 
@@ -290,7 +300,8 @@ def events(kube: Kube, *, warnings_only: bool = False, newest_first: bool = True
                      "object": f"{obj.get('kind')}/{obj.get('name')}" if obj else None, "message": ev.get("message"),
                      "count": ev.get("count") or 1, "first_seen": first or last})
     frame = pd.DataFrame(rows, columns=["last_seen", "type", "reason", "object", "message", "count", "first_seen"])
-    redact_frame(frame, kube.config, ["reason", "message"])  # an event's message quotes what the pod said
+    # An event's message quotes what the pod said: secrets removed, then bounded like a log line.
+    _redacted_then_cut(frame, kube.config, ["reason", "message"], MAX_LOG_LINE)
     frame["last_seen"] = pd.to_datetime(frame["last_seen"], utc=True)
     frame = frame.sort_values("last_seen", ascending=not newest_first, kind="stable")
     return frame.head(limit).reset_index(drop=True)
@@ -434,11 +445,11 @@ def deployments(kube: Kube) -> pd.DataFrame:
                          "desired": spec.get("replicas") or 0, "ready": status.get("readyReplicas") or 0,
                          "updated": status.get("updatedReplicas") or 0,
                          "image": ", ".join(str(c.get("image")) for c in containers),
-                         "template_writer": writes[-1][1][:128] if writes else None,
+                         "template_writer": writes[-1][1] if writes else None,
                          "template_written_at": _time(writes[-1][0]) if writes else None})
     frame = pd.DataFrame(rows, columns=["kind", "name", "desired", "ready", "updated", "image", "template_writer",
                                         "template_written_at"])
-    return redact_frame(frame, kube.config, ["template_writer"])
+    return _redacted_then_cut(frame, kube.config, ["template_writer"], 128)
 
 
 def services(kube: Kube) -> pd.DataFrame:
@@ -472,9 +483,9 @@ def cronjobs(kube: Kube) -> pd.DataFrame:
         words = [str(w) for c in pod.get("containers") or [] for w in (*(c.get("command") or ()), *(c.get("args") or ()))]
         rows.append({"name": (obj.get("metadata") or {}).get("name"), "schedule": spec.get("schedule"),
                      "suspend": bool(spec.get("suspend")), "last_schedule": _time(status.get("lastScheduleTime")),
-                     "command": " ".join(words)[:_MESSAGE] or None})
+                     "command": " ".join(words)[:64 * 1024] or None})
     frame = pd.DataFrame(rows, columns=["name", "schedule", "suspend", "last_schedule", "command"])
-    return redact_frame(frame, kube.config, ["command"])
+    return _redacted_then_cut(frame, kube.config, ["command"])
 
 
 # Ask for metadata only: a Secret's values never reach irkit (nor its evidence), only its name and write times.

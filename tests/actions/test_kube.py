@@ -174,7 +174,10 @@ def test_a_deleted_pod_comes_back_from_its_controller(lab: KubeLab, systems: Sys
                                      replicas=5), "max_replicas"),
     ({"min_replicas": 2}, mitigation("scale", "deployment/backend-deployment", deployment="backend-deployment",
                                      replicas=1), "min_replicas"),
-], ids=["action", "namespace", "workload", "max-replicas", "min-replicas"])
+    ({"allowed_workloads": ["backend-deployment", "nightly-report"]},
+     mitigation("suspend-cronjob", "cronjob/pin-release", cronjob="pin-release", deployment="backend-deployment"),
+     "allowed_workloads"),
+], ids=["action", "namespace", "workload", "max-replicas", "min-replicas", "cronjob"])
 def test_each_guardrail_refuses_and_says_how_to_change_it(lab: KubeLab, systems: Systems, change: dict[str, Any],
                                                           m: Mitigation, guardrail: str):
     systems.config = systems.config.replace(**change)

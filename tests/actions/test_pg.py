@@ -3,6 +3,7 @@ no longer the planned backend, or no longer blocks anyone, is not signalled; gua
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -133,7 +134,13 @@ def test_sessions_idle_in_a_transaction_are_terminated_only_when_the_plan_says_s
     try:
         for conn in held:
             conn.execute("SELECT 1")  # a transaction begun and left open
-        systems.config = systems.config.replace(max_terminations=5)
+        systems.config = systems.config.replace(max_terminations=5, pg_idle_transaction_seconds=1.0)
+        young = Mitigation("terminate-idle", "application etl-sync", "t", "c", "f",
+                           params={"namespace": "x", "application": "etl-sync",
+                                   "states": ["idle", "idle in transaction"]})
+        [step] = actions.prepare([young], systems, INCIDENT)
+        assert step.before["idle_sessions"] == 0  # open for less than a second: a busy application, left alone
+        time.sleep(1.2)
         plain = Mitigation("terminate-idle", "application etl-sync", "t", "c", "f",
                            params={"namespace": "x", "application": "etl-sync"})
         [step] = actions.prepare([plain], systems, INCIDENT)

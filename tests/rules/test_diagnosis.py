@@ -294,7 +294,8 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
      [(Kind.BAD_REVISION, "backend-deployment")]),
     ("saturation by an application's sessions idle in a transaction names it too",
      {"saturation": {"sessions": 95, "max_connections": 103, "reserved": 3},
-      "connections": [{"application_name": "etl-sync", "state": "idle in transaction", "sessions": 70},
+      "connections": [{"application_name": "etl-sync", "state": "idle in transaction", "sessions": 70,
+                       "oldest_state_seconds": 300},
                       {"application_name": "backend", "state": "active", "sessions": 25}]},
      [(Kind.DB_SATURATION, "postgres")]),
     ("a big table read whole again and again while requests slow down: a missing index", _scans(),
@@ -310,12 +311,23 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
      {"warning_events": [{"reason": "FailedScheduling", "object": "Pod/backend-deployment-abc-9",
                           "message": "0/3 nodes are available: 3 node(s) had untolerated taint "
                                      "{node.kubernetes.io/disk-pressure: }. preemption: 0/3 nodes are available: 3 "
-                                     "Preemption is not helpful for scheduling."}]},
+                                     "Preemption is not helpful for scheduling."}],
+      "unhealthy_pods": [_pod("backend-deployment-abc-9", phase="Pending")]},
      [(Kind.UNSCHEDULABLE, "backend-deployment")]),
     ("pods pending on a node selector no node matches",
      {"warning_events": [{"reason": "FailedScheduling", "object": "Pod/backend-deployment-abc-9",
-                          "message": "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."}]},
+                          "message": "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."}],
+      "unhealthy_pods": [_pod("backend-deployment-abc-9", phase="Pending")]},
      [(Kind.UNSCHEDULABLE, "backend-deployment")]),
+    ("a control plane's taint in the scheduler's words is no reason: every cluster has one (negative row)",
+     {"warning_events": [{"reason": "FailedScheduling", "object": "Pod/backend-deployment-abc-9",
+                          "message": "0/3 nodes are available: 1 node(s) had untolerated taint "
+                                     "{node-role.kubernetes.io/control-plane: }, 2 node(s) didn't have free ports."}],
+      "unhealthy_pods": [_pod("backend-deployment-abc-9", phase="Pending")]},
+     []),
+    ("a FailedScheduling of a pod that has been scheduled since is history (negative row)",
+     {"warning_events": [{"reason": "FailedScheduling", "object": "Pod/backend-deployment-abc-9",
+                          "message": "0/3 nodes are available: 3 Insufficient cpu."}]}, []),
     ("a FailedScheduling about a volume still binding is not unschedulable (negative row)",
      {"warning_events": [{"reason": "FailedScheduling", "object": "Pod/backend-deployment-abc-9",
                           "message": "running PreBind plugin \"VolumeBinding\": binding volumes: timed out waiting "
@@ -326,6 +338,12 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
                                      "compute, requested: limits.memory=2Gi, used: limits.memory=8Gi, limited: "
                                      "limits.memory=8Gi"}]},
      [(Kind.QUOTA_EXCEEDED, "backend-deployment")]),
+    ("a quota's refusal from before the workload got its pods is history (negative row)",
+     {"warning_events": [{"reason": "FailedCreate", "object": "ReplicaSet/backend-deployment-7d9f",
+                          "message": 'Error creating: pods "backend-deployment-7d9f-x2k" is forbidden: exceeded quota: '
+                                     "compute, requested: limits.memory=2Gi, used: limits.memory=8Gi, limited: "
+                                     "limits.memory=8Gi"}],
+      "workloads": [{"name": "backend-deployment", "desired": 3, "ready": 3}]}, []),
     ("a FailedCreate for another reason is not a quota (negative row)",
      {"warning_events": [{"reason": "FailedCreate", "object": "ReplicaSet/backend-deployment-7d9f",
                           "message": 'Error creating: pods "x" is forbidden: error looking up service account '
@@ -347,6 +365,19 @@ TABLE: list[tuple[str, dict[str, Any], list[tuple[Kind, str]]]] = [
       "logs": [{"deployment": "backend-deployment", "pods": ["backend-deployment-abc-1"],
                 "text": "ERROR could not resolve host 'payments.internal': Name or service not known\n"}]},
      [(Kind.CRASHLOOP, "backend-deployment-abc-1")]),
+    ("a client's query that carries the words is not a full disk (negative row)",
+     {"unhealthy_pods": [_pod("postgres-primary-0", waiting_reason="CrashLoopBackOff", owner="StatefulSet/postgres-primary")],
+      "database_logs": [{"pods": ["postgres-primary-0"],
+                         "text": 'ERROR:  invalid input syntax for type integer: "No space left on device"\n'
+                                 "STATEMENT:  SELECT 'No space left on device'::int\n"}]},
+     [(Kind.DATASTORE_DOWN, "postgres-primary")]),
+    ("os.environ's KeyError from an os.py that is not frozen (Python before 3.11): broken spec",
+     {"unhealthy_pods": [_pod("backend-deployment-abc-1", waiting_reason="CrashLoopBackOff")],
+      "logs": [{"deployment": "backend-deployment", "pods": ["backend-deployment-abc-1"],
+                "text": 'Traceback (most recent call last):\n  File "/app/main.py", line 2, in <module>\n'
+                        '  File "/usr/lib/python3.10/os.py", line 680, in __getitem__\n'
+                        "    raise KeyError(key) from None\nKeyError: 'BROKER_URL'\n"}]},
+     [(Kind.BROKEN_SPEC, "backend-deployment")]),
     ("the database down for another reason: restart its pod",
      {"unhealthy_pods": [_pod("postgres-primary-0", waiting_reason="CrashLoopBackOff", owner="StatefulSet/postgres-primary")],
       "database_logs": [{"pods": ["postgres-primary-0"], "text": "LOG:  database system is shut down\n"}]},
@@ -476,7 +507,9 @@ def test_unschedulable_pods_are_counted_once_and_the_schedulers_words_name_the_r
     gpu = ("0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: 3 No "
            "preemption victims found for incoming pod.")
     events = [{"reason": "FailedScheduling", "object": f"Pod/trainer-abc-{i % 2}", "message": gpu} for i in range(6)]
-    [finding] = diagnose(Observations(warning_events=events, now=NOW), Targets(deployments=("trainer",)))
+    pending = [_pod(f"trainer-abc-{i}", phase="Pending", owner="") for i in range(2)]
+    [finding] = diagnose(Observations(warning_events=events, unhealthy_pods=pending, now=NOW),
+                         Targets(deployments=("trainer",)))
     assert finding.kind is Kind.UNSCHEDULABLE and finding.subject == "trainer"
     assert finding.detail.startswith("2 pod(s) cannot be scheduled")  # two pods, six events
     assert "3 Insufficient nvidia.com/gpu" in finding.detail and "cpu or memory" not in finding.detail
@@ -541,15 +574,20 @@ def test_sessions_idle_in_a_transaction_are_named_and_the_plan_terminates_that_s
     from irkit.rules.plan import plan
     found = diagnose(Observations(now=NOW, saturation={"sessions": 95, "max_connections": 103, "reserved": 3},
                                   connections=[{"application_name": "etl-sync", "state": "idle in transaction",
-                                                "sessions": 60},
+                                                "sessions": 60, "oldest_state_seconds": 600},
                                                {"application_name": "etl-sync", "state": "idle", "sessions": 10}]), T)
     assert "70 of them are idle connections of application 'etl-sync' (60 idle in a transaction" in found[0].detail
     [step] = plan(found)
     assert step.params["states"] == ["idle", "idle in transaction", "idle in transaction (aborted)"]
     import shlex
     sql = shlex.split(step.command)[-1]  # as psql receives it from the shell
-    assert "WHERE state IN ('idle', 'idle in transaction', 'idle in transaction (aborted)') AND application_name = " \
-           "'etl-sync';" in sql
+    assert ("WHERE (state = 'idle' OR (state LIKE 'idle in transaction%' AND state_change < now() - interval "
+            "'60 seconds')) AND datname = current_database() AND application_name = 'etl-sync';") in sql
+    # A busy application is idle in a transaction for a moment between statements: that is no exhaustion by it.
+    brief = diagnose(Observations(now=NOW, saturation={"sessions": 95, "max_connections": 103, "reserved": 3},
+                                  connections=[{"application_name": "api", "state": "idle in transaction",
+                                                "sessions": 80, "oldest_state_seconds": 0.2}]), T)
+    assert "api" not in brief[0].detail
 
 
 def test_a_missing_index_names_the_statement_and_its_column_and_plans_no_step():

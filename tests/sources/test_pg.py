@@ -331,3 +331,14 @@ def test_sequential_scans_per_table_and_the_slowest_statements_when_pg_stat_stat
     mine = top[top["query"].str.contains("FROM orders WHERE status")]
     assert not mine.empty and int(mine["calls"].iloc[0]) >= 3
     assert "hunter2" not in " ".join(top["query"])
+
+
+@pytest.mark.parametrize("conforming", ["on", "off"])
+def test_a_name_in_a_printed_sql_literal_reads_back_whole_whatever_standard_conforming_strings(
+        pg_lab: PostgresLab, conforming: str):
+    from irkit.rules.plan import sql_literal
+    hostile = "o'brien\\'; DROP TABLE orders; --\\"
+    with psycopg.connect(pg_lab.dsn, autocommit=True) as conn:
+        conn.execute(f"SET standard_conforming_strings = {conforming}")
+        [(read,)] = conn.execute(f"SELECT {sql_literal(hostile)}".encode()).fetchall()
+    assert read == hostile
