@@ -52,7 +52,9 @@ def test_the_revised_severity_is_the_incidents_from_phase_2_on(tmp_path):
     first.record(R.REAL, True)
     first.finish()
     second = Incident("INC-9", 2, run_dir, Config())
-    second.record(R.FINDINGS, [{"kind": "provider-failing", "subject": "wallet-api", "detail": "6 lines"},
+    second.record(R.FINDINGS, [{"kind": "provider-failing", "subject": "wallet-api",
+                                "detail": "6 log line(s) report the blockchain provider failing, e.g. eth_getBalance "
+                                          "failed: 503"},
                                {"kind": "error-spike", "subject": "wallet-api", "detail": "7% fail"}])
     revised = investigate.severity(second)
     second.finish()
