@@ -120,11 +120,7 @@ class IncidentView:
 
 def _newest(runs: list[tuple[str, RunRecords]], key: R.Key[Any],
             wanted: Callable[[Any], bool] = lambda v: v not in (None, [], {})) -> Fact[Any] | None:
-    for name, run in reversed(runs):
-        value = run.get(key)
-        if wanted(value):
-            return Fact(value, name, key.phase)
-    return None
+    return _newest_of(runs, (key,), wanted)
 
 
 def _newest_of(runs: list[tuple[str, RunRecords]], keys: tuple[R.Key[Any], ...],

@@ -9,7 +9,7 @@ holds a decision table with a row per rule and per boundary.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -261,6 +261,11 @@ def _moment(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
+def _moment_or_none(value: Any) -> datetime | None:
+    """A recorded time, or None where the row has none (missing, empty, or pandas' NaT)."""
+    return None if value is None or str(value) in ("", "NaT") else _moment(value)
+
+
 def _pods(obs: Observations, targets: Targets) -> list[Finding]:
     failing: dict[str, list[tuple[Row, str]]] = {}
     unschedulable = {str(e.get("object", "")).split("/")[-1] for e in obs.warning_events
@@ -379,10 +384,16 @@ _NO_SPACE = re.compile(r"(\b(PANIC|FATAL|ERROR|LOG):\s+could not (write|extend|c
 
 def _disk_full(obs: Observations, pod: str) -> str:
     """The line of a pod's logs (its previous container's too) that says its disk is full, or ""."""
-    for row in reversed([*obs.logs, *obs.database_logs]):
+    return _last_line([*obs.logs, *obs.database_logs], pod, lambda line: bool(_NO_SPACE.search(line)) and
+                      "STATEMENT:" not in line and "invalid input syntax" not in line)
+
+
+def _last_line(rows: Sequence[Row], pod: str, keep: Callable[[str], bool]) -> str:
+    """The last line ``keep`` accepts in the newest of ``rows`` (folded logs) that holds ``pod``'s text and has
+    one, stripped; "" when none does. The previous containers' logs come last: they are read first."""
+    for row in reversed(list(rows)):
         if pod in (row.get("pods") or ()):
-            lines = [line.strip() for line in str(row.get("text", "")).splitlines()
-                     if _NO_SPACE.search(line) and "STATEMENT:" not in line and "invalid input syntax" not in line]
+            lines = [line.strip() for line in str(row.get("text", "")).splitlines() if keep(line)]
             if lines:
                 return lines[-1]
     return ""
@@ -394,12 +405,7 @@ _ERROR_LINE = re.compile(r"\b(FATAL|ERROR|PANIC|panic|Exception|Traceback|refuse
 def _last_error(obs: Observations, pod: str) -> str:
     """The last line of a pod's logs (its previous container's first) that says what went wrong: without a
     recent deploy, a crashloop is judged from what it logged before dying."""
-    for row in reversed(list(obs.logs)):  # the previous containers' logs come last: read them first
-        if pod in (row.get("pods") or ()):
-            lines = [line.strip() for line in str(row.get("text", "")).splitlines() if _ERROR_LINE.search(line)]
-            if lines:
-                return lines[-1][:160]
-    return ""
+    return _last_line(obs.logs, pod, lambda line: bool(_ERROR_LINE.search(line)))[:160]
 
 
 def _bad_revision(obs: Observations, workload: str, pods: list[tuple[Row, str]]) -> Finding | None:
@@ -444,14 +450,12 @@ def _scheduled_actors(obs: Observations, found: list[Finding]) -> list[Finding]:
         if name not in failing:
             continue
         writer = str(workload.get("template_writer") or "")
-        written = workload.get("template_written_at")
-        written_at = _moment(written) if written is not None and str(written) not in ("", "NaT") else None
+        written_at = _moment_or_none(workload.get("template_written_at"))
         for job in obs.cronjobs:
             if job.get("suspend"):
                 continue
             command = str(job.get("command") or "")
-            ran = job.get("last_schedule")
-            ran_at = _moment(ran) if ran is not None and str(ran) not in ("", "NaT") else None
+            ran_at = _moment_or_none(job.get("last_schedule"))
             names_it = _WRITES.search(command) and re.search(
                 rf"(?<![\w.-])(deployment|deployments|deploy)[/ ]{re.escape(name)}(?![\w.-])", command)
             just_before = (written_at is not None and ran_at is not None
@@ -613,9 +617,9 @@ def _credentials(obs: Observations, targets: Targets, symptoms: list[Finding]) -
     trouble began (a rotation), the pods hold the old value until they restart."""
     if not symptoms:
         return []
-    recent = sorted(((_moment(c["changed_at"]), c) for c in obs.config_changes
-                     if c.get("kind") == "Secret" and c.get("changed_at") is not None and str(c["changed_at"]) != "NaT"
-                     and (obs.now - _moment(c["changed_at"])).total_seconds() < CREDENTIALS_SECRET_MINUTES * 60),
+    recent = sorted(((when, c) for c in obs.config_changes
+                     if c.get("kind") == "Secret" and (when := _moment_or_none(c.get("changed_at"))) is not None
+                     and (obs.now - when).total_seconds() < CREDENTIALS_SECRET_MINUTES * 60),
                     key=lambda pair: pair[0])
     out = []
     for deployment in targets.deployments:

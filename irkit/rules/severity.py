@@ -161,6 +161,12 @@ def _next_business_day(moment: datetime) -> datetime:
     return datetime.combine(day, time(9, 0), tzinfo=moment.tzinfo or UTC)
 
 
+def _respond_by(level: Level, detected_at: datetime) -> datetime:
+    """The level's deadline from the detection: its response time, or the next business day (SEV-4)."""
+    within = level.respond_within
+    return detected_at + within if within is not None else _next_business_day(detected_at)
+
+
 def _percent(share: float) -> str:
     """A configured threshold as people write it: 0.1 is "10%", 0.025 is "2.5%"."""
     return f"{share * 100:g}%"
@@ -213,8 +219,7 @@ def classify(signals: Signals, thresholds: Thresholds | None = None,
         reasons = ("no rule for SEV-1 to SEV-3 fired: every deciding signal was measured and is under its "
                    "threshold",)
     spec = UNKNOWN if level is None else LEVELS[level]
-    within = spec.respond_within
-    respond_by = detected_at + within if within is not None else _next_business_day(detected_at)
+    respond_by = _respond_by(spec, detected_at)
     return Assessment(level=level, reasons=reasons, detected_at=detected_at, respond_by=respond_by,
                       escalation=spec.escalation, unmeasured=signals.unmeasured)
 
@@ -237,8 +242,7 @@ def revise(before: Assessment, *, authentication_failures: str = "", blockchain_
         reasons = (f"a cause was found with minimal user impact (every deciding signal is under its threshold): "
                    f"{cause}",)
     spec = LEVELS[level] if level is not None else UNKNOWN
-    within = spec.respond_within
-    respond_by = (before.detected_at + within if within is not None else _next_business_day(before.detected_at))
+    respond_by = _respond_by(spec, before.detected_at)
     return Assessment(level=level, reasons=reasons or before.reasons, detected_at=before.detected_at,
                       respond_by=respond_by, escalation=spec.escalation, unmeasured=before.unmeasured,
                       cause=cause if level == 4 else before.cause)
